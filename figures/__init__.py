@@ -1,0 +1,1 @@
+"""One module per figure: read results, write PNG + PDF + the plotted data as CSV."""

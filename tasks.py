@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Set up ftstab from nothing and run its two jobs.
+
+    python3 tasks.py test    # create/refresh .venv with pinned installs, run the test suite
+    python3 tasks.py main    # create/refresh .venv, run synth -> verify -> figures
+
+Only the Python standard library is used here, so this works on a machine that has nothing but
+Python >= 3.11. The virtual environment is rebuilt only when pyproject.toml or constraints.txt change.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".ftstab-install-stamp"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+
+
+def _install_fingerprint(extras: str) -> str:
+    digest = hashlib.sha256(extras.encode())
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv(extras: str = "test") -> None:
+    """Create ``.venv`` and install ftstab (editable) with pinned versions, unless up to date."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"ftstab needs Python >= 3.11, this is {sys.version.split()[0]}")
+    fingerprint = _install_fingerprint(extras)
+    if STAMP.exists() and STAMP.read_text() == fingerprint and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"[tasks] creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+           "-c", str(ROOT / "constraints.txt")]
+    print("[tasks] installing pinned dependencies (first time: about a minute)", flush=True)
+    subprocess.run([*pip, "setuptools"], check=True)
+    subprocess.run([*pip, "--no-build-isolation", "-e", f"{ROOT}[{extras}]"], check=True)
+    STAMP.write_text(fingerprint)
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> int:
+    print("[tasks] $ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}).returncode
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    ensure_venv("test,real" if args.real else "test")
+    env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"),
+           "MPLBACKEND": "Agg"}
+    return run([str(PYTHON), "-m", "pytest", *args.pytest_args], env=env)
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    ensure_venv("test")
+    ftstab = str(BIN / "ftstab")
+    out = Path(args.out)
+    steps = [
+        [ftstab, "synth", "--grid", args.grid, "--out", str(out / "data")],
+        [ftstab, "verify", "--grid", args.grid, "--data", str(out / "data"), "--out", str(out / "results"),
+         "--workers", str(args.workers)],
+        [ftstab, "figures", "--from", str(out / "results"), "--out", str(out / "figures")],
+    ]
+    for step in steps:
+        code = run(step, env={"MPLBACKEND": "Agg"})
+        if code:
+            return code
+    print(f"[tasks] done: data in {out / 'data'}, results and verdicts in {out / 'results'}, "
+          f"figures in {out / 'figures'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    test = sub.add_parser("test", help="set up .venv and run the test suite")
+    test.add_argument("--real", action="store_true", help="also install the optional [real] extra")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")
+    test.set_defaults(func=cmd_test)
+    main_ = sub.add_parser("main", help="set up .venv and run synth -> verify -> figures")
+    main_.add_argument("--grid", default="default", help="named grid (default: %(default)s)")
+    main_.add_argument("--out", default="out", help="output folder (default: %(default)s)")
+    main_.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="local worker processes (default: all cores)")
+    main_.set_defaults(func=cmd_main)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

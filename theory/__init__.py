@@ -1,0 +1,1 @@
+"""Stability definitions, bounds with their assumption checks, and estimators of their constants."""
