@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     test = sub.add_parser("test", help="set up .venv and run the test suite")
     test.add_argument("--real", action="store_true", help="also install the optional [real] extra")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")
     test.set_defaults(func=cmd_test)
     main_ = sub.add_parser("main", help="set up .venv and run synth -> verify -> figures")
     main_.add_argument("--grid", default="default", help="named grid (default: %(default)s)")
@@ -93,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     main_.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="local worker processes (default: all cores)")
     main_.set_defaults(func=cmd_main)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra  # everything else after `test` goes to pytest
     return args.func(args)
 
 

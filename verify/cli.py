@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (sub-command, module that defines ``register(subparsers)``). Each module adds its own parser and
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UsageError, ValueError) as exc:
+        if os.environ.get("FTSTAB_DEBUG"):
+            raise
         print(f"ftstab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
