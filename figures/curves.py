@@ -1,0 +1,92 @@
+"""Turn units into plotted series: measurement (mean ± CI) and bound (mean) against a knob.
+
+Aggregation shared by the curve figures: the units at one x position (and one line) are pooled —
+seeds and datasets alike — and summarised by their mean with a 95% percentile-bootstrap CI
+(:func:`figures.data.summarise`). Units whose models diverged are left out of the measured mean;
+a bound is averaged only over units where it holds (assumptions met, finite value). When x takes
+more than :data:`MAX_DISTINCT_X` values it is binned (geometric bins on a log axis) and each point
+sits at the mean x of its bin's units.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from figures.data import Frame, summarise
+from figures.style import Series, colour
+
+MAX_DISTINCT_X = 12
+N_BINS = 8
+
+
+def x_positions(x: np.ndarray, *, log: bool) -> np.ndarray:
+    """The plotted x of every unit: its own value, or its bin's mean when x is continuous.
+
+    Non-finite values (and non-positive ones on a log axis) get NaN and are not plotted.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    valid = np.isfinite(x) & ((x > 0) if log else True)
+    positions = np.full(x.shape, np.nan)
+    distinct = np.unique(x[valid])
+    if distinct.size <= MAX_DISTINCT_X:
+        positions[valid] = x[valid]
+        return positions
+    scale = np.log if log else (lambda values: values)
+    edges = np.linspace(scale(distinct[0]), scale(distinct[-1]), N_BINS + 1)
+    bins = np.clip(np.digitize(scale(x[valid]), edges[1:-1]), 0, N_BINS - 1)
+    valid_positions = np.empty(bins.shape)
+    for index in np.unique(bins):
+        members = bins == index
+        centre = scale(x[valid][members]).mean()
+        valid_positions[members] = np.exp(centre) if log else centre
+    positions[valid] = valid_positions
+    return positions
+
+
+def _series(frame: Frame, positions: np.ndarray, *, column: str, select: np.ndarray,
+            panel: str, label: str, quantity: str, role: str, figure_key: str,
+            line_colour: str) -> Series | None:
+    xs, points = [], []
+    for position in np.unique(positions[np.isfinite(positions)]):
+        at = (positions == position) & select
+        summary = summarise(frame[column][at],
+                            key=(figure_key, panel, label, role, float(position)))
+        if summary.n:
+            xs.append(float(position))
+            points.append(summary)
+    if not points:
+        return None
+    return Series(panel=panel, label=label, quantity=quantity, role=role, x=np.array(xs),
+                  points=points, colour=line_colour)
+
+
+def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, label: str,
+                       measure: str, bound: str | None, bound_label: str | None,
+                       figure_key: str, line_colour: str) -> list[Series]:
+    """The measured series of ``frame`` against ``x`` and, where present, its bound's series."""
+    positions = x_positions(x, log=xlog)
+    converged = ~(frame["diverged"] == 1)
+    series = [_series(frame, positions, column="measured", select=converged, panel=panel,
+                      label=label, quantity=measure, role="measured", figure_key=figure_key,
+                      line_colour=line_colour)]
+    if bound is not None and "bound" in frame:
+        holds = frame["bound_holds"] == 1
+        series.append(_series(frame, positions, column="bound", select=holds, panel=panel,
+                              label=bound_label or bound, quantity=bound, role="bound",
+                              figure_key=figure_key, line_colour=line_colour))
+    return [item for item in series if item is not None]
+
+
+def lines(frame: Frame, *, by: str, line_label: Callable[[object], str], x: Callable[[Frame], np.ndarray],
+          xlog: bool, panel: str, measure: str, bound: str | None, figure_key: str,
+          bound_label: Callable[[object], str] | None = None) -> list[Series]:
+    """One measured line (and its bound) per distinct value of column ``by``."""
+    series: list[Series] = []
+    for index, ((value,), group) in enumerate(frame.groups(by)):
+        series += measured_and_bound(
+            group, x=x(group), xlog=xlog, panel=panel, label=line_label(value), measure=measure,
+            bound=bound, bound_label=bound_label(value) if bound_label else None,
+            figure_key=figure_key, line_colour=colour(index))
+    return series
+

@@ -1,0 +1,343 @@
+"""Read a results database (docs/internals.md §3, "Results schema") into small column tables.
+
+Only SQL on the documented schema is used. Two kinds of unit come out of here:
+
+* a **left-out unit** is one trained configuration ``(dataset_id, config, stabiliser,
+  stabiliser_params, seed, iteration)`` with its stability averaged over the left-out rows, E_i
+  (``AVG(measure) WHERE left_out IS NOT NULL``), the matching bound averaged the same way, and the
+  run's descriptive columns;
+* a **full unit** is the row of the model trained on all of S (``left_out IS NULL``) for the same key.
+
+Unless asked otherwise, only the final checkpoint of every task is read (``iteration`` equal to the
+task's largest iteration). Figures that run out of data raise :class:`MissingData`; the runner turns
+that into a one-line "skipped" note.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from verify.seeding import run_seed
+
+RESULTS_FILE = "results.sqlite"
+REQUIRED_TABLES = ("datasets", "tasks", "runs", "bounds")
+
+UNIT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
+DESCRIPTIVE_COLUMNS = (
+    "kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise", "distance",
+    "n_support", "setting", "loss", "init", "lr", "lr_scale", "n_steps", "batch_size", "n_heads",
+)
+FULL_RUN_COLUMNS = (
+    "train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
+    "normalised_margin", "distance_from_init", "diverged",
+)
+# Training knobs that a figure holds fixed unless it plots them; ``lr_key`` is the learning-rate
+# knob as configured (``lr_scale`` = η·β̂ where the config uses one, else the absolute rate).
+KNOBS = ("n_classes", "label_noise", "loss", "init", "lr_key", "n_steps", "batch_size", "n_heads")
+KNOB_LABEL = {"n_classes": "classes", "label_noise": "label noise", "loss": "loss", "init": "init",
+              "lr_key": "η·β̂", "n_steps": "T", "batch_size": "batch", "n_heads": "heads"}
+# Tie-breakers between equally common knob values: the setting the theorems state (binary,
+# noiseless, full-batch GD with one head at η = 1/β).
+PREFERRED = {"n_classes": 2, "label_noise": 0.0, "lr_key": 1.0, "batch_size": None, "n_heads": 1}
+
+# The measure and bound each setting is judged by in the figures.
+SETTING_MEASURE = {"head": "head_direction_stability", "full": "parameter_stability"}
+SETTING_BOUND = {"head": "theorem_h", "full": "theorem_f"}
+MEASURE_LABEL = {
+    "head_direction_stability": r"$\mathbb{E}_i\,\|u_S - u_{S\setminus i}\|$",
+    "parameter_stability": r"$\mathbb{E}_i\,\|w_S - w_{S\setminus i}\|$",
+    "pointwise_hypothesis_stability": r"$\mathbb{E}_i\,|\ell(A_S; z_i) - \ell(A_{S\setminus i}; z_i)|$",
+}
+LOO_MEASURES = tuple(MEASURE_LABEL)
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 1000
+
+
+class MissingData(Exception):
+    """The results hold no rows for a figure; the message says what would produce them."""
+
+
+def open_results(source: str | Path) -> sqlite3.Connection:
+    """Open a results database read-only.
+
+    Parameters
+    ----------
+    source : str or Path
+        A folder holding ``results.sqlite`` (what ``ftstab verify --out DIR`` writes) or the
+        SQLite file itself.
+
+    Returns
+    -------
+    sqlite3.Connection
+        A read-only connection.
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is not a folder with ``results.sqlite``, not an SQLite file, or lacks one of
+        the schema's tables.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise ValueError(f"--from: no results database at {path} (run `ftstab verify --out DIR` "
+                         f"first and pass that DIR)")
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise ValueError(f"--from: {path} is not an SQLite results database ({exc})") from None
+    missing = [name for name in REQUIRED_TABLES if name not in tables]
+    if missing:
+        connection.close()
+        raise ValueError(f"--from: {path} is not an ftstab results database "
+                         f"(missing tables: {', '.join(missing)})")
+    return connection
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Named columns of equal length: float arrays (NULL -> NaN) or object arrays of text."""
+
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def filter(self, mask: np.ndarray) -> Frame:
+        """Rows where ``mask`` is true."""
+        return Frame({name: values[mask] for name, values in self.columns.items()})
+
+    def with_column(self, name: str, values: np.ndarray) -> Frame:
+        """A copy with ``name`` set to ``values``."""
+        return Frame({**self.columns, name: np.asarray(values)})
+
+    def groups(self, *keys: str) -> Iterator[tuple[tuple, Frame]]:
+        """Yield ``(key values, sub-frame)`` for each distinct combination of ``keys``, sorted."""
+        rows = list(zip(*(self.columns[key].tolist() for key in keys)))
+        index: dict[tuple, list[int]] = {}
+        for position, row in enumerate(rows):
+            index.setdefault(tuple(_normalise(value) for value in row), []).append(position)
+        for key in sorted(index, key=lambda row: tuple(_sort_key(value) for value in row)):
+            yield key, self.filter(np.asarray(index[key]))
+
+
+def _normalise(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _sort_key(value):
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def _frame_from_cursor(cursor: sqlite3.Cursor) -> Frame:
+    names = [description[0] for description in cursor.description]
+    rows = cursor.fetchall()
+    columns = {}
+    for position, name in enumerate(names):
+        values = [row[position] for row in rows]
+        if all(value is None or isinstance(value, (int, float)) for value in values):
+            columns[name] = np.array([np.nan if value is None else value for value in values],
+                                     dtype=np.float64)
+        else:
+            columns[name] = np.array(values, dtype=object)
+    return Frame(columns)
+
+
+def _final_join(final_only: bool) -> str:
+    if not final_only:
+        return ""
+    return ("JOIN (SELECT task_key, MAX(iteration) AS last_iteration FROM runs GROUP BY task_key) "
+            "AS final ON final.task_key = r.task_key AND r.iteration = final.last_iteration")
+
+
+def _descriptive_sql() -> str:
+    described = ", ".join(f"MIN(r.{column}) AS {column}" for column in DESCRIPTIVE_COLUMNS)
+    return described + ", COALESCE(MIN(r.lr_scale), MIN(r.lr)) AS lr_key"
+
+
+def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None = None,
+              constants: Sequence[str] = (), card_fields: Sequence[str] = (), where: str = "1",
+              params: Sequence = (), final_only: bool = True) -> Frame:
+    """Left-out units: E_i of ``measure`` (and of ``bound``) per trained configuration.
+
+    Parameters
+    ----------
+    connection : sqlite3.Connection
+    measure : str
+        One of the left-out stability columns of ``runs``.
+    bound : str, optional
+        Name of a bound in the ``bounds`` table; adds ``bound`` (E_i of its value), ``bound_holds``
+        (1 when every left-out row has a bound row whose assumptions all hold and whose value is
+        finite, else 0) and one ``constant_<name>`` column per entry of ``constants`` (E_i of that
+        key of the bound's constants JSON).
+    constants : sequence of str
+        Keys of the bound's constants to average.
+    card_fields : sequence of str
+        Numeric keys of the dataset card to add as ``card_<name>`` columns (e.g. ``"beta"``).
+    where : str
+        An extra SQL condition on ``runs`` rows (alias ``r``), with ``?`` placeholders.
+    params : sequence
+        Values for the placeholders of ``where``.
+    final_only : bool
+        Read only each task's last checkpoint.
+
+    Returns
+    -------
+    Frame
+        One row per unit, keyed by :data:`UNIT_KEYS`, with :data:`DESCRIPTIVE_COLUMNS`, ``lr_key``,
+        ``measured``, ``n_left_out`` and ``diverged`` (1 if any left-out model of the unit diverged).
+    """
+    if measure not in LOO_MEASURES + FULL_RUN_COLUMNS:
+        raise ValueError(f"measure must be one of {', '.join(LOO_MEASURES + FULL_RUN_COLUMNS)}; "
+                         f"got {measure!r}")
+    for name in (*constants, *card_fields):
+        if not name.isidentifier():
+            raise ValueError(f"constants and card_fields must be identifiers; got {name!r}")
+    keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
+    bound_sql, bound_join, bound_params = "", "", []
+    if bound is not None:
+        bound_sql = (", AVG(b.value) AS bound, "
+                     "MIN(CASE WHEN b.value IS NOT NULL AND b.violated = '[]' "
+                     "AND ABS(b.value) < 9e307 THEN 1 ELSE 0 END) AS bound_holds")
+        bound_sql += "".join(
+            f", AVG(json_extract(b.constants, '$.{name}')) AS constant_{name}" for name in constants)
+        bound_join = "LEFT JOIN bounds AS b ON b.run_id = r.run_id AND b.bound = ?"
+        bound_params = [bound]
+    card_sql, card_join = "", ""
+    if card_fields:
+        card_sql = "".join(f", MIN(json_extract(d.card, '$.{name}')) AS card_{name}"
+                           for name in card_fields)
+        card_join = "LEFT JOIN datasets AS d ON d.dataset_id = r.dataset_id"
+    sql = (f"SELECT {keys}, {_descriptive_sql()}, AVG(r.{measure}) AS measured, "
+           f"COUNT(r.{measure}) AS n_left_out, MAX(r.diverged) AS diverged{bound_sql}{card_sql} "
+           f"FROM runs AS r {_final_join(final_only)} {bound_join} {card_join} "
+           f"WHERE r.left_out IS NOT NULL AND ({where}) GROUP BY {keys}")
+    return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))
+
+
+def full_units(connection: sqlite3.Connection, *, where: str = "1", params: Sequence = (),
+               final_only: bool = True) -> Frame:
+    """Full units: the models trained on all of S, one row per :data:`UNIT_KEYS`.
+
+    Columns: :data:`UNIT_KEYS`, :data:`DESCRIPTIVE_COLUMNS`, ``lr_key`` and
+    :data:`FULL_RUN_COLUMNS`. ``where`` and ``params`` are as in :func:`loo_units`.
+    """
+    keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
+    measured = ", ".join(f"MIN(r.{column}) AS {column}" for column in FULL_RUN_COLUMNS)
+    sql = (f"SELECT {keys}, {_descriptive_sql()}, {measured} "
+           f"FROM runs AS r {_final_join(final_only)} "
+           f"WHERE r.left_out IS NULL AND ({where}) GROUP BY {keys}")
+    return _frame_from_cursor(connection.execute(sql, list(params)))
+
+
+def at_reference(frame: Frame, *, vary: Iterable[str] = ()) -> tuple[Frame, dict[str, object]]:
+    """Hold every training knob not in ``vary`` at a reference value.
+
+    A figure that plots stability against one knob must not average over others (a learning-rate
+    sweep would blur a margin curve). Each knob of :data:`KNOBS` that is not in ``vary`` is fixed, in
+    order, at the value shared by most units; ties go to the :data:`PREFERRED` value, else to the
+    smallest.
+
+    Returns
+    -------
+    frame : Frame
+        The units at the reference setting.
+    chosen : dict
+        Knob -> value, only for knobs that had more than one value (where a choice was made).
+    """
+    chosen: dict[str, object] = {}
+    for knob in KNOBS:
+        if knob in vary or knob not in frame or len(frame) == 0:
+            continue
+        counts = [(len(group), key[0]) for key, group in frame.groups(knob)]
+        if len(counts) < 2:
+            continue
+        best = max(count for count, _ in counts)
+        tied = [value for count, value in counts if count == best]
+        value = PREFERRED[knob] if knob in PREFERRED and PREFERRED[knob] in tied else tied[0]
+        chosen[knob] = value
+        column = frame[knob]
+        if value is None:
+            mask = np.array([_normalise(item) is None for item in column.tolist()])
+        else:
+            mask = np.array([item == value for item in column.tolist()])
+        frame = frame.filter(mask)
+    return frame, chosen
+
+
+def describe_reference(chosen: dict[str, object]) -> str:
+    """A short text such as ``"at η·β̂ = 0.5, T = 1000"`` for titles ("" when nothing chosen)."""
+    if not chosen:
+        return ""
+    parts = ["full batch" if knob == "batch_size" and value is None
+             else f"{KNOB_LABEL[knob]} = {_format_value(value)}" for knob, value in chosen.items()]
+    return "at " + ", ".join(parts)
+
+
+def _format_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean of a set of units with a percentile-bootstrap confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def summarise(values: np.ndarray, *, key: Sequence) -> Summary:
+    """Mean and 95% percentile-bootstrap CI of the finite entries of ``values``.
+
+    The bootstrap's random stream is ``run_seed("figures", *key)``, so the interval of a point does
+    not depend on which other points are drawn. With one unit the interval is that unit's value.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return Summary(np.nan, np.nan, np.nan, 0)
+    mean = float(finite.mean())
+    if finite.size == 1 or np.ptp(finite) == 0.0:
+        return Summary(mean, mean, mean, int(finite.size))
+    result = stats.bootstrap((finite,), np.mean, confidence_level=CONFIDENCE,
+                             n_resamples=N_RESAMPLES, method="percentile", vectorized=True,
+                             random_state=np.random.default_rng(run_seed("figures", *key)))
+    interval = result.confidence_interval
+    return Summary(mean, float(interval.low), float(interval.high), int(finite.size))
+
+
+def stabiliser_label(name: str, params_json: str | None) -> str:
+    """``"l2sp(strength=0.1)"`` from a stabiliser name and its JSON parameters."""
+    params = json.loads(params_json) if params_json else {}
+    if not params:
+        return str(name)
+    inner = ", ".join(f"{key}={_format_value(value)}" for key, value in sorted(params.items()))
+    return f"{name}({inner})"

@@ -1,0 +1,80 @@
+"""Write a figure's files: PNG and PDF of the drawing, CSV of exactly the plotted numbers."""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+from dataclasses import dataclass
+
+from matplotlib.figure import Figure
+
+from figures.style import Panel, draw_panels
+
+DPI = 160
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A figure or table that was written: its key (``"F1"``), title and files."""
+
+    key: str
+    stem: str
+    title: str
+    files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A figure or table whose data is absent, with a one-line note on what would produce it."""
+
+    key: str
+    stem: str
+    reason: str
+
+
+def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Save ``figure`` as ``stem.png`` (``DPI`` dots per inch) and ``stem.pdf``; return the paths."""
+    paths = []
+    for suffix in (".png", ".pdf"):
+        path = out_dir / f"{stem}{suffix}"
+        figure.savefig(path, dpi=DPI)
+        paths.append(path)
+    return paths
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write ``rows`` (dicts with the same keys, in order) to ``path`` atomically."""
+    if not rows:
+        raise ValueError(f"rows: nothing to write to {path}")
+    fieldnames = list(rows[0])
+    handle = tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, suffix=".tmp",
+                                         delete=False, encoding="utf-8")
+    with handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(handle.name, path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
+                                         encoding="utf-8")
+    with handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+    return path
+
+
+def write_panels_figure(out_dir: Path, *, key: str, stem: str, title: str, panels: list[Panel],
+                        notes: tuple[str, ...] = ()) -> Drawn:
+    """Draw ``panels`` under ``title``; write PNG, PDF and the CSV of every plotted series."""
+    figure = draw_panels(title, panels)
+    files = save_figure(figure, out_dir, stem)
+    rows = [row for panel in panels for series in panel.series for row in series.csv_rows(key)]
+    files.append(write_csv(out_dir / f"{stem}.csv", rows))
+    return Drawn(key=key, stem=stem, title=title.replace("\n", " "), files=tuple(files), notes=notes)

@@ -1,0 +1,73 @@
+"""Every figure and table `ftstab figures` draws, and the run that draws a selection of them.
+
+A figure module defines ``KEY`` (``"F1"``), ``STEM`` (the file name, ``"f01_margin"``),
+``PRODUCED_BY`` (what in a sweep produces its data) and ``render(connection, out_dir) -> Drawn``,
+which raises :class:`figures.data.MissingData` when the results lack its rows.
+"""
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from pathlib import Path
+from types import ModuleType
+
+from figures.data import MissingData
+from figures.output import Drawn, Skipped, write_text
+
+MODULES = (
+    "f01_margin", "f02_iterations", "f03_learning_rate", "f04_samples", "f05_full_samples",
+    "f06_distance", "f07_curvature_lipschitz", "f08_step_budget", "f09_stabilisers",
+    "f10_bound_vs_measured", "t1_stabilisers",
+)
+
+
+def figure_modules() -> dict[str, ModuleType]:
+    """Key (``"F1"`` … ``"F10"``, ``"T1"``) -> figure module, in drawing order."""
+    modules = [importlib.import_module(f"figures.{name}") for name in MODULES]
+    return {module.KEY: module for module in modules}
+
+
+def parse_only(text: str | None) -> list[str]:
+    """The keys selected by ``--only`` (``"F1,f5, T1"``); all keys when ``text`` is None."""
+    known = list(figure_modules())
+    if text is None:
+        return known
+    keys = [item.strip().upper() for item in text.split(",") if item.strip()]
+    unknown = [key for key in keys if key not in known]
+    if not keys or unknown:
+        raise ValueError(f"--only: unknown figure(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(known)}")
+    return [key for key in known if key in keys]
+
+
+def render_figures(connection: sqlite3.Connection, out_dir: Path,
+                   keys: list[str]) -> list[Drawn | Skipped]:
+    """Render the figures ``keys`` into ``out_dir``; absent data gives a :class:`Skipped`."""
+    modules = figure_modules()
+    outcomes: list[Drawn | Skipped] = []
+    for key in keys:
+        module = modules[key]
+        try:
+            outcomes.append(module.render(connection, out_dir))
+        except MissingData as missing:
+            outcomes.append(Skipped(key=key, stem=module.STEM,
+                                    reason=f"{missing}; produced by {module.PRODUCED_BY}"))
+    return outcomes
+
+
+def write_index(out_dir: Path, outcomes: list[Drawn | Skipped], *, source: Path) -> Path:
+    """Write ``out_dir/index.md``: what was drawn (with its files) and what was skipped and why."""
+    lines = ["# ftstab figures", "", f"Rendered from `{source}`.", "", "## Drawn", ""]
+    drawn = [outcome for outcome in outcomes if isinstance(outcome, Drawn)]
+    skipped = [outcome for outcome in outcomes if isinstance(outcome, Skipped)]
+    for outcome in drawn:
+        links = " · ".join(f"[{path.suffix[1:]}]({path.name})" for path in outcome.files)
+        lines.append(f"- **{outcome.key}** {outcome.title} — {links}")
+        lines += [f"  - {note}" for note in outcome.notes]
+    if not drawn:
+        lines.append("- (nothing)")
+    lines += ["", "## Skipped", ""]
+    lines += [f"- **{outcome.key}** ({outcome.stem}): {outcome.reason}" for outcome in skipped]
+    if not skipped:
+        lines.append("- (nothing)")
+    return write_text(out_dir / "index.md", "\n".join(lines) + "\n")

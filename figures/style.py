@@ -1,0 +1,135 @@
+"""The look shared by every figure: panels, measured curves with error bars, bounds as dashed lines.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state), so drawing never
+depends on the interactive backend.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from figures.data import Summary
+
+PANEL_SIZE = (6.0, 4.5)
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#17becf", "#7f7f7f", "#bcbd22")
+ERROR_BARS = "bars: 95% bootstrap CI"
+FONT_SIZE = 9
+
+
+def mark_trivial_direction_bound(ax: Axes) -> None:
+    """Dotted line at 2: any two unit vectors are at most 2 apart, so a head bound above it is vacuous."""
+    ax.axhline(2.0, color="0.4", linestyle=":", linewidth=1.0, label="trivial bound ‖u − u′‖ ≤ 2")
+
+
+def colour(index: int) -> str:
+    """The ``index``-th colour of the cycle (wraps around)."""
+    return COLOURS[index % len(COLOURS)]
+
+
+def new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n_panels`` side-by-side axes and a (possibly multi-line) suptitle."""
+    figure = Figure(figsize=(PANEL_SIZE[0] * n_panels, PANEL_SIZE[1] + 0.25 * title.count("\n")),
+                    layout="constrained")
+    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    figure.suptitle(title, fontsize=FONT_SIZE + 1)
+    for ax in axes:
+        ax.tick_params(labelsize=FONT_SIZE)
+        ax.grid(True, which="major", alpha=0.3)
+    return figure, list(axes)
+
+
+@dataclass
+class Series:
+    """One plotted line: what it is, where its points are, and their summaries.
+
+    ``role`` is ``"measured"`` (solid, markers, error bars) or ``"bound"`` (dashed, no error bars:
+    a bound is drawn as the mean of its per-unit values).
+    """
+
+    panel: str
+    label: str
+    quantity: str
+    role: str
+    x: np.ndarray
+    points: list[Summary]
+    colour: str = field(default=COLOURS[0])
+
+    def csv_rows(self, figure_key: str) -> list[dict]:
+        """The rows of this series as written to the figure's CSV."""
+        interval = "bootstrap95" if self.role == "measured" else "bootstrap95 (not drawn)"
+        return [{"figure": figure_key, "panel": self.panel, "series": self.label,
+                 "role": self.role, "quantity": self.quantity, "x": float(x), "mean": point.mean,
+                 "ci_low": point.low, "ci_high": point.high, "n_units": point.n,
+                 "interval": interval}
+                for x, point in zip(self.x, self.points)]
+
+
+def draw_series(ax: Axes, series: Series) -> None:
+    """Draw ``series`` on ``ax`` in the style of its role."""
+    mean = np.array([point.mean for point in series.points])
+    if series.role == "bound":
+        ax.plot(series.x, mean, linestyle="--", marker="x", markersize=4, linewidth=1.4,
+                color=series.colour, label=series.label)
+        return
+    low = np.array([point.low for point in series.points])
+    high = np.array([point.high for point in series.points])
+    ax.errorbar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), marker="o",
+                markersize=4, linewidth=1.6, capsize=3, color=series.colour, label=series.label)
+
+
+def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str, xlog: bool = False,
+                ylog: bool = False) -> None:
+    """Label ``ax``, set its scales and add a legend when it has labelled artists."""
+    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
+    ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
+    if xlog:
+        ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis, ax.get_xlim())
+    if ylog:
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis, ax.get_ylim())
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85)
+
+
+def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
+    """Tick labels like 0.2 rather than 2×10⁻¹; label minor ticks only on short (< 1.5 decade) axes."""
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain)
+    low, high = sorted(limits)
+    short = low > 0 and np.log10(high / low) < 1.5
+    axis.set_minor_formatter(plain if short else ticker.NullFormatter())
+
+
+@dataclass
+class Panel:
+    """One axes of a figure: its series, labels and scales; ``decorate`` adds extra artists."""
+
+    name: str
+    title: str
+    xlabel: str
+    ylabel: str
+    series: list[Series]
+    xlog: bool = False
+    ylog: bool = False
+    decorate: Callable[[Axes], None] | None = None
+
+
+def draw_panels(title: str, panels: list[Panel]) -> Figure:
+    """A figure with one axes per panel, each drawn and labelled."""
+    figure, axes = new_figure(len(panels), title)
+    for ax, panel in zip(axes, panels):
+        for series in panel.series:
+            draw_series(ax, series)
+        if panel.decorate is not None:
+            panel.decorate(ax)
+        finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
+                    xlog=panel.xlog, ylog=panel.ylog)
+    return figure
