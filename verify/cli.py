@@ -13,6 +13,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("verify", "verify.sweep_cli"),
     ("figures", "figures.cli"),
     ("real", "verify.real.cli"),
+    ("verdicts", "verify.verdicts_cli"),
 )
 
 

@@ -1,0 +1,361 @@
+"""Verdicts on hand-made results databases whose right answers are known."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from verify import verdicts as verdicts_module
+from verify.cli import main
+from verify.verdicts import compute_verdicts, write_verdicts
+from verify.verdicts_corollaries import COROLLARIES, INCREASE, corollary_verdicts
+from verify.verdicts_db import open_results
+from verify.verdicts_stats import (Interval, granulated_kendall_tau, rank_correlations,
+                                   trend_verdict)
+
+# The documented results schema (docs/internals.md section 3), written here by hand so that these
+# tests depend on the contract, not on the store's implementation.
+RUN_COLUMNS = (
+    "run_id", "task_key", "dataset_id", "seed", "left_out", "iteration", "kind", "n_samples",
+    "n_features", "n_classes", "margin", "radius", "label_noise", "distance", "n_support",
+    "setting", "config", "loss", "init", "lr", "lr_scale", "n_steps", "batch_size", "n_heads",
+    "stabiliser", "stabiliser_params", "parameter_stability", "head_direction_stability",
+    "pointwise_hypothesis_stability", "train_loss", "test_loss", "test_accuracy",
+    "majority_accuracy", "direction_error", "normalised_margin", "distance_from_init", "diverged",
+    "diverged_at")
+SCHEMA = f"""
+CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
+CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
+    stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
+CREATE TABLE runs ({", ".join(RUN_COLUMNS)});
+CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
+    violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
+"""
+RUN_DEFAULTS = dict(
+    dataset_id="d0", seed=0, left_out=0, iteration=100, kind="separable", n_samples=20,
+    n_features=3, n_classes=2, margin=0.1, radius=1.0, setting="head", config="head_gd",
+    loss="logistic", init="zero", lr=0.5, lr_scale=1.0, n_steps=100, n_heads=1, stabiliser="none",
+    stabiliser_params="{}", test_accuracy=0.9, majority_accuracy=0.5, diverged=0)
+
+
+def make_results(folder: Path, runs: list[dict], bounds: list[dict] = (),
+                 failed_tasks: list[dict] = ()) -> Path:
+    """Write ``folder/results.sqlite``: runs (defaults above), bounds (``run`` = index into runs),
+    one done task per task key and the given failed tasks."""
+    conn = sqlite3.connect(folder / "results.sqlite")
+    conn.executescript(SCHEMA)
+    for run_id, run in enumerate(runs):
+        row = {**RUN_DEFAULTS, **run, "run_id": run_id}
+        row.setdefault("task_key", f"{row['dataset_id']}/{row['config']}/{row['stabiliser']}"
+                                   f"/{row['stabiliser_params']}")
+        conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        conn.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, '[0]', 'done', NULL, 1, '')",
+                     (row["task_key"], row["dataset_id"], row["config"], row["stabiliser"],
+                      row["stabiliser_params"]))
+    for bound in bounds:
+        conn.execute("INSERT INTO bounds VALUES (?, ?, ?, ?, ?, ?, '{}')",
+                     (bound["run"], bound.get("bound", "theorem_h"),
+                      bound.get("measure", "head_direction_stability"), bound["measured"],
+                      bound["value"], json.dumps(bound.get("violated", []))))
+    for task in failed_tasks:
+        conn.execute("INSERT INTO tasks VALUES (?, 'd9', 'head_gd', 'none', '{}', '[0]', 'failed', "
+                     "?, 1, '')", (task["task_key"], task["error"]))
+    conn.commit()
+    conn.close()
+    return folder / "results.sqlite"
+
+
+def judge(folder: Path, runs, bounds=(), failed_tasks=()) -> dict:
+    return compute_verdicts(make_results(folder, runs, bounds, failed_tasks))
+
+
+# -- bounds ---------------------------------------------------------------------------------------
+
+def test_violation_is_counted_and_reported_with_its_coordinates(tmp_path):
+    runs = [dict(dataset_id="d0", seed=0, left_out=0), dict(dataset_id="d1", seed=2, left_out=5),
+            dict(dataset_id="d1", seed=2, left_out=6)]
+    bounds = [dict(run=0, measured=1.0, value=2.0),
+              dict(run=1, measured=3.0, value=2.0),
+              # round-off above the bound is not a counter-example
+              dict(run=2, measured=2.0 * (1 + 1e-12), value=2.0)]
+    verdicts = judge(tmp_path, runs, bounds)
+    verdict = verdicts["bounds"]["theorem_h"]
+    assert verdict["violations"] == 1 and verdicts["summary"]["violations"] == 1
+    [worst] = verdict["worst_violations"]
+    assert (worst["dataset_id"], worst["seed"], worst["left_out"], worst["iteration"],
+            worst["config"], worst["measured"], worst["value"]) == ("d1", 2, 5, 100, "head_gd",
+                                                                   3.0, 2.0)
+    assert verdicts["tightest"] == []  # a violated bound is never the tightest
+
+
+def test_runs_with_violated_assumptions_are_excluded_and_counted_by_kind(tmp_path):
+    bounds = [dict(run=0, measured=5.0, value=1.0, violated=["eta_le_1_over_beta"]),
+              dict(run=1, measured=5.0, value=1.0, violated=["eta_le_1_over_beta", "separable"]),
+              dict(run=2, measured=0.5, value=1.0)]
+    verdict = judge(tmp_path, [dict(left_out=i) for i in range(3)], bounds)["bounds"]["theorem_h"]
+    assert verdict["violations"] == 0
+    assert verdict["runs_evaluated"] == 3 and verdict["runs_assumptions_hold"] == 1
+    assert verdict["assumption_failures"] == {"eta_le_1_over_beta": 2, "separable": 1}
+    assert verdict["tightness"] == {"n": 1, "median": 0.5, "p90": 0.5, "worst": 0.5}
+
+
+@settings(max_examples=15)
+@given(pairs=st.lists(st.tuples(st.floats(0, 10), st.floats(0.01, 10)), min_size=1, max_size=12),
+       n_vacuous=st.integers(0, 2), n_violated_assumptions=st.integers(0, 2))
+def test_tightness_matches_numpy_over_assumption_holding_runs(pairs, n_vacuous,
+                                                              n_violated_assumptions):
+    bounds = [dict(run=i, measured=min(m, v), value=v) for i, (m, v) in enumerate(pairs)]
+    bounds += [dict(run=len(bounds) + i, measured=1.0, value=np.inf) for i in range(n_vacuous)]
+    bounds += [dict(run=len(bounds) + i, measured=100.0, value=1.0, violated=["mu_positive"])
+               for i in range(n_violated_assumptions)]
+    with tempfile.TemporaryDirectory() as folder:
+        verdicts = judge(Path(folder), [dict(left_out=i) for i in range(len(bounds))], bounds)
+    verdict = verdicts["bounds"]["theorem_h"]
+    ratios = np.array([min(m, v) / v for m, v in pairs])
+    assert verdict["tightness"]["n"] == len(pairs)
+    assert verdict["tightness"]["median"] == pytest.approx(np.median(ratios), rel=1e-12)
+    assert verdict["tightness"]["p90"] == pytest.approx(np.quantile(ratios, 0.9), rel=1e-12)
+    assert verdict["tightness"]["worst"] == pytest.approx(ratios.max(), rel=1e-12)
+    assert verdict["vacuous"] == n_vacuous and verdict["violations"] == 0
+
+
+def test_tightest_bound_is_the_valid_one_with_median_ratio_closest_to_one(tmp_path):
+    runs = [dict(left_out=i) for i in range(2)]
+    bounds = [dict(run=0, bound="loose", measured=0.1, value=1.0),
+              dict(run=0, bound="tight", measured=0.8, value=1.0),
+              dict(run=1, bound="loose", measured=0.1, value=1.0),
+              dict(run=1, bound="tight", measured=0.6, value=1.0),
+              dict(run=0, bound="broken", measured=1.0, value=1.0),
+              dict(run=1, bound="broken", measured=1.5, value=1.0)]
+    verdicts = judge(tmp_path, runs, bounds)
+    assert verdicts["tightest"] == [{"setting": "head", "measure": "head_direction_stability",
+                                     "bound": "tight", "median_ratio": pytest.approx(0.7)}]
+
+
+# -- granulated Kendall tau and trend verdicts ----------------------------------------------------
+
+def test_granulated_tau_is_the_equal_weight_mean_of_group_taus():
+    # group a: perfectly decreasing (tau = -1); group b: 5 concordant, 1 discordant pair
+    # (tau = 4/6); group c holds one value of the quantity and does not count.
+    quantity = np.array([1, 2, 3, 1, 2, 3, 4, 7, 7], dtype=float)
+    measure = np.array([3, 2, 1, 1, 3, 2, 4, 0, 1], dtype=float)
+    keys = ["a"] * 3 + ["b"] * 4 + ["c"] * 2
+    result = granulated_kendall_tau(quantity, measure, keys, random_state=0)
+    assert result.group_taus.tolist() == pytest.approx([-1.0, 2 / 3])
+    assert result.tau.value == pytest.approx((-1 + 2 / 3) / 2)
+    assert result.group_sizes.tolist() == [3, 4]
+    # a quarter of the group resamples draw group a twice, a quarter group b twice
+    assert (result.tau.low, result.tau.high) == pytest.approx((-1.0, 2 / 3))
+
+
+@settings(max_examples=25)
+@given(pairs=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=2, max_size=15)
+       .filter(lambda p: len({q for q, _ in p}) >= 2 and len({m for _, m in p}) >= 2))
+def test_granulated_tau_of_one_group_is_scipy_kendall_tau(pairs):
+    quantity, measure = np.array(pairs, dtype=float).T
+    result = granulated_kendall_tau(quantity, measure, ["g"] * len(pairs), random_state=0)
+    expected = stats.kendalltau(quantity, measure).statistic
+    assert result.tau.value == pytest.approx(expected, abs=1e-12)
+    assert result.tau.low == result.tau.high == result.tau.value
+
+
+def test_no_group_varying_the_quantity_is_no_data():
+    assert granulated_kendall_tau(np.ones(4), np.arange(4.0), list("aabb"), random_state=0) is None
+    assert trend_verdict(None, -1) == "no data"
+
+
+@pytest.mark.parametrize("interval, sign, verdict", [
+    (Interval(-0.5, -0.8, -0.2), -1, "pass"), (Interval(-0.5, -0.8, -0.2), 1, "fail"),
+    (Interval(0.1, -0.2, 0.4), -1, "inconclusive"), (Interval(0.0, 0.0, 0.0), 1, "inconclusive")])
+def test_trend_verdict_needs_the_whole_interval_on_one_side(interval, sign, verdict):
+    assert trend_verdict(interval, sign) == verdict
+
+
+def test_trend_verdict_rejects_a_sign_that_is_not_plus_or_minus_one():
+    with pytest.raises(ValueError, match="predicted_sign"):
+        trend_verdict(Interval(0, 0, 0), 0)
+
+
+def margin_sweep(measure_of, n_groups=4):
+    """Head runs on datasets that differ only in margin, one group per n_samples value."""
+    runs, bounds = [], []
+    for group in range(n_groups):
+        n_samples = 20 + 10 * group
+        for step, margin in enumerate((0.05, 0.1, 0.2, 0.4)):
+            for left_out in range(2):
+                runs.append(dict(dataset_id=f"n{n_samples}_m{margin}", n_samples=n_samples,
+                                 margin=margin, left_out=left_out, lr=0.5 / (1 + step),
+                                 head_direction_stability=measure_of(group, step, left_out)))
+                bounds.append(dict(run=len(runs) - 1, measured=0.0, value=1.0 / margin))
+    return runs, bounds
+
+
+HEAD_MARGIN = next(c for c in COROLLARIES if c.name == "head_margin")
+
+
+def head_margin(verdicts):
+    return next(c for c in verdicts if c["name"] == "head_margin")
+
+
+def test_monotone_decreasing_trend_passes_decrease_and_fails_increase(tmp_path):
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step) + 0.01 * group)
+    conn = open_results(make_results(tmp_path, runs, bounds))
+    decrease = head_margin(corollary_verdicts(conn))
+    increase = corollary_verdicts(conn, corollaries=(
+        dataclasses.replace(HEAD_MARGIN, predicted_sign=INCREASE),))[0]
+    conn.close()
+    assert decrease["predicted"] == "decrease"
+    assert decrease["measured"] == {"tau": -1.0, "low": -1.0, "high": -1.0, "n_groups": 4,
+                                    "n_rows": 16, "verdict": "pass"}
+    assert decrease["bounds"]["theorem_h"]["verdict"] == "pass"
+    assert increase["measured"]["verdict"] == "fail"
+    assert increase["bounds"]["theorem_h"]["verdict"] == "fail"
+
+
+def test_flat_or_noisy_trend_is_inconclusive(tmp_path):
+    flat, _ = margin_sweep(lambda group, step, left_out: 0.3)
+    noisy, _ = margin_sweep(lambda group, step, left_out: step if group % 2 else -step)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "noisy").mkdir()
+    for folder, runs in (("flat", flat), ("noisy", noisy)):
+        verdict = head_margin(judge(tmp_path / folder, runs)["corollaries"])
+        assert verdict["measured"]["verdict"] == "inconclusive"
+        assert verdict["measured"]["tau"] == pytest.approx(0.0)
+
+
+def test_corollary_without_a_varied_quantity_has_no_data(tmp_path):
+    verdicts = judge(tmp_path, [dict(left_out=0, head_direction_stability=0.1)])
+    assert all(c["measured"]["verdict"] == "no data" for c in verdicts["corollaries"])
+    assert verdicts["summary"]["corollaries_measured"]["no data"] == len(COROLLARIES)
+
+
+def test_diverged_runs_are_left_out_of_trends(tmp_path):
+    runs, _ = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    for run in runs:  # diverged runs at the largest margin would reverse the trend
+        if run["margin"] == 0.4:
+            run.update(diverged=1, head_direction_stability=50.0)
+    verdict = head_margin(judge(tmp_path, runs)["corollaries"])
+    assert verdict["measured"]["verdict"] == "pass" and verdict["measured"]["n_rows"] == 12
+
+
+# -- across datasets ------------------------------------------------------------------------------
+
+def test_rank_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    result = rank_correlations(x, y, [f"d{i}" for i in range(12)], random_state=0,
+                               n_resamples=200)
+    assert result["kendall_tau"].value == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert result["spearman_rho"].value == pytest.approx(stats.spearmanr(x, y).statistic)
+    for interval in result.values():
+        assert interval.low <= interval.value <= interval.high
+
+
+def dataset_panel(rng):
+    """Six datasets, 3 seeds, 2 left-out runs, two checkpoints; the last one is the one that counts."""
+    bound_value, measured, accuracies = rng.uniform(1, 2, 6), rng.uniform(0, 1, 6), {}
+    runs, bounds = [], []
+    for d in range(6):
+        accuracies[d] = rng.uniform(0.5, 1.0, 3)
+        for seed in range(3):
+            for iteration in (10, 100):
+                final = iteration == 100
+                runs.append(dict(dataset_id=f"d{d}", seed=seed, left_out=None, iteration=iteration,
+                                 test_accuracy=accuracies[d][seed] if final else 0.0))
+                for left_out in range(2):
+                    runs.append(dict(dataset_id=f"d{d}", seed=seed, left_out=left_out,
+                                     iteration=iteration))
+                    bounds.append(dict(run=len(runs) - 1,
+                                       measured=measured[d] + 0.1 * left_out if final else 9.0,
+                                       value=bound_value[d] + seed if final else -float(d)))
+    return runs, bounds, bound_value, measured, accuracies
+
+
+def test_rank_correlation_across_datasets_uses_final_checkpoint_means(tmp_path):
+    runs, bounds, bound_value, measured, accuracies = dataset_panel(np.random.default_rng(1))
+    correlations = judge(tmp_path, runs, bounds)["rank_correlations"]["theorem_h"]
+    mean_value, mean_measured = bound_value + 1, measured + 0.05
+    seed_std = [np.std(accuracies[d], ddof=1) for d in range(6)]
+    loo, by_seed = correlations["leave_one_out"], correlations["seed_std"]
+    assert loo["n_units"] == loo["n_datasets"] == 6
+    assert loo["kendall_tau"]["value"] == pytest.approx(
+        stats.kendalltau(mean_value, mean_measured).statistic)
+    assert loo["spearman_rho"]["value"] == pytest.approx(
+        stats.spearmanr(mean_value, mean_measured).statistic)
+    assert by_seed["kendall_tau"]["value"] == pytest.approx(
+        stats.kendalltau(mean_value, seed_std).statistic)
+
+
+def test_seed_instability_and_failed_runs_per_dataset(tmp_path):
+    accuracy = [0.9, 0.5, 0.7, 0.4]
+    runs = [dict(seed=seed, left_out=None, test_accuracy=a, majority_accuracy=0.5)
+            for seed, a in enumerate(accuracy)]
+    [unit] = judge(tmp_path, runs)["seed_instability"]
+    assert unit["n_seeds"] == 4
+    assert unit["accuracy_std"]["value"] == pytest.approx(np.std(accuracy, ddof=1))
+    assert unit["failed_rate"]["value"] == 0.5  # 0.5 and 0.4 are at or below the majority
+    assert unit["failed_rate"]["low"] <= 0.5 <= unit["failed_rate"]["high"]
+
+
+# -- files and command line -----------------------------------------------------------------------
+
+def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    bounds.append(dict(run=0, bound="theorem_h_bad", measured=9.0, value=1.0))
+    make_results(tmp_path, runs, bounds, failed_tasks=[
+        dict(task_key="t-failed", error="Traceback\n  ...\nRuntimeError: boom")])
+    (tmp_path / "verdicts.json").write_text("stale")
+    returned = write_verdicts(tmp_path)
+    assert json.loads((tmp_path / "verdicts.json").read_text()) == returned
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite", "verdicts.json",
+                                                         "verdicts.md"]
+    summary = returned["summary"]
+    assert (summary["tasks_failed"], summary["violations"]) == (1, 1)
+    assert returned["failed_tasks"][0]["error"] == "RuntimeError: boom"
+    report = (tmp_path / "verdicts.md").read_text()
+    assert "1 failed" in report and "1 bound violation(s)" in report
+    assert "✘ theorem_h_bad" in report and "✔ theorem_h" in report
+    assert "| head_margin | margin/radius → head_direction_stability | decrease | measured |" in report
+
+
+def test_an_error_while_rendering_leaves_the_old_files(tmp_path, monkeypatch):
+    make_results(tmp_path, [dict()])
+    (tmp_path / "verdicts.json").write_text("{}")
+
+    def broken(verdicts):
+        raise RuntimeError("render failed")
+    monkeypatch.setattr(verdicts_module, "render_markdown", broken)
+    with pytest.raises(RuntimeError):
+        write_verdicts(tmp_path)
+    assert (tmp_path / "verdicts.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite", "verdicts.json"]
+
+
+def test_cli_reports_a_missing_database_in_one_line_and_creates_nothing(tmp_path, capsys):
+    assert main(["verdicts", "--from", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no results database" in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_rejects_a_file_that_is_not_a_results_database(tmp_path, capsys):
+    sqlite3.connect(tmp_path / "results.sqlite").execute("CREATE TABLE other (x)").connection.close()
+    assert main(["verdicts", "--from", str(tmp_path)]) == 2
+    assert "missing table(s) datasets, tasks, runs, bounds" in capsys.readouterr().err
+
+
+def test_cli_writes_the_verdicts(tmp_path, capsys):
+    make_results(tmp_path, [dict(left_out=0)], [dict(run=0, measured=0.5, value=1.0)])
+    assert main(["verdicts", "--from", str(tmp_path)]) == 0
+    assert "0 violation(s)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "verdicts.json").read_text())["bounds"]["theorem_h"][
+        "tightness"]["median"] == 0.5

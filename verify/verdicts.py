@@ -1,0 +1,164 @@
+"""Verdicts: does the theory hold (no bound violated where its assumptions hold, how tight) and does
+it predict (corollary trends, ranking of unstable datasets)?
+
+``write_verdicts(DIR)`` reads ``DIR/results.sqlite`` (schema: docs/internals.md section 3) and writes
+``DIR/verdicts.json`` (machine-readable, stable keys; ``null`` where a number is undefined or
+infinite) and ``DIR/verdicts.md`` (the same content as a readable report), each atomically.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from verify.verdicts_bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
+from verify.verdicts_corollaries import corollary_verdicts
+from verify.verdicts_datasets import rank_correlation_verdicts, seed_instability
+from verify.verdicts_db import open_results
+from verify.verdicts_report import render_markdown
+from verify.verdicts_stats import CONFIDENCE, N_RESAMPLES
+
+RESULTS_FILE = "results.sqlite"
+JSON_FILE = "verdicts.json"
+MARKDOWN_FILE = "verdicts.md"
+VERDICTS = ("pass", "fail", "inconclusive", "no data")
+
+
+def compute_verdicts(database: Path) -> dict:
+    """All verdicts of one results database, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    database : Path
+        A ``results.sqlite`` file; it is opened read-only and never changed.
+
+    Returns
+    -------
+    dict
+        Keys ``summary``, ``failed_tasks``, ``bounds``, ``tightest``, ``corollaries``,
+        ``rank_correlations``, ``seed_instability`` and ``method`` (the thresholds and bootstrap
+        settings used).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``database`` does not exist.
+    ValueError
+        If it is not a results database.
+    """
+    conn = open_results(database)
+    try:
+        bounds = bound_verdicts(conn)
+        corollaries = corollary_verdicts(conn)
+        seeds = seed_instability(conn)
+        verdicts = {
+            "summary": _summary(conn, bounds, corollaries),
+            "failed_tasks": _failed_tasks(conn),
+            **bounds,
+            "corollaries": corollaries,
+            "rank_correlations": rank_correlation_verdicts(conn, seeds),
+            "seed_instability": seeds,
+            "method": {
+                "violation": f"measured > value * (1 + {VIOLATION_RTOL:g}) + {VIOLATION_ATOL:g} "
+                             "on runs whose assumptions hold",
+                "tightness": "measured / value over runs whose assumptions hold and whose value "
+                             "is finite and positive",
+                "granulated_tau": "Kendall tau-b per group of rows agreeing on every other "
+                                  "coordinate (groups with >= 2 distinct values), groups weighted "
+                                  "equally",
+                "confidence": CONFIDENCE,
+                "n_resamples": N_RESAMPLES,
+            },
+        }
+    finally:
+        conn.close()
+    return _jsonable(verdicts)
+
+
+def write_verdicts(results_dir: Path) -> dict:
+    """Judge ``results_dir/results.sqlite`` and write ``verdicts.json`` and ``verdicts.md`` there.
+
+    Each file is written to a temporary file in the same folder and moved into place, so a reader
+    sees the old or the new file, never half of one; on an error nothing is written.
+
+    Parameters
+    ----------
+    results_dir : Path
+        The folder of a sweep (``ftstab verify --out``).
+
+    Returns
+    -------
+    dict
+        The verdicts, as written to ``verdicts.json``.
+    """
+    results_dir = Path(results_dir)
+    verdicts = compute_verdicts(results_dir / RESULTS_FILE)
+    as_json = json.dumps(verdicts, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    as_markdown = render_markdown(verdicts)
+    _write_atomically(results_dir / JSON_FILE, as_json)
+    _write_atomically(results_dir / MARKDOWN_FILE, as_markdown)
+    return verdicts
+
+
+def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) -> dict:
+    def count(sql: str) -> int:
+        return conn.execute(sql).fetchone()[0]
+
+    tasks = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall())
+    measured = Counter(c["measured"]["verdict"] for c in corollaries)
+    of_bounds = Counter(t["verdict"] for c in corollaries for t in c["bounds"].values())
+    return {
+        "datasets": count("SELECT COUNT(DISTINCT dataset_id) FROM runs"),
+        "tasks_done": tasks.get("done", 0),
+        "tasks_failed": tasks.get("failed", 0),
+        "trained_models": count("SELECT COUNT(*) FROM (SELECT DISTINCT task_key, seed, left_out "
+                                "FROM runs)"),
+        "run_rows": count("SELECT COUNT(*) FROM runs"),
+        "bound_rows": count("SELECT COUNT(*) FROM bounds"),
+        "violations": sum(v["violations"] for v in bounds["bounds"].values()),
+        "corollaries_measured": {verdict: measured[verdict] for verdict in VERDICTS},
+        "corollaries_bounds": {verdict: of_bounds[verdict] for verdict in VERDICTS},
+    }
+
+
+def _failed_tasks(conn: sqlite3.Connection) -> list[dict]:
+    rows = conn.execute("SELECT task_key, dataset_id, config, stabiliser, error FROM tasks "
+                        "WHERE status = 'failed' ORDER BY task_key").fetchall()
+    return [{"task_key": key, "dataset_id": dataset, "config": config, "stabiliser": stabiliser,
+             "error": _last_line(error)} for key, dataset, config, stabiliser, error in rows]
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise

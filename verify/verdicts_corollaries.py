@@ -1,0 +1,185 @@
+"""The theory's predicted trends (corollaries) and their granulated-Kendall-tau verdicts.
+
+A corollary says that one quantity moves an instability measure in one direction, everything else
+fixed. Its evidence is a granulated Kendall tau (``verify.verdicts_stats``): left-out runs are first
+averaged over i (E_i) per dataset, config, stabiliser, seed and checkpoint, then grouped by every
+coordinate of ``verify.verdicts_db.COORDINATES`` except those that make up the varied quantity.
+The corollary is a statement about the bound, so the trend is computed for each bound of the same
+setting and measure (its value averaged over the left-out runs whose assumptions hold) and, to say
+whether the measurement follows it, for the measured instability. Runs that diverged are left out:
+the trends are claimed only where training is stable (eta < 2/beta).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify.seeding import run_seed
+from verify.verdicts_db import ASSUMPTIONS_HOLD, COORDINATES, STABILITY_KEYS, fetch_dicts
+from verify.verdicts_stats import granulated_kendall_tau, trend_verdict
+
+DECREASE, INCREASE = -1, 1
+
+
+@dataclass(frozen=True)
+class Corollary:
+    """One predicted trend.
+
+    Attributes
+    ----------
+    name : str
+        Stable identifier (a key of the verdicts).
+    setting : {"head", "full"}
+        Runs it is about.
+    varied : str
+        The varied quantity, in words.
+    varies : tuple of str
+        The coordinates the quantity is made of; rows are grouped on all the others.
+    quantity : callable
+        Row (dict of coordinates) -> the varied quantity, or None where the row does not take part.
+    measure : str
+        The measured column (and bound measure) whose trend is predicted.
+    predicted_sign : {-1, 1}
+        -1: the measure decreases as the quantity grows (it stabilises); 1: it increases.
+    statement : str
+        The claim, in words.
+    """
+
+    name: str
+    setting: str
+    varied: str
+    varies: tuple[str, ...]
+    quantity: Callable[[dict], float | None]
+    measure: str
+    predicted_sign: int
+    statement: str
+
+
+def _column(name: str) -> Callable[[dict], float | None]:
+    return lambda row: None if row[name] is None else float(row[name])
+
+
+def _margin_over_radius(row: dict) -> float | None:
+    if row["margin"] is None or not row["radius"]:
+        return None
+    return row["margin"] / row["radius"]
+
+
+def _lr_times_iteration(row: dict) -> float | None:
+    return None if row["lr"] is None else row["lr"] * row["iteration"]
+
+
+def _l2sp_strength(row: dict) -> float | None:
+    """L2-SP strength lambda: 0 for plain runs, the stabiliser's ``strength`` for L2-SP runs."""
+    if row["stabiliser"] == "none":
+        return 0.0
+    if row["stabiliser"] == "l2sp":
+        return float(json.loads(row["stabiliser_params"])["strength"])
+    return None
+
+
+COROLLARIES: tuple[Corollary, ...] = (
+    Corollary("head_margin", "head", "margin/radius", ("margin", "radius"), _margin_over_radius,
+              "head_direction_stability", DECREASE,
+              "Theorem H: a larger normalised margin gamma/R stabilises the head direction"),
+    Corollary("head_n_samples", "head", "n_samples", ("n_samples",), _column("n_samples"),
+              "head_direction_stability", DECREASE,
+              "Theorem H: more samples stabilise the head (the support-vector term is 2 k_SV / n)"),
+    Corollary("head_iteration", "head", "iteration", ("iteration",), _column("iteration"),
+              "head_direction_stability", DECREASE,
+              "Theorem H: more iterations stabilise the head (the margin gap e(t) shrinks)"),
+    Corollary("head_lr", "head", "lr (units of 1/beta)", ("lr", "lr_scale"), _column("lr_scale"),
+              "head_direction_stability", DECREASE,
+              "Theorem H: at a fixed t the margin-gap rates depend on eta*t, so a larger stable step "
+              "stabilises the head"),
+    Corollary("full_n_samples", "full", "n_samples", ("n_samples",), _column("n_samples"),
+              "parameter_stability", DECREASE,
+              "Theorem F: more samples stabilise full fine-tuning (rho_i / ((n-1) mu'))"),
+    Corollary("full_lr_iteration", "full", "lr*iteration", ("lr", "lr_scale", "iteration", "n_steps"),
+              _lr_times_iteration, "parameter_stability", DECREASE,
+              "Theorem F: a larger eta*T within eta <= 1/beta stabilises (q^T + q'^T) D"),
+    Corollary("full_distance", "full", "distance", ("distance",), _column("distance"),
+              "parameter_stability", INCREASE,
+              "Theorem F: a smaller distance D from the pre-trained weights stabilises (SURT)"),
+    Corollary("full_l2sp", "full", "l2sp strength", ("stabiliser", "stabiliser_params"),
+              _l2sp_strength, "parameter_stability", DECREASE,
+              "Theorem F: L2-SP raises mu, which stabilises full fine-tuning"),
+)
+
+
+def corollary_verdicts(conn: sqlite3.Connection, *,
+                       corollaries: tuple[Corollary, ...] = COROLLARIES) -> list[dict]:
+    """Judge every corollary on a results database.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A results database (see ``verify.verdicts_db.open_results``).
+    corollaries : tuple of Corollary, default=COROLLARIES
+        The trends to test.
+
+    Returns
+    -------
+    list of dict
+        One entry per corollary: its definition (``name``, ``setting``, ``varied``, ``measure``,
+        ``predicted`` = "decrease" | "increase", ``statement``), ``measured`` (the trend of the
+        measured instability) and ``bounds`` (bound name -> the trend of its value). A trend holds
+        ``tau``, ``low``, ``high`` (95% bootstrap CI over groups), ``n_groups``, ``n_rows`` and
+        ``verdict`` ("pass" | "fail" | "inconclusive" | "no data").
+    """
+    coordinates = ", ".join(f"r.{column}" for column in COORDINATES)
+    keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
+    verdicts = []
+    for corollary in corollaries:
+        measured_rows = fetch_dicts(
+            conn, f"SELECT {coordinates}, AVG(r.{corollary.measure}) AS y FROM runs r "
+                  f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
+                  f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{corollary.measure}) = COUNT(*)",
+            (corollary.setting,))
+        bound_rows = fetch_dicts(
+            conn, f"SELECT b.bound, {coordinates}, AVG(b.value) AS y FROM bounds b "
+                  f"JOIN runs r USING (run_id) WHERE r.setting = ? AND b.measure = ? "
+                  f"AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL GROUP BY b.bound, {keys} "
+                  f"HAVING MAX(r.diverged) = 0", (corollary.setting, corollary.measure))
+        by_bound: dict[str, list[dict]] = {}
+        for row in bound_rows:
+            by_bound.setdefault(row["bound"], []).append(row)
+        verdicts.append({
+            "name": corollary.name, "setting": corollary.setting, "varied": corollary.varied,
+            "measure": corollary.measure,
+            "predicted": "decrease" if corollary.predicted_sign == DECREASE else "increase",
+            "statement": corollary.statement,
+            "measured": _trend(corollary, measured_rows, series="measured"),
+            "bounds": {bound: _trend(corollary, rows, series=bound)
+                       for bound, rows in sorted(by_bound.items())},
+        })
+    return verdicts
+
+
+def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
+    grouped_on = [column for column in COORDINATES if column not in corollary.varies]
+    quantity, measure, keys = [], [], []
+    for row in rows:
+        value = corollary.quantity(row)
+        if value is None or row["y"] is None:
+            continue
+        quantity.append(value)
+        measure.append(row["y"])
+        keys.append(tuple(_comparable(row[column]) for column in grouped_on))
+    result = granulated_kendall_tau(np.asarray(quantity), np.asarray(measure), keys,
+                                    random_state=run_seed("verdicts", corollary.name, series))
+    if result is None:
+        return {"tau": None, "low": None, "high": None, "n_groups": 0, "n_rows": 0,
+                "verdict": "no data"}
+    return {"tau": result.tau.value, "low": result.tau.low, "high": result.tau.high,
+            "n_groups": int(result.group_taus.size), "n_rows": int(result.group_sizes.sum()),
+            "verdict": trend_verdict(result.tau, corollary.predicted_sign)}
+
+
+def _comparable(value):
+    """Floats rounded to 12 significant digits, so equal settings stored twice compare equal."""
+    return float(f"{value:.12g}") if isinstance(value, float) else value

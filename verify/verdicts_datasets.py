@@ -1,0 +1,130 @@
+"""Verdicts across datasets: seed instability per task, and whether each bound ranks datasets by
+their instability (leave-one-out and seed-std senses).
+
+The unit is a dataset trained with one config and one stabiliser (with its parameters), at the final
+checkpoint of its task.
+"""
+from __future__ import annotations
+
+import functools
+import sqlite3
+
+import numpy as np
+
+from verify.seeding import run_seed
+from verify.verdicts_db import ASSUMPTIONS_HOLD, FINAL_CHECKPOINT_CTE, fetch_dicts
+from verify.verdicts_stats import Interval, bootstrap_interval, rank_correlations, trend_verdict
+
+UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
+
+_sample_std = functools.partial(np.std, ddof=1)
+
+
+def _unit(row: dict) -> tuple:
+    return tuple(row[column] for column in UNIT)
+
+
+def seed_instability(conn: sqlite3.Connection) -> list[dict]:
+    """Std over seeds of the final test accuracy, and the failed-run rate, per unit.
+
+    A run has failed when its test accuracy is at or below the majority-class accuracy, or is
+    undefined (it diverged). Both come with 95% percentile-bootstrap CIs over seeds; the std (ddof=1)
+    needs two seeds with a defined accuracy and is None otherwise.
+
+    Returns
+    -------
+    list of dict
+        Per unit: ``dataset_id``, ``config``, ``stabiliser``, ``stabiliser_params``, ``setting``,
+        ``n_seeds``, ``accuracy_mean``, ``accuracy_std`` and ``failed_rate`` (each ``{value, low,
+        high}`` or None).
+    """
+    rows = fetch_dicts(
+        conn, f"{FINAL_CHECKPOINT_CTE} SELECT r.dataset_id, r.config, r.stabiliser, "
+              "r.stabiliser_params, r.setting, r.seed, r.test_accuracy, r.majority_accuracy "
+              "FROM runs r JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
+              "WHERE r.left_out IS NULL ORDER BY r.dataset_id, r.config, r.stabiliser, "
+              "r.stabiliser_params, r.seed")
+    units: dict[tuple, list[dict]] = {}
+    for row in rows:
+        units.setdefault(_unit(row), []).append(row)
+    verdicts = []
+    for unit, seeds in units.items():
+        accuracy = np.array([np.nan if s["test_accuracy"] is None else s["test_accuracy"]
+                             for s in seeds])
+        majority = np.array([np.nan if s["majority_accuracy"] is None else s["majority_accuracy"]
+                             for s in seeds])
+        failed = (~np.isfinite(accuracy) | (accuracy <= majority)).astype(float)
+        defined = accuracy[np.isfinite(accuracy)]
+        seed = functools.partial(run_seed, "verdicts", "seeds", *unit)
+        verdicts.append({
+            **dict(zip(UNIT, unit)), "setting": seeds[0]["setting"], "n_seeds": len(seeds),
+            "accuracy_mean": float(defined.mean()) if defined.size else None,
+            "accuracy_std": (_interval(bootstrap_interval(defined, _sample_std,
+                                                          random_state=seed("std")))
+                             if defined.size >= 2 else None),
+            "failed_rate": _interval(bootstrap_interval(failed, np.mean,
+                                                        random_state=seed("failed"))),
+        })
+    return verdicts
+
+
+def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:
+    """Does each bound rank the units by their instability?
+
+    The bound's value is its mean over the left-out runs (all seeds) whose assumptions hold at the
+    final checkpoint; it is compared with (a) the measured leave-one-out instability (mean of the
+    bound's measure over the same unit's left-out runs) and (b) the seed std of test accuracy
+    (``seed_verdicts``). Kendall tau-b and Spearman rho come with a bootstrap CI over datasets; the
+    verdict is "pass" when the CI of tau lies above 0 (the bound predicts), "fail" below 0.
+
+    Returns
+    -------
+    dict
+        bound name -> ``{"measure", "leave_one_out": {...}, "seed_std": {...}}``, each with
+        ``n_units``, ``n_datasets``, ``kendall_tau``, ``spearman_rho`` (``{value, low, high}`` or
+        None) and ``verdict``.
+    """
+    rows = fetch_dicts(
+        conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
+              f"r.stabiliser, r.stabiliser_params, AVG(b.measured) AS measured, "
+              f"AVG(CASE WHEN {ASSUMPTIONS_HOLD} THEN b.value END) AS value FROM bounds b "
+              "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
+              "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
+              "r.stabiliser, r.stabiliser_params ORDER BY b.bound, r.dataset_id, r.config, "
+              "r.stabiliser, r.stabiliser_params")
+    seed_std = {_unit(v): v["accuracy_std"]["value"] for v in seed_verdicts if v["accuracy_std"]}
+    by_bound: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["value"] is not None:
+            by_bound.setdefault(row["bound"], []).append(row)
+    verdicts = {}
+    for bound, units in sorted(by_bound.items()):
+        loo = [(u["value"], u["measured"], u["dataset_id"]) for u in units
+               if u["measured"] is not None]
+        seeds = [(u["value"], seed_std[_unit(u)], u["dataset_id"]) for u in units
+                 if _unit(u) in seed_std]
+        verdicts[bound] = {
+            "measure": units[0]["measure"],
+            "leave_one_out": _correlate(loo, seed=run_seed("verdicts", "rank", bound, "loo")),
+            "seed_std": _correlate(seeds, seed=run_seed("verdicts", "rank", bound, "seed_std")),
+        }
+    return verdicts
+
+
+def _correlate(triples: list[tuple], *, seed: int) -> dict:
+    n_datasets = len({dataset for _, _, dataset in triples})
+    result = None
+    if triples:
+        x, y, clusters = zip(*triples)
+        result = rank_correlations(np.asarray(x), np.asarray(y), clusters, random_state=seed)
+    if result is None:
+        return {"n_units": len(triples), "n_datasets": n_datasets, "kendall_tau": None,
+                "spearman_rho": None, "verdict": "no data"}
+    return {"n_units": len(triples), "n_datasets": n_datasets,
+            "kendall_tau": _interval(result["kendall_tau"]),
+            "spearman_rho": _interval(result["spearman_rho"]),
+            "verdict": trend_verdict(result["kendall_tau"], 1)}
+
+
+def _interval(interval: Interval) -> dict:
+    return {"value": interval.value, "low": interval.low, "high": interval.high}

@@ -1,0 +1,79 @@
+"""Read-only access to ``results.sqlite`` for the verdicts (schema: docs/internals.md section 3)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+REQUIRED_TABLES = ("datasets", "tasks", "runs", "bounds")
+
+# Coordinates that identify a left-out run's setting apart from its dataset id and config name,
+# so that runs of different datasets/configs can be compared when only one coordinate differs.
+# Not ``lr``: it is ``lr_scale / beta_hat`` (verify.configs), so it follows the dataset.
+COORDINATES = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise",
+               "distance", "setting", "loss", "init", "lr_scale", "n_steps", "batch_size",
+               "n_heads", "stabiliser", "stabiliser_params", "seed", "iteration")
+
+# A run's identity in reports (where to look when a bound is violated).
+RUN_IDENTITY = ("run_id", "dataset_id", "config", "stabiliser", "stabiliser_params", "seed",
+                "left_out", "iteration")
+
+# Left-out runs are averaged over i within these keys (E_i in the theory).
+STABILITY_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
+
+# The last checkpoint of every task, for statements about the trained models.
+FINAL_CHECKPOINT_CTE = ("WITH final AS (SELECT task_key, MAX(iteration) AS iteration FROM runs "
+                        "GROUP BY task_key)")
+
+ASSUMPTIONS_HOLD = "json_array_length(b.violated) = 0"
+
+
+def open_results(path: Path) -> sqlite3.Connection:
+    """Open a results database read-only, checking that it has the documented tables.
+
+    Parameters
+    ----------
+    path : Path
+        The ``results.sqlite`` file.
+
+    Returns
+    -------
+    sqlite3.Connection
+        A read-only connection whose rows are ``sqlite3.Row``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (nothing is created).
+    ValueError
+        If it is not a results database.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results database at {path}; run `ftstab verify` first")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ValueError(f"{path} is not an SQLite results database ({exc})") from None
+    missing = [table for table in REQUIRED_TABLES if table not in present]
+    if missing:
+        conn.close()
+        raise ValueError(f"{path} is not a results database: missing table(s) {', '.join(missing)}")
+    return conn
+
+
+def canonical_params(text: str | None) -> str:
+    """``stabiliser_params`` as canonical JSON (sorted keys), so equal parameters compare equal."""
+    return json.dumps(json.loads(text) if text else {}, sort_keys=True, separators=(",", ":"))
+
+
+def fetch_dicts(conn: sqlite3.Connection, sql: str, parameters: tuple = ()) -> list[dict]:
+    """Rows of a query as plain dicts, ``stabiliser_params`` canonicalised where selected."""
+    rows = [dict(row) for row in conn.execute(sql, parameters)]
+    for row in rows:
+        if "stabiliser_params" in row:
+            row["stabiliser_params"] = canonical_params(row["stabiliser_params"])
+    return rows

@@ -1,0 +1,188 @@
+"""``verdicts.md``: the verdicts as a readable report, one table per section."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MARKS = {"pass": "✔", "fail": "✘", "inconclusive": "?", "no data": "–"}
+_TALLY = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive",
+          "no data": "without data"}
+MAX_ROWS = 20
+
+
+def render_markdown(verdicts: dict) -> str:
+    """Render the dict of ``verify.verdicts.compute_verdicts`` as Markdown.
+
+    Parameters
+    ----------
+    verdicts : dict
+        The verdicts (JSON-ready: ``None`` where a number is undefined).
+
+    Returns
+    -------
+    str
+        The report: a summary paragraph, then failed tasks, bounds, tightest bounds, corollaries,
+        rank correlations across datasets and seed instability.
+    """
+    parts = ["# Verdicts", _summary(verdicts["summary"]), _failed_tasks(verdicts["failed_tasks"]),
+             _bounds(verdicts["bounds"]), _tightest(verdicts["tightest"]),
+             _corollaries(verdicts["corollaries"]),
+             _rank_correlations(verdicts["rank_correlations"]),
+             _seed_instability(verdicts["seed_instability"]), _method(verdicts["method"])]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _summary(summary: dict) -> str:
+    def tally(counts: dict) -> str:
+        return ", ".join(f"{counts[verdict]} {word}" for verdict, word in _TALLY.items())
+
+    violations = summary["violations"]
+    verdict = ("no bound is violated where its assumptions hold" if violations == 0
+               else f"**{violations} bound violation(s) where the assumptions hold** (listed below)")
+    return (f"{summary['datasets']} datasets, {summary['tasks_done']} tasks done and "
+            f"{summary['tasks_failed']} failed, {summary['trained_models']} trained models "
+            f"({summary['run_rows']} checkpoint rows, {summary['bound_rows']} bound evaluations). "
+            f"{MARKS['pass'] if violations == 0 else MARKS['fail']} {verdict}. Corollaries, "
+            f"measured trend: {tally(summary['corollaries_measured'])}; the bounds' own trend: "
+            f"{tally(summary['corollaries_bounds'])}.")
+
+
+def _failed_tasks(failed: list[dict]) -> str:
+    if not failed:
+        return ""
+    rows = [[f"`{t['task_key']}`", t["dataset_id"], t["config"], t["stabiliser"], t["error"]]
+            for t in failed[:MAX_ROWS]]
+    return _section("Failed tasks", _table(("task", "dataset", "config", "stabiliser", "error"),
+                                           rows), _more(failed))
+
+
+def _bounds(bounds: dict) -> str:
+    if not bounds:
+        return _section("Bounds", "No bound was evaluated.")
+    rows, offenders = [], []
+    for name, b in bounds.items():
+        failures = ", ".join(f"{kind} ({n})" for kind, n in b["assumption_failures"].items())
+        t = b["tightness"]
+        rows.append([f"{MARKS['pass'] if b['violations'] == 0 else MARKS['fail']} {name}",
+                     ", ".join(b["settings"]), b["measure"], b["runs_evaluated"],
+                     b["runs_assumptions_hold"], failures or "–", b["violations"], b["vacuous"],
+                     _number(t["median"]), _number(t["p90"]), _number(t["worst"])])
+        offenders += [[name, w["dataset_id"], w["config"], w["stabiliser"], w["seed"],
+                       w["left_out"], w["iteration"], _number(w["measured"]), _number(w["value"])]
+                      for w in b["worst_violations"]]
+    text = _table(("bound", "setting", "measure", "runs", "assumptions hold",
+                   "assumption failures (runs)", "violations", "vacuous", "median measured/bound",
+                   "p90", "worst"), rows)
+    if offenders:
+        text += "\n\nWorst violations (assumptions hold, measured > bound):\n\n" + _table(
+            ("bound", "dataset", "config", "stabiliser", "seed", "left out", "iteration",
+             "measured", "bound"), offenders)
+    return _section("Bounds", text)
+
+
+def _tightest(tightest: list[dict]) -> str:
+    if not tightest:
+        return ""
+    rows = [[t["setting"], t["measure"], t["bound"], _number(t["median_ratio"])] for t in tightest]
+    return _section("Tightest valid bound per setting",
+                    _table(("setting", "measure", "bound", "median measured/bound"), rows))
+
+
+def _corollaries(corollaries: list[dict]) -> str:
+    rows, claims = [], []
+    for c in corollaries:
+        series = {"measured": c["measured"], **{f"bound {b}": t for b, t in c["bounds"].items()}}
+        for label, trend in series.items():
+            rows.append([c["name"], f"{c['varied']} → {c['measure']}", c["predicted"], label,
+                         _tau(trend["tau"]), _ci(trend["low"], trend["high"]), trend["n_groups"],
+                         f"{MARKS[trend['verdict']]} {trend['verdict']}"])
+        claims.append(f"- `{c['name']}` ({c['setting']}): {c['statement']}.")
+    text = _table(("corollary", "quantity → measure", "predicted", "trend of", "granulated τ",
+                   "95% CI", "groups", "verdict"), rows)
+    return _section("Corollaries (predicted trends)", text + "\n\n" + "\n".join(claims))
+
+
+def _rank_correlations(correlations: dict) -> str:
+    if not correlations:
+        return _section("Does the bound predict which datasets are unstable?",
+                        "No bound has a value where its assumptions hold.")
+    rows = []
+    for bound, c in correlations.items():
+        for label, key in (("leave-one-out", "leave_one_out"), ("seed std", "seed_std")):
+            r = c[key]
+            tau, rho = r["kendall_tau"] or {}, r["spearman_rho"] or {}
+            rows.append([bound, c["measure"], label, r["n_units"], r["n_datasets"],
+                         _tau(tau.get("value")), _ci(tau.get("low"), tau.get("high")),
+                         _tau(rho.get("value")), _ci(rho.get("low"), rho.get("high")),
+                         f"{MARKS[r['verdict']]} {r['verdict']}"])
+    return _section("Does the bound predict which datasets are unstable?", _table(
+        ("bound", "measure", "instability", "units", "datasets", "Kendall τ", "95% CI",
+         "Spearman ρ", "95% CI", "predicts"), rows))
+
+
+def _seed_instability(units: list[dict]) -> str:
+    if not units:
+        return ""
+    by_config: dict[tuple, list[dict]] = {}
+    for u in units:
+        by_config.setdefault((u["setting"], u["config"], u["stabiliser"], u["stabiliser_params"]),
+                             []).append(u)
+    summary = []
+    for (setting, config, stabiliser, params), group in by_config.items():
+        stds = [u["accuracy_std"]["value"] for u in group if u["accuracy_std"]]
+        failed = [u["failed_rate"]["value"] for u in group]
+        summary.append([setting, config, _stabiliser(stabiliser, params), len(group),
+                        _number(sum(stds) / len(stds) if stds else None),
+                        _number(sum(failed) / len(failed))])
+    ranked = sorted((u for u in units if u["accuracy_std"]),
+                    key=lambda u: -u["accuracy_std"]["value"])
+    worst = [[u["dataset_id"], u["config"], _stabiliser(u["stabiliser"], u["stabiliser_params"]),
+              u["n_seeds"], _number(u["accuracy_mean"]), _number(u["accuracy_std"]["value"]),
+              _ci(u["accuracy_std"]["low"], u["accuracy_std"]["high"], signed=False),
+              _number(u["failed_rate"]["value"]),
+              _ci(u["failed_rate"]["low"], u["failed_rate"]["high"], signed=False)]
+             for u in ranked[:MAX_ROWS]]
+    text = _table(("setting", "config", "stabiliser", "datasets", "mean std of test accuracy",
+                   "mean failed-run rate"), summary)
+    if worst:
+        text += (f"\n\nMost unstable over seeds (top {len(worst)} of {len(ranked)}):\n\n"
+                 + _table(("dataset", "config", "stabiliser", "seeds", "mean accuracy",
+                           "std", "95% CI", "failed rate", "95% CI"), worst))
+    return _section("Seed instability (final checkpoint)", text)
+
+
+def _method(method: dict) -> str:
+    return _section("Method", "\n".join(f"- {key}: {value}" for key, value in method.items()))
+
+
+def _section(title: str, *blocks: str) -> str:
+    return "\n\n".join([f"## {title}", *[block for block in blocks if block]])
+
+
+def _table(header: Sequence[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _more(items: list) -> str:
+    return f"… and {len(items) - MAX_ROWS} more (see verdicts.json)." if len(items) > MAX_ROWS else ""
+
+
+def _stabiliser(name: str, params: str) -> str:
+    return name if params in ("{}", "", None) else f"{name} {params}"
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _tau(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def _ci(low: float | None, high: float | None, *, signed: bool = True) -> str:
+    if low is None or high is None:
+        return "–"
+    return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.3g}, {high:.3g}]"
