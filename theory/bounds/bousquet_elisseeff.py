@@ -1,0 +1,43 @@
+"""Regularised-ERM stability (Bousquet & Elisseeff 2002, the strong-convexity argument of their
+Theorem 22) carried to T steps of GD by the triangle inequality (docs/theory.md §F.4):
+
+‖w_T(S) − w_T(S\\i)‖ ≤ (1 + q'^T) Δ + (q^T + q'^T) D,  Δ = ρ_i / ((n−1) μ') ≥ ‖w*_S − w*_{S\\i}‖.
+
+This is DESIGN.md's original statement of Theorem F: valid, but never smaller than Theorem F's bound
+on a quadratic, and it needs μ' > 0.
+"""
+from __future__ import annotations
+
+import math
+
+from theory.bounds.full_constants import full_constants
+from theory.bounds.theorem_f import full_assumptions
+from theory.context import RunContext
+
+
+class BousquetElisseeff:
+    name = "bousquet_elisseeff"
+    setting = "full"
+    measure = "parameter_stability"
+    constants = ("n", "mu", "mu_loo", "beta", "lr", "iteration", "rho", "D", "quadratic", "full_batch")
+
+    def estimate_constants(self, run: RunContext) -> dict[str, float]:
+        all_constants = full_constants(run)
+        return {key: all_constants[key] for key in self.constants}
+
+    def value(self, **c: float) -> float:
+        if [name for name in self.assumptions(**c) if name != "quadratic_objective"]:
+            return math.inf
+        steps = int(c["iteration"])
+        q, q_loo = 1 - c["lr"] * c["mu"], 1 - c["lr"] * c["mu_loo"]
+        erm_gap = c["rho"] / ((c["n"] - 1) * c["mu_loo"])
+        return (1 + q_loo ** steps) * erm_gap + (q ** steps + q_loo ** steps) * c["D"]
+
+    def assumptions(self, **c: float) -> list[str]:
+        violated = full_assumptions(c)
+        if c["mu_loo"] <= 0:
+            violated.append("mu_loo_positive")
+        return violated
+
+
+BOUSQUET_ELISSEEFF = BousquetElisseeff()

@@ -1,0 +1,67 @@
+"""Constants of the full fine-tuning bounds for one left-out run.
+
+Least squares (``model="linear"``, ``loss="squared"``): exact (eigvalsh, closed-form w*). MLPs: the
+Taylor surrogate at the trained weights A(S) (standing in for w*), with μ, β, μ', β' and δ_H from
+Lanczos on Hessian-vector products of ``RunContext.objective``; the bound is then a prediction, not a
+theorem, and ``quadratic = 0`` makes the assumptions check say so.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from theory.bounds.base import flag
+from theory.context import RunContext
+from theory.estimators import (ArrayKey, hessian_extreme_eigenvalues, least_squares_constants,
+                               least_squares_loo_constants, objective_functions, spectral_norm)
+
+
+def is_least_squares(run: RunContext) -> bool:
+    return run.model == "linear" and run.loss == "squared"
+
+
+def full_constants(run: RunContext) -> dict[str, float]:
+    """n, μ, μ', β (= max of S and S\\i), η, T, ρ_i, D, δ_H, ρ_max, β_sample and indicator flags."""
+    i = int(run.left_out)
+    if is_least_squares(run):
+        exact = least_squares_constants(run.X, run.y, run.w0, run.l2sp)
+        mu_loo, beta_loo, delta_h = least_squares_loo_constants(run.X, run.y, run.w0, run.l2sp, i)
+        constants = dict(mu=exact.mu, mu_loo=mu_loo, beta=max(exact.beta, beta_loo), rho=float(exact.rho[i]),
+                         D=exact.D, delta_H=delta_h, rho_max=float(exact.rho.max()),
+                         beta_sample=float(np.max(np.sum(run.X ** 2, axis=1))) + run.l2sp)
+    elif run.objective is not None:
+        constants = _surrogate_constants(run.objective, ArrayKey(run.w_full), ArrayKey(run.w0),
+                                         len(run.X), float(run.l2sp), i)
+    else:
+        raise ValueError("run.objective must be given for model 'mlp' (Hessian-vector products)")
+    return dict(n=float(len(run.X)), lr=float(run.lr), iteration=float(run.iteration),
+                quadratic=flag(is_least_squares(run)), full_batch=flag(run.batch_size is None),
+                **constants)
+
+
+@functools.lru_cache(maxsize=64)
+def _surrogate_full(objective, w_key: ArrayKey, n: int, l2sp: float) -> tuple[float, float]:
+    w = w_key.arrays[0]
+    _, hvp = objective_functions(objective, w, np.ones(n))
+    low, high = hessian_extreme_eigenvalues(hvp, w.size)
+    return low + l2sp, high + l2sp
+
+
+@functools.lru_cache(maxsize=4096)
+def _surrogate_constants(objective, w_key: ArrayKey, w0_key: ArrayKey, n: int, l2sp: float,
+                         left_out: int) -> dict[str, float]:
+    w, w0 = w_key.arrays[0], w0_key.arrays[0]
+    mu, beta = _surrogate_full(objective, w_key, n, l2sp)
+    keep = np.ones(n)
+    keep[left_out] = 0.0
+    _, hvp_full = objective_functions(objective, w, np.ones(n))
+    _, hvp_loo = objective_functions(objective, w, keep)
+    low_loo, high_loo = hessian_extreme_eigenvalues(hvp_loo, w.size)
+    delta_h = spectral_norm(lambda v: hvp_full(v) - hvp_loo(v), w.size)
+    one_hot = np.zeros(n)
+    one_hot[left_out] = 1.0
+    gradient_i, _ = objective_functions(objective, w, one_hot)
+    rho = float(np.linalg.norm(gradient_i + l2sp * (w - w0)))
+    return dict(mu=mu, mu_loo=low_loo + l2sp, beta=max(beta, high_loo + l2sp), rho=rho,
+                D=float(np.linalg.norm(w - w0)), delta_H=delta_h, rho_max=np.nan, beta_sample=np.nan)

@@ -1,0 +1,81 @@
+"""Uniform-stability bounds for (stochastic) gradient methods on convex losses, after Hardt, Recht &
+Singer (2016, Theorems 3.7 and 3.9), in the remove-one, parameter form proved in docs/theory.md §F.5:
+
+convex, η β_sample ≤ 2:             E‖w_T(S) − w_T(S\\i)‖ ≤ 2ηTL/n
+m-strongly convex, η β_sample ≤ 1:  E‖w_T(S) − w_T(S\\i)‖ ≤ 2L(1 − (1 − ηm)^T)/(nm)
+
+L bounds every per-sample gradient norm on the ball of radius D + ηTρ_max around w* that holds both
+runs' iterates; m is μ' for full-batch GD and λ (the L2-SP strength: per-sample strong convexity) for
+SGD. For minibatch runs the expectation is over the sampling, so one run may exceed it
+("deterministic_run" is reported violated).
+"""
+from __future__ import annotations
+
+import math
+
+from theory.bounds.base import RTOL
+from theory.bounds.full_constants import full_constants, is_least_squares
+from theory.context import RunContext
+
+
+def _constants(run: RunContext) -> dict[str, float]:
+    c = full_constants(run)
+    reach = c["D"] + c["lr"] * c["iteration"] * c["rho_max"]
+    modulus = c["mu_loo"] if c["full_batch"] else float(run.l2sp)
+    return dict(n=c["n"], lr=c["lr"], iteration=c["iteration"],
+                lipschitz=c["rho_max"] + c["beta_sample"] * reach, beta_sample=c["beta_sample"],
+                strong_convexity=modulus, convex=float(is_least_squares(run)), full_batch=c["full_batch"])
+
+
+class HardtSGDConvex:
+    name = "hardt_sgd_convex"
+    setting = "full"
+    measure = "parameter_stability"
+    constants = ("n", "lr", "iteration", "lipschitz", "beta_sample", "strong_convexity", "convex",
+                 "full_batch")
+    step_limit = 2.0
+
+    def estimate_constants(self, run: RunContext) -> dict[str, float]:
+        return _constants(run)
+
+    def _numeric_violations(self, c: dict[str, float]) -> list[str]:
+        violated = []
+        if not c["convex"]:
+            violated.append("convex")
+        if not c["lr"] * c["beta_sample"] <= self.step_limit * (1 + RTOL):
+            violated.append("eta_le_2_over_beta_sample" if self.step_limit == 2.0
+                            else "eta_le_1_over_beta_sample")
+        return violated
+
+    def value(self, **c: float) -> float:
+        if self._numeric_violations(c):
+            return math.inf
+        return 2 * c["lr"] * c["iteration"] * c["lipschitz"] / c["n"]
+
+    def assumptions(self, **c: float) -> list[str]:
+        violated = self._numeric_violations(c)
+        if not c["full_batch"]:
+            violated.append("deterministic_run")
+        return violated
+
+
+class HardtSGDStronglyConvex(HardtSGDConvex):
+    name = "hardt_sgd_strongly_convex"
+    step_limit = 1.0
+
+    def _numeric_violations(self, c: dict[str, float]) -> list[str]:
+        violated = super()._numeric_violations(c)
+        if c["strong_convexity"] <= 0:
+            violated.append("strongly_convex")
+        return violated
+
+    def value(self, **c: float) -> float:
+        if self._numeric_violations(c):
+            return math.inf
+        m = c["strong_convexity"]
+        contraction = -math.expm1(c["iteration"] * math.log1p(-min(c["lr"] * m, 1.0 - 1e-16)))
+        return 2 * c["lipschitz"] * contraction / (c["n"] * m)
+
+
+HARDT_SGD_CONVEX = HardtSGDConvex()
+HARDT_SGD_STRONGLY_CONVEX = HardtSGDStronglyConvex()

@@ -1,0 +1,39 @@
+"""Theorem H (a posteriori): head direction stability from the measured margins of the trained heads.
+
+‖u_S − u_{S\\i}‖ ≤ M(γ_S − m_S, γ_S) + M(γ_{S\\i} − m_{S\\i}, γ_{S\\i}) + ‖u*_S − u*_{S\\i}‖,
+
+m = normalised margin of the trained head on its own training set, M the midpoint lemma
+(theory.implicit_bias.midpoint_direction_bound). It holds for any heads, however trained.
+"""
+from __future__ import annotations
+
+import math
+
+from theory.bounds.head_constants import head_assumptions, head_constants
+from theory.context import RunContext
+from theory.implicit_bias import midpoint_direction_bound
+
+
+class TheoremH:
+    name = "theorem_h"
+    setting = "head"
+    measure = "head_direction_stability"
+    constants = ("n", "gamma", "gamma_loo", "support_term", "margin_full", "margin_loo", "binary",
+                 "linear_head", "separable")
+
+    def estimate_constants(self, run: RunContext) -> dict[str, float]:
+        c = head_constants(run)
+        return {key: c[key] for key in self.constants}
+
+    def value(self, **c: float) -> float:
+        if head_assumptions(c):
+            return math.inf
+        return (midpoint_direction_bound(c["gamma"] - c["margin_full"], c["gamma"])
+                + midpoint_direction_bound(c["gamma_loo"] - c["margin_loo"], c["gamma_loo"])
+                + c["support_term"])
+
+    def assumptions(self, **c: float) -> list[str]:
+        return head_assumptions(c)
+
+
+THEOREM_H = TheoremH()

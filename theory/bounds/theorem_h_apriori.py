@@ -1,0 +1,54 @@
+"""Theorem H (a priori): head direction stability of full-batch GD on the mean exponential or logistic
+loss, from the data alone (γ, R, n, ‖w0‖, L(w0)) and (η, t):
+
+‖u_S(t) − u_{S\\i}(t)‖ ≤ M(ε̄_S(t), γ_S) + M(ε̄_{S\\i}(t), γ_{S\\i}) + ‖u*_S − u*_{S\\i}‖,
+
+ε̄ the margin-gap rate of Theorem H.3 (theory.implicit_bias.margin_gap_bound), M the midpoint lemma.
+"""
+from __future__ import annotations
+
+import math
+
+from theory.bounds.head_constants import head_assumptions, head_constants
+from theory.context import RunContext
+from theory.implicit_bias import margin_gap_bound, midpoint_direction_bound, step_size_condition
+
+
+class TheoremHApriori:
+    name = "theorem_h_apriori"
+    setting = "head"
+    measure = "head_direction_stability"
+    constants = ("n", "gamma", "gamma_loo", "support_term", "radius", "lr", "iteration", "init_norm",
+                 "init_loss", "init_loss_loo", "binary", "linear_head", "separable", "full_batch",
+                 "exponential_tailed", "logistic")
+
+    def estimate_constants(self, run: RunContext) -> dict[str, float]:
+        c = head_constants(run)
+        return {key: c[key] for key in self.constants}
+
+    def value(self, **c: float) -> float:
+        if self.assumptions(**c):
+            return math.inf
+        loss = "logistic" if c["logistic"] else "exponential"
+        shared = dict(radius=c["radius"], lr=c["lr"], iteration=int(c["iteration"]), init_norm=c["init_norm"])
+        gap = margin_gap_bound(loss, n=int(c["n"]), gamma=c["gamma"], init_loss=c["init_loss"], **shared)
+        gap_loo = margin_gap_bound(loss, n=int(c["n"]) - 1, gamma=c["gamma_loo"],
+                                   init_loss=c["init_loss_loo"], **shared)
+        return (midpoint_direction_bound(gap, c["gamma"]) + midpoint_direction_bound(gap_loo, c["gamma_loo"])
+                + c["support_term"])
+
+    def assumptions(self, **c: float) -> list[str]:
+        violated = head_assumptions(c)
+        if not c["full_batch"]:
+            violated.append("full_batch")
+        if not c["exponential_tailed"]:
+            violated.append("exponential_tailed_loss")
+        elif not violated:
+            loss = "logistic" if c["logistic"] else "exponential"
+            if not all(step_size_condition(loss, lr=c["lr"], radius=c["radius"], init_loss=init)
+                       for init in (c["init_loss"], c["init_loss_loo"])):
+                violated.append("eta_small")
+        return violated
+
+
+THEOREM_H_APRIORI = TheoremHApriori()

@@ -1,0 +1,56 @@
+"""What verify hands the theory about one left-out run (docs/internals.md §2)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One left-out run: the data of the full set S, the index i left out, and both trained models.
+
+    Attributes
+    ----------
+    setting : {"head", "full"}
+    model : {"linear", "mlp"}
+    loss : {"logistic", "exponential", "softmax", "squared"}
+    X, y : ndarray
+        Training inputs (head: features) and labels/targets of the full set S.
+    left_out : int
+        The index i of the sample removed in S\\i.
+    lr : float
+        Step size η.
+    iteration : int
+        Number of steps t (the T of Theorem F).
+    batch_size : int or None
+        None is full-batch gradient descent.
+    w0, w_full, w_loo : ndarray
+        Flat initial weights, weights of A(S) and of A(S\\i) at this iteration.
+    l2sp : float
+        Strength λ of ½λ‖w − w0‖² in the objective.
+    objective : callable or None
+        For MLPs, a torch function ``(w_flat, sample_weights) -> scalar`` returning the weighted mean
+        loss ``Σ_j s_j ℓ_j(w) / Σ_j s_j`` (so one-hot weights give one sample's loss).
+    arrays, card : mapping
+        The dataset's named arrays and card.
+    """
+
+    setting: str
+    model: str
+    loss: str
+    X: np.ndarray
+    y: np.ndarray
+    left_out: int
+    lr: float
+    iteration: int
+    batch_size: int | None
+    w0: np.ndarray
+    w_full: np.ndarray
+    w_loo: np.ndarray
+    l2sp: float = 0.0
+    objective: Callable | None = None
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    card: Mapping[str, Any] = field(default_factory=dict)
