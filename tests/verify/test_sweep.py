@@ -1,0 +1,185 @@
+"""The sweep machinery with a stand-in task: resume after SIGKILL, failures, worker-count invariance.
+
+The stand-in runner computes rows from the task's coordinates only (as the real one must), so any
+difference between runs is the machinery's fault. Real training is covered by test_tasks.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from verify.configs import TrainingConfig
+from verify.store import RESULTS_FILE, ResultStore
+from verify.sweep import build_tasks, run_sweep
+from verify.tasks import TaskOutput
+
+HERE = Path(__file__).resolve().parent
+
+STANDIN_CONFIGS = (
+    TrainingConfig(name="standin_gd", setting="head", kinds=("separable",), loss="logistic",
+                   init="zero", lr_scale=1.0, n_steps=100, n_checkpoints=3, max_left_out=2),
+    TrainingConfig(name="standin_sgd", setting="head", kinds=("separable",), loss="logistic",
+                   init="random", lr_scale=1.0, n_steps=100, n_checkpoints=3, batch_size=4,
+                   max_left_out=2),
+)
+
+
+@dataclass(frozen=True)
+class StandinSource:
+    """Datasets that are only cards; ``n_datasets`` of kind separable."""
+
+    n_datasets: int
+
+    def entries(self):
+        return [(f"ds{i}", "separable") for i in range(self.n_datasets)]
+
+    def load(self, dataset_id):
+        return SimpleNamespace(card={"id": dataset_id, "kind": "separable", "n_samples": 10,
+                                     "n_features": 2, "n_classes": 2, "margin": 0.1, "radius": 1.0})
+
+    def cards(self):
+        return []
+
+
+def standin_runner(task, dataset):
+    """Rows that are a pure function of the task; stabiliser params steer sleeping and crashing."""
+    params = json.loads(task.stabiliser_params)
+    if params.get("crash") and not os.environ.get("STANDIN_HEALED"):
+        raise RuntimeError(f"stand-in crash on {task.key}")
+    time.sleep(params.get("sleep", 0.0))
+    rng = np.random.default_rng(task.model_seed(0) % 2**32)
+    runs, bounds = [], []
+    for seed in task.seeds:
+        for left_out in (None, 3, 7):
+            for iteration in task.config.checkpoints():
+                value = float(rng.random())
+                runs.append({"seed": seed, "left_out": left_out, "iteration": int(iteration), "lr": 0.5,
+                             "train_loss": value, "test_accuracy": 1 - value, "diverged": 0,
+                             "parameter_stability": None if left_out is None else value / 2})
+                if left_out is not None:
+                    bounds.append({"row": len(runs) - 1, "bound": "standin_bound",
+                                   "measure": "parameter_stability", "measured": value / 2,
+                                   "value": value, "violated": [], "constants": {"c": value}})
+    return TaskOutput(runs=runs, bounds=bounds)
+
+
+def standin_tasks(n_datasets=3, stabilisers=(("none", {}),), n_seeds=2):
+    return build_tasks(StandinSource(n_datasets).entries(), STANDIN_CONFIGS, list(stabilisers),
+                       n_seeds=n_seeds)
+
+
+def table(path: Path, name: str) -> list[tuple]:
+    with sqlite3.connect(path / RESULTS_FILE) as conn:
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({name})")]
+        keep = [c for c in columns if c not in ("seconds", "finished_at")]
+        return conn.execute(f"SELECT {', '.join(keep)} FROM {name} ORDER BY {keep[0]}, {keep[1]}").fetchall()
+
+
+def sweep(out, *, tasks=None, workers=1, **kwargs):
+    tasks = standin_tasks() if tasks is None else tasks
+    return run_sweep(tasks, StandinSource(3), out, n_seeds=2, workers=workers, runner=standin_runner,
+                     progress=False, **kwargs)
+
+
+def test_tasks_cross_configs_and_give_deterministic_configs_one_seed():
+    tasks = standin_tasks(n_datasets=2, stabilisers=(("none", {}), ("l2sp", {"strength": 0.1})), n_seeds=3)
+    assert len(tasks) == 2 * 2 * 2
+    assert {t.seeds for t in tasks if t.config.name == "standin_gd"} == {(0,)}
+    assert {t.seeds for t in tasks if t.config.name == "standin_sgd"} == {(0, 1, 2)}
+    assert len({t.key for t in tasks}) == len(tasks)
+
+
+def test_rerun_skips_done_tasks_and_changes_nothing(tmp_path):
+    first = sweep(tmp_path)
+    assert (first.done, first.failed, first.skipped) == (6, 0, 0)
+    before = table(tmp_path, "runs"), table(tmp_path, "bounds")
+    second = sweep(tmp_path)
+    assert (second.done, second.skipped) == (0, 6)
+    assert (table(tmp_path, "runs"), table(tmp_path, "bounds")) == before
+
+
+def test_identical_results_for_one_and_two_workers(tmp_path):
+    sweep(tmp_path / "one", workers=1)
+    sweep(tmp_path / "two", workers=2)
+    for name in ("runs", "bounds", "datasets", "tasks"):
+        assert table(tmp_path / "one", name) == table(tmp_path / "two", name)
+
+
+def test_crashing_task_is_recorded_as_failed_and_retried(tmp_path, monkeypatch):
+    tasks = standin_tasks(stabilisers=(("none", {}), ("standin", {"crash": True})))
+    summary = sweep(tmp_path, tasks=tasks)
+    assert (summary.done, summary.failed) == (6, 6)
+    with ResultStore(tmp_path / RESULTS_FILE, readonly=True) as store:
+        failed = store.tasks(status="failed")
+        assert len(failed) == 6
+        assert all("RuntimeError: stand-in crash" in task["error"] and "Traceback" in task["error"]
+                   for task in failed)
+        assert store.runs(stabiliser="standin") == []
+    monkeypatch.setenv("STANDIN_HEALED", "1")
+    retry = sweep(tmp_path, tasks=tasks)
+    assert (retry.done, retry.failed, retry.skipped) == (6, 0, 6)
+    sweep(tmp_path / "clean", tasks=tasks)
+    assert table(tmp_path, "runs") == table(tmp_path / "clean", "runs")
+
+
+def test_rerun_with_other_seed_count_is_refused(tmp_path):
+    sweep(tmp_path)
+    with pytest.raises(ValueError, match="seeds"):
+        run_sweep(standin_tasks(n_seeds=3), StandinSource(3), tmp_path, n_seeds=3, workers=1,
+                  runner=standin_runner, progress=False)
+
+
+KILLED_SWEEP = """
+import sys
+sys.path.insert(0, {here!r})
+from test_sweep import standin_tasks, StandinSource, standin_runner
+from verify.sweep import run_sweep
+tasks = standin_tasks(n_datasets=4, stabilisers=[("standin", {{"sleep": 0.3}})])
+run_sweep(tasks, StandinSource(4), {out!r}, n_seeds=2, workers={workers}, runner=standin_runner,
+          progress=False)
+"""
+
+
+def _done_count(out: Path) -> int:
+    try:
+        with sqlite3.connect(out / RESULTS_FILE, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, workers):
+    killed = tmp_path / "killed"
+    script = KILLED_SWEEP.format(here=str(HERE), out=str(killed), workers=workers)
+    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while _done_count(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 2 <= _done_count(killed) < 8, "the kill should land mid-sweep"
+
+    tasks = standin_tasks(n_datasets=4, stabilisers=[("standin", {"sleep": 0.3})])
+    resumed = run_sweep(tasks, StandinSource(4), killed, n_seeds=2, workers=1, runner=standin_runner,
+                        progress=False)
+    assert resumed.skipped >= 2
+    run_sweep(tasks, StandinSource(4), tmp_path / "clean", n_seeds=2, workers=1,
+              runner=standin_runner, progress=False)
+    for name in ("runs", "bounds", "tasks"):
+        assert table(killed, name) == table(tmp_path / "clean", name)
+    runs = table(killed, "runs")
+    assert len(runs) == len(set(runs)) == 4 * (1 + 2) * 3 * 3  # datasets × seeds × left-outs × checkpoints

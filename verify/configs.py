@@ -1,0 +1,160 @@
+"""Named training configurations: what a sweep trains on each dataset, one entry per figure need.
+
+The learning rate is never absolute: ``lr = lr_scale / beta_hat`` with ``beta_hat`` the smoothness of
+the training objective estimated from the dataset, so one config means the same thing on every
+dataset and ``lr_scale`` reads directly against the theory's ``eta <= 1/beta`` and ``eta < 2/beta``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+SETTINGS = ("head", "full")
+KINDS = ("separable", "quadratic", "mlp")
+LOSSES = ("logistic", "exponential", "softmax", "squared")
+INITS = ("zero", "random", "pretrained")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One way of training every model of a task.
+
+    Parameters
+    ----------
+    name : str
+        Stable identifier, stored in the results' ``config`` column.
+    setting : {"head", "full"}
+        Head tuning (features frozen, linear head trained) or full fine-tuning.
+    kinds : tuple of str
+        Dataset kinds (``card["kind"]``) the config trains on.
+    loss : {"logistic", "exponential", "softmax", "squared"}
+        Training loss; "logistic" means softmax cross-entropy on multiclass datasets.
+    init : {"zero", "random", "pretrained"}
+        Head initialisation, or "pretrained" (start from the dataset's ``w0``) for full fine-tuning.
+    lr_scale : float
+        Learning rate in units of ``1 / beta_hat``.
+    n_steps : int
+        Training iterations T.
+    n_checkpoints : int
+        Number of log-spaced checkpoints in ``[1, n_steps]`` (fewer when they coincide).
+    batch_size : int or None
+        Minibatch size for SGD; None is full-batch gradient descent.
+    max_left_out : int
+        Leave-one-out sets trained per seed (support vectors first, then random others).
+    n_heads : int
+        Linear heads trained at once (MHLoss); 1 is a single head.
+    """
+
+    name: str
+    setting: str
+    kinds: tuple[str, ...]
+    loss: str
+    init: str
+    lr_scale: float
+    n_steps: int
+    n_checkpoints: int = 12
+    batch_size: int | None = None
+    max_left_out: int = 16
+    n_heads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting: must be one of {SETTINGS}, got {self.setting!r}")
+        if not self.kinds or set(self.kinds) - set(KINDS):
+            raise ValueError(f"kinds: must be a non-empty subset of {KINDS}, got {self.kinds!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: must be one of {LOSSES}, got {self.loss!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init: must be one of {INITS}, got {self.init!r}")
+        if not self.lr_scale > 0:
+            raise ValueError(f"lr_scale: must be > 0, got {self.lr_scale}")
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps: must be >= 1, got {self.n_steps}")
+        if self.n_checkpoints < 1:
+            raise ValueError(f"n_checkpoints: must be >= 1, got {self.n_checkpoints}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
+        if self.max_left_out < 0:
+            raise ValueError(f"max_left_out: must be >= 0, got {self.max_left_out}")
+        if self.n_heads < 1:
+            raise ValueError(f"n_heads: must be >= 1, got {self.n_heads}")
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the seed changes training (random init or SGD); deterministic configs train seed 0 only."""
+        return self.init == "random" or self.batch_size is not None
+
+    def checkpoints(self) -> np.ndarray:
+        """Log-spaced checkpoint iterations in ``[1, n_steps]``, strictly increasing, ending at T."""
+        points = np.geomspace(1, self.n_steps, self.n_checkpoints)
+        return np.unique(np.rint(points).astype(np.int64))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "kinds": list(self.kinds)}
+
+
+def _head(name: str, **overrides) -> TrainingConfig:
+    base = dict(setting="head", kinds=("separable",), loss="logistic", init="zero", lr_scale=1.0,
+                n_steps=4000, n_checkpoints=12, max_left_out=16)
+    return TrainingConfig(name=name, **{**base, **overrides})
+
+
+def _full(name: str, kinds: tuple[str, ...], **overrides) -> TrainingConfig:
+    base = dict(setting="full", kinds=kinds, loss="squared", init="pretrained", lr_scale=1.0,
+                n_steps=2000, n_checkpoints=12, max_left_out=16)
+    return TrainingConfig(name=name, **{**base, **overrides})
+
+
+# F1, F2, F4, F10: GD on separable features up to T; F3: the learning-rate sweep; seed instability:
+# SGD from a random head. F5-F8, F10: quadratic full fine-tuning at eta <= 1/beta, an eta*T sweep that
+# crosses 2/beta (divergence), and the pre-trained MLP tasks.
+DEFAULT_CONFIGS: tuple[TrainingConfig, ...] = (
+    _head("head_gd_logistic"),
+    _head("head_gd_exponential", loss="exponential"),
+    _head("head_gd_logistic_lr0.1", lr_scale=0.1),
+    _head("head_gd_logistic_lr0.3", lr_scale=0.3),
+    _head("head_gd_logistic_lr3", lr_scale=3.0),
+    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=8),
+    _full("full_quadratic_gd", ("quadratic",)),
+    _full("full_quadratic_gd_lr0.1", ("quadratic",), lr_scale=0.1),
+    _full("full_quadratic_gd_lr0.3", ("quadratic",), lr_scale=0.3),
+    _full("full_quadratic_gd_lr1.9", ("quadratic",), lr_scale=1.9),
+    _full("full_quadratic_gd_lr2.2", ("quadratic",), lr_scale=2.2),
+    _full("full_mlp_gd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, max_left_out=8),
+    _full("full_mlp_sgd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, batch_size=16,
+          max_left_out=4),
+)
+CONFIGS: dict[str, TrainingConfig] = {config.name: config for config in DEFAULT_CONFIGS}
+
+
+def select_configs(*, settings: Iterable[str] | None = None,
+                   names: Iterable[str] | None = None) -> list[TrainingConfig]:
+    """The configs a sweep runs: by setting and/or by name, in the registry's order.
+
+    Parameters
+    ----------
+    settings : iterable of {"head", "full"}, optional
+        Keep configs of these settings (all when None).
+    names : iterable of str, optional
+        Keep configs with these names (all when None).
+
+    Raises
+    ------
+    ValueError
+        On an unknown setting or config name, or when nothing is selected.
+    """
+    settings = None if settings is None else list(settings)
+    names = None if names is None else list(names)
+    for setting in settings or ():
+        if setting not in SETTINGS:
+            raise ValueError(f"settings: unknown setting {setting!r}; choose from {', '.join(SETTINGS)}")
+    for name in names or ():
+        if name not in CONFIGS:
+            raise ValueError(f"configs: unknown config {name!r}; choose from {', '.join(CONFIGS)}")
+    chosen = [config for config in DEFAULT_CONFIGS
+              if (settings is None or config.setting in settings) and (names is None or config.name in names)]
+    if not chosen:
+        raise ValueError(f"configs: no config matches settings={settings} and configs={names}")
+    return chosen
