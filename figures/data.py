@@ -265,7 +265,8 @@ def at_reference(frame: Frame, *, vary: Iterable[str] = ()) -> tuple[Frame, dict
     frame : Frame
         The units at the reference setting.
     chosen : dict
-        Knob -> value, only for knobs that had more than one value (where a choice was made).
+        Knob -> value, only for knobs that had more than one value (where a choice was made); pass
+        it to :func:`restrict` to select the same setting from another frame.
     """
     chosen: dict[str, object] = {}
     for knob in KNOBS:
@@ -276,15 +277,32 @@ def at_reference(frame: Frame, *, vary: Iterable[str] = ()) -> tuple[Frame, dict
             continue
         best = max(count for count, _ in counts)
         tied = [value for count, value in counts if count == best]
-        value = PREFERRED[knob] if knob in PREFERRED and PREFERRED[knob] in tied else tied[0]
-        chosen[knob] = value
-        column = frame[knob]
-        if value is None:
-            mask = np.array([_normalise(item) is None for item in column.tolist()])
-        else:
-            mask = np.array([item == value for item in column.tolist()])
-        frame = frame.filter(mask)
+        chosen[knob] = PREFERRED[knob] if knob in PREFERRED and PREFERRED[knob] in tied else tied[0]
+        frame = restrict(frame, {knob: chosen[knob]})
     return frame, chosen
+
+
+def restrict(frame: Frame, values: dict[str, object]) -> Frame:
+    """Rows whose columns equal ``values`` (``None`` matches NULL)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for name, value in values.items():
+        mask &= np.array([_normalise(item) == value for item in frame[name].tolist()], dtype=bool)
+    return frame.filter(mask)
+
+
+def swept(frame: Frame, column: str) -> Frame:
+    """Units of the datasets that were run at two or more values of ``column``.
+
+    A curve against a training knob must compare the same datasets at every x, or the mix of
+    datasets changes along the curve.
+    """
+    keep = np.zeros(len(frame), dtype=bool)
+    datasets = frame["dataset_id"]
+    for (dataset_id,), group in frame.groups("dataset_id"):
+        values = group[column]
+        if np.unique(values[np.isfinite(values)]).size >= 2:
+            keep |= datasets == dataset_id
+    return frame.filter(keep)
 
 
 def describe_reference(chosen: dict[str, object]) -> str:

@@ -20,6 +20,7 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
            "#17becf", "#7f7f7f", "#bcbd22")
 ERROR_BARS = "bars: 95% bootstrap CI"
 FONT_SIZE = 9
+MAX_LABELLED_X = 8  # up to this many distinct x values, tick exactly at the data
 
 
 def mark_trivial_direction_bound(ax: Axes) -> None:
@@ -84,8 +85,8 @@ def draw_series(ax: Axes, series: Series) -> None:
 
 
 def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str, xlog: bool = False,
-                ylog: bool = False) -> None:
-    """Label ``ax``, set its scales and add a legend when it has labelled artists."""
+                ylog: bool = False, xticks: np.ndarray | None = None) -> None:
+    """Label ``ax``, set its scales (ticks at ``xticks`` if given), add a legend if needed."""
     ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
     ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
@@ -95,17 +96,23 @@ def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str, xlog: bool = 
     if ylog:
         ax.set_yscale("log")
         _plain_log_ticks(ax.yaxis, ax.get_ylim())
+    if xticks is not None:
+        ax.set_xticks(xticks, [f"{value:g}" for value in xticks])
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85)
 
 
 def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
-    """Tick labels like 0.2 rather than 2×10⁻¹; label minor ticks only on short (< 1.5 decade) axes."""
+    """Tick labels like 0.2 rather than 2×10⁻¹; on short axes (< 2 decades) label 2× and 5× too."""
     plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
     axis.set_major_formatter(plain)
     low, high = sorted(limits)
-    short = low > 0 and np.log10(high / low) < 1.5
-    axis.set_minor_formatter(plain if short else ticker.NullFormatter())
+    if low > 0 and np.log10(high / low) < 2:
+        axis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_formatter(ticker.NullFormatter())
 
 
 @dataclass
@@ -130,6 +137,8 @@ def draw_panels(title: str, panels: list[Panel]) -> Figure:
             draw_series(ax, series)
         if panel.decorate is not None:
             panel.decorate(ax)
+        xs = np.unique(np.concatenate([series.x for series in panel.series]))
         finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
-                    xlog=panel.xlog, ylog=panel.ylog)
+                    xlog=panel.xlog, ylog=panel.ylog,
+                    xticks=xs if xs.size <= MAX_LABELLED_X else None)
     return figure

@@ -1,0 +1,85 @@
+"""F2 — head direction stability over iterations t (log t), with Theorem H and the direction error.
+
+Data: head-tuning runs on separable datasets with stabiliser ``'none'``, every checkpoint, at the
+reference training setting (:func:`figures.data.at_reference`). Panel (a): E_i of
+``head_direction_stability`` per unit (dataset, config, seed, t), then at each t the mean over the
+units (seeds × datasets) with a 95% percentile-bootstrap CI; Theorem H (which contains the a priori
+rate of e(t)) averaged over the units where it holds. Panel (b): the direction error
+e(t) = ‖u(t) − u*‖ of the model trained on all of S, aggregated the same way, and every other head
+bound the results carry on ``direction_error`` (e.g. the asymptotic predictor w(t) ≈ ŵ log t + w̃),
+averaged over the left-out runs where it holds.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from figures.curves import measured_and_bound
+from figures.data import (MEASURE_LABEL, MissingData, at_reference, describe_reference, full_units,
+                          loo_units, restrict)
+from figures.output import Drawn, write_panels_figure
+from figures.style import ERROR_BARS, Panel, colour, mark_trivial_direction_bound
+
+KEY = "F2"
+STEM = "f02_iterations"
+PRODUCED_BY = ("head-tuning configs (setting 'head', stabiliser 'none') on separable datasets with "
+               "several checkpoints, e.g. `ftstab verify --grid smoke`")
+MEASURE = "head_direction_stability"
+BOUND = "theorem_h"
+HEAD_SEPARABLE = "r.setting = 'head' AND r.kind = 'separable' AND r.stabiliser = 'none'"
+
+
+def _other_head_bounds(connection: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(bound, measure) of every bound other than Theorem H recorded on these runs."""
+    return connection.execute(
+        f"SELECT DISTINCT b.bound, b.measure FROM bounds AS b JOIN runs AS r ON r.run_id = b.run_id "
+        f"WHERE {HEAD_SEPARABLE} AND b.bound != ? ORDER BY b.bound", (BOUND,)).fetchall()
+
+
+def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
+    """Draw F2 into ``out_dir``."""
+    loo, chosen = at_reference(loo_units(connection, measure=MEASURE, bound=BOUND,
+                                         where=HEAD_SEPARABLE, final_only=False))
+    if np.unique(loo["iteration"]).size < 2:
+        raise MissingData("no head-tuning runs on separable data with two or more checkpoints")
+    stability = measured_and_bound(loo, x=loo["iteration"], xlog=True, panel="stability",
+                                   label="measured", measure=MEASURE, bound=BOUND,
+                                   bound_label="Theorem H bound", figure_key=KEY,
+                                   line_colour=colour(0))
+    full = restrict(full_units(connection, where=HEAD_SEPARABLE, final_only=False), chosen)
+    full = full.with_column("measured", full["direction_error"])
+    error = measured_and_bound(full, x=full["iteration"], xlog=True, panel="direction_error",
+                               label="measured e(t), model on S", measure="direction_error",
+                               bound=None, bound_label=None, figure_key=KEY, line_colour=colour(1))
+    notes = []
+    others = _other_head_bounds(connection)
+    for index, (name, measure) in enumerate(others):
+        units = restrict(loo_units(connection, measure=measure, bound=name, where=HEAD_SEPARABLE,
+                                   final_only=False), chosen)
+        drawn = [series for series in measured_and_bound(
+            units, x=units["iteration"], xlog=True, panel="direction_error" if measure ==
+            "direction_error" else "stability", label=name, measure=measure, bound=name,
+            bound_label=f"{name} (on {measure})", figure_key=KEY, line_colour=colour(index + 2))
+            if series.role == "bound"]
+        (error if measure == "direction_error" else stability).extend(drawn)
+    if not others:
+        notes.append("no asymptotic predictor in these results (no head bound other than "
+                      "Theorem H in the bounds table); panel (b) shows the measured e(t) only")
+    reference = describe_reference(chosen)
+    panels = [
+        Panel(name="stability", title="(a) leave-one-out stability" + (f", {reference}" if reference else ""),
+              xlabel="iteration t (log scale)",
+              ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=stability,
+              xlog=True, ylog=True, decorate=mark_trivial_direction_bound),
+        Panel(name="direction_error", title="(b) direction error to the max-margin u*",
+              xlabel="iteration t (log scale)",
+              ylabel=r"$e(t) = \|u(t) - u^*\|$, mean over seeds × datasets", series=error,
+              xlog=True, ylog=True),
+    ]
+    title = ("F2 · Head tuning over iterations: stability and direction error vs log t\n"
+             f"solid: measured ({ERROR_BARS}) · dashed: Theorem H / predictors")
+    return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title,
+                               panels=[panel for panel in panels if panel.series],
+                               notes=tuple(notes))
