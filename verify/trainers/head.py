@@ -1,0 +1,447 @@
+"""Batched head tuning: linear heads on fixed features, M models trained as one tensor program.
+
+Model m trains on its own samples ``masks[m]`` (the mean loss over them). All M models, their
+``n_heads`` heads and, for softmax, their C class vectors are the columns of one ``(d, U)`` weight
+matrix, ``U = M * n_heads * C``; one step is two matrix products over all columns at once
+(``(n, d) x (d, U)`` for the scores, ``(d, n) x (n, U)`` for the gradient) plus elementwise work on
+the ``(n, U)`` scores, with every buffer allocated once.
+
+Losses (``y`` holds labels 0..C-1; the binary losses use the signs ``s = 2y - 1``):
+
+- ``"logistic"``: ``log(1 + exp(-s w.x))``;
+- ``"exponential"``: ``exp(-s w.x)``;
+- ``"softmax"``: cross-entropy of ``softmax(W x)`` with ``W`` of shape ``(C, d)``, C = max(y) + 1.
+
+Heads (MHLoss): with ``n_heads = H > 1`` every model has H heads; its loss is the mean (or, with
+``head_reduction="sum"``, the sum) of the heads' losses and its prediction is the mean logit, i.e. the
+prediction of the mean of its heads' weights. The heads only interact through that reduction, so each
+head follows gradient descent on its own loss with step ``lr / H`` (mean) or ``lr`` (sum).
+
+Initialisation: ``"zero"``, ``"random"`` or an explicit array. ``"random"`` draws every model's heads
+from its seed's ``"head_init"`` stream (``torch.Generator`` seeded with
+``run_seed(seed, "head_init")``), each entry uniform on ``[-1/sqrt(d), 1/sqrt(d)]`` (the default of
+``torch.nn.Linear``); the H heads of a model are independent draws, and models sharing a seed (the
+model on S and those on S\\i) share their initial heads.
+
+SGD coupling (the standard one of algorithmic stability, shared with :mod:`verify.trainers.mlp`): at
+each step the seed's ``"train_stream"`` generator (seeded with ``run_seed(seed, "train_stream")``)
+draws a permutation of all n samples and its first ``batch_size`` entries are the minibatch of every
+model with that seed; each model averages its loss over the minibatch members that are among its own
+samples, and makes no update when there are none. The model on S\\i therefore sees exactly the
+sample stream of the model on S with sample i removed wherever it occurs; with ``batch_size = n``,
+SGD is full-batch GD for every model.
+
+Divergence: model m diverges at the first iteration t whose training loss L_m(w_t) (mean loss over its
+own samples, reduced over heads) is NaN, inf or above ``BLOWUP`` times the reference
+``max(L_m(w_0), L_m(0))`` (its initial loss, or the loss of the zero head if that is larger, so a
+near-perfect initialisation does not make every later loss a blow-up). From iteration t on, its
+weights and loss are NaN in the trace and ``diverged_at[m] = t``; the model is frozen (its columns are
+zeroed) so it cannot disturb the others. Every iteration is checked: a cheap upper bound of all
+models' losses, computed from the extreme scores, is compared with the smallest threshold, and only
+when it exceeds it are the exact per-model losses computed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from verify.seeding import run_seed
+from verify.trainers.checkpoints import check_checkpoints
+from verify.trainers.trace import Trace
+
+LOSSES = ("logistic", "exponential", "softmax")
+HEAD_REDUCTIONS = ("mean", "sum")
+BLOWUP = 1e6
+INIT_STREAM = "head_init"
+BATCH_STREAM = "train_stream"
+
+
+# ------------------------------------------------------------------------------ the losses -------
+# A head's score for sample i is Q_i = F_i . w with F the loss's feature matrix: the binary losses
+# fold the label sign into the features (F_i = -s_i x_i, so Q_i is minus the margin and the loss is an
+# increasing function phi(Q_i)); softmax scores are the logits (F = X).
+
+def _binary_features(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -(2.0 * y - 1.0)[:, None] * X
+
+
+class _Logistic:
+    n_outputs = 1
+
+    def __init__(self, y: torch.Tensor):
+        self.zero_loss = math.log(2.0)
+
+    features = staticmethod(_binary_features)
+
+    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
+        torch.sigmoid(Q, out=out)
+
+    def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.softplus(Q).squeeze(-1)
+
+    def bound(self, Q: torch.Tensor) -> float:
+        # phi is increasing, so no mean loss exceeds phi(max score).
+        return float(torch.nn.functional.softplus(Q.max()))
+
+
+class _Exponential(_Logistic):
+    def __init__(self, y: torch.Tensor):
+        self.zero_loss = 1.0
+
+    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
+        torch.exp(Q, out=out)
+
+    def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
+        return torch.exp(Q).squeeze(-1)
+
+    def bound(self, Q: torch.Tensor) -> float:
+        return float(torch.exp(Q.max()))
+
+
+class _Softmax:
+    def __init__(self, y: torch.Tensor):
+        self.n_outputs = int(y.max()) + 1
+        self.zero_loss = math.log(self.n_outputs)
+        self.labels = y.long()
+        self.one_hot = torch.nn.functional.one_hot(self.labels, self.n_outputs).to(y.dtype)
+
+    @staticmethod
+    def features(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return X
+
+    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
+        torch.softmax(Q, -1, out=out)
+        out.sub_(self.one_hot[:, None, None, :])
+
+    def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
+        index = self.labels.view(-1, 1, 1, 1).expand(*Q.shape[:3], 1)
+        return torch.logsumexp(Q, -1) - Q.gather(-1, index).squeeze(-1)
+
+    def bound(self, Q: torch.Tensor) -> float:
+        # logsumexp(z) - z_y <= max(z) - min(z) + log C.
+        low, high = torch.aminmax(Q)
+        return float(high - low) + self.zero_loss
+
+
+_LOSS_CLASSES = {"logistic": _Logistic, "exponential": _Exponential, "softmax": _Softmax}
+
+
+# ---------------------------------------------------------------------------- validation -------
+
+@dataclass(frozen=True)
+class HeadProblem:
+    """Validated inputs of a head-tuning run, shared by the batched and the naive trainer."""
+
+    X: np.ndarray            # (n, d) float64
+    y: np.ndarray            # (n,) int64
+    masks: np.ndarray        # (M, n) bool
+    init: np.ndarray         # (M, H, C, d) initial heads; C = 1 for the binary losses
+    loss: str
+    lr: float
+    n_steps: int
+    checkpoints: np.ndarray  # (K,) int64
+    batch_size: int | None
+    seeds: np.ndarray | None  # (M,) int64
+    n_heads: int
+    head_reduction: str
+
+    @property
+    def head_scale(self) -> float:
+        """Factor of each head's own gradient in the model's gradient (1/H for the mean)."""
+        return 1.0 / self.n_heads if self.head_reduction == "mean" else 1.0
+
+    def weights_shape(self, n_models: int) -> tuple[int, ...]:
+        """Shape of one checkpoint's weights: (M, [H,] [C,] d)."""
+        _, n_heads, n_outputs, d = self.init.shape
+        return ((n_models,) + ((n_heads,) if n_heads > 1 else ())
+                + ((n_outputs,) if self.loss == "softmax" else ()) + (d,))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size, seeds,
+                       n_heads, head_reduction) -> HeadProblem:
+    """Validate the arguments of :func:`train_heads` and draw the initial heads.
+
+    Raises
+    ------
+    ValueError
+        Naming the first invalid parameter and its allowed values.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss: must be one of {LOSSES}, got {loss!r}")
+    if head_reduction not in HEAD_REDUCTIONS:
+        raise ValueError(f"head_reduction: must be one of {HEAD_REDUCTIONS}, got {head_reduction!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1 or not np.isfinite(X).all():
+        raise ValueError(f"X: must be a finite (n, d) array with n, d >= 1, got shape {X.shape}")
+    n, d = X.shape
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError(f"y: must be ({n},) integer labels >= 0, got shape {y.shape}, "
+                         f"dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if loss != "softmax" and y.max() > 1:
+        raise ValueError(f"y: the {loss} loss is binary and needs labels in {{0, 1}}, "
+                         f"got max {y.max()}")
+    if loss == "softmax" and y.max() < 1:
+        raise ValueError("y: the softmax loss needs at least 2 classes (max label >= 1)")
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n or masks.shape[0] < 1 or not np.isin(masks, (0, 1)).all():
+        raise ValueError(f"masks: must be an (M, {n}) array of 0/1 with M >= 1, got shape {masks.shape}")
+    masks = masks.astype(bool)
+    n_models = masks.shape[0]
+    if not masks.any(axis=1).all():
+        raise ValueError("masks: every model needs at least one sample, got an all-zero row")
+    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be a finite number > 0, got {lr!r}")
+    if not _is_int(n_steps) or n_steps < 0:
+        raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
+    points = check_checkpoints(checkpoints, n_steps)
+    if batch_size is not None and (not _is_int(batch_size) or not 1 <= batch_size <= n):
+        raise ValueError(f"batch_size: must be None or an integer in [1, {n}], got {batch_size!r}")
+    if not _is_int(n_heads) or n_heads < 1:
+        raise ValueError(f"n_heads: must be an integer >= 1, got {n_heads!r}")
+    needs_seeds = batch_size is not None or (isinstance(init, str) and init == "random")
+    if seeds is not None:
+        seeds = np.asarray(seeds)
+        if seeds.shape != (n_models,) or not np.issubdtype(seeds.dtype, np.integer) or seeds.min() < 0:
+            raise ValueError(f"seeds: must be {n_models} integers >= 0 (one per model), "
+                             f"got {seeds!r}")
+        seeds = seeds.astype(np.int64)
+    elif needs_seeds:
+        raise ValueError("seeds: required (one integer per model) for SGD or random initialisation")
+    n_outputs = int(y.max()) + 1 if loss == "softmax" else 1
+    heads = _initial_heads(init, seeds, (n_models, n_heads, n_outputs, d), loss)
+    return HeadProblem(X=X, y=y, masks=masks, init=heads, loss=loss, lr=float(lr),
+                       n_steps=int(n_steps), checkpoints=points,
+                       batch_size=None if batch_size is None else int(batch_size),
+                       seeds=seeds, n_heads=int(n_heads), head_reduction=head_reduction)
+
+
+def _initial_heads(init, seeds, shape: tuple[int, int, int, int], loss: str) -> np.ndarray:
+    """Initial heads of shape (M, H, C, d) from "zero", "random" or an array."""
+    n_models, n_heads, n_outputs, d = shape
+    if isinstance(init, str):
+        if init == "zero":
+            return np.zeros(shape)
+        if init == "random":
+            bound = 1.0 / math.sqrt(d)
+            draws = [torch.rand(shape[1:], dtype=torch.float64, generator=torch.Generator()
+                                .manual_seed(run_seed(int(seed), INIT_STREAM))).numpy()
+                     for seed in seeds]
+            return (2.0 * np.stack(draws) - 1.0) * bound
+        raise ValueError(f"init: must be 'zero', 'random' or an array, got {init!r}")
+    expected = ((n_models,) + ((n_heads,) if n_heads > 1 else ())
+                + ((n_outputs,) if loss == "softmax" else ()) + (d,))
+    array = np.asarray(init, dtype=np.float64)
+    if array.shape != expected or not np.isfinite(array).all():
+        raise ValueError(f"init: an array must be finite with shape {expected} (M, [n_heads,] "
+                         f"[C,] d), got shape {array.shape}")
+    return array.reshape(shape).copy()
+
+
+# --------------------------------------------------------------------------- the trainer -------
+
+def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size=None, seeds=None,
+                n_heads=1, head_reduction="mean", dtype=torch.float64) -> Trace:
+    """Train M linear heads on fixed features at once by full-batch GD or minibatch SGD.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Fixed features, shared by all models.
+    y : array of shape (n,)
+        Integer labels 0..C-1 (binary losses: 0/1).
+    masks : array of shape (M, n)
+        0/1 sample membership; model m minimises the mean loss over its own samples.
+    init : {"zero", "random"} or array of shape (M, [n_heads,] [C,] d)
+        Initial heads (see the module docstring for "random").
+    loss : {"logistic", "exponential", "softmax"}
+    lr : float
+        Step size η > 0 (of the model's loss; see ``head_reduction``).
+    n_steps : int
+        Number of updates T >= 0.
+    checkpoints : sequence of int
+        Strictly increasing iterations in ``[0, n_steps]`` at which weights and loss are recorded
+        (e.g. :func:`verify.trainers.checkpoints.log_spaced_checkpoints`).
+    batch_size : int, optional
+        None for full-batch GD; otherwise the minibatch size of SGD in ``[1, n]`` with the coupling of
+        the module docstring.
+    seeds : array of shape (M,) of int, optional
+        Per-model seeds; required for SGD and for ``init="random"``.
+    n_heads : int, default=1
+        Heads per model (MHLoss).
+    head_reduction : {"mean", "sum"}, default="mean"
+        How a model's loss combines its heads' losses.
+    dtype : torch.dtype, default=torch.float64
+        Precision of the computation.
+
+    Returns
+    -------
+    Trace
+        ``weights["w"]`` of shape (K, M, [n_heads,] [C,] d); ``train_loss`` (K, M) the model's loss
+        on its own samples; ``diverged_at`` per model.
+    """
+    problem = check_head_problem(X, y, masks=masks, init=init, loss=loss, lr=lr, n_steps=n_steps,
+                                 checkpoints=checkpoints, batch_size=batch_size, seeds=seeds,
+                                 n_heads=n_heads, head_reduction=head_reduction)
+    return _BatchedHeads(problem, dtype).run()
+
+
+class _BatchedHeads:
+    """The state and buffers of one batched run; ``run`` is the training loop."""
+
+    def __init__(self, problem: HeadProblem, dtype: torch.dtype):
+        self.problem = problem
+        n_models, n_heads, n_outputs, d = problem.init.shape
+        n = problem.X.shape[0]
+        self.shape = (n, n_models, n_heads, n_outputs)
+        X = torch.as_tensor(problem.X, dtype=dtype)
+        y = torch.as_tensor(problem.y)
+        self.loss = _LOSS_CLASSES[problem.loss](y.to(dtype))
+        self.features = self.loss.features(X, y.to(dtype)).contiguous()         # (n, d)
+        self.features_t = self.features.t().contiguous()                        # (d, n)
+        n_columns = n_models * n_heads * n_outputs
+        self.weights = torch.as_tensor(problem.init, dtype=dtype).reshape(n_columns, d).t().contiguous()
+        self.scores = torch.empty(n, n_columns, dtype=dtype)
+        self.step_terms = torch.empty(n, n_columns, dtype=dtype)
+        masks = torch.as_tensor(problem.masks, dtype=dtype)
+        self.mean_weights = (masks / masks.sum(1, keepdim=True)).t().contiguous()  # (n, M)
+        self.alive = torch.ones(n_models, dtype=torch.bool)
+        self.step_size = torch.full((n_models,), problem.lr * problem.head_scale, dtype=dtype)
+        self.coefficients = (self.mean_weights * self.step_size).contiguous()  # GD: (n, M)
+        if problem.batch_size is not None:
+            self.masks = masks
+            self.seed_values, self.seed_of_model = np.unique(problem.seeds, return_inverse=True)
+            self.generators = [torch.Generator().manual_seed(run_seed(int(seed), BATCH_STREAM))
+                               for seed in self.seed_values]
+            self.seed_of_model = torch.as_tensor(self.seed_of_model)
+            self.batch_coefficients_t = torch.zeros(n_models, n, dtype=dtype)
+        self.diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
+        self.threshold = None
+        self.safe_level = math.inf
+
+    def view4(self, columns: torch.Tensor) -> torch.Tensor:
+        return columns.view(self.shape)
+
+    def model_losses(self) -> torch.Tensor:
+        """Exact (M,) training losses at the current scores (NaN for frozen models)."""
+        per_head = torch.einsum("imh,im->mh", self.loss.per_sample(self.view4(self.scores)),
+                                self.mean_weights)
+        losses = per_head.mean(1) if self.problem.head_reduction == "mean" else per_head.sum(1)
+        return torch.where(self.alive, losses, torch.nan)
+
+    def set_thresholds(self, initial: torch.Tensor) -> None:
+        heads_factor = 1.0 if self.problem.head_reduction == "mean" else float(self.problem.n_heads)
+        zero_level = self.loss.zero_loss * heads_factor
+        reference = torch.where(torch.isfinite(initial), initial.clamp(min=zero_level), zero_level)
+        self.threshold = BLOWUP * reference
+        self.heads_factor = heads_factor
+        self.safe_level = float(self.threshold.min())
+
+    def check_divergence(self, t: int) -> torch.Tensor | None:
+        """Freeze the models whose loss at iteration t diverged; return the exact losses if computed."""
+        bound = self.heads_factor * self.loss.bound(self.scores)
+        if bound <= self.safe_level:
+            return None
+        losses = self.model_losses()
+        newly = self.alive & ~(losses <= self.threshold)
+        if newly.any():
+            self.diverged_at[newly] = t
+            self.alive &= ~newly
+            for columns in (self.weights.view(-1, *self.shape[1:]).transpose(0, 1),
+                            self.view4(self.scores).transpose(0, 1)):
+                columns[newly] = 0.0
+            self.step_size[newly] = 0.0
+            self.coefficients[:, newly] = 0.0
+            losses = torch.where(self.alive, losses, torch.nan)
+        return losses
+
+    def batch_coefficients(self) -> torch.Tensor:
+        """(n, M) per-sample step coefficients of this step's minibatches."""
+        batches = torch.stack([torch.randperm(len(self.mean_weights), generator=generator)
+                               [:self.problem.batch_size] for generator in self.generators])
+        rows = batches[self.seed_of_model]                                       # (M, b)
+        members = self.masks.gather(1, rows)
+        counts = members.sum(1, keepdim=True).clamp(min=1.0)
+        self.batch_coefficients_t.zero_()
+        self.batch_coefficients_t.scatter_(1, rows, members * (self.step_size[:, None] / counts))
+        return self.batch_coefficients_t.t()
+
+    def run(self) -> Trace:
+        problem = self.problem
+        n, n_models = self.shape[:2]
+        points = problem.checkpoints.tolist()
+        recorded_weights = np.empty((len(points), n_models) + problem.init.shape[1:])
+        recorded_loss = np.empty((len(points), n_models))
+        k = 0
+        for t in range(problem.n_steps + 1):
+            torch.mm(self.features, self.weights, out=self.scores)
+            if t == 0:
+                self.set_thresholds(self.model_losses())
+            losses = self.check_divergence(t)
+            if t == points[k]:
+                losses = self.model_losses() if losses is None else losses
+                recorded_loss[k] = losses.numpy()
+                recorded_weights[k] = self.weights.t().reshape(recorded_weights.shape[1:]).numpy()
+                recorded_weights[k][~self.alive.numpy()] = np.nan
+                k += 1
+                if k == len(points):
+                    break
+            coefficients = self.coefficients if problem.batch_size is None else self.batch_coefficients()
+            self.loss.derivative(self.view4(self.scores), self.view4(self.step_terms))
+            self.view4(self.step_terms).mul_(coefficients[:, :, None, None])
+            self.weights.addmm_(self.features_t, self.step_terms, alpha=-1.0)
+        return Trace(iterations=problem.checkpoints,
+                     weights={"w": recorded_weights.reshape((len(points),)
+                                                            + problem.weights_shape(n_models)[0:])},
+                     train_loss=recorded_loss, diverged_at=self.diverged_at.numpy())
+
+
+# ---------------------------------------------------------------------------- step sizes -------
+
+def smoothness(X, loss, masks=None):
+    """Smoothness β̂ of the mean training loss, so that a config can set ``lr = lr_scale / β̂``.
+
+    With ``λ = λ_max(Xᵀ X / n)`` (over each model's own samples when ``masks`` is given):
+
+    - ``"logistic"``: ``λ / 4`` (the logistic loss has curvature at most 1/4 in the margin);
+    - ``"softmax"``: ``λ / 2`` (the Hessian of cross-entropy in the logits, ``diag(p) - p pᵀ``, has
+      eigenvalues at most 1/2);
+    - ``"exponential"``: ``λ``. The exponential loss is not globally smooth (its Hessian
+      ``mean e^{-m_i} x_i x_iᵀ`` grows with the loss); this is its Hessian at ``w = 0``, i.e. the
+      curvature at loss level 1, the loss of the zero head. From a zero head, GD with a step below
+      ``1/λ`` decreases the loss on separable data, and the curvature decreases with it.
+    - ``"squared"``: ``λ`` (½(x·w - y)²; add the strengths of L2-SP and weight decay yourself).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    loss : {"logistic", "exponential", "softmax", "squared"}
+    masks : array of shape (M, n), optional
+
+    Returns
+    -------
+    float, or ndarray of shape (M,) when ``masks`` is given
+    """
+    factors = {"logistic": 0.25, "softmax": 0.5, "exponential": 1.0, "squared": 1.0}
+    if loss not in factors:
+        raise ValueError(f"loss: must be one of {tuple(factors)}, got {loss!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 1:
+        raise ValueError(f"X: must be an (n, d) array with n >= 1, got shape {X.shape}")
+    if masks is None:
+        return factors[loss] * float(np.linalg.eigvalsh(X.T @ X / len(X))[-1])
+    masks = np.asarray(masks, dtype=np.float64)
+    if masks.ndim != 2 or masks.shape[1] != len(X) or not (masks.sum(1) > 0).all():
+        raise ValueError(f"masks: must be an (M, {len(X)}) 0/1 array with no empty row, "
+                         f"got shape {masks.shape}")
+    weights = masks / masks.sum(1, keepdims=True)
+    hessians = np.einsum("mi,ij,ik->mjk", weights, X, X)
+    return factors[loss] * np.linalg.eigvalsh(hessians)[:, -1]
