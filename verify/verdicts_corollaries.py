@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify.seeding import run_seed
-from verify.verdicts_db import ASSUMPTIONS_HOLD, COORDINATES, STABILITY_KEYS, fetch_dicts
+from verify.verdicts_db import (ASSUMPTIONS_HOLD, COORDINATES, STABILITY_KEYS, fetch_dicts,
+                               left_out_mean)
 from verify.verdicts_stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
@@ -131,23 +132,13 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
         ``tau``, ``low``, ``high`` (95% bootstrap CI over groups), ``n_groups``, ``n_rows`` and
         ``verdict`` ("pass" | "fail" | "inconclusive" | "no data").
     """
-    coordinates = ", ".join(f"r.{column}" for column in COORDINATES)
-    keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
     verdicts = []
+    fetched: dict[tuple[str, str], tuple[list[dict], dict[str, list[dict]]]] = {}
     for corollary in corollaries:
-        measured_rows = fetch_dicts(
-            conn, f"SELECT {coordinates}, AVG(r.{corollary.measure}) AS y FROM runs r "
-                  f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
-                  f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{corollary.measure}) = COUNT(*)",
-            (corollary.setting,))
-        bound_rows = fetch_dicts(
-            conn, f"SELECT b.bound, {coordinates}, AVG(b.value) AS y FROM bounds b "
-                  f"JOIN runs r USING (run_id) WHERE r.setting = ? AND b.measure = ? "
-                  f"AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL GROUP BY b.bound, {keys} "
-                  f"HAVING MAX(r.diverged) = 0", (corollary.setting, corollary.measure))
-        by_bound: dict[str, list[dict]] = {}
-        for row in bound_rows:
-            by_bound.setdefault(row["bound"], []).append(row)
+        if (corollary.setting, corollary.measure) not in fetched:
+            fetched[corollary.setting, corollary.measure] = _fetch(conn, corollary.setting,
+                                                                  corollary.measure)
+        measured_rows, by_bound = fetched[corollary.setting, corollary.measure]
         verdicts.append({
             "name": corollary.name, "setting": corollary.setting, "varied": corollary.varied,
             "measure": corollary.measure,
@@ -158,6 +149,26 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
                        for bound, rows in sorted(by_bound.items())},
         })
     return verdicts
+
+
+def _fetch(conn: sqlite3.Connection, setting: str,
+           measure: str) -> tuple[list[dict], dict[str, list[dict]]]:
+    """E_i of the measured column, and of each bound's value, per run and checkpoint."""
+    coordinates = ", ".join(f"r.{column}" for column in COORDINATES)
+    keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
+    measured_rows = fetch_dicts(
+        conn, f"SELECT {coordinates}, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
+              f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
+              f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*)", (setting,))
+    bound_rows = fetch_dicts(
+        conn, f"SELECT b.bound, {coordinates}, {left_out_mean(conn, 'b.value')} AS y FROM bounds b "
+              f"JOIN runs r USING (run_id) WHERE r.setting = ? AND b.measure = ? "
+              f"AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL GROUP BY b.bound, {keys} "
+              f"HAVING MAX(r.diverged) = 0", (setting, measure))
+    by_bound: dict[str, list[dict]] = {}
+    for row in bound_rows:
+        by_bound.setdefault(row["bound"], []).append(row)
+    return measured_rows, by_bound
 
 
 def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:

@@ -6,18 +6,16 @@ checkpoint of its task.
 """
 from __future__ import annotations
 
-import functools
 import sqlite3
 
 import numpy as np
 
+from theory import stability
 from verify.seeding import run_seed
-from verify.verdicts_db import ASSUMPTIONS_HOLD, FINAL_CHECKPOINT_CTE, fetch_dicts
-from verify.verdicts_stats import Interval, bootstrap_interval, rank_correlations, trend_verdict
+from verify.verdicts_db import ASSUMPTIONS_HOLD, FINAL_CHECKPOINT_CTE, fetch_dicts, left_out_mean
+from verify.verdicts_stats import rank_correlations, trend_verdict
 
 UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
-
-_sample_std = functools.partial(np.std, ddof=1)
 
 
 def _unit(row: dict) -> tuple:
@@ -28,8 +26,9 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
     """Std over seeds of the final test accuracy, and the failed-run rate, per unit.
 
     A run has failed when its test accuracy is at or below the majority-class accuracy, or is
-    undefined (it diverged). Both come with 95% percentile-bootstrap CIs over seeds; the std (ddof=1)
-    needs two seeds with a defined accuracy and is None otherwise.
+    undefined (it diverged). The std (ddof=1, bootstrap CI over seeds:
+    ``theory.stability.seed_instability``) needs two seeds with a defined accuracy and is None
+    otherwise; the failed-run rate has a Wilson interval (``theory.stability.failed_run_rate``).
 
     Returns
     -------
@@ -53,17 +52,17 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
                              for s in seeds])
         majority = np.array([np.nan if s["majority_accuracy"] is None else s["majority_accuracy"]
                              for s in seeds])
-        failed = (~np.isfinite(accuracy) | (accuracy <= majority)).astype(float)
         defined = accuracy[np.isfinite(accuracy)]
-        seed = functools.partial(run_seed, "verdicts", "seeds", *unit)
+        std = (stability.seed_instability(defined, random_state=run_seed("verdicts", "seeds", *unit))
+               if defined.size >= 2 else None)
+        # A diverged run has no accuracy; it counts as failed.
+        failed = stability.failed_run_rate(np.where(np.isfinite(accuracy), accuracy, -np.inf),
+                                           majority)
         verdicts.append({
             **dict(zip(UNIT, unit)), "setting": seeds[0]["setting"], "n_seeds": len(seeds),
             "accuracy_mean": float(defined.mean()) if defined.size else None,
-            "accuracy_std": (_interval(bootstrap_interval(defined, _sample_std,
-                                                          random_state=seed("std")))
-                             if defined.size >= 2 else None),
-            "failed_rate": _interval(bootstrap_interval(failed, np.mean,
-                                                        random_state=seed("failed"))),
+            "accuracy_std": None if std is None else _interval(std),
+            "failed_rate": _interval(failed),
         })
     return verdicts
 
@@ -71,9 +70,9 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
 def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:
     """Does each bound rank the units by their instability?
 
-    The bound's value is its mean over the left-out runs (all seeds) whose assumptions hold at the
-    final checkpoint; it is compared with (a) the measured leave-one-out instability (mean of the
-    bound's measure over the same unit's left-out runs) and (b) the seed std of test accuracy
+    The bound's value is its mean (E_i, see ``verify.verdicts_db.left_out_mean``) over the left-out
+    runs (all seeds) whose assumptions hold at the final checkpoint; it is compared with (a) the
+    measured leave-one-out instability (E_i of the bound's measure over the unit's left-out runs) and (b) the seed std of test accuracy
     (``seed_verdicts``). Kendall tau-b and Spearman rho come with a bootstrap CI over datasets; the
     verdict is "pass" when the CI of tau lies above 0 (the bound predicts), "fail" below 0.
 
@@ -84,10 +83,11 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
         ``n_units``, ``n_datasets``, ``kendall_tau``, ``spearman_rho`` (``{value, low, high}`` or
         None) and ``verdict``.
     """
+    held_value = f"CASE WHEN {ASSUMPTIONS_HOLD} THEN b.value END"
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
-              f"r.stabiliser, r.stabiliser_params, AVG(b.measured) AS measured, "
-              f"AVG(CASE WHEN {ASSUMPTIONS_HOLD} THEN b.value END) AS value FROM bounds b "
+              f"r.stabiliser, r.stabiliser_params, {left_out_mean(conn, 'b.measured')} AS measured, "
+              f"{left_out_mean(conn, held_value)} AS value FROM bounds b "
               "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
               "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params ORDER BY b.bound, r.dataset_id, r.config, "
@@ -126,5 +126,5 @@ def _correlate(triples: list[tuple], *, seed: int) -> dict:
             "verdict": trend_verdict(result["kendall_tau"], 1)}
 
 
-def _interval(interval: Interval) -> dict:
+def _interval(interval: stability.Estimate) -> dict:
     return {"value": interval.value, "low": interval.low, "high": interval.high}

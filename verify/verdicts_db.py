@@ -65,6 +65,20 @@ def open_results(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
+    """SQL aggregate for E_i of ``expression`` over the left-out rows of a group.
+
+    Where the store records ``left_out_weight`` (left-out samples are drawn support vectors first,
+    so the plain mean over left-out rows is biased) the mean is weighted by it; otherwise it is the
+    plain ``AVG`` of the documented schema. Rows where ``expression`` is NULL are left out of both.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "left_out_weight" not in columns:
+        return f"AVG({expression})"
+    return (f"SUM(r.left_out_weight * ({expression})) / "
+            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END)")
+
+
 def canonical_params(text: str | None) -> str:
     """``stabiliser_params`` as canonical JSON (sorted keys), so equal parameters compare equal."""
     return json.dumps(json.loads(text) if text else {}, sort_keys=True, separators=(",", ":"))

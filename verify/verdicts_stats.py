@@ -1,30 +1,23 @@
 """Statistics behind the verdicts: granulated Kendall tau, group bootstraps, rank correlations."""
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from theory.stability import Estimate, bootstrap_ci
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A point estimate with a bootstrap confidence interval (NaN where undefined)."""
-
-    value: float
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
 class GranulatedTau:
     """Granulated Kendall tau: the equal-weight mean of per-group tau, with its group CI."""
 
-    tau: Interval
+    tau: Estimate
     group_taus: np.ndarray   # (G,) tau of each group that varies the quantity
     group_sizes: np.ndarray  # (G,) rows in each of those groups
 
@@ -52,8 +45,8 @@ def granulated_kendall_tau(quantity: np.ndarray, measure: np.ndarray, keys: Sequ
     Rows are grouped by ``keys`` (every coordinate except the varied one); within each group that
     holds at least two distinct values of ``quantity`` the tau-b of ``(quantity, measure)`` is
     computed, and the groups are averaged with **equal weights**, so that a large group cannot hide
-    the others. The confidence interval resamples groups with replacement (percentile bootstrap);
-    with a single group it collapses to that group's tau.
+    the others. The confidence interval resamples groups with replacement
+    (``theory.stability.bootstrap_ci``); with a single group it collapses to that group's tau.
 
     Parameters
     ----------
@@ -86,47 +79,12 @@ def granulated_kendall_tau(quantity: np.ndarray, measure: np.ndarray, keys: Sequ
     if not taus:
         return None
     group_taus = np.asarray(taus)
-    interval = bootstrap_interval(group_taus, np.mean, random_state=random_state,
-                                  confidence=confidence, n_resamples=n_resamples)
+    interval = bootstrap_ci(group_taus, np.mean, random_state=random_state,
+                            confidence=confidence, n_resamples=n_resamples)
     return GranulatedTau(tau=interval, group_taus=group_taus, group_sizes=np.asarray(sizes))
 
 
-def bootstrap_interval(values: np.ndarray, statistic: Callable[[np.ndarray], float], *,
-                       random_state: int, confidence: float = CONFIDENCE,
-                       n_resamples: int = N_RESAMPLES) -> Interval:
-    """``statistic(values)`` with a percentile-bootstrap CI (scipy.stats.bootstrap).
-
-    With fewer than two values, or all values equal, every resample is the sample itself, so the
-    interval collapses to the point.
-
-    Parameters
-    ----------
-    values : ndarray of shape (n,)
-        The sample, n >= 1.
-    statistic : callable
-        ndarray -> float, vectorised along ``axis`` as scipy.stats.bootstrap requires.
-    random_state : int
-        Seed of the bootstrap.
-    confidence : float, default=0.95
-        Confidence level, in (0, 1).
-    n_resamples : int, default=2000
-        Bootstrap resamples, at least 1.
-    """
-    _check_bootstrap(confidence, n_resamples)
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        raise ValueError("values must hold at least one value")
-    point = float(statistic(values))
-    if values.size < 2 or np.all(values == values[0]):
-        return Interval(point, point, point)
-    result = stats.bootstrap((values,), statistic, n_resamples=n_resamples,
-                             confidence_level=confidence, method="percentile",
-                             rng=np.random.default_rng(random_state))
-    return Interval(point, float(result.confidence_interval.low),
-                    float(result.confidence_interval.high))
-
-
-def trend_verdict(interval: Interval | None, predicted_sign: int) -> str:
+def trend_verdict(interval: Estimate | None, predicted_sign: int) -> str:
     """``pass`` if the CI lies strictly on the predicted side of 0, ``fail`` if strictly on the
     other, ``inconclusive`` otherwise, ``no data`` without an interval."""
     if predicted_sign not in (-1, 1):
@@ -143,7 +101,7 @@ def trend_verdict(interval: Interval | None, predicted_sign: int) -> str:
 
 def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable], *,
                       random_state: int, confidence: float = CONFIDENCE,
-                      n_resamples: int = 1000) -> dict[str, Interval] | None:
+                      n_resamples: int = 1000) -> dict[str, Estimate] | None:
     """Kendall tau-b and Spearman rho of ``x`` and ``y`` with a cluster-bootstrap CI.
 
     The bootstrap resamples whole clusters (datasets) with replacement and recomputes both
@@ -166,7 +124,7 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable]
     Returns
     -------
     dict or None
-        ``{"kendall_tau": Interval, "spearman_rho": Interval}``; None with fewer than 3 rows or a
+        ``{"kendall_tau": Estimate, "spearman_rho": Estimate}``; None with fewer than 3 rows or a
         constant side, where no rank correlation is defined.
     """
     _check_bootstrap(confidence, n_resamples)
@@ -188,7 +146,7 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable]
         finite = resampled[:, column][np.isfinite(resampled[:, column])]
         low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size
                      else (np.nan, np.nan))
-        intervals[name] = Interval(float(point[column]), float(low), float(high))
+        intervals[name] = Estimate(float(point[column]), float(low), float(high))
     return intervals
 
 

@@ -18,8 +18,8 @@ from verify.cli import main
 from verify.verdicts import compute_verdicts, write_verdicts
 from verify.verdicts_corollaries import COROLLARIES, INCREASE, corollary_verdicts
 from verify.verdicts_db import open_results
-from verify.verdicts_stats import (Interval, granulated_kendall_tau, rank_correlations,
-                                   trend_verdict)
+from theory.stability import Estimate
+from verify.verdicts_stats import granulated_kendall_tau, rank_correlations, trend_verdict
 
 # The documented results schema (docs/internals.md section 3), written here by hand so that these
 # tests depend on the contract, not on the store's implementation.
@@ -35,7 +35,7 @@ SCHEMA = f"""
 CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
 CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
     stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
-CREATE TABLE runs ({", ".join(RUN_COLUMNS)});
+CREATE TABLE runs ({{columns}});
 CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
     violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
 """
@@ -48,10 +48,11 @@ RUN_DEFAULTS = dict(
 
 def make_results(folder: Path, runs: list[dict], bounds: list[dict] = (),
                  failed_tasks: list[dict] = ()) -> Path:
-    """Write ``folder/results.sqlite``: runs (defaults above), bounds (``run`` = index into runs),
-    one done task per task key and the given failed tasks."""
+    """Write ``folder/results.sqlite``: runs (defaults above; keys outside the schema become extra
+    columns), bounds (``run`` = index into runs), one done task per task key and failed tasks."""
     conn = sqlite3.connect(folder / "results.sqlite")
-    conn.executescript(SCHEMA)
+    extra = sorted({column for run in runs for column in run} - set(RUN_COLUMNS))
+    conn.executescript(SCHEMA.replace("{columns}", ", ".join(RUN_COLUMNS + tuple(extra))))
     for run_id, run in enumerate(runs):
         row = {**RUN_DEFAULTS, **run, "run_id": run_id}
         row.setdefault("task_key", f"{row['dataset_id']}/{row['config']}/{row['stabiliser']}"
@@ -174,15 +175,15 @@ def test_no_group_varying_the_quantity_is_no_data():
 
 
 @pytest.mark.parametrize("interval, sign, verdict", [
-    (Interval(-0.5, -0.8, -0.2), -1, "pass"), (Interval(-0.5, -0.8, -0.2), 1, "fail"),
-    (Interval(0.1, -0.2, 0.4), -1, "inconclusive"), (Interval(0.0, 0.0, 0.0), 1, "inconclusive")])
+    (Estimate(-0.5, -0.8, -0.2), -1, "pass"), (Estimate(-0.5, -0.8, -0.2), 1, "fail"),
+    (Estimate(0.1, -0.2, 0.4), -1, "inconclusive"), (Estimate(0.0, 0.0, 0.0), 1, "inconclusive")])
 def test_trend_verdict_needs_the_whole_interval_on_one_side(interval, sign, verdict):
     assert trend_verdict(interval, sign) == verdict
 
 
 def test_trend_verdict_rejects_a_sign_that_is_not_plus_or_minus_one():
     with pytest.raises(ValueError, match="predicted_sign"):
-        trend_verdict(Interval(0, 0, 0), 0)
+        trend_verdict(Estimate(0, 0, 0), 0)
 
 
 def margin_sweep(measure_of, n_groups=4):
@@ -245,6 +246,18 @@ def test_diverged_runs_are_left_out_of_trends(tmp_path):
             run.update(diverged=1, head_direction_stability=50.0)
     verdict = head_margin(judge(tmp_path, runs)["corollaries"])
     assert verdict["measured"]["verdict"] == "pass" and verdict["measured"]["n_rows"] == 12
+
+
+@pytest.mark.parametrize("weighted, verdict", [(True, "pass"), (False, "fail")])
+def test_left_out_weights_make_the_mean_over_i_where_the_store_records_them(tmp_path, weighted,
+                                                                            verdict):
+    # the heavily weighted left-out run decreases with the margin, the light one increases; only
+    # the weighted mean decreases
+    runs, _ = margin_sweep(lambda group, step, left_out: step if left_out else 1.0 / (1 + step))
+    if weighted:
+        for run in runs:
+            run["left_out_weight"] = 0.01 if run["left_out"] else 0.99
+    assert head_margin(judge(tmp_path, runs)["corollaries"])["measured"]["verdict"] == verdict
 
 
 # -- across datasets ------------------------------------------------------------------------------
