@@ -98,6 +98,10 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     ValueError
         If a parameter is outside its allowed range; the message names it.
     """
+    params = dict(n_samples=n_samples, n_features=n_features, margin=margin, radius=radius,
+                  n_classes=n_classes, class_weights=class_weights, spectrum=spectrum,
+                  label_noise=label_noise, n_support=n_support, n_test=n_test,
+                  random_state=random_state)
     n_samples = check_int(n_samples, "n_samples", low=2)
     n_classes = check_int(n_classes, "n_classes", low=2, high=n_samples)
     multiclass = n_classes > 2
@@ -112,6 +116,7 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     label_noise = check_float(label_noise, "label_noise", low=0.0, high=0.5, high_open=True)
     n_test = check_int(n_test, "n_test", low=1)
     seed, rng = check_random_state(random_state)
+    params["random_state"] = seed
 
     counts = split_counts(n_samples, weights)
     test_counts = split_counts(n_test, weights)
@@ -136,11 +141,6 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
         raise ValueError(f"label_noise={label_noise} asks for {n_flipped} flips but at most "
                          f"{max_flips} fit (each flip needs an unflipped non-support partner of "
                          f"another class); use label_noise <= {max_flips / n_samples:.4g}")
-
-    params = dict(n_samples=n_samples, n_features=n_features, margin=margin, radius=radius,
-                  n_classes=n_classes, class_weights=class_weights, spectrum=spectrum,
-                  label_noise=label_noise, n_support=n_support, n_test=n_test,
-                  random_state=seed)
 
     axes = _orthonormal_rows(rng, n_classes if multiclass else 1, n_features)
     gaussian_axes = _orthonormal_rows(rng, n_features, n_features)

@@ -1,0 +1,101 @@
+"""Least-squares fine-tuning tasks: the loss is exactly quadratic around the pre-trained weights."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.stats
+
+from synth.dataset import Dataset, base_card
+from synth.validation import check_float, check_int, check_random_state, check_spectrum
+
+
+def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance: float,
+                        noise: float = 0.0, spectrum=None, w0_norm: float = 1.0,
+                        n_test: int = 256, random_state=None) -> Dataset:
+    """Generate a least-squares task fine-tuned from pre-trained weights ``w0``.
+
+    Loss ``l(w; x, y) = (x . w - y)^2 / 2``, averaged over samples. The teacher sits at distance
+    exactly ``distance`` from ``w0`` in a uniformly random direction; targets are
+    ``y = x . teacher + noise * N(0, 1)``. The card gives the exact empirical minimiser's
+    distance ``D = ||w0 - w*_S||`` and the extreme eigenvalues ``mu``, ``beta`` of
+    ``H_S = X^T X / n`` (and ``mu_loo``, the smallest over i of the smallest eigenvalue of
+    ``H_{S\\i} = X_{-i}^T X_{-i} / (n - 1)``), so Theorem F's constants are known, not estimated.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        At least ``n_features + 2``, so that H_S and every H_{S\\i} are positive definite.
+    n_features : int, default=10
+        Dimension, at least 1.
+    distance : float
+        delta = ||teacher - w0||, at least 0.
+    noise : float, default=0.0
+        Standard deviation of the target noise, at least 0.
+    spectrum : float or sequence of float, default=None
+        Input covariance eigenvalues along random orthonormal axes: ``None`` isotropic (all 1),
+        a condition number ``>= 1`` (geometric decay from 1), or ``n_features`` positive values.
+    w0_norm : float, default=1.0
+        ||w0||, at least 0; its direction is uniformly random.
+    n_test : int, default=256
+        Number of held-out points, at least 1.
+    random_state : int, numpy.random.Generator or None, default=None
+
+    Returns
+    -------
+    Dataset
+        Kind ``"quadratic"`` with float64 targets and arrays ``w0``, ``teacher``, ``w_star``.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is outside its allowed range; the message names it.
+    """
+    params = dict(n_samples=n_samples, n_features=n_features, distance=distance, noise=noise,
+                  spectrum=spectrum, w0_norm=w0_norm, n_test=n_test, random_state=random_state)
+    n_features = check_int(n_features, "n_features", low=1)
+    n_samples = check_int(n_samples, "n_samples", low=n_features + 2)
+    distance = check_float(distance, "distance", low=0.0)
+    noise = check_float(noise, "noise", low=0.0)
+    variances = check_spectrum(spectrum, n_features)
+    w0_norm = check_float(w0_norm, "w0_norm", low=0.0)
+    n_test = check_int(n_test, "n_test", low=1)
+    seed, rng = check_random_state(random_state)
+    params["random_state"] = seed
+
+    axes = scipy.stats.ortho_group.rvs(n_features, random_state=rng) if n_features > 1 \
+        else np.ones((1, 1))
+    w0 = w0_norm * _unit_vector(rng, n_features)
+    teacher = w0 + distance * _unit_vector(rng, n_features)
+
+    def draw(size):
+        inputs = (rng.standard_normal((size, n_features)) * np.sqrt(variances)) @ axes.T
+        return inputs, inputs @ teacher + noise * rng.standard_normal(size)
+
+    X, y = draw(n_samples)
+    X_test, y_test = draw(n_test)
+    w_star = scipy.linalg.lstsq(X, y)[0]
+    hessian_eigenvalues = scipy.linalg.eigvalsh(X.T @ X / n_samples)
+    loo_smallest = min(
+        scipy.linalg.eigvalsh(np.delete(X, i, axis=0).T @ np.delete(X, i, axis=0)
+                              / (n_samples - 1), subset_by_index=[0, 0])[0]
+        for i in range(n_samples))
+
+    card = base_card(kind="quadratic", generator=make_quadratic_task, params=params, seed=seed,
+                     X=X, y=y, X_test=X_test, n_classes=0)
+    card.update({
+        "loss": "squared: (x . w - y)^2 / 2, mean over samples",
+        "distance_requested": distance,
+        "distance": float(np.linalg.norm(teacher - w0)),
+        "D": float(np.linalg.norm(w0 - w_star)),
+        "mu": float(hessian_eigenvalues[0]),
+        "beta": float(hessian_eigenvalues[-1]),
+        "mu_loo": float(loo_smallest),
+        "noise": noise,
+    })
+    arrays = {"w0": w0, "teacher": teacher, "w_star": w_star}
+    return Dataset(X=X, y=y, X_test=X_test, y_test=y_test, card=card, arrays=arrays)
+
+
+def _unit_vector(rng: np.random.Generator, dimension: int) -> np.ndarray:
+    direction = rng.standard_normal(dimension)
+    return direction / np.linalg.norm(direction)
