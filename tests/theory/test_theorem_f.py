@@ -1,0 +1,116 @@
+"""Theorem F and the full fine-tuning reference bounds on exactly computed least-squares GD runs."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from theory_helpers import least_squares_instance
+
+from theory.bounds import BOUNDS
+from theory.bounds.theorem_f import theorem_f_value
+from theory.context import RunContext
+from theory.stability import parameter_stability
+
+SEEDS = st.integers(0, 2 ** 32 - 1)
+STEPS = st.sampled_from([0, 1, 2, 5, 20, 100, 600])
+
+
+def _measured_and_bound(bound_name, run):
+    bound = BOUNDS[bound_name]
+    constants = bound.estimate_constants(run)
+    return constants, bound.value(**constants), bound.assumptions(**constants)
+
+
+@settings(max_examples=40)
+@given(seed=SEEDS, n=st.integers(2, 9), d=st.integers(1, 4), l2sp=st.sampled_from([0.0, 0.05, 0.5]),
+       lr_scale=st.floats(0.05, 1.0), steps=STEPS, left_out=st.integers(0, 8))
+def test_theorem_f_never_exceeded_by_exact_gd(seed, n, d, l2sp, lr_scale, steps, left_out):
+    run = least_squares_instance(seed, n=n, d=d, l2sp=l2sp, lr_scale=lr_scale, steps=steps,
+                                 left_out=left_out % n)
+    measured = parameter_stability(run.w_full, run.w_loo[None])[0]
+    for name in ("theorem_f", "bousquet_elisseeff", "hardt_sgd_convex", "hardt_sgd_strongly_convex"):
+        constants, value, violated = _measured_and_bound(name, run)
+        if not violated:
+            assert measured <= value * (1 + 1e-9) + 1e-12, (name, measured, value, constants)
+    constants, value, violated = _measured_and_bound("theorem_f", run)
+    assert violated == []
+    # Theorem F is the sharpest of the full-batch bounds whenever the others apply.
+    for name in ("bousquet_elisseeff", "hardt_sgd_convex"):
+        other = _measured_and_bound(name, run)
+        if not other[2]:
+            assert value <= other[1] * (1 + 1e-9) + 1e-12
+
+
+@settings(max_examples=30)
+@given(seed=SEEDS, n=st.integers(2, 9), d=st.integers(1, 4), l2sp=st.sampled_from([0.0, 0.3]),
+       lr_scale=st.floats(0.05, 1.0), steps=STEPS)
+def test_theorem_f_loss_form_never_exceeded(seed, n, d, l2sp, lr_scale, steps):
+    run = least_squares_instance(seed, n=n, d=d, l2sp=l2sp, lr_scale=lr_scale, steps=steps)
+    x, t = run.X[0], run.y[0]
+    measured = abs(0.5 * (x @ run.w_full - t) ** 2 - 0.5 * (x @ run.w_loo - t) ** 2)
+    constants, value, violated = _measured_and_bound("theorem_f_loss", run)
+    assert violated == []
+    assert measured <= value * (1 + 1e-9) + 1e-12
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_theorem_f_is_attained_in_one_dimension_after_convergence(seed):
+    # In 1-D the matrices commute and the initial-point term vanishes as T → ∞, so the measured
+    # distance equals ρ_i/((n−1)μ'): any smaller constant in the gradient term would be violated.
+    run = least_squares_instance(seed, n=6, d=1, l2sp=0.0, lr_scale=1.0, steps=3000)
+    measured = parameter_stability(run.w_full, run.w_loo[None])[0]
+    _, value, violated = _measured_and_bound("theorem_f", run)
+    assert violated == []
+    assert measured == pytest.approx(value, rel=1e-6)
+
+
+def test_theorem_f_early_phase_is_attained_at_one_step():
+    # From w0 = w*_S, one step gives w_1(S) − w_1(S\i) = η ∇F_{S\i}(w*_S) = −η ∇ℓ_i(w*_S)/(n−1):
+    # the distance is exactly ηρ_i/(n−1), the bound's value at T = 1.
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(5, 2)), rng.normal(size=5)
+    w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+    lr = 0.5 / max(np.linalg.eigvalsh(X.T @ X / 5)[-1], np.linalg.eigvalsh(X[1:].T @ X[1:] / 4)[-1])
+    w_loo = w_star - lr * X[1:].T @ (X[1:] @ w_star - y[1:]) / 4
+    run = RunContext(setting="full", model="linear", loss="squared", X=X, y=y, left_out=0, lr=lr,
+                     iteration=1, batch_size=None, w0=w_star, w_full=w_star, w_loo=w_loo)
+    _, value, violated = _measured_and_bound("theorem_f", run)
+    assert violated == []
+    assert value == pytest.approx(np.linalg.norm(w_loo - w_star), rel=1e-9)
+
+
+BASE = dict(n=20.0, mu=0.2, mu_loo=0.15, beta=2.0, lr=0.4, iteration=50.0, rho=1.0, D=2.0, delta_H=0.01)
+
+
+@pytest.mark.parametrize("name, larger_is_smaller", [("n", True), ("mu", True), ("mu_loo", True),
+                                                     ("rho", False), ("D", False), ("delta_H", False)])
+def test_theorem_f_moves_as_its_corollaries_claim(name, larger_is_smaller):
+    values = [theorem_f_value(**{**BASE, name: BASE[name] * factor}) for factor in (0.5, 1.0, 1.5)]
+    expected = sorted(values, reverse=larger_is_smaller)
+    assert values == expected and values[0] != values[-1]
+
+
+def test_theorem_f_in_eta_t():
+    # Zero at T = 0 (nothing has moved), at most linear in ηT early, and tends to ρ/((n−1)μ') as T → ∞.
+    assert theorem_f_value(**{**BASE, "iteration": 0.0}) == 0.0
+    for steps in (1.0, 3.0, 10.0):
+        value = theorem_f_value(**{**BASE, "iteration": steps})
+        assert value <= BASE["lr"] * steps * (BASE["rho"] / (BASE["n"] - 1) + BASE["delta_H"] * BASE["D"])
+    limit = BASE["rho"] / ((BASE["n"] - 1) * BASE["mu_loo"])
+    assert theorem_f_value(**{**BASE, "iteration": 1e5}) == pytest.approx(limit, rel=1e-9)
+    assert math.isinf(theorem_f_value(**{**BASE, "lr": 0.6}))  # η > 1/β: no bound
+
+
+def test_assumptions_name_each_violation():
+    run = least_squares_instance(1, n=6, d=2, l2sp=0.0, lr_scale=1.5, steps=10)
+    bound = BOUNDS["theorem_f"]
+    constants = bound.estimate_constants(run)
+    assert bound.assumptions(**constants) == ["eta_le_1_over_beta"]
+    assert math.isinf(bound.value(**constants))
+    assert "full_batch" in bound.assumptions(**{**constants, "full_batch": 0.0})
+    small = least_squares_instance(1, n=3, d=4, l2sp=0.0, lr_scale=0.5, steps=10)
+    be = BOUNDS["bousquet_elisseeff"]
+    assert "mu_loo_positive" in be.assumptions(**be.estimate_constants(small))
+    # Theorem F itself needs no μ' > 0: it holds with n − 1 < d.
+    assert bound.assumptions(**bound.estimate_constants(small)) == []
