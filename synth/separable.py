@@ -210,7 +210,8 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     y_clean = y.copy()
     y_clean[flipped] = y[partners]
     for i, j in zip(flipped, partners):
-        X[i] = rng.uniform(1.0, radius / np.linalg.norm(X[j])) * X[j]
+        # max(): the partner that attains the radius may exceed it by rounding.
+        X[i] = rng.uniform(1.0, max(1.0, radius / np.linalg.norm(X[j]))) * X[j]
 
     if multiclass:
         dual = cone_weights.copy()

@@ -1,0 +1,71 @@
+"""``ftstab synth``: generate a named grid of certified datasets into a folder."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from synth.grids import grid_names, load_grid
+from synth.io import save_dataset, write_json_atomic
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``synth`` sub-command to the ``ftstab`` parser."""
+    parser = subparsers.add_parser(
+        "synth", help="generate a grid of synthetic datasets with certified properties",
+        description="Generate every dataset of a grid: DIR/<id>.npz (arrays, loadable with "
+                    "allow_pickle=False), DIR/<id>.json (its card) and DIR/index.json. Nothing "
+                    "is written unless the whole grid generates.")
+    parser.add_argument("--grid", required=True, metavar="NAME|PATH",
+                        help=f"a named grid ({', '.join(grid_names())}) or a grid .toml file")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="output folder (created if missing); required unless --list")
+    parser.add_argument("--list", action="store_true",
+                        help="print one line per dataset (id and key parameters), write nothing")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    specs = load_grid(args.grid)
+    if args.list:
+        for spec in specs:
+            print(spec.describe())
+        return 0
+    if args.out is None:
+        raise ValueError("--out DIR is required unless --list is given")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    write(specs, args.out)
+    return 0
+
+
+def write(specs, out: Path) -> None:
+    """Generate ``specs`` into a staging folder inside ``out``, then move every file into place.
+
+    If any dataset fails, the staging folder is removed (and ``out`` too if this call created
+    it), so a failed run leaves nothing behind.
+    """
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    try:
+        index = []
+        for spec in tqdm(specs, desc="ftstab synth", unit="dataset", disable=None):
+            try:
+                dataset = spec.generate()
+            except ValueError as exc:
+                raise ValueError(f"dataset {spec.describe()}: {exc}") from None
+            save_dataset(dataset, staging)
+            index.append({"id": dataset.id, "kind": dataset.card["kind"],
+                          "generator": spec.generator, "params": dataset.card["params"]})
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+        write_json_atomic(out / "index.json", index)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
