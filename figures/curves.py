@@ -80,13 +80,26 @@ def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, l
 
 def lines(frame: Frame, *, by: str, line_label: Callable[[object], str], x: Callable[[Frame], np.ndarray],
           xlog: bool, panel: str, measure: str, bound: str | None, figure_key: str,
-          bound_label: Callable[[object], str] | None = None) -> list[Series]:
-    """One measured line (and its bound) per distinct value of column ``by``."""
+          bound_label: Callable[[object], str] | None = None,
+          order: Callable[[object], object] | None = None) -> list[Series]:
+    """One measured line (and its bound) per distinct value of column ``by``.
+
+    Lines come in sorted order, or sorted by ``order(value)``; the i-th line gets the i-th colour.
+    """
     series: list[Series] = []
-    for index, ((value,), group) in enumerate(frame.groups(by)):
+    groups = list(frame.groups(by))
+    if order is not None:
+        groups.sort(key=lambda item: order(item[0][0]))
+    for index, ((value,), group) in enumerate(groups):
         series += measured_and_bound(
             group, x=x(group), xlog=xlog, panel=panel, label=line_label(value), measure=measure,
             bound=bound, bound_label=bound_label(value) if bound_label else None,
             figure_key=figure_key, line_colour=colour(index))
     return series
 
+
+
+def plain_first(value: object) -> tuple[bool, str]:
+    """Sort key that puts plain runs (``"none"``, ``"<setting>, none"``) first."""
+    text = str(value)
+    return (not (text == "none" or text.endswith(", none")), text)

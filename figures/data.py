@@ -290,6 +290,16 @@ def restrict(frame: Frame, values: dict[str, object]) -> Frame:
     return frame.filter(mask)
 
 
+def last_checkpoints(frame: Frame) -> Frame:
+    """The units at their task's last checkpoint (a frame read with ``final_only=False``)."""
+    keep = np.zeros(len(frame), dtype=bool)
+    positions = np.arange(len(frame))
+    frame = frame.with_column("_position", positions)
+    for _, group in frame.groups("dataset_id", "config", "stabiliser", "stabiliser_params"):
+        keep[group["_position"][group["iteration"] == group["iteration"].max()].astype(int)] = True
+    return Frame({name: values[keep] for name, values in frame.columns.items() if name != "_position"})
+
+
 def swept(frame: Frame, column: str) -> Frame:
     """Units of the datasets that were run at two or more values of ``column``.
 

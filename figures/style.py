@@ -34,10 +34,16 @@ def colour(index: int) -> str:
 
 
 def new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
-    """A figure with ``n_panels`` side-by-side axes and a (possibly multi-line) suptitle."""
-    figure = Figure(figsize=(PANEL_SIZE[0] * n_panels, PANEL_SIZE[1] + 0.25 * title.count("\n")),
+    """A figure with ``n_panels`` axes (one row up to three, else two columns) and a suptitle."""
+    n_columns = n_panels if n_panels <= 3 else 2
+    n_rows = -(-n_panels // n_columns)
+    figure = Figure(figsize=(PANEL_SIZE[0] * n_columns,
+                             PANEL_SIZE[1] * n_rows + 0.25 * title.count("\n")),
                     layout="constrained")
-    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    grid = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
+    for unused in grid[n_panels:]:
+        unused.remove()
+    axes = grid[:n_panels]
     figure.suptitle(title, fontsize=FONT_SIZE + 1)
     for ax in axes:
         ax.tick_params(labelsize=FONT_SIZE)
@@ -49,8 +55,9 @@ def new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
 class Series:
     """One plotted line: what it is, where its points are, and their summaries.
 
-    ``role`` is ``"measured"`` (solid, markers, error bars) or ``"bound"`` (dashed, no error bars:
-    a bound is drawn as the mean of its per-unit values).
+    ``role`` is ``"measured"`` (solid, markers, error bars), ``"bound"`` (dashed, no error bars:
+    a bound is drawn as the mean of its per-unit values) or ``"category"`` (one bar with error
+    bars, named by the panel's tick labels).
     """
 
     panel: str
@@ -63,7 +70,7 @@ class Series:
 
     def csv_rows(self, figure_key: str) -> list[dict]:
         """The rows of this series as written to the figure's CSV."""
-        interval = "bootstrap95" if self.role == "measured" else "bootstrap95 (not drawn)"
+        interval = "bootstrap95 (not drawn)" if self.role == "bound" else "bootstrap95"
         return [{"figure": figure_key, "panel": self.panel, "series": self.label,
                  "role": self.role, "quantity": self.quantity, "x": float(x), "mean": point.mean,
                  "ci_low": point.low, "ci_high": point.high, "n_units": point.n,
@@ -80,6 +87,10 @@ def draw_series(ax: Axes, series: Series) -> None:
         return
     low = np.array([point.low for point in series.points])
     high = np.array([point.high for point in series.points])
+    if series.role == "category":
+        ax.bar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), capsize=4, width=0.7,
+               color=series.colour, alpha=0.85)
+        return
     ax.errorbar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), marker="o",
                 markersize=4, linewidth=1.6, capsize=3, color=series.colour, label=series.label)
 
@@ -117,7 +128,10 @@ def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
 
 @dataclass
 class Panel:
-    """One axes of a figure: its series, labels and scales; ``decorate`` adds extra artists."""
+    """One axes of a figure: its series, labels and scales; ``decorate`` adds extra artists.
+
+    With ``ticks_at_data`` (and few distinct x values) the x ticks sit exactly at the data.
+    """
 
     name: str
     title: str
@@ -127,6 +141,7 @@ class Panel:
     xlog: bool = False
     ylog: bool = False
     decorate: Callable[[Axes], None] | None = None
+    ticks_at_data: bool = True
 
 
 def draw_panels(title: str, panels: list[Panel]) -> Figure:
@@ -140,5 +155,5 @@ def draw_panels(title: str, panels: list[Panel]) -> Figure:
         xs = np.unique(np.concatenate([series.x for series in panel.series]))
         finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
                     xlog=panel.xlog, ylog=panel.ylog,
-                    xticks=xs if xs.size <= MAX_LABELLED_X else None)
+                    xticks=xs if panel.ticks_at_data and xs.size <= MAX_LABELLED_X else None)
     return figure

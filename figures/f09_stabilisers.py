@@ -1,0 +1,141 @@
+"""F9 — the stabilisers: MMR vs feature margin, MHLoss vs H, SURT vs D, seed std per stabiliser.
+
+Data: every setting, each task's final checkpoint, every knob but the number of heads at its
+reference value (:func:`figures.data.at_reference`); each panel compares a stabiliser with plain
+runs (``'none'``) on the datasets where that stabiliser was run. A setting is judged by its measure
+(head: ``head_direction_stability``, full: ``parameter_stability``); units are E_i per
+(dataset, config, stabiliser, parameters, seed).
+
+(a) MMR: stability against the normalised margin of the model trained on S (``normalised_margin``),
+    one line per setting and stabiliser. (b) MHLoss: stability against the number of heads H.
+(c) SURT: full fine-tuning stability against D = ‖w0 − w*_S‖ (Theorem F's constant ``D``).
+(d) Seed instability: per (dataset, config, stabiliser, parameters) the standard deviation over
+    seeds (ddof = 1) of the final test accuracy of the models trained on S; bars are the mean over
+    those groups per setting and stabiliser.
+Points are means over units with a 95% percentile-bootstrap CI; diverged units left out.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from figures.curves import lines, plain_first
+from figures.data import (SETTING_BOUND, SETTING_MEASURE, Frame, MissingData, UNIT_KEYS, at_reference, full_units,
+                          loo_units, stabiliser_label, summarise)
+from figures.output import Drawn, write_panels_figure
+from figures.style import ERROR_BARS, Panel, Series, colour
+
+KEY = "F9"
+STEM = "f09_stabilisers"
+PRODUCED_BY = ("stabiliser sweeps (`ftstab verify` with stabilisers mmr, mhloss, surt and the "
+               "baselines, at least two seeds for panel d)")
+MMR, MHLOSS, SURT = "mmr", "mhloss", "surt"
+STABILITY_LABEL = "leave-one-out stability, mean over units"
+
+
+def _stability_units(connection: sqlite3.Connection) -> Frame:
+    """Units of both settings, each at its own reference, the setting's measure in ``measured``."""
+    frames = [at_reference(loo_units(connection, measure=measure, where="r.setting = ?",
+                                     params=(setting,), constants=("D",), bound=SETTING_BOUND[setting]),
+                           vary=("n_heads",))[0]
+              for setting, measure in SETTING_MEASURE.items()]
+    names = [name for name in frames[0].columns if all(name in frame for frame in frames)]
+    return Frame({name: np.concatenate([frame[name] for frame in frames]) for name in names})
+
+
+def _against(units: Frame, stabiliser: str) -> Frame:
+    """Units of ``stabiliser`` and of plain runs on the datasets where ``stabiliser`` was run."""
+    names = units["stabiliser"].astype(str)
+    datasets = np.unique(units["dataset_id"][names == stabiliser])
+    return units.filter(np.isin(names, ("none", stabiliser)) & np.isin(units["dataset_id"], datasets))
+
+
+def _with_label(units: Frame) -> Frame:
+    labels = [f"{setting}, {stabiliser_label(name, params)}" for setting, name, params
+              in zip(units["setting"], units["stabiliser"], units["stabiliser_params"])]
+    return units.with_column("line", np.array(labels, dtype=object))
+
+
+def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str,
+                 xlog: bool) -> Panel | None:
+    units = units.filter(np.isfinite(units[x]))
+    if np.unique(units[x]).size < 2:
+        return None
+    series = lines(_with_label(units), by="line", line_label=lambda line: line,
+                   x=lambda group: group[x], xlog=xlog, panel=name, measure="stability",
+                   bound=None, figure_key=KEY, order=plain_first)
+    return Panel(name=name, title=title, xlabel=xlabel, ylabel=STABILITY_LABEL, series=series,
+                 xlog=xlog, ylog=True)
+
+
+def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
+    units = _against(units, MMR)
+    if not len(units):
+        return None
+    full = full_units(connection)
+    margin = {tuple(row): value for *row, value in zip(*(full[key].tolist() for key in UNIT_KEYS),
+                                                        full["normalised_margin"].tolist())}
+    keys = zip(*(units[key].tolist() for key in UNIT_KEYS))
+    units = units.with_column("feature_margin",
+                              np.array([margin.get(tuple(key), np.nan) for key in keys], dtype=float))
+    return _curve_panel(units, name="mmr", x="feature_margin", xlog=False,
+                        title="(a) MMR: stability vs feature margin",
+                        xlabel="normalised margin min_i y_i u·x_i (u = w/‖w‖) of the model on S")
+
+
+def _seed_std_panel(connection: sqlite3.Connection) -> Panel | None:
+    groups = {}
+    for setting in SETTING_MEASURE:
+        full, _ = at_reference(full_units(connection, where="r.setting = ?", params=(setting,)),
+                               vary=("n_heads",))
+        for (name, params, _, _), group in full.groups("stabiliser", "stabiliser_params",
+                                                       "dataset_id", "config"):
+            accuracy = group["test_accuracy"][np.isfinite(group["test_accuracy"])]
+            if accuracy.size >= 2:
+                groups.setdefault(f"{setting}, {stabiliser_label(name, params)}", []).append(
+                    float(np.std(accuracy, ddof=1)))
+    series = [Series(panel="seed_std", label=label, quantity="test_accuracy_std_over_seeds",
+                     role="category", x=np.array([float(index)]),
+                     points=[summarise(np.array(values), key=(KEY, "seed_std", label))],
+                     colour=colour(index))
+              for index, (label, values) in enumerate(sorted(groups.items(),
+                                                             key=lambda item: plain_first(item[0])))]
+    if not series:
+        return None
+
+    def name_bars(ax: Axes) -> None:
+        ax.set_xticks([item.x[0] for item in series], [item.label for item in series],
+                      rotation=30, ha="right", fontsize=8)
+
+    return Panel(name="seed_std", title="(d) seed instability per stabiliser",
+                 xlabel="setting, stabiliser",
+                 ylabel="std over seeds of test accuracy, mean over datasets", series=series,
+                 decorate=name_bars, ticks_at_data=False)
+
+
+def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
+    """Draw F9 into ``out_dir``."""
+    units = _stability_units(connection)
+    heads = _against(units, MHLOSS)
+    surt = _against(units.filter(units["setting"] == "full"), SURT)
+    panels = [
+        _margin_panel(connection, units),
+        _curve_panel(heads, name="mhloss", x="n_heads", xlog=True,
+                     title="(b) MHLoss: stability vs number of heads H",
+                     xlabel="number of heads H (log scale)") if len(heads) else None,
+        _curve_panel(surt, name="surt", x="constant_D", xlog=True,
+                     title="(c) SURT: stability vs distance D",
+                     xlabel="D = ‖w0 − w*_S‖ (Theorem F constant, log scale)") if len(surt) else None,
+        _seed_std_panel(connection),
+    ]
+    panels = [panel for panel in panels if panel is not None and panel.series]
+    if not panels:
+        raise MissingData("no runs with the mmr, mhloss or surt stabilisers, and no task with "
+                          "two or more seeds")
+    title = ("F9 · Stabilisers against the quantity each targets, and seed instability\n"
+             "stability: head direction (head) or parameter (full) · each panel vs plain runs on "
+             f"the same datasets · {ERROR_BARS}")
+    return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title, panels=panels)
