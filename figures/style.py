@@ -56,8 +56,8 @@ class Series:
     """One plotted line: what it is, where its points are, and their summaries.
 
     ``role`` is ``"measured"`` (solid, markers, error bars), ``"bound"`` (dashed, no error bars:
-    a bound is drawn as the mean of its per-unit values) or ``"category"`` (one bar with error
-    bars, named by the panel's tick labels).
+    a bound is drawn as the mean of its per-unit values), ``"category"`` (one bar with error
+    bars, named by the panel's tick labels) or ``"points"`` (a scatter of (x, mean)).
     """
 
     panel: str
@@ -87,6 +87,10 @@ def draw_series(ax: Axes, series: Series) -> None:
         return
     low = np.array([point.low for point in series.points])
     high = np.array([point.high for point in series.points])
+    if series.role == "points":
+        ax.scatter(series.x, mean, s=18, alpha=0.75, color=series.colour, label=series.label,
+                   edgecolors="none")
+        return
     if series.role == "category":
         ax.bar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), capsize=4, width=0.7,
                color=series.colour, alpha=0.85)

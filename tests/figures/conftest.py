@@ -59,8 +59,8 @@ class KnownModel:
                 / (1 + mmr) / np.sqrt(n_heads))
 
     @classmethod
-    def head_bound(cls, *args, **kwargs):
-        return 4.0 * cls.head_stability(*args, **kwargs) + 0.1
+    def head_bound(cls, n, gamma, *args, **kwargs):
+        return 4.0 * cls.head_stability(n, gamma, *args, **kwargs) + 0.1 + 0.3 * gamma
 
     @staticmethod
     def direction_error(gamma, seed, t):

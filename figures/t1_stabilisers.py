@@ -1,0 +1,130 @@
+"""T1 — stabilisers × dataset groups: test accuracy, failed-run rate and leave-one-out stability.
+
+Columns are dataset groups (kind · training config); a column holds only the datasets on which two
+or more stabiliser variants were run with that config, so it compares stabilisers on the same
+datasets and settings. Rows are stabilisers with their parameters. All numbers are at each task's final checkpoint.
+
+* Test accuracy of the models trained on S: per dataset, the mean and the standard deviation
+  (ddof = 1) over seeds; the cell is the mean over datasets of each ("mean ± std over seeds").
+* Failed-run rate: the fraction of those models (all seeds and datasets) that diverged or ended
+  at or below the majority-class accuracy.
+* Leave-one-out stability: E_i of the setting's measure (head: ``head_direction_stability``, full:
+  ``parameter_stability``) per seed, then mean ± std over seeds per dataset, averaged over datasets.
+
+Written as ``t1_stabilisers.csv`` (one row per cell) and ``t1_stabilisers.md``.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from figures.data import (SETTING_MEASURE, Frame, MissingData, full_units, loo_units,
+                          stabiliser_label)
+from figures.output import Drawn, write_csv, write_text
+
+KEY = "T1"
+STEM = "t1_stabilisers"
+PRODUCED_BY = ("stabiliser sweeps: one training config run with two or more stabilisers "
+               "(e.g. `ftstab verify` with --stabilisers), ideally over several seeds")
+METRICS = (("accuracy", "Test accuracy (models trained on S)"),
+           ("failed_rate", "Failed-run rate (diverged or ≤ majority-class accuracy)"),
+           ("stability", "Leave-one-out stability E_i (head: direction, full: parameters)"))
+
+
+def _labelled(frame: Frame) -> Frame:
+    labels = [stabiliser_label(name, params)
+              for name, params in zip(frame["stabiliser"], frame["stabiliser_params"])]
+    return frame.with_column("label", np.array(labels, dtype=object))
+
+
+def _seed_mean_std(frame: Frame, column: str) -> tuple[float, float]:
+    """Mean over datasets of the per-dataset mean and std (ddof = 1) over seeds of ``column``."""
+    means, stds = [], []
+    for _, group in frame.groups("dataset_id"):
+        values = group[column][np.isfinite(group[column])]
+        if values.size:
+            means.append(values.mean())
+        if values.size >= 2:
+            stds.append(values.std(ddof=1))
+    return (float(np.mean(means)) if means else np.nan, float(np.mean(stds)) if stds else np.nan)
+
+
+def _compared_datasets(group: Frame) -> Frame:
+    """The rows of the datasets on which two or more stabiliser variants were run."""
+    keep = np.zeros(len(group), dtype=bool)
+    for (dataset_id,), runs in group.groups("dataset_id"):
+        if np.unique(runs["label"]).size >= 2:
+            keep |= group["dataset_id"] == dataset_id
+    return group.filter(keep)
+
+
+def table_rows(connection: sqlite3.Connection) -> list[dict]:
+    """One row per (dataset group, stabiliser): the numbers T1 shows."""
+    full = _labelled(full_units(connection))
+    loo = {setting: _labelled(loo_units(connection, measure=measure, where="r.setting = ?",
+                                        params=(setting,)))
+           for setting, measure in SETTING_MEASURE.items()}
+    rows = []
+    for (kind, setting, config), group in full.groups("kind", "setting", "config"):
+        group = _compared_datasets(group)
+        if not len(group):
+            continue
+        stability_units = loo[setting].filter(
+            (loo[setting]["kind"] == kind) & (loo[setting]["config"] == config)
+            & np.isin(loo[setting]["dataset_id"], np.unique(group["dataset_id"])))
+        for (label,), runs in group.groups("label"):
+            accuracy, accuracy_std = _seed_mean_std(runs, "test_accuracy")
+            below = np.isfinite(runs["test_accuracy"]) & (
+                runs["test_accuracy"] <= runs["majority_accuracy"])
+            failed = (runs["diverged"] == 1) | below
+            stability, stability_std = _seed_mean_std(
+                stability_units.filter(stability_units["label"] == label), "measured")
+            rows.append({"group": f"{kind} · {config}", "kind": kind, "setting": setting,
+                         "config": config, "stabiliser": label,
+                         "n_datasets": len(np.unique(runs["dataset_id"])),
+                         "n_seeds": len(np.unique(runs["seed"])), "accuracy": accuracy, "accuracy_std": accuracy_std,
+                         "failed_rate": float(failed.mean()), "failed_runs": int(failed.sum()),
+                         "n_runs": len(runs), "stability_measure": SETTING_MEASURE[setting],
+                         "stability": stability, "stability_std": stability_std})
+    return rows
+
+
+def _cell(row: dict | None, metric: str) -> str:
+    if row is None or not np.isfinite(row[metric]):
+        return "—"
+    if metric == "failed_rate":
+        return f"{100 * row[metric]:.0f}% ({row['failed_runs']}/{row['n_runs']})"
+    std = row[f"{metric}_std"]
+    spread = f" ± {std:.3g}" if np.isfinite(std) else " (1 seed)"
+    return f"{row[metric]:.3g}{spread}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """T1 as Markdown: one table per metric, stabilisers × dataset groups."""
+    groups = list(dict.fromkeys(row["group"] for row in rows))
+    labels = sorted({row["stabiliser"] for row in rows}, key=lambda label: (label != "none", label))
+    cells = {(row["group"], row["stabiliser"]): row for row in rows}
+    lines = ["# T1 · Stabilisers × dataset groups", "",
+             "Final checkpoint. Accuracy and stability: mean ± std over seeds (ddof = 1), each "
+             "computed per dataset and averaged over the group's datasets. Failed: diverged or at "
+             "or below the majority-class accuracy. Columns: dataset kind · training config.", ""]
+    for metric, heading in METRICS:
+        lines += [f"## {heading}", "", "| stabiliser | " + " | ".join(groups) + " |",
+                  "|---" * (len(groups) + 1) + "|"]
+        lines += ["| " + " | ".join([label] + [_cell(cells.get((group, label)), metric)
+                                             for group in groups]) + " |" for label in labels]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
+    """Write T1 into ``out_dir``."""
+    rows = table_rows(connection)
+    if not rows:
+        raise MissingData("no training config was run with two or more stabilisers")
+    files = (write_csv(out_dir / f"{STEM}.csv", rows),
+             write_text(out_dir / f"{STEM}.md", markdown(rows)))
+    return Drawn(key=KEY, stem=STEM, title="T1 · stabilisers × dataset groups: accuracy, "
+                 "failed-run rate, leave-one-out stability (mean ± std over seeds)", files=files)
