@@ -35,7 +35,7 @@ def _torch_least_squares(X, y):
     return objective
 
 
-@settings(max_examples=10)
+@settings(max_examples=4)
 @given(seed=SEEDS, l2sp=st.sampled_from([0.0, 0.2]))
 def test_hvp_surrogate_constants_equal_the_exact_quadratic_ones(seed, l2sp):
     # An MLP-style run whose objective is least squares, evaluated at w*: Lanczos on torch.func HVPs
