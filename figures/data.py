@@ -362,6 +362,22 @@ def summarise(values: np.ndarray, *, key: Sequence) -> Summary:
     return Summary(mean, float(interval.low), float(interval.high), int(finite.size))
 
 
+def with_stabiliser_label(frame: Frame) -> Frame:
+    """``frame`` with a ``label`` column naming each row's stabiliser and parameters."""
+    labels = [stabiliser_label(name, params)
+              for name, params in zip(frame["stabiliser"], frame["stabiliser_params"])]
+    return frame.with_column("label", np.array(labels, dtype=object))
+
+
+def compared_datasets(frame: Frame) -> Frame:
+    """Rows of the datasets on which two or more stabiliser variants (``label``) were run."""
+    keep = np.zeros(len(frame), dtype=bool)
+    for (dataset_id,), runs in frame.groups("dataset_id"):
+        if np.unique(runs["label"]).size >= 2:
+            keep |= frame["dataset_id"] == dataset_id
+    return frame.filter(keep)
+
+
 def stabiliser_label(name: str, params_json: str | None) -> str:
     """``"l2sp(strength=0.1)"`` from a stabiliser name and its JSON parameters."""
     params = json.loads(params_json) if params_json else {}

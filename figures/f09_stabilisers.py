@@ -10,8 +10,9 @@ runs (``'none'``) on the datasets where that stabiliser was run. A setting is ju
     one line per setting and stabiliser. (b) MHLoss: stability against the number of heads H.
 (c) SURT: full fine-tuning stability against D = ‖w0 − w*_S‖ (Theorem F's constant ``D``).
 (d) Seed instability: per (dataset, config, stabiliser, parameters) the standard deviation over
-    seeds (ddof = 1) of the final test accuracy of the models trained on S; bars are the mean over
-    those groups per setting and stabiliser.
+    seeds (ddof = 1) of the final test accuracy of the models trained on S, on the datasets where a
+    config was run with two or more stabilisers (as in T1, no reference slice); bars are the mean
+    over those groups per setting and stabiliser.
 Points are means over units with a 95% percentile-bootstrap CI; diverged units left out.
 """
 from __future__ import annotations
@@ -23,8 +24,9 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from figures.curves import lines, plain_first
-from figures.data import (SETTING_BOUND, SETTING_MEASURE, Frame, MissingData, UNIT_KEYS, at_reference, full_units,
-                          loo_units, stabiliser_label, summarise)
+from figures.data import (SETTING_BOUND, SETTING_MEASURE, UNIT_KEYS, Frame, MissingData,
+                          at_reference, compared_datasets, full_units, loo_units, summarise,
+                          with_stabiliser_label)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, Series, colour
 
@@ -53,10 +55,10 @@ def _against(units: Frame, stabiliser: str) -> Frame:
     return units.filter(np.isin(names, ("none", stabiliser)) & np.isin(units["dataset_id"], datasets))
 
 
-def _with_label(units: Frame) -> Frame:
-    labels = [f"{setting}, {stabiliser_label(name, params)}" for setting, name, params
-              in zip(units["setting"], units["stabiliser"], units["stabiliser_params"])]
-    return units.with_column("line", np.array(labels, dtype=object))
+def _with_line(units: Frame) -> Frame:
+    units = with_stabiliser_label(units)
+    names = [f"{setting}, {label}" for setting, label in zip(units["setting"], units["label"])]
+    return units.with_column("line", np.array(names, dtype=object))
 
 
 def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str,
@@ -64,7 +66,7 @@ def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str,
     units = units.filter(np.isfinite(units[x]))
     if np.unique(units[x]).size < 2:
         return None
-    series = lines(_with_label(units), by="line", line_label=lambda line: line,
+    series = lines(_with_line(units), by="line", line_label=lambda line: line,
                    x=lambda group: group[x], xlog=xlog, panel=name, measure="stability",
                    bound=None, figure_key=KEY, order=plain_first)
     return Panel(name=name, title=title, xlabel=xlabel, ylabel=STABILITY_LABEL, series=series,
@@ -87,16 +89,14 @@ def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
 
 
 def _seed_std_panel(connection: sqlite3.Connection) -> Panel | None:
-    groups = {}
-    for setting in SETTING_MEASURE:
-        full, _ = at_reference(full_units(connection, where="r.setting = ?", params=(setting,)),
-                               vary=("n_heads",))
-        for (name, params, _, _), group in full.groups("stabiliser", "stabiliser_params",
-                                                       "dataset_id", "config"):
-            accuracy = group["test_accuracy"][np.isfinite(group["test_accuracy"])]
+    groups: dict[str, list[float]] = {}
+    full = with_stabiliser_label(full_units(connection))
+    for _, compared in full.groups("kind", "setting", "config"):
+        for (setting, label, _), runs in compared_datasets(compared).groups("setting", "label",
+                                                                              "dataset_id"):
+            accuracy = runs["test_accuracy"][np.isfinite(runs["test_accuracy"])]
             if accuracy.size >= 2:
-                groups.setdefault(f"{setting}, {stabiliser_label(name, params)}", []).append(
-                    float(np.std(accuracy, ddof=1)))
+                groups.setdefault(f"{setting}, {label}", []).append(float(np.std(accuracy, ddof=1)))
     series = [Series(panel="seed_std", label=label, quantity="test_accuracy_std_over_seeds",
                      role="category", x=np.array([float(index)]),
                      points=[summarise(np.array(values), key=(KEY, "seed_std", label))],

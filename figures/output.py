@@ -82,4 +82,5 @@ def write_panels_figure(out_dir: Path, *, key: str, stem: str, title: str, panel
     rows = csv_rows if csv_rows is not None else [
         row for panel in panels for series in panel.series for row in series.csv_rows(key)]
     files.append(write_csv(out_dir / f"{stem}.csv", rows))
-    return Drawn(key=key, stem=stem, title=title.replace("\n", " "), files=tuple(files), notes=notes)
+    headline = title.split("\n")[0].removeprefix(f"{key} · ")
+    return Drawn(key=key, stem=stem, title=headline, files=tuple(files), notes=notes)

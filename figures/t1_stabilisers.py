@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.data import (SETTING_MEASURE, Frame, MissingData, full_units, loo_units,
-                          stabiliser_label)
+from figures.data import (SETTING_MEASURE, Frame, MissingData, compared_datasets, full_units,
+                          loo_units, with_stabiliser_label)
 from figures.output import Drawn, write_csv, write_text
 
 KEY = "T1"
@@ -31,12 +31,6 @@ PRODUCED_BY = ("stabiliser sweeps: one training config run with two or more stab
 METRICS = (("accuracy", "Test accuracy (models trained on S)"),
            ("failed_rate", "Failed-run rate (diverged or ≤ majority-class accuracy)"),
            ("stability", "Leave-one-out stability E_i (head: direction, full: parameters)"))
-
-
-def _labelled(frame: Frame) -> Frame:
-    labels = [stabiliser_label(name, params)
-              for name, params in zip(frame["stabiliser"], frame["stabiliser_params"])]
-    return frame.with_column("label", np.array(labels, dtype=object))
 
 
 def _seed_mean_std(frame: Frame, column: str) -> tuple[float, float]:
@@ -51,24 +45,15 @@ def _seed_mean_std(frame: Frame, column: str) -> tuple[float, float]:
     return (float(np.mean(means)) if means else np.nan, float(np.mean(stds)) if stds else np.nan)
 
 
-def _compared_datasets(group: Frame) -> Frame:
-    """The rows of the datasets on which two or more stabiliser variants were run."""
-    keep = np.zeros(len(group), dtype=bool)
-    for (dataset_id,), runs in group.groups("dataset_id"):
-        if np.unique(runs["label"]).size >= 2:
-            keep |= group["dataset_id"] == dataset_id
-    return group.filter(keep)
-
-
 def table_rows(connection: sqlite3.Connection) -> list[dict]:
     """One row per (dataset group, stabiliser): the numbers T1 shows."""
-    full = _labelled(full_units(connection))
-    loo = {setting: _labelled(loo_units(connection, measure=measure, where="r.setting = ?",
+    full = with_stabiliser_label(full_units(connection))
+    loo = {setting: with_stabiliser_label(loo_units(connection, measure=measure, where="r.setting = ?",
                                         params=(setting,)))
            for setting, measure in SETTING_MEASURE.items()}
     rows = []
     for (kind, setting, config), group in full.groups("kind", "setting", "config"):
-        group = _compared_datasets(group)
+        group = compared_datasets(group)
         if not len(group):
             continue
         stability_units = loo[setting].filter(
@@ -126,5 +111,5 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
         raise MissingData("no training config was run with two or more stabilisers")
     files = (write_csv(out_dir / f"{STEM}.csv", rows),
              write_text(out_dir / f"{STEM}.md", markdown(rows)))
-    return Drawn(key=KEY, stem=STEM, title="T1 · stabilisers × dataset groups: accuracy, "
+    return Drawn(key=KEY, stem=STEM, title="stabilisers × dataset groups: accuracy, "
                  "failed-run rate, leave-one-out stability (mean ± std over seeds)", files=files)
