@@ -76,8 +76,9 @@ class _Logistic:
 
     features = staticmethod(_binary_features)
 
-    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
-        torch.sigmoid(Q, out=out)
+    def derivative_(self, Q: torch.Tensor) -> torch.Tensor:
+        """Overwrite the scores with phi'(Q) and return them."""
+        return Q.sigmoid_()
 
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.softplus(Q).squeeze(-1)
@@ -91,8 +92,8 @@ class _Exponential(_Logistic):
     def __init__(self, y: torch.Tensor):
         self.zero_loss = 1.0
 
-    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
-        torch.exp(Q, out=out)
+    def derivative_(self, Q: torch.Tensor) -> torch.Tensor:
+        return Q.exp_()
 
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         return torch.exp(Q).squeeze(-1)
@@ -107,14 +108,18 @@ class _Softmax:
         self.zero_loss = math.log(self.n_outputs)
         self.labels = y.long()
         self.one_hot = torch.nn.functional.one_hot(self.labels, self.n_outputs).to(y.dtype)
+        self.probabilities = None
 
     @staticmethod
     def features(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return X
 
-    def derivative(self, Q: torch.Tensor, out: torch.Tensor) -> None:
-        torch.softmax(Q, -1, out=out)
-        out.sub_(self.one_hot[:, None, None, :])
+    def derivative_(self, Q: torch.Tensor) -> torch.Tensor:
+        """Return softmax(Q) - one_hot(y) (in a buffer of its own: softmax cannot run in place)."""
+        if self.probabilities is None or self.probabilities.shape != Q.shape:
+            self.probabilities = torch.empty_like(Q)
+        torch.softmax(Q, -1, out=self.probabilities)
+        return self.probabilities.sub_(self.one_hot[:, None, None, :])
 
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         index = self.labels.view(-1, 1, 1, 1).expand(*Q.shape[:3], 1)
@@ -310,7 +315,6 @@ class _BatchedHeads:
         n_columns = n_models * n_heads * n_outputs
         self.weights = torch.as_tensor(problem.init, dtype=dtype).reshape(n_columns, d).t().contiguous()
         self.scores = torch.empty(n, n_columns, dtype=dtype)
-        self.step_terms = torch.empty(n, n_columns, dtype=dtype)
         masks = torch.as_tensor(problem.masks, dtype=dtype)
         self.mean_weights = (masks / masks.sum(1, keepdim=True)).t().contiguous()  # (n, M)
         self.alive = torch.ones(n_models, dtype=torch.bool)
@@ -395,9 +399,12 @@ class _BatchedHeads:
                 if k == len(points):
                     break
             coefficients = self.coefficients if problem.batch_size is None else self.batch_coefficients()
-            self.loss.derivative(self.view4(self.scores), self.view4(self.step_terms))
-            self.view4(self.step_terms).mul_(coefficients[:, :, None, None])
-            self.weights.addmm_(self.features_t, self.step_terms, alpha=-1.0)
+            terms = self.loss.derivative_(self.view4(self.scores))
+            if terms.shape[2:] == (1, 1):
+                terms.view(n, n_models).mul_(coefficients)
+            else:
+                terms.mul_(coefficients[:, :, None, None])
+            self.weights.addmm_(self.features_t, terms.view(n, -1), alpha=-1.0)
         return Trace(iterations=problem.checkpoints,
                      weights={"w": recorded_weights.reshape((len(points),)
                                                             + problem.weights_shape(n_models)[0:])},

@@ -1,0 +1,271 @@
+"""Batched head tuning: equal to the per-model loop, correct gradients, masks, SGD coupling,
+divergence, implicit bias towards the max-margin direction, reproducibility."""
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verify.trainers import head, naive
+from verify.trainers.checkpoints import log_spaced_checkpoints
+
+
+def leave_one_out_masks(n, seeds=1):
+    """Seed-major: for each seed, the full set S, then S without sample i for each i."""
+    block = np.ones((n + 1, n), dtype=bool)
+    block[np.arange(1, n + 1), np.arange(n)] = False
+    return np.tile(block, (seeds, 1))
+
+
+def blobs(n, d, n_classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    centres = rng.normal(size=(n_classes, d)) * 1.5
+    return centres[y] + rng.normal(size=(n, d)), y
+
+
+CASES = [
+    dict(),
+    dict(batch_size=5),
+    dict(init="random", n_heads=3),
+    dict(init="random", n_heads=2, head_reduction="sum", batch_size=7),
+]
+
+
+@pytest.mark.parametrize("loss", head.LOSSES)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: ",".join(f"{k}={v}" for k, v in case.items()) or "gd")
+def test_batched_equals_naive_loop(loss, case):
+    n_classes = 3 if loss == "softmax" else 2
+    X, y = blobs(8, 4, n_classes)
+    masks = leave_one_out_masks(8, seeds=2)
+    options = {"init": "zero", "seeds": np.repeat([11, 12], 9), **case}
+    lr = 1.5 / head.smoothness(X, loss)
+    arguments = dict(masks=masks, loss=loss, lr=lr, n_steps=60, checkpoints=[0, 1, 7, 60],
+                     **options)
+    batched = head.train_heads(X, y, **arguments)
+    loop = naive.train_heads(X, y, **arguments)
+    np.testing.assert_allclose(batched.weights["w"], loop.weights["w"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(batched.train_loss, loop.train_loss, rtol=0, atol=1e-10)
+    assert (batched.diverged_at == -1).all() and (loop.diverged_at == -1).all()
+    assert batched.train_loss[-1].max() < batched.train_loss[0].min()  # training does something
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 9), d=st.integers(1, 4),
+       lr_scale=st.floats(0.1, 1.9), batch=st.booleans())
+def test_batched_equals_naive_on_random_problems(seed, n, d, lr_scale, batch):
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(n, d)), rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    masks = rng.random((5, n)) < 0.7
+    masks[:, 0] = True
+    arguments = dict(masks=masks, loss="logistic", init="random", seeds=rng.integers(0, 3, 5),
+                     lr=lr_scale / head.smoothness(X, "logistic"), n_steps=40,
+                     checkpoints=[0, 3, 40], batch_size=min(2, n) if batch else None)
+    np.testing.assert_allclose(head.train_heads(X, y, **arguments).weights["w"],
+                               naive.train_heads(X, y, **arguments).weights["w"], rtol=0, atol=1e-10)
+
+
+def documented_loss(loss, W, X, y, reduction):
+    """The model loss of the module docstring, written with autograd-friendly torch ops."""
+    logits = torch.einsum("hcd,id->hic", W, X)
+    if loss == "softmax":
+        per_head = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y.expand(len(W), -1),
+                                                     reduction="none").mean(1)
+    else:
+        margins = (2.0 * y - 1.0) * logits[..., 0]
+        per_head = (torch.nn.functional.softplus(-margins) if loss == "logistic"
+                    else torch.exp(-margins)).mean(1)
+    return per_head.mean() if reduction == "mean" else per_head.sum()
+
+
+@pytest.mark.parametrize("loss", head.LOSSES)
+@pytest.mark.parametrize("reduction", head.HEAD_REDUCTIONS)
+def test_one_step_is_gradient_descent_on_the_documented_loss(loss, reduction):
+    X, y = blobs(9, 3, 3 if loss == "softmax" else 2, seed=4)
+    masks = leave_one_out_masks(9)[:3]
+    lr = 0.7
+    trace = head.train_heads(X, y, masks=masks, init="random", seeds=[5, 5, 6], loss=loss, lr=lr,
+                             n_steps=1, checkpoints=[0, 1], n_heads=2, head_reduction=reduction)
+    for m in range(3):
+        rows = np.flatnonzero(masks[m])
+        w0 = torch.tensor(trace.weights["w"][0, m]).reshape(2, -1, 3).requires_grad_()
+        value = documented_loss(loss, w0, torch.tensor(X[rows]), torch.tensor(y[rows]), reduction)
+        (gradient,) = torch.autograd.grad(value, w0)
+        expected = (w0 - lr * gradient).detach().numpy().reshape(trace.weights["w"][1, m].shape)
+        np.testing.assert_allclose(trace.weights["w"][1, m], expected, rtol=0, atol=1e-13)
+        assert trace.train_loss[0, m] == pytest.approx(value.item(), rel=1e-13)
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_masked_out_sample_has_no_influence(batch_size):
+    X, y = blobs(8, 3)
+    masks = leave_one_out_masks(8)
+    arguments = dict(masks=masks, loss="logistic", init="random", seeds=np.zeros(9, int), lr=1.0,
+                     n_steps=50, checkpoints=[50], batch_size=batch_size)
+    changed = X.copy()
+    changed[2] = [30.0, -7.0, 4.0]
+    before = head.train_heads(X, y, **arguments).weights["w"][0]
+    after = head.train_heads(changed, y, **arguments).weights["w"][0]
+    excludes = ~masks[:, 2]
+    np.testing.assert_array_equal(after[excludes], before[excludes])
+    assert np.abs(after[~excludes] - before[~excludes]).min() > 1e-6
+
+
+def test_sgd_with_full_batches_is_gradient_descent():
+    X, y = blobs(9, 3)
+    arguments = dict(masks=leave_one_out_masks(9), loss="softmax", init="zero", lr=1.0, n_steps=30,
+                     checkpoints=[30], seeds=np.arange(10))
+    sgd = head.train_heads(X, y, batch_size=9, **arguments)
+    gd = head.train_heads(X, y, **arguments)
+    np.testing.assert_allclose(sgd.weights["w"], gd.weights["w"], rtol=0, atol=1e-13)
+
+
+def test_sgd_coupling_leave_one_out_sees_the_same_stream_without_i():
+    # With batch_size 1 the model on S and the model on S\i share every draw except the steps that
+    # draw i, where S\i makes no update. Zeroing x_i makes that step a no-op for S as well, so under
+    # the coupling the two models stay identical (up to the rounding of different matmul columns); a
+    # model with another seed does not.
+    X, y = blobs(7, 2)
+    X[[1, 4]] = 0.0
+    masks = leave_one_out_masks(7, seeds=2)
+    seeds = np.repeat([21, 22], 8)
+    trace = head.train_heads(X, y, masks=masks, seeds=seeds, loss="logistic", init="zero", lr=0.5,
+                             n_steps=200, checkpoints=[200], batch_size=1)
+    w = trace.weights["w"][0]
+    for block in (0, 8):
+        np.testing.assert_allclose(w[block + 1 + 1], w[block], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(w[block + 1 + 4], w[block], rtol=0, atol=1e-13)
+        assert np.abs(w[block + 1 + 0] - w[block]).max() > 1e-3
+    assert np.abs(w[0] - w[8]).max() > 1e-3
+
+
+def cosh_divergence_step(w0, lr, n_steps):
+    """First t at which cosh(w_t) > 1e6 * max(cosh(w0), 1) under w <- w - lr sinh(w)."""
+    w, threshold = w0, head.BLOWUP * max(math.cosh(w0), 1.0)
+    for t in range(n_steps + 1):
+        if abs(w) > 700 or math.cosh(w) > threshold:
+            return t
+        w -= lr * math.sinh(w)
+    return -1
+
+
+@pytest.mark.parametrize("trainer", [head.train_heads, naive.train_heads])
+def test_divergence_detected_at_the_right_step(trainer):
+    # Two opposite samples on one feature: the exponential loss is cosh(w), GD is w <- w - lr sinh(w),
+    # which blows up for a large step. A second model trains on the first sample only (exp(-w)).
+    X, y = np.array([[1.0], [1.0]]), np.array([1, 0])
+    masks = np.array([[1, 1], [1, 0]])
+    lr, n_steps = 3.0, 10
+    expected = cosh_divergence_step(0.5, lr, n_steps)
+    assert 1 < expected < n_steps
+    trace = trainer(X, y, masks=masks, init=np.array([[0.5], [0.5]]), loss="exponential", lr=lr,
+                    n_steps=n_steps, checkpoints=np.arange(n_steps + 1))
+    assert trace.diverged_at.tolist() == [expected, -1]
+    assert np.isfinite(trace.weights["w"][:expected, 0]).all()
+    assert np.isnan(trace.weights["w"][expected:, 0]).all()
+    assert np.isnan(trace.train_loss[expected:, 0]).all()
+    alone = trainer(X, y, masks=masks[1:], init=np.array([[0.5]]), loss="exponential", lr=lr,
+                    n_steps=n_steps, checkpoints=np.arange(n_steps + 1))
+    np.testing.assert_allclose(trace.weights["w"][:, 1], alone.weights["w"][:, 0], rtol=0, atol=1e-14)
+
+
+def max_margin_direction(X, s):
+    """Hard-margin SVM without bias, min ||w||^2 s.t. s_i w.x_i >= 1, by SLSQP; returns w_hat."""
+    result = scipy.optimize.minimize(
+        lambda w: w @ w, np.ones(X.shape[1]), jac=lambda w: 2 * w, method="SLSQP",
+        constraints={"type": "ineq", "fun": lambda w: s * (X @ w) - 1, "jac": lambda w: s[:, None] * X},
+        options={"ftol": 1e-14, "maxiter": 500})
+    assert result.success
+    return result.x
+
+
+def test_logistic_gd_from_zero_approaches_the_max_margin_direction():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(16, 2))
+    direction = np.array([0.6, 0.8])
+    s = np.where(X @ direction >= 0, 1.0, -1.0)
+    X += 0.5 * s[:, None] * direction          # margin at least 0.5 along `direction`
+    y = ((s + 1) // 2).astype(int)
+    w_hat = max_margin_direction(X, s)
+    points = log_spaced_checkpoints(20_000, num=9)
+    trace = head.train_heads(X, y, masks=np.ones((1, 16)), init="zero", loss="logistic",
+                             lr=1.0 / head.smoothness(X, "logistic"), n_steps=20_000,
+                             checkpoints=points)
+    w = trace.weights["w"][:, 0]
+    error = np.linalg.norm(w / np.linalg.norm(w, axis=1, keepdims=True) - w_hat / np.linalg.norm(w_hat),
+                           axis=1)
+    late = points >= 100
+    assert np.all(np.diff(error[late]) < 0)
+    assert error[-1] < 0.05 < error[0]
+    # ||w_t|| ~ ||w_hat|| log t: the slope of the norm against log t tends to ||w_hat||.
+    slope = np.diff(np.linalg.norm(w, axis=1)[-3:]) / np.diff(np.log(points[-3:]))
+    assert slope[-1] == pytest.approx(np.linalg.norm(w_hat), rel=0.1)
+
+
+def test_same_seeds_reproduce_bitwise_and_other_seeds_differ():
+    X, y = blobs(8, 3, 3)
+    arguments = dict(masks=leave_one_out_masks(8), loss="softmax", init="random", lr=0.5,
+                     n_steps=40, checkpoints=[40], batch_size=3, n_heads=2)
+    first = head.train_heads(X, y, seeds=np.full(9, 7), **arguments)
+    again = head.train_heads(X, y, seeds=np.full(9, 7), **arguments)
+    other = head.train_heads(X, y, seeds=np.full(9, 8), **arguments)
+    np.testing.assert_array_equal(first.weights["w"], again.weights["w"])
+    np.testing.assert_array_equal(first.train_loss, again.train_loss)
+    assert (np.abs(first.weights["w"] - other.weights["w"]).max(axis=(2, 3, 4)) > 1e-3).all()
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax", "exponential"])
+def test_smoothness_bounds_the_hessian(loss):
+    X, y = blobs(12, 3, 3 if loss == "softmax" else 2, seed=1)
+    beta = head.smoothness(X, loss)
+    outputs = 3 if loss == "softmax" else 1
+
+    def mean_loss(w):
+        return documented_loss(loss, w.reshape(1, outputs, 3), torch.tensor(X), torch.tensor(y), "mean")
+
+    for scale in (0.0, 0.3, 1.0):
+        w = torch.tensor(np.random.default_rng(2).normal(size=outputs * 3) * scale)
+        top = np.linalg.eigvalsh(torch.autograd.functional.hessian(mean_loss, w).numpy())[-1]
+        if loss == "logistic" and scale == 0.0:
+            assert top == pytest.approx(beta, rel=1e-12)      # the bound is attained at w = 0
+        elif loss == "exponential" and scale == 0.0:
+            assert top == pytest.approx(beta, rel=1e-12)      # the curvature at loss level 1
+        elif loss != "exponential":
+            assert top <= beta * (1 + 1e-12)
+    per_model = head.smoothness(X, loss, masks=leave_one_out_masks(12)[:2])
+    assert per_model[0] == pytest.approx(beta, rel=1e-12)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(loss="hinge"), "loss"),
+    (dict(lr=0.0), "lr"),
+    (dict(n_steps=-1), "n_steps"),
+    (dict(checkpoints=[5, 3]), "checkpoints"),
+    (dict(checkpoints=[11]), "checkpoints"),
+    (dict(batch_size=9), "batch_size"),
+    (dict(masks=np.zeros((2, 8))), "masks"),
+    (dict(init="random"), "seeds"),
+    (dict(init=np.zeros((2, 4))), "init"),
+    (dict(n_heads=0), "n_heads"),
+    (dict(head_reduction="max"), "head_reduction"),
+])
+def test_invalid_arguments_raise_naming_the_parameter(change, message):
+    X, y = blobs(8, 3)
+    arguments = dict(masks=np.ones((2, 8)), init="zero", loss="logistic", lr=1.0, n_steps=10,
+                     checkpoints=[10])
+    with pytest.raises(ValueError, match=message):
+        head.train_heads(X, y, **{**arguments, **change})
+
+
+def test_log_spaced_checkpoints():
+    points = log_spaced_checkpoints(20_000, num=9)
+    assert points[0] == 1 and points[-1] == 20_000 and np.all(np.diff(points) > 0)
+    ratios = points[1:] / points[:-1]
+    np.testing.assert_allclose(ratios[points[:-1] >= 10], 20_000 ** (1 / 8), rtol=0.05)
+    assert log_spaced_checkpoints(3, num=10, include_zero=True).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="n_steps"):
+        log_spaced_checkpoints(0)
