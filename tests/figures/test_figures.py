@@ -1,0 +1,222 @@
+"""Every figure from the known-model database: files written, and the CSV holds the right numbers.
+
+Expected values are recomputed from :class:`KnownModel`'s closed forms with numpy (E_i = mean over
+the left-out rows, then the mean over seeds and datasets), independently of the SQL in figures.data.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+
+from verify.cli import main
+
+FIGURE_STEMS = {"F1": "f01_margin", "F2": "f02_iterations", "F3": "f03_learning_rate",
+                "F4": "f04_samples", "F5": "f05_full_samples", "F6": "f06_distance",
+                "F7": "f07_curvature_lipschitz", "F8": "f08_step_budget", "F9": "f09_stabilisers",
+                "F10": "f10_bound_vs_measured"}
+
+
+@pytest.fixture(scope="module")
+def drawn(known_results, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("figures")
+    assert main(["figures", "--from", str(known_results.folder), "--out", str(out)]) == 0
+    return out
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def points(out: Path, stem: str, *, series: str | None = None, panel: str | None = None,
+           role: str = "measured") -> dict[float, dict]:
+    """x -> row of the CSV rows matching series/panel/role."""
+    rows = [row for row in read_csv(out / f"{stem}.csv") if row["role"] == role
+            and (series is None or row["series"] == series) and (panel is None or row["panel"] == panel)]
+    return {float(row["x"]): row for row in rows}
+
+
+def loo_mean(function, seeds, left_out, **fixed):
+    """Mean over seeds of E_i (mean over left-out i) of ``function``; also the per-seed values."""
+    per_seed = np.array([np.mean([function(seed=seed, i=i, **fixed) for i in left_out])
+                         for seed in seeds])
+    return per_seed.mean(), per_seed
+
+
+@pytest.mark.parametrize("key", list(FIGURE_STEMS))
+def test_each_figure_writes_png_pdf_and_csv(drawn, key):
+    stem = FIGURE_STEMS[key]
+    with Image.open(drawn / f"{stem}.png") as image:
+        assert min(image.info["dpi"]) >= 150
+        assert image.size[0] >= 900
+    assert (drawn / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    assert read_csv(drawn / f"{stem}.csv")
+
+
+def test_f1_means_and_bounds_match_the_model_at_the_final_checkpoint(drawn, known_results):
+    model = known_results.model
+    for n, gamma in itertools.product(model.HEAD_N, model.MARGINS):
+        expected, per_seed = loo_mean(lambda seed, i: model.head_stability(n, gamma, seed, i, 1000),
+                                      model.SEEDS, model.LEFT_OUT)
+        row = points(drawn, "f01_margin", series=f"measured, n = {n}")[gamma]
+        assert float(row["mean"]) == pytest.approx(expected, rel=1e-12)
+        assert int(row["n_units"]) == len(model.SEEDS)
+        assert per_seed.min() <= float(row["ci_low"]) <= expected <= float(row["ci_high"]) <= per_seed.max()
+        bound, _ = loo_mean(lambda seed, i: model.head_bound(n, gamma, seed, i, 1000),
+                            model.SEEDS, model.LEFT_OUT)
+        bound_row = points(drawn, "f01_margin", series=f"Theorem H bound, n = {n}", role="bound")
+        assert float(bound_row[gamma]["mean"]) == pytest.approx(bound, rel=1e-12)
+
+
+def test_f2_follows_every_checkpoint_and_the_direction_error(drawn, known_results):
+    model = known_results.model
+    datasets = list(itertools.product(model.HEAD_N, model.MARGINS))
+    for t in model.HEAD_ITERATIONS:
+        expected = np.mean([loo_mean(lambda seed, i: model.head_stability(n, g, seed, i, t),
+                                     model.SEEDS, model.LEFT_OUT)[0] for n, g in datasets])
+        row = points(drawn, "f02_iterations", panel="stability", series="measured")[t]
+        assert float(row["mean"]) == pytest.approx(expected, rel=1e-12)
+        error = np.mean([model.direction_error(g, seed, t) for _, g in datasets for seed in model.SEEDS])
+        error_row = points(drawn, "f02_iterations", panel="direction_error")[t]
+        assert float(error_row["mean"]) == pytest.approx(error, rel=1e-12)
+
+
+def test_f3_compares_learning_rates_on_the_swept_datasets_only(drawn, known_results):
+    model = known_results.model
+    head = points(drawn, "f03_learning_rate", panel="head", series="measured, separable")
+    assert sorted(head) == [0.25, 1.0, 4.0]
+    for lr in head:
+        expected, _ = loo_mean(lambda seed, i: model.head_stability(40, 0.2, seed, i, 1000, lr_scale=lr),
+                               model.SEEDS, model.LEFT_OUT)
+        assert float(head[lr]["mean"]) == pytest.approx(expected, rel=1e-12)
+    full = points(drawn, "f03_learning_rate", panel="full", series="measured, quadratic")
+    assert sorted(full) == [0.25, 0.5, 1.0]  # lr 3 diverged: left out of the mean
+    bound = points(drawn, "f03_learning_rate", panel="full", role="bound")
+    assert sorted(bound) == [0.25, 0.5, 1.0]
+
+
+def test_f4_one_line_per_margin_against_n(drawn, known_results):
+    model = known_results.model
+    for gamma, n in itertools.product(model.MARGINS, model.HEAD_N):
+        expected, _ = loo_mean(lambda seed, i: model.head_stability(n, gamma, seed, i, 1000),
+                               model.SEEDS, model.LEFT_OUT)
+        row = points(drawn, "f04_samples", series=f"measured, γ/R = {gamma:g}")[n]
+        assert float(row["mean"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_f5_and_f6_pool_the_other_knob_of_the_plain_quadratic_runs(drawn, known_results):
+    model = known_results.model
+
+    def e_i(n, delta):
+        return loo_mean(lambda seed, i: model.full_stability(n, delta, seed, i, 100),
+                        model.SEEDS, model.LEFT_OUT)[0]
+
+    by_n = points(drawn, "f05_full_samples", series="measured, quadratic")
+    for n in model.FULL_N:
+        expected = np.mean([e_i(n, delta) for delta in model.DISTANCES])
+        assert float(by_n[n]["mean"]) == pytest.approx(expected, rel=1e-12)
+        assert int(by_n[n]["n_units"]) == len(model.SEEDS) * len(model.DISTANCES)
+    by_distance = points(drawn, "f06_distance", series="measured, quadratic")
+    for delta in model.DISTANCES:
+        expected = np.mean([e_i(n, delta) for n in model.FULL_N])
+        assert float(by_distance[delta]["mean"]) == pytest.approx(expected, rel=1e-12)
+    bound = points(drawn, "f05_full_samples", role="bound")
+    assert float(bound[20]["mean"]) == pytest.approx(3 * float(by_n[20]["mean"]), rel=1e-12)
+
+
+def test_f7_places_l2sp_at_its_larger_curvature(drawn, known_results):
+    model = known_results.model
+    l2sp = points(drawn, "f07_curvature_lipschitz", panel="curvature", series="measured, l2sp")
+    assert sorted(l2sp) == pytest.approx([0.6, 1.5])
+    for strength, mu in ((0.1, 0.6), (1.0, 1.5)):
+        expected, _ = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 100, l2sp=strength),
+                               model.SEEDS, model.LEFT_OUT)
+        nearest = min(l2sp, key=lambda x: abs(x - mu))
+        assert float(l2sp[nearest]["mean"]) == pytest.approx(expected, rel=1e-12)
+    rho = points(drawn, "f07_curvature_lipschitz", panel="lipschitz", series="measured, none")
+    expected_rho = [np.mean([model.full_constants(d, i)["rho"] for i in model.LEFT_OUT])
+                    for d in model.DISTANCES]
+    assert sorted(rho) == pytest.approx(expected_rho)
+
+
+def test_f8_marks_the_divergent_learning_rate(drawn, known_results):
+    model = known_results.model
+    rate = points(drawn, "f08_step_budget", panel="diverged")
+    assert {lr: float(row["mean"]) for lr, row in rate.items()} == {0.25: 0.0, 0.5: 0.0, 1.0: 0.0,
+                                                                    model.DIVERGENT_LR_SCALE: 1.0}
+    budget = points(drawn, "f08_step_budget", panel="budget", series="measured, η·β̂ = 0.25")
+    assert sorted(budget) == pytest.approx([0.25 * t for t in model.FULL_ITERATIONS])
+    expected, _ = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 10, lr_scale=0.25),
+                           model.SEEDS, model.LEFT_OUT)
+    assert float(budget[2.5]["mean"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_f9_compares_each_stabiliser_with_plain_runs_on_its_datasets(drawn, known_results):
+    model = known_results.model
+    heads = points(drawn, "f09_stabilisers", panel="mhloss", series="head, mhloss(n_heads=4)")
+    plain = points(drawn, "f09_stabilisers", panel="mhloss", series="head, none")
+    assert sorted(heads) == [4.0] and sorted(plain) == [1.0]
+    assert float(heads[4.0]["mean"]) == pytest.approx(float(plain[1.0]["mean"]) / 2, rel=1e-12)
+    margin = points(drawn, "f09_stabilisers", panel="mmr", series="head, mmr(strength=0.5)")
+    assert sorted(margin) == pytest.approx([model.normalised_margin(0.2, 0.5)])
+    seed_std = {row["series"]: float(row["mean"]) for row in read_csv(drawn / "f09_stabilisers.csv")
+                if row["panel"] == "seed_std"}
+    assert seed_std["head, none"] == pytest.approx(np.std([model.head_accuracy(s) for s in model.SEEDS],
+                                                          ddof=1))
+    assert seed_std["head, mmr(strength=0.5)"] == pytest.approx(
+        np.std([model.head_accuracy(s, stabiliser="mmr") for s in model.SEEDS], ddof=1))
+
+
+def test_f10_kendall_tau_equals_scipy_on_the_model(drawn, known_results):
+    model = known_results.model
+    rows = [row for row in read_csv(drawn / "f10_bound_vs_measured.csv") if row["bound"] == "theorem_h"]
+    keys = {(row["dataset_id"], row["config"], row["stabiliser"]) for row in rows}
+    # Theorem H holds on every head unit: the six plain datasets, two lr configs, MMR and MHLoss.
+    assert len(keys) == len(model.MARGINS) * len(model.HEAD_N) + 4
+    measured, bound = [], []
+    for gamma, n in itertools.product(model.MARGINS, model.HEAD_N):
+        measured.append(loo_mean(lambda seed, i: model.head_stability(n, gamma, seed, i, 1000),
+                                 model.SEEDS, model.LEFT_OUT)[0])
+        bound.append(loo_mean(lambda seed, i: model.head_bound(n, gamma, seed, i, 1000),
+                              model.SEEDS, model.LEFT_OUT)[0])
+    for kwargs in ({"lr_scale": 0.25}, {"lr_scale": 4.0}, {"mmr": 0.5}, {"n_heads": 4}):
+        measured.append(loo_mean(lambda seed, i: model.head_stability(40, 0.2, seed, i, 1000, **kwargs),
+                                 model.SEEDS, model.LEFT_OUT)[0])
+        bound.append(loo_mean(lambda seed, i: model.head_bound(40, 0.2, seed, i, 1000, **kwargs),
+                              model.SEEDS, model.LEFT_OUT)[0])
+    expected = stats.kendalltau(measured, bound).statistic
+    assert [float(row["kendall_tau"]) for row in rows] == pytest.approx([expected] * len(rows))
+    assert -1 < expected < 1  # the fixture's bound does not rank exactly like the measurement
+    assert sorted(float(row["measured"]) for row in rows) == pytest.approx(sorted(measured))
+
+
+def test_t1_mean_and_std_over_seeds_match_numpy(drawn, known_results):
+    model = known_results.model
+    rows = {(row["group"], row["stabiliser"]): row for row in read_csv(drawn / "t1_stabilisers.csv")}
+    none = rows[("separable · head_gd", "none")]
+    accuracy = np.array([model.head_accuracy(s) for s in model.SEEDS])
+    assert float(none["accuracy"]) == pytest.approx(accuracy.mean())
+    assert float(none["accuracy_std"]) == pytest.approx(accuracy.std(ddof=1))
+    assert int(none["n_datasets"]) == 1  # only the dataset the stabilisers also ran on
+    _, per_seed = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 100, l2sp=1.0),
+                           model.SEEDS, model.LEFT_OUT)
+    l2sp = rows[("quadratic · full_gd", "l2sp(strength=1)")]
+    assert float(l2sp["stability"]) == pytest.approx(per_seed.mean())
+    assert float(l2sp["stability_std"]) == pytest.approx(per_seed.std(ddof=1))
+    assert float(l2sp["failed_rate"]) == 0.0
+    assert ("quadratic · full_lr3.0", "none") not in rows  # one stabiliser only: no comparison
+    table = (drawn / "t1_stabilisers.md").read_text(encoding="utf-8")
+    assert f"| none | — | {accuracy.mean():.3g} ± {accuracy.std(ddof=1):.3g} |" in table
+
+
+def test_index_lists_every_figure_as_drawn(drawn):
+    index = (drawn / "index.md").read_text(encoding="utf-8")
+    for key in [*FIGURE_STEMS, "T1"]:
+        assert f"- **{key}**" in index
+    assert "## Skipped\n\n- (nothing)" in index
