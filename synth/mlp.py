@@ -27,8 +27,11 @@ from synth.io import write_npz_atomic
 from synth.validation import check_random_state
 
 # Bump when the pre-training procedure changes, so stale cache entries are not reused.
-PRETRAINING_FORMAT = 1
+PRETRAINING_FORMAT = 2
 OBJECTIVE = "masked_feature_reconstruction"
+# Pre-training draws from the seed sequence (SOURCE_STREAM, seed): never the stream of a task
+# whose random_state equals the pre-training seed.
+SOURCE_STREAM = 1
 DTYPE = torch.float64
 
 
@@ -228,7 +231,7 @@ def pretrained_backbone(spec: Mapping) -> tuple[dict[str, np.ndarray], np.ndarra
     else:
         architecture = {"n_features": spec["n_features"], "hidden": spec["hidden"]}
         source = spec["source"]
-        rng = np.random.default_rng(spec["seed"])
+        rng = np.random.default_rng([SOURCE_STREAM, spec["seed"]])
         mixing = source_mixing(spec["n_features"], source["latent_dim"], rng)
         inputs = latent_factor_inputs(mixing, source["n_samples"], noise=source["noise"], rng=rng)
         result = pretrain(init_pretraining_params(architecture, rng), inputs,

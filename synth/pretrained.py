@@ -4,6 +4,8 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.optimize
+import scipy.special
 
 from synth.dataset import Dataset, base_card
 from synth.validation import check_float, check_int, check_random_state, split_counts
@@ -11,6 +13,8 @@ from synth.validation import check_float, check_int, check_random_state, split_c
 # The teacher's labels are balanced by sampling per class from a pool of target inputs; the pool
 # grows until every class has enough members, up to this many times the number needed.
 MAX_POOL_FACTOR = 64
+# Temperature of the soft class shares (times the logits' std) used to balance the classes.
+BALANCING_TEMPERATURE = 0.01
 
 
 def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distance: float,
@@ -29,8 +33,9 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
     Target inputs use the mixing ``(A + domain_shift * B) / sqrt(1 + domain_shift^2)`` with a
     fresh ``B``. The teacher backbone is the pre-trained one moved by exactly ``distance`` (in
     the Euclidean norm over all backbone parameters) in a uniformly random direction, topped by
-    a random linear head whose bias balances the classes; labels are the teacher's argmax, and
-    class counts are exactly balanced (largest remainder) by sampling inputs per class.
+    a random linear head whose bias gives every class about an equal share of target inputs;
+    labels are the teacher's argmax, and class counts are exactly balanced (largest remainder)
+    by sampling inputs per class.
 
     Parameters
     ----------
@@ -133,7 +138,7 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
         with torch.no_grad():
             features = encoder(torch.as_tensor(pool)).numpy()
         logits = features @ teacher["head.weight"].T
-        teacher["head.bias"] = -logits.mean(axis=0)
+        teacher["head.bias"] = _balancing_bias(logits)
         labels = np.argmax(logits + teacher["head.bias"], axis=1)
         members = [np.flatnonzero(labels == c) for c in range(n_classes)]
         if all(len(m) >= k for m, k in zip(members, needed)):
@@ -156,12 +161,34 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
         "pretraining": {**spec, **losses},
         "domain_shift": domain_shift,
         "teacher": "pre-trained backbone moved by `distance` in a uniformly random direction, "
-                   "random N(0, 1/h) linear head whose bias centres the logits on a pool of "
-                   "target inputs; labels are the argmax of its logits",
+                   "random N(0, 1/h) linear head whose bias gives each class an equal share of "
+                   "a pool of target inputs; labels are the argmax of its logits",
     })
     arrays = {**{f"w0.{name}": value for name, value in pretrained.items()},
               **{f"teacher.{name}": value for name, value in teacher.items()}}
     return Dataset(X=X, y=y, X_test=X_test, y_test=y_test, card=card, arrays=arrays)
+
+
+def _balancing_bias(logits: np.ndarray) -> np.ndarray:
+    """Head bias under which each class wins about an equal share of the pool.
+
+    Minimises the convex dual of entropy-regularised balanced assignment,
+    ``tau * sum_i logsumexp((logits_i + b) / tau) - (n / C) sum_c b_c``, whose gradient is the
+    soft class shares minus ``n / C``; a small temperature ``tau`` makes the hard argmax shares
+    nearly equal.
+    """
+    n, n_classes = logits.shape
+    temperature = BALANCING_TEMPERATURE * logits.std()
+
+    def objective(bias):
+        scaled = (logits + bias) / temperature
+        value = (temperature * scipy.special.logsumexp(scaled, axis=1).sum()
+                 - n / n_classes * bias.sum())
+        gradient = scipy.special.softmax(scaled, axis=1).sum(axis=0) - n / n_classes
+        return value / n, gradient / n
+
+    return scipy.optimize.minimize(objective, -logits.mean(axis=0), jac=True,
+                                   method="L-BFGS-B").x
 
 
 def _check_hidden(hidden) -> list[int]:
