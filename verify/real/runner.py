@@ -1,0 +1,149 @@
+"""Run one real task (dataset x config x stabiliser, every seed and left-out set) into result rows.
+
+The sweep machinery (:func:`verify.sweep.run_sweep`) calls :class:`RealRunner` for each task, so real
+results are stored, resumed and recorded exactly like synthetic ones. Three training paths:
+
+- head tuning (both kinds): fixed features (MiniLM sentence embeddings, cached; or the pre-trained
+  CNN's features) and :func:`verify.trainers.head.train_heads` over seeds x left-out sets;
+- full fine-tuning of the digits CNN: :func:`verify.trainers.mlp.train_mlp` (vmap over all models);
+- full fine-tuning of MiniLM: :mod:`verify.real.text_finetune`, one model at a time.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from verify.measures import RowInputs, linear_evaluator, trace_rows
+from verify.real.datasets import RealDataset
+from verify.real.digits import DigitsCNN
+from verify.real.evaluation import flatten_weights, head_weights, network_evaluator
+from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, model_layout
+from verify.trainers.checkpoints import log_spaced_checkpoints
+
+
+def build_stabiliser(task: Task):
+    """The task's stabiliser instance, or None for plain training."""
+    if task.stabiliser == NO_STABILISER:
+        return None
+    from verify.stabilisers import STABILISERS
+    return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
+
+
+def schedule(task: Task, stabiliser, lr: float) -> tuple[float, int, np.ndarray]:
+    """Learning rate, steps and checkpoints (with 0, for the initial weights) after the stabiliser's
+    ``adjust_schedule``."""
+    n_steps = task.config.n_steps
+    if stabiliser is not None:
+        lr, n_steps = stabiliser.adjust_schedule(lr, n_steps)
+    return lr, n_steps, log_spaced_checkpoints(n_steps, num=task.config.n_checkpoints, include_zero=True)
+
+
+def _rows(task: Task, dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, diverged_at,
+          layout, evaluator, masks, lr) -> TaskOutput:
+    """Rows of every checkpoint after 0 (checkpoint 0 supplies each model's initial weights)."""
+    inputs = RowInputs(X=X, y=dataset.y, X_test=X_test, y_test=dataset.y_test,
+                       n_classes=int(dataset.card["n_classes"]), w_init=weights[0], u_star=None, lr=lr)
+    rows = trace_rows(iterations[1:], weights[1:], train_loss[1:], diverged_at, layout=layout,
+                      evaluator=evaluator, inputs=inputs, masks=masks)
+    return TaskOutput(runs=rows, bounds=[])
+
+
+@dataclass(frozen=True)
+class RealRunner:
+    """``runner(task, dataset) -> TaskOutput`` for :func:`verify.sweep.run_sweep`.
+
+    Parameters
+    ----------
+    cache_dir : Path
+        Feature and pre-trained weight cache.
+    max_length : int
+        MiniLM token limit.
+    """
+
+    cache_dir: Path
+    max_length: int = 128
+
+    def __call__(self, task: Task, dataset: RealDataset) -> TaskOutput:
+        stabiliser = build_stabiliser(task)
+        n = len(dataset.y)
+        max_left_out = n if task.config.max_left_out is None else task.config.max_left_out
+        left_out = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), max_left_out)
+        layout = model_layout(task, left_out)
+        if task.config.setting == "head":
+            return self._head(task, dataset, stabiliser, layout)
+        if dataset.card["kind"] == "real-digits":
+            return self._digits_full(task, dataset, stabiliser, layout)
+        from verify.real.text_finetune import finetune_minilm_task
+        return finetune_minilm_task(task, dataset, stabiliser, layout, cache_dir=self.cache_dir,
+                                    max_length=self.max_length)
+
+    def features(self, dataset: RealDataset) -> tuple[np.ndarray, np.ndarray]:
+        """Training and test features the heads see (cached MiniLM embeddings, or CNN features)."""
+        if dataset.card["kind"] == "real-text":
+            from verify.real.text_features import minilm_features
+            return (minilm_features(dataset.texts, cache_dir=self.cache_dir, max_length=self.max_length),
+                    minilm_features(dataset.test_texts, cache_dir=self.cache_dir,
+                                    max_length=self.max_length))
+        model = _digits_model(dataset)
+        with torch.no_grad():
+            return tuple(model.encoder(torch.as_tensor(inputs)).numpy()
+                         for inputs in (dataset.X, dataset.X_test))
+
+    def _head(self, task, dataset, stabiliser, layout) -> TaskOutput:
+        from verify.trainers.head import train_heads
+        X, X_test = self.features(dataset)
+        lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate(X))
+        masks = layout.masks(len(dataset.y))
+        extra = stabiliser.head_kwargs() if stabiliser is not None else {}
+        trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
+                            lr=lr, n_steps=n_steps, checkpoints=checkpoints,
+                            batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds, **extra)
+        return _rows(task, dataset, X=X, X_test=X_test, iterations=trace.iterations,
+                     weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
+                     diverged_at=trace.diverged_at, layout=layout,
+                     evaluator=linear_evaluator(task.config.loss, int(dataset.card["n_classes"])),
+                     masks=masks, lr=lr)
+
+    def _digits_full(self, task, dataset, stabiliser, layout) -> TaskOutput:
+        from verify.trainers.mlp import train_mlp
+        model = DigitsCNN().double()
+        lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate())
+        masks = layout.masks(len(dataset.y))
+        init = _digits_init(dataset, model)
+        trace = train_mlp(model, init, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
+                          loss=task.config.loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
+                          batch_size=_batch(task, len(dataset.y)),
+                          stabilisers=() if stabiliser is None else (stabiliser,))
+        names = [name for name, _ in model.named_parameters()]
+        return _rows(task, dataset, X=dataset.X, X_test=dataset.X_test, iterations=trace.iterations,
+                     weights=flatten_weights(_mean_head(trace.weights), names),
+                     train_loss=trace.train_loss, diverged_at=trace.diverged_at, layout=layout,
+                     evaluator=network_evaluator(model), masks=masks, lr=lr)
+
+
+def _batch(task: Task, n: int) -> int | None:
+    return None if task.config.batch_size is None else min(task.config.batch_size, n)
+
+
+def _digits_init(dataset: RealDataset, model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Pre-trained encoder weights; head entries are placeholders (the trainer draws heads per seed)."""
+    return {name: dataset.arrays[f"w0.{name}"] if name.startswith("encoder.")
+            else parameter.detach().numpy() for name, parameter in model.named_parameters()}
+
+
+def _digits_model(dataset: RealDataset) -> torch.nn.Module:
+    model = DigitsCNN().double()
+    model.load_state_dict({**model.state_dict(), **{name: torch.as_tensor(value) for name, value in
+                                                   _digits_init(dataset, model).items()}})
+    return model.eval()
+
+
+def _mean_head(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Multi-head weights ``(K, M, H, ...)`` -> the mean head ``(K, M, ...)`` (mean-logit prediction)."""
+    reference = {name: parameter.dim() for name, parameter in DigitsCNN().named_parameters()}
+    return {name: value.mean(axis=2) if value.ndim == reference[name] + 3 else value
+            for name, value in weights.items()}
