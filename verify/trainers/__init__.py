@@ -10,6 +10,9 @@
 Every trainer returns a :class:`~verify.trainers.trace.Trace`.
 """
 from verify.trainers.checkpoints import log_spaced_checkpoints
+from verify.trainers.head import smoothness, train_heads
+from verify.trainers.quadratic import quadratic_closed_form, quadratic_minimiser, train_quadratic
 from verify.trainers.trace import Trace
 
-__all__ = ["Trace", "log_spaced_checkpoints"]
+__all__ = ["Trace", "log_spaced_checkpoints", "quadratic_closed_form", "quadratic_minimiser",
+           "smoothness", "train_heads", "train_quadratic"]

@@ -29,29 +29,29 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
     y = torch.as_tensor(problem.y)
     n_classes = problem.init.shape[2]
     reduce = torch.mean if head_reduction == "mean" else torch.sum
+    head_scale = problem.head_scale
     zero_loss = {"logistic": math.log(2.0), "exponential": 1.0,
                  "softmax": math.log(n_classes)}[loss] * (1.0 if head_reduction == "mean" else n_heads)
 
-    def loss_and_gradient(W, rows):
-        """Model loss and its gradient w.r.t. W (H, C, d) on the samples ``rows``."""
-        features, labels = X[rows], y[rows]
-        logits = torch.einsum("hcd,id->hic", W, features)
+    def loss_and_gradient(W, features, labels):
+        """Model loss and its gradient w.r.t. W (H, C, d) on the given samples."""
+        logits = (features @ W.reshape(-1, W.shape[-1]).T).reshape(len(features), *W.shape[:2])
         if loss == "softmax":
-            per_sample = torch.logsumexp(logits, -1) - logits[:, torch.arange(len(rows)), labels]
-            one_hot = torch.nn.functional.one_hot(labels, n_classes).to(dtype)
+            per_sample = torch.logsumexp(logits, -1) - logits[torch.arange(len(labels)), :, labels]
+            one_hot = torch.nn.functional.one_hot(labels, n_classes).to(dtype)[:, None, :]
             d_logits = torch.softmax(logits, -1) - one_hot
         else:
-            margins = (2.0 * labels - 1.0)[None, :] * logits[..., 0]
+            signs = (2.0 * labels - 1.0)[:, None]
+            margins = signs * logits[..., 0]
             if loss == "logistic":
                 per_sample, d_margin = torch.nn.functional.softplus(-margins), -torch.sigmoid(-margins)
             else:
                 per_sample = torch.exp(-margins)
                 d_margin = -per_sample
-            d_logits = (d_margin * (2.0 * labels - 1.0)[None, :])[..., None]
-        gradient = torch.einsum("hic,id->hcd", d_logits, features) / len(rows)
-        if head_reduction == "mean":
-            gradient = gradient / n_heads
-        return reduce(per_sample.mean(1)), gradient
+            d_logits = (d_margin * signs)[..., None]
+        gradient = (d_logits.reshape(len(features), -1).T @ features).reshape(W.shape)
+        gradient = gradient * (head_scale / len(features))
+        return reduce(per_sample.mean(0)), gradient
 
     n_models = len(problem.masks)
     points = problem.checkpoints.tolist()
@@ -60,28 +60,31 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
     diverged_at = np.full(n_models, -1, dtype=np.int64)
     for m in range(n_models):
         own = torch.as_tensor(np.flatnonzero(problem.masks[m]))
+        own_features, own_labels = X[own], y[own]
+        member = torch.as_tensor(problem.masks[m])
         W = torch.as_tensor(problem.init[m], dtype=dtype)
         if batch_size is not None:
             generator = torch.Generator().manual_seed(run_seed(int(problem.seeds[m]), BATCH_STREAM))
         k = 0
         for t in range(problem.n_steps + 1):
-            value, gradient = loss_and_gradient(W, own)
+            value, gradient = loss_and_gradient(W, own_features, own_labels)
+            value = float(value)
             if t == 0:
-                threshold = BLOWUP * (max(float(value), zero_loss) if math.isfinite(value) else zero_loss)
+                threshold = BLOWUP * (max(value, zero_loss) if math.isfinite(value) else zero_loss)
             if not value <= threshold:
                 diverged_at[m] = t
                 break
             if t == points[k]:
-                weights[k, m], losses[k, m] = W.numpy(), float(value)
+                weights[k, m], losses[k, m] = W.numpy(), value
                 k += 1
                 if k == len(points):
                     break
             if batch_size is not None:
                 batch = torch.randperm(len(X), generator=generator)[:batch_size]
-                batch = batch[torch.as_tensor(problem.masks[m])[batch]]
+                batch = batch[member[batch]]
                 if len(batch) == 0:
                     continue
-                gradient = loss_and_gradient(W, batch)[1]
+                gradient = loss_and_gradient(W, X[batch], y[batch])[1]
             W = W - problem.lr * gradient
     return Trace(iterations=problem.checkpoints,
                  weights={"w": weights.reshape((len(points),) + problem.weights_shape(n_models))},
