@@ -1,0 +1,288 @@
+"""The one stabiliser API that the trainers compose.
+
+A stabiliser is a small object with optional hooks, in the spirit of optax's composable
+transformations. Every hook is the identity by default, so a stabiliser overrides only what it
+changes. The MLP trainer (:func:`verify.trainers.mlp.train_mlp`) applies them in this order:
+
+1. ``prepare(problem, generators) -> problem`` once before training, for each stabiliser in turn: a
+   stage before fine-tuning (SURT), a change of the initial weights (re-initialise top layers), a
+   change of the model (multi-head expansion). ``generators`` holds one ``torch.Generator`` per model,
+   seeded from that model's seed and the stabiliser's name, so models sharing a seed (the model on S
+   and the ones on S\\i) are prepared identically.
+2. at every step, outside ``vmap``: ``draw(problem, batch_size, generator) -> dict`` of random
+   tensors for one seed (Mixout masks, LNSR noise), drawn from the per-seed training stream after
+   the minibatch indices, in stabiliser order. Models sharing a seed share the draws.
+3. inside the per-model loss (under ``vmap``): ``perturb(params, ctx) -> params`` gives the
+   parameters used in the forward pass (Mixout); ``penalty(params, ctx) -> scalar`` adds a loss term
+   (MMR, L2-SP, LNSR), where ``params`` are the trainable parameters and ``ctx.features`` the
+   forward pass's encoder features;
+4. ``transform_grads(grads, params, ctx) -> grads`` after differentiation, in stabiliser order
+   (layer-wise learning-rate decay, decoupled weight decay); the step is ``params - lr * grads``.
+
+Parameters are chosen explicitly by group (``"encoder"``, ``"head"``) and by the layer order the
+problem gives (bottom to top, the head last), never by module names of a particular network.
+
+Stabilisers that act on the other trainers do so through adapters the sweep calls without knowing
+names: :meth:`Stabiliser.head_kwargs` (extra arguments of ``train_heads``),
+:meth:`Stabiliser.quadratic_kwargs` (of ``train_quadratic``), :meth:`Stabiliser.objective_kwargs`
+(of :func:`verify.trainers.mlp.make_objective`, whose ``l2sp`` also goes to ``RunContext.l2sp``) and
+:meth:`Stabiliser.adjust_schedule` (learning rate and number of steps, applied by the sweep for
+every trainer; the trainers never apply it themselves).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from verify.seeding import run_seed
+
+GROUPS = ("encoder", "head")
+TRAINERS = ("head", "quadratic", "mlp")
+
+
+@dataclass(frozen=True)
+class FineTuningProblem:
+    """What the MLP trainer is about to train: M models sharing one architecture.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The architecture, with ``encoder`` and ``head`` submodules and
+        ``model(x) == model.head(model.encoder(x))``; only its structure is used.
+    params : dict of str to torch.Tensor
+        Starting parameters per model, shape ``(M, ...)``; head parameters carry a heads axis,
+        ``(M, n_heads, ...)``.
+    reference : dict of str to torch.Tensor
+        The pre-trained weights w0 (no models axis) that L2-SP and Mixout pull toward; head entries
+        are zero unless w0 provides them (a new head has no pre-trained value).
+    X : torch.Tensor
+        ``(n, d)`` training inputs of the full set S.
+    y : torch.Tensor
+        ``(n,)`` int64 labels.
+    masks : torch.Tensor
+        ``(M, n)`` 0/1 sample membership.
+    seeds : numpy.ndarray
+        ``(M,)`` int seeds; models sharing a seed are coupled.
+    layers : tuple of tuple of str
+        Parameter names grouped by layer, bottom to top; the last layer is the head.
+    groups : dict of str to str
+        Parameter name to group, ``"encoder"`` or ``"head"``.
+    n_heads : int
+        Number of linear heads per model (MHLoss).
+    head_reduction : {"mean", "sum"}
+        How the heads' losses combine.
+    pretrained : dict of str to numpy.ndarray
+        Everything the pre-trained checkpoint provides, including parts outside the fine-tuned
+        model (e.g. the pre-training decoder ``decoder.*`` that SURT continues to train).
+    """
+
+    model: nn.Module
+    params: dict[str, torch.Tensor]
+    reference: dict[str, torch.Tensor]
+    X: torch.Tensor
+    y: torch.Tensor
+    masks: torch.Tensor
+    seeds: np.ndarray
+    layers: tuple[tuple[str, ...], ...]
+    groups: dict[str, str]
+    n_heads: int = 1
+    head_reduction: str = "mean"
+    pretrained: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_models(self) -> int:
+        return int(self.masks.shape[0])
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the per-model hooks see at one step (tensors without the models axis).
+
+    Attributes
+    ----------
+    x, y : torch.Tensor
+        The step's inputs ``(B, d)`` and labels ``(B,)`` (the whole set for full-batch GD).
+    weights : torch.Tensor
+        ``(B,)`` sample weights summing to 1 over this model's samples in the batch (0 for samples
+        outside the model's training set).
+    reference : dict of str to torch.Tensor
+        The pre-trained weights w0.
+    layers, groups
+        As in :class:`FineTuningProblem`.
+    encode : callable
+        ``encode(params, x) -> features``: the encoder as a function of the parameters.
+    forward_params : dict of str to torch.Tensor
+        The parameters the forward pass used (after ``perturb``).
+    features : torch.Tensor
+        ``(B, h)`` encoder features of the forward pass.
+    noise : dict of str to torch.Tensor
+        This stabiliser's draws for this step (see :meth:`Stabiliser.draw`).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    weights: torch.Tensor
+    reference: Mapping[str, torch.Tensor]
+    layers: tuple[tuple[str, ...], ...]
+    groups: Mapping[str, str]
+    encode: Callable[[Mapping[str, torch.Tensor], torch.Tensor], torch.Tensor]
+    forward_params: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    features: torch.Tensor | None = None
+    noise: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Stabiliser:
+    """Base class: every hook is the identity; subclasses override what they change.
+
+    Class attributes
+    ----------------
+    name : str
+        Registry name (``verify.stabilisers.STABILISERS``) and the ``stabiliser`` column of results.
+    targets : tuple of str
+        The theory quantities it is meant to move, among ``"mu"``, ``"D"``, ``"rho"``,
+        ``"gamma_over_R"``, ``"init_variance"``, ``"eta_T"``.
+    applies_to : frozenset of str
+        Trainers it makes sense for, among ``"head"``, ``"quadratic"``, ``"mlp"``.
+    """
+
+    name: ClassVar[str] = "none"
+    targets: ClassVar[tuple[str, ...]] = ()
+    applies_to: ClassVar[frozenset[str]] = frozenset(TRAINERS)
+
+    @classmethod
+    def from_params(cls, **params: Any) -> Stabiliser:
+        """Build from keyword parameters, as stored in the results' ``stabiliser_params``."""
+        allowed = sorted(name for name in inspect.signature(cls).parameters)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(f"{cls.name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        return cls(**params)
+
+    def params(self) -> dict[str, Any]:
+        """JSON-serialisable parameters, such that ``from_params(**params())`` rebuilds it."""
+        return {}
+
+    def adjust_schedule(self, lr: float, n_steps: int) -> tuple[float, int]:
+        """Learning rate and number of steps to train with instead of ``(lr, n_steps)``."""
+        return lr, n_steps
+
+    def head_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``verify.trainers.head.train_heads``."""
+        return {}
+
+    def quadratic_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``verify.trainers.quadratic.train_quadratic``."""
+        return {}
+
+    def objective_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``verify.trainers.mlp.make_objective``."""
+        return {}
+
+    def prepare(self, problem: FineTuningProblem,
+                generators: Sequence[torch.Generator]) -> FineTuningProblem:
+        return problem
+
+    def draw(self, problem: FineTuningProblem, batch_size: int,
+             generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {}
+
+    def perturb(self, params: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        return params
+
+    def penalty(self, params: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor | float:
+        return 0.0
+
+    def transform_grads(self, grads: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
+                        ctx: StepContext) -> dict[str, torch.Tensor]:
+        return grads
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def check_number(name: str, value: Any, *, low: float, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
+    """Raise ValueError naming ``name`` and the allowed range unless ``value`` lies in it."""
+    kind = "an integer" if integer else "a number"
+    is_number = isinstance(value, (int, np.integer)) if integer else (
+        isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value))
+    inside = is_number and not isinstance(value, bool) and (
+        (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
+    if not inside:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name} must be {kind} in {left}{low}, {high}{right}, got {value!r}")
+
+
+def check_groups(groups: Any) -> tuple[str, ...]:
+    """Validate a selection of parameter groups and return it as a tuple."""
+    groups = tuple(groups) if not isinstance(groups, str) else (groups,)
+    if not groups or any(group not in GROUPS for group in groups):
+        raise ValueError(f"groups must be a non-empty subset of {GROUPS}, got {groups!r}")
+    return groups
+
+
+def model_generators(seeds: Sequence[int], purpose: str) -> list[torch.Generator]:
+    """One generator per model, a pure function of the model's seed and ``purpose``."""
+    return [torch.Generator().manual_seed(run_seed(int(seed), purpose)) for seed in seeds]
+
+
+def layer_fan_in(shapes: Mapping[str, torch.Size]) -> int:
+    """Fan-in of a layer given its parameter shapes: the input size of its weight matrix."""
+    matrices = [shape for shape in shapes.values() if len(shape) >= 2]
+    if len(matrices) != 1:
+        raise ValueError(f"a layer must hold exactly one weight matrix, got shapes {dict(shapes)}")
+    return math.prod(matrices[0][1:])
+
+
+def init_layer(shapes: Mapping[str, torch.Size], generator: torch.Generator,
+               dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Fresh parameters of one layer: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch.nn.Linear's default.
+
+    Drawn in the order of ``shapes`` from ``generator``, so the result is a pure function of it.
+    """
+    bound = 1.0 / math.sqrt(layer_fan_in(shapes))
+    return {name: torch.empty(shape, dtype=dtype).uniform_(-bound, bound, generator=generator)
+            for name, shape in shapes.items()}
+
+
+def init_heads(model: nn.Module, head_names: Sequence[str], seeds: Sequence[int],
+               n_heads: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Head parameters ``(M, n_heads, ...)`` drawn from each model's seed.
+
+    Head h of a model is the (h+1)-th draw of its seed's head stream, so head 0 does not depend on
+    ``n_heads``: with one head, MHLoss starts exactly where the plain trainer starts.
+    """
+    state = dict(model.named_parameters())
+    shapes = {name: state[name].shape for name in head_names}
+    per_model = []
+    for generator in model_generators(seeds, "head_init"):
+        heads = [init_layer(shapes, generator, dtype) for _ in range(n_heads)]
+        per_model.append({name: torch.stack([head[name] for head in heads]) for name in head_names})
+    return {name: torch.stack([model[name] for model in per_model]) for name in head_names}
+
+
+def map_selected(tensors: Mapping[str, torch.Tensor], names: Sequence[str],
+                 function: Callable[[str, torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply ``function(name, tensor)`` to the selected names, keep the rest unchanged."""
+    selected = set(names)
+    return {name: function(name, tensor) if name in selected else tensor
+            for name, tensor in tensors.items()}
+
+
+def selected_names(where: StepContext | FineTuningProblem, groups: Sequence[str],
+                   *, matrices_only: bool = False) -> tuple[str, ...]:
+    """Names in ``groups`` in layer order, bottom to top; ``matrices_only`` keeps weight matrices
+    (parameters with two or more dimensions) and drops biases."""
+    names = tuple(name for layer in where.layers for name in layer if where.groups[name] in groups)
+    if matrices_only:
+        names = tuple(name for name in names if where.reference[name].dim() >= 2)
+    return names

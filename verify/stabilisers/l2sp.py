@@ -1,0 +1,50 @@
+"""L2-SP: decay toward the pre-trained weights (Li, Grandvalet & Davoine 2018)."""
+from __future__ import annotations
+
+from typing import Any
+
+from verify.stabilisers.base import Stabiliser, check_number, selected_names
+
+
+class L2SP(Stabiliser):
+    """Add ½ λ ‖w − w0‖² over the encoder (and the head only when ``include_head``).
+
+    Theory: the penalty adds λ to every Hessian eigenvalue of the selected block, raising μ, and
+    pulls the optimum toward w0, shrinking D (Theorem F).
+
+    Parameters
+    ----------
+    strength : float
+        λ >= 0.
+    include_head : bool
+        Also decay the head toward the head entries of w0 (off by default: a new head has no
+        pre-trained value).
+    """
+
+    name = "l2sp"
+    targets = ("mu", "D")
+    applies_to = frozenset({"mlp", "quadratic"})
+
+    def __init__(self, *, strength: float = 0.01, include_head: bool = False):
+        check_number("strength", strength, low=0.0)
+        if not isinstance(include_head, bool):
+            raise ValueError(f"include_head must be True or False, got {include_head!r}")
+        self.strength = float(strength)
+        self.include_head = include_head
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return ("encoder", "head") if self.include_head else ("encoder",)
+
+    def params(self) -> dict[str, Any]:
+        return {"strength": self.strength, "include_head": self.include_head}
+
+    def quadratic_kwargs(self) -> dict[str, Any]:
+        return {"l2sp": self.strength}
+
+    def objective_kwargs(self) -> dict[str, Any]:
+        return {"l2sp": self.strength, "l2sp_groups": self.groups}
+
+    def penalty(self, params, ctx):
+        return 0.5 * self.strength * sum(((params[name] - ctx.reference[name]) ** 2).sum()
+                                         for name in selected_names(ctx, self.groups))

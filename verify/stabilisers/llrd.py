@@ -1,0 +1,43 @@
+"""Layer-wise learning-rate decay (Howard & Ruder 2018; Sun et al. 2019)."""
+from __future__ import annotations
+
+from typing import Any
+
+from verify.stabilisers.base import Stabiliser, check_number
+
+
+class LayerwiseLRDecay(Stabiliser):
+    """Scale the step of each encoder layer by ξ^k, k its depth below the top encoder layer.
+
+    The head and the top encoder layer move at the full learning rate; the layer below at ξ times
+    it, the next at ξ², and so on (Sun et al. 2019's convention). Layers come from the problem's
+    bottom-to-top order. Theory: lower layers stay nearer w0 (smaller effective η there).
+
+    Parameters
+    ----------
+    factor : float
+        ξ in (0, 1].
+    """
+
+    name = "llrd"
+    targets = ("D",)
+    applies_to = frozenset({"mlp"})
+
+    def __init__(self, *, factor: float = 0.8):
+        check_number("factor", factor, low=0.0, high=1.0, low_open=True)
+        self.factor = float(factor)
+
+    def params(self) -> dict[str, Any]:
+        return {"factor": self.factor}
+
+    def layer_scales(self, ctx) -> dict[str, float]:
+        """Step scale of every parameter name."""
+        encoder_layers = [layer for layer in ctx.layers if ctx.groups[layer[0]] == "encoder"]
+        scales = {name: 1.0 for layer in ctx.layers for name in layer}
+        for depth, layer in enumerate(reversed(encoder_layers)):
+            scales.update({name: self.factor ** depth for name in layer})
+        return scales
+
+    def transform_grads(self, grads, params, ctx):
+        scales = self.layer_scales(ctx)
+        return {name: grad * scales[name] for name, grad in grads.items()}

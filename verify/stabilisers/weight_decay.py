@@ -1,0 +1,45 @@
+"""Decoupled weight decay toward zero (Loshchilov & Hutter 2019)."""
+from __future__ import annotations
+
+from typing import Any
+
+from verify.stabilisers.base import Stabiliser, check_groups, check_number, map_selected, selected_names
+
+
+class WeightDecay(Stabiliser):
+    """Add λ w to the gradient of the selected parameters, outside the loss.
+
+    Being decoupled, the decay is not seen by loss terms or by MMR/LNSR penalties, but it is scaled
+    by the learning rate and by any gradient transform listed after it (e.g. layer-wise decay). For
+    plain GD it equals the penalty ½ λ ‖w‖², so the objective the theory sees (``objective_kwargs``)
+    has μ raised by λ.
+
+    Parameters
+    ----------
+    strength : float
+        λ >= 0.
+    groups : sequence of {"encoder", "head"}
+        Which parameters decay (all by default).
+    """
+
+    name = "weight_decay"
+    targets = ("mu",)
+    applies_to = frozenset({"mlp", "quadratic"})
+
+    def __init__(self, *, strength: float = 0.01, groups=("encoder", "head")):
+        check_number("strength", strength, low=0.0)
+        self.strength = float(strength)
+        self.groups = check_groups(groups)
+
+    def params(self) -> dict[str, Any]:
+        return {"strength": self.strength, "groups": list(self.groups)}
+
+    def quadratic_kwargs(self) -> dict[str, Any]:
+        return {"weight_decay": self.strength}
+
+    def objective_kwargs(self) -> dict[str, Any]:
+        return {"weight_decay": self.strength, "weight_decay_groups": self.groups}
+
+    def transform_grads(self, grads, params, ctx):
+        return map_selected(grads, selected_names(ctx, self.groups),
+                            lambda name, grad: grad + self.strength * params[name])

@@ -1,0 +1,389 @@
+"""Batched full fine-tuning of a pre-trained MLP: M models as one tensor program.
+
+The M models (seeds x leave-one-out sets x ...) share an architecture ``model`` with ``encoder`` and
+``head`` submodules. Their parameters are stacked along a leading models axis and one step of all of
+them is ``torch.func.vmap`` of a per-model step built from ``torch.func.functional_call`` and
+``torch.func.grad``. Stabilisers (:mod:`verify.stabilisers`) are composed through their hooks.
+
+Randomness, all derived from ``seeds`` with :func:`verify.seeding.run_seed`, never from order:
+
+- head initialisation: each model's head is drawn from its seed's ``"head_init"`` stream (encoder
+  starts at the pre-trained weights), torch.nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+- training stream: one generator per seed (``"train_stream"``); at each step it draws the minibatch
+  indices (SGD), then each stabiliser's :meth:`~verify.stabilisers.base.Stabiliser.draw`.
+
+SGD coupling (the standard one of algorithmic stability): a step's minibatch is the first
+``batch_size`` entries of a fresh permutation of all n samples drawn from the seed's stream, the same
+for every model of that seed; each model averages the loss over the minibatch members that are in its
+own training set. The model on S\\i therefore sees exactly the stream of the model on S with sample i
+dropped wherever it occurs.
+
+Divergence (as in :mod:`verify.trainers.head`): a model diverges at the first iteration t whose
+training loss L(w_t) (data loss over its own samples, reduced over heads) is NaN, inf or above
+``BLOWUP`` times ``max(L(w_0), L(zero head))``, or whose weights w_t are not finite; from then on
+its weights and losses are NaN and ``diverged_at`` records t.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from verify.seeding import run_seed
+from verify.stabilisers.base import (GROUPS, FineTuningProblem, Stabiliser, StepContext,
+                                     init_heads, model_generators)
+from verify.trainers.checkpoints import check_checkpoints
+from verify.trainers.trace import Trace
+
+LOSSES = ("softmax", "logistic", "exponential")
+BLOWUP = 1e6
+
+
+# ---------------------------------------------------------------- the network as functions ------
+
+def parameter_layout(model: nn.Module) -> tuple[tuple[tuple[str, ...], ...], dict[str, str]]:
+    """Layers (parameter names grouped by module, bottom to top, head last) and name -> group.
+
+    Raises ValueError unless every parameter belongs to ``encoder.*`` or ``head.*``.
+    """
+    layers: dict[str, list[str]] = {}
+    groups = {}
+    for name, _ in model.named_parameters():
+        group = name.split(".", 1)[0]
+        if group not in GROUPS:
+            raise ValueError(f"model: parameter {name!r} is outside the groups {GROUPS}; the model "
+                             "needs 'encoder' and 'head' submodules")
+        groups[name] = group
+        layers.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    ordered = sorted(layers.values(), key=lambda names: groups[names[0]] == "head")
+    if not any(groups[names[0]] == "head" for names in ordered):
+        raise ValueError("model: needs a 'head' submodule with parameters")
+    return tuple(tuple(names) for names in ordered), groups
+
+
+class NetworkFunctions:
+    """The encoder and the heads of ``model`` as pure functions of a parameter dict (one model)."""
+
+    def __init__(self, model: nn.Module, groups: Mapping[str, str]):
+        self.model = model
+        self.encoder_names = {name: name.split(".", 1)[1] for name, g in groups.items()
+                              if g == "encoder"}
+        self.head_names = {name: name.split(".", 1)[1] for name, g in groups.items() if g == "head"}
+
+    def encode(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``(B, h)``."""
+        local = {short: params[name] for name, short in self.encoder_names.items()}
+        return functional_call(self.model.encoder, local, (x,))
+
+    def head_logits(self, params: Mapping[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(H, B, C)`` of every head (head parameters carry the heads axis)."""
+        local = {short: params[name] for name, short in self.head_names.items()}
+        return vmap(lambda head: functional_call(self.model.head, head, (features,)))(local)
+
+
+def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-sample losses ``(..., B)`` from logits ``(..., B, C)`` and labels ``(B,)``.
+
+    ``"softmax"``: cross-entropy. ``"logistic"`` / ``"exponential"``: binary, on the margin
+    s * z with s = 2y - 1 and z the single logit (C = 1) or the logit difference z1 - z0 (C = 2).
+    """
+    if loss == "softmax":
+        log_p = torch.log_softmax(logits, dim=-1)
+        return -torch.gather(log_p, -1, y.expand(*log_p.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    n_outputs = logits.shape[-1]
+    if n_outputs == 1:
+        z = logits[..., 0]
+    elif n_outputs == 2:
+        z = logits[..., 1] - logits[..., 0]
+    else:
+        raise ValueError(f"loss={loss!r} needs a head with 1 or 2 outputs, got {n_outputs}")
+    margins = (2 * y - 1).to(logits.dtype) * z
+    return nn.functional.softplus(-margins) if loss == "logistic" else torch.exp(-margins)
+
+
+class ModelObjective:
+    """One model's training objective, step and evaluation, shared by the batched and naive loops."""
+
+    def __init__(self, problem: FineTuningProblem, loss: str, stabilisers: Sequence[Stabiliser]):
+        self.network = NetworkFunctions(problem.model, problem.groups)
+        self.problem = problem
+        self.loss = loss
+        self.stabilisers = tuple(stabilisers)
+
+    def context(self, x, y, weights) -> StepContext:
+        return StepContext(x=x, y=y, weights=weights, reference=self.problem.reference,
+                           layers=self.problem.layers, groups=self.problem.groups,
+                           encode=self.network.encode)
+
+    def reduce(self, logits, y, weights) -> torch.Tensor:
+        """Weighted mean loss of each head, combined over heads by ``head_reduction``."""
+        per_head = (sample_losses(logits, y, self.loss) * weights).sum(-1)
+        return per_head.mean() if self.problem.head_reduction == "mean" else per_head.sum()
+
+    def data_loss(self, params, x, y, weights) -> torch.Tensor:
+        """The data loss (no penalty, no perturbation) at ``params``."""
+        return self.reduce(self.network.head_logits(params, self.network.encode(params, x)), y,
+                           weights)
+
+    def objective(self, params, x, y, weights, noises):
+        """Data loss plus penalties at ``params`` on one batch, and the data loss alone."""
+        ctx = self.context(x, y, weights)
+        forward = params
+        for stabiliser, noise in zip(self.stabilisers, noises):
+            forward = stabiliser.perturb(forward, replace(ctx, noise=noise))
+        features = self.network.encode(forward, x)
+        data = self.reduce(self.network.head_logits(forward, features), y, weights)
+        ctx = replace(ctx, forward_params=forward, features=features)
+        total = data
+        for stabiliser, noise in zip(self.stabilisers, noises):
+            total = total + stabiliser.penalty(params, replace(ctx, noise=noise))
+        return total, data
+
+    def transform(self, grads, params, x, y, weights, noises):
+        ctx = self.context(x, y, weights)
+        for stabiliser, noise in zip(self.stabilisers, noises):
+            grads = stabiliser.transform_grads(grads, params, replace(ctx, noise=noise))
+        return grads
+
+    def step(self, params, x, y, weights, noises, lr):
+        """One GD/SGD step of one model: (new parameters, data loss at ``params``)."""
+        grads, data = grad(self.objective, has_aux=True)(params, x, y, weights, noises)
+        grads = self.transform(grads, params, x, y, weights, noises)
+        return {name: params[name] - lr * grads[name] for name in params}, data
+
+
+# ------------------------------------------------------------------------- problem set-up -------
+
+def _as_tensor(value, dtype) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(value), dtype=dtype)
+
+
+def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
+                    stabilisers: Sequence[Stabiliser] = (), w0: Mapping[str, np.ndarray] | None = None,
+                    dtype: torch.dtype = torch.float64) -> FineTuningProblem:
+    """The problem as training starts: encoders at ``init_params``, heads drawn from the seeds, then
+    every stabiliser's ``prepare`` in order. Each model's start depends only on its own seed and
+    mask."""
+    layers, groups = parameter_layout(model)
+    shapes = {name: value.shape for name, value in model.named_parameters()}
+    reference_source = init_params if w0 is None else w0
+    reference = {}
+    for name, group in groups.items():
+        for label, source in (("init_params", init_params), ("w0", reference_source)):
+            if group == "encoder" and name not in source:
+                raise ValueError(f"{label}: missing encoder parameter {name!r}")
+            if name in source and np.shape(source[name]) != tuple(shapes[name]):
+                raise ValueError(f"{label}: {name!r} must have shape {tuple(shapes[name])}, "
+                                 f"got {np.shape(source[name])}")
+        reference[name] = (_as_tensor(reference_source[name], dtype) if name in reference_source
+                           else torch.zeros(shapes[name], dtype=dtype))
+    n_models = masks.shape[0]
+    head_names = [name for name in groups if groups[name] == "head"]
+    params = {name: _as_tensor(init_params[name], dtype).expand(n_models, *shapes[name]).clone()
+              for name in groups if groups[name] == "encoder"}
+    params.update(init_heads(model, head_names, seeds, 1, dtype))
+    problem = FineTuningProblem(
+        model=model, params=params, reference=reference, X=X, y=y, masks=masks,
+        seeds=np.asarray(seeds), layers=layers, groups=groups,
+        pretrained={name: np.asarray(value) for name, value in init_params.items()})
+    for stabiliser in stabilisers:
+        problem = stabiliser.prepare(problem, model_generators(seeds, f"prepare:{stabiliser.name}"))
+    return problem
+
+
+def _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints, batch_size, stabilisers, dtype):
+    X = _as_tensor(X, dtype)
+    if X.dim() != 2 or X.shape[0] < 1:
+        raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {tuple(X.shape)}")
+    n = X.shape[0]
+    y_array = np.asarray(y)
+    if y_array.shape != (n,) or not np.issubdtype(y_array.dtype, np.integer) or y_array.min() < 0:
+        raise ValueError(f"y must be {n} integer class labels >= 0")
+    masks_array = np.asarray(masks)
+    if masks_array.ndim != 2 or masks_array.shape[1] != n or masks_array.shape[0] < 1:
+        raise ValueError(f"masks must have shape (M, {n}) with M >= 1, got {masks_array.shape}")
+    if not np.isin(masks_array, (0, 1)).all() or (masks_array.sum(1) == 0).any():
+        raise ValueError("masks must be 0/1 with at least one sample per model")
+    seeds_array = np.asarray(seeds)
+    if seeds_array.shape != (masks_array.shape[0],) or not np.issubdtype(seeds_array.dtype,
+                                                                          np.integer):
+        raise ValueError(f"seeds must be {masks_array.shape[0]} integers, one per mask row")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number in (0, inf), got {lr!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
+        raise ValueError(f"n_steps must be an integer in [0, inf), got {n_steps!r}")
+    points = check_checkpoints(checkpoints, n_steps)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)) or not 1 <= batch_size <= n):
+        raise ValueError(f"batch_size must be None or an integer in [1, {n}], got {batch_size!r}")
+    for stabiliser in stabilisers:
+        if not isinstance(stabiliser, Stabiliser) or "mlp" not in stabiliser.applies_to:
+            raise ValueError(f"stabilisers: {stabiliser!r} does not apply to the MLP trainer")
+    return (X, torch.as_tensor(y_array, dtype=torch.int64), _as_tensor(masks_array, dtype),
+            seeds_array.astype(np.int64), points)
+
+
+def training_streams(seeds: Sequence[int]) -> dict[int, torch.Generator]:
+    """The per-seed training stream (minibatches, then stabiliser draws), keyed by seed."""
+    return {int(seed): torch.Generator().manual_seed(run_seed(int(seed), "train_stream"))
+            for seed in dict.fromkeys(int(seed) for seed in seeds)}
+
+
+def draw_step(problem: FineTuningProblem, stabilisers: Sequence[Stabiliser],
+              generator: torch.Generator, batch_size: int | None):
+    """One seed's draws for one step: minibatch indices (None for full batch), stabiliser noises."""
+    n = problem.X.shape[0]
+    indices = None if batch_size is None else torch.randperm(n, generator=generator)[:batch_size]
+    effective = n if batch_size is None else batch_size
+    noises = tuple(stabiliser.draw(problem, effective, generator) for stabiliser in stabilisers)
+    return indices, noises
+
+
+def batch_weights(masks: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
+    """Per-model sample weights of a batch: 1/count on the model's own samples, 0 elsewhere."""
+    members = masks if indices is None else torch.gather(masks, -1, indices)
+    return members / members.sum(-1, keepdim=True).clamp(min=1)
+
+
+def divergence(previous_ok: torch.Tensor, losses: torch.Tensor, threshold: torch.Tensor,
+               params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Boolean per model: diverges at this iteration (loss or weights not finite, or blow-up)."""
+    finite = torch.isfinite(losses)
+    for value in params.values():
+        finite &= torch.isfinite(value.reshape(value.shape[0], -1)).all(-1)
+    return previous_ok & (~finite | (losses > threshold))
+
+
+def output_weights(params: Mapping[str, torch.Tensor], problem: FineTuningProblem) -> dict:
+    """Parameters as numpy; the heads axis is dropped when there is one head."""
+    return {name: (value[:, 0] if problem.groups[name] == "head" and problem.n_heads == 1
+                   else value).detach().numpy().copy() for name, value in params.items()}
+
+
+# -------------------------------------------------------------------------------- trainer -------
+
+def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
+              loss: str = "softmax", lr: float, n_steps: int, checkpoints,
+              batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
+              w0: Mapping[str, np.ndarray] | None = None,
+              dtype: torch.dtype = torch.float64) -> Trace:
+    """Fine-tune M copies of a pre-trained MLP at once (full-batch GD or minibatch SGD).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Architecture with ``encoder`` and ``head`` submodules (``synth.mlp.build_model``); its own
+        parameter values are not used.
+    init_params : mapping of str to array
+        Pre-trained parameters by name (a dataset's ``w0.*`` arrays without the prefix). Every
+        encoder parameter is required and the encoders start there; head entries are not used
+        (heads are drawn from the seeds); other entries (the pre-training decoder) are handed to
+        the stabilisers (SURT).
+    X : array of shape (n, d)
+    y : array of shape (n,)
+        Integer labels 0..C-1.
+    masks : array of shape (M, n)
+        0/1 sample membership of each model's training set.
+    seeds : array of shape (M,)
+        Integer seed of each model; models sharing a seed are coupled (module docstring).
+    loss : {"softmax", "logistic", "exponential"}
+    lr : float
+        Step size η > 0.
+    n_steps : int
+        Number of steps T >= 0.
+    checkpoints : array of int
+        Increasing iterations in [0, n_steps] at which weights and training loss are recorded.
+    batch_size : int or None
+        None for full-batch GD, else the minibatch size of SGD in [1, n].
+    stabilisers : sequence of Stabiliser
+        Composed in order (see :mod:`verify.stabilisers.base`); ``adjust_schedule`` is not applied
+        here (the sweep applies it for every trainer).
+    w0 : mapping of str to array, optional
+        Reference weights that L2-SP and Mixout pull toward; default ``init_params``.
+    dtype : torch.dtype
+        float64 by default.
+
+    Returns
+    -------
+    Trace
+        ``weights[name]`` of shape (K, M, ...) ((K, M, H, ...) for heads when H > 1), ``train_loss``
+        (K, M) is the data loss (no penalty, no perturbation) over each model's full training set,
+        ``diverged_at`` (M,) the first diverged iteration or -1.
+    """
+    stabilisers = tuple(stabilisers)
+    X, y, masks, seeds, points = _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints,
+                                           batch_size, stabilisers, dtype)
+    problem = prepare_problem(model, init_params, X, y, masks=masks, seeds=seeds,
+                              stabilisers=stabilisers, w0=w0, dtype=dtype)
+    objective = ModelObjective(problem, loss, stabilisers)
+    streams = training_streams(seeds)
+    seed_index = torch.as_tensor([list(streams).index(int(seed)) for seed in seeds])
+    full_weights = batch_weights(masks, None)
+
+    batch_in = None if batch_size is None else 0
+    step = vmap(objective.step, in_dims=(0, batch_in, batch_in, 0, 0, None))
+    train_loss = vmap(objective.data_loss, in_dims=(0, None, None, 0))
+
+    # The step's data loss is the training loss at w_t when the step sees every sample unperturbed.
+    step_loss_is_train_loss = batch_size is None and all(
+        type(stabiliser).perturb is Stabiliser.perturb for stabiliser in stabilisers)
+    params = {name: value.clone() for name, value in problem.params.items()}
+    n_models = masks.shape[0]
+    diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
+    threshold = None
+    recorded_weights, recorded_loss = [], []
+    wanted = set(points.tolist())
+    for t in range(n_steps + 1):
+        if t < n_steps:
+            x_batch, y_batch, weights, noises = _step_inputs(problem, stabilisers, streams,
+                                                             seed_index, batch_size, full_weights)
+            new_params, step_loss = step(params, x_batch, y_batch, weights, noises, lr)
+        losses = (step_loss if t < n_steps and step_loss_is_train_loss
+                  else train_loss(params, X, y, full_weights)).detach()
+        if threshold is None:
+            threshold = BLOWUP * torch.clamp(losses, min=zero_head_loss(y, loss, problem, dtype))
+        diverged_at[divergence(diverged_at < 0, losses, threshold, params)] = t
+        params = {name: torch.where(_rows(diverged_at >= 0, value), torch.nan, value)
+                  for name, value in params.items()}
+        if t in wanted:
+            recorded_weights.append(output_weights(params, problem))
+            recorded_loss.append(torch.where(diverged_at >= 0, torch.nan, losses).numpy().copy())
+        if t < n_steps:
+            params = {name: value.detach() for name, value in new_params.items()}
+    return Trace(iterations=points,
+                 weights={name: np.stack([w[name] for w in recorded_weights])
+                          for name in recorded_weights[0]},
+                 train_loss=np.stack(recorded_loss), diverged_at=diverged_at.numpy())
+
+
+def zero_head_loss(y: torch.Tensor, loss: str, problem: FineTuningProblem,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Loss of a head predicting all-zero logits (log C, log 2 or 1), the blow-up reference floor."""
+    n_outputs = problem.reference[next(name for name in problem.groups
+                                       if problem.groups[name] == "head")].shape[0]
+    return sample_losses(torch.zeros(1, n_outputs, dtype=dtype), y[:1], loss)[0]
+
+
+def _rows(selected: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return selected.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _step_inputs(problem, stabilisers, streams, seed_index, batch_size, full_weights):
+    """Inputs of one batched step: batch (shared or per model), sample weights, noises (M, ...)."""
+    draws = [draw_step(problem, stabilisers, generator, batch_size)
+             for generator in streams.values()]
+    if batch_size is None:
+        x_batch, y_batch, weights = problem.X, problem.y, full_weights
+    else:
+        indices = torch.stack([draw[0] for draw in draws])[seed_index]
+        x_batch, y_batch = problem.X[indices], problem.y[indices]
+        weights = batch_weights(problem.masks, indices)
+    noises = tuple({key: torch.stack([draw[1][k][key] for draw in draws])[seed_index]
+                    for key in draws[0][1][k]} for k in range(len(stabilisers)))
+    return x_batch, y_batch, weights, noises
