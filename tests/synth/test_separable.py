@@ -1,13 +1,10 @@
 import numpy as np
 import pytest
-from conftest import exact_max_margin, linearly_separable
+from synth_certificates import assert_certificate_matches_exact_solver, linearly_separable
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from synth import make_separable
-
-RTOL = 1e-6
-
 
 @st.composite
 def separable_params(draw, *, noisy=False):
@@ -37,30 +34,6 @@ def generate(params):
         if any(name in str(exc) for name in ("n_support", "label_noise", "class_weights")):
             reject()
         raise
-
-
-def pairs(dataset):
-    """(mask of the pair's points, signed points, certified margin, certified direction)."""
-    X, y, card = dataset.X, dataset.arrays["y_clean"], dataset.card
-    u = dataset.arrays["u_star"]
-    if card["n_classes"] == 2:
-        yield np.ones(len(y), bool), (2.0 * y - 1.0)[:, None] * X, card["margin"], u
-        return
-    for a in range(card["n_classes"]):
-        for b in range(a + 1, card["n_classes"]):
-            mask = (y == a) | (y == b)
-            Z = np.where(y[mask] == a, 1.0, -1.0)[:, None] * X[mask]
-            yield mask, Z, card["margin"], (u[a] - u[b]) / np.sqrt(2)
-
-
-def assert_certificate_matches_exact_solver(dataset):
-    support = np.asarray(dataset.card["support_indices"])
-    for mask, Z, margin, direction in pairs(dataset):
-        gamma, u = exact_max_margin(Z)
-        assert gamma == pytest.approx(margin, rel=RTOL)
-        np.testing.assert_allclose(u, direction, atol=RTOL)
-        active = np.flatnonzero(mask)[Z @ u <= gamma * (1 + RTOL)]
-        np.testing.assert_array_equal(active, np.intersect1d(support, np.flatnonzero(mask)))
 
 
 @given(separable_params())

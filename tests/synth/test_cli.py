@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+
+from verify.cli import main
+
+GRID = """
+[[block]]
+generator = "make_separable"
+fixed = { n_samples = 20, n_features = 3, n_test = 10 }
+vary = { margin = [0.1, 0.3] }
+
+[[block]]
+generator = "make_quadratic_task"
+fixed = { n_samples = 12, n_features = 2, distance = 0.5, n_test = 10 }
+"""
+
+
+@pytest.fixture
+def grid(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(GRID)
+    return path
+
+
+def test_writes_loadable_datasets_cards_and_index(grid, tmp_path):
+    out = tmp_path / "out"
+    assert main(["synth", "--grid", str(grid), "--out", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert [entry["kind"] for entry in index] == ["separable", "separable", "quadratic"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["index.json", *(f"{e['id']}{ext}" for e in index for ext in (".npz", ".json"))])
+    for entry in index:
+        card = json.loads((out / f"{entry['id']}.json").read_text())
+        assert card["id"] == entry["id"] and card["params"] == entry["params"]
+        with np.load(out / f"{entry['id']}.npz", allow_pickle=False) as arrays:
+            assert arrays["X"].shape == (card["n_samples"], card["n_features"])
+    margins = [json.loads((out / f"{e['id']}.json").read_text())["margin"] for e in index[:2]]
+    assert margins == pytest.approx([0.1, 0.3], rel=1e-12)
+
+
+def test_list_prints_one_line_per_dataset_and_writes_nothing(grid, tmp_path, capsys):
+    assert main(["synth", "--grid", str(grid), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("separable-") and "margin=0.1" in lines[0]
+    assert lines[2].startswith("quadratic-") and "distance=0.5" in lines[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+
+
+def test_list_smoke_grid(capsys):
+    assert main(["synth", "--grid", "smoke", "--list"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 12
+
+
+@pytest.mark.parametrize("grid_text, argv_grid, message", [
+    (None, "nonexistent", "unknown grid 'nonexistent'"),
+    ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 2.0 }\n', None, "margin"),
+    ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 0.1, n_samples = 20 }\n'
+     'vary = { label_noise = [0.0, 0.5] }\n', None, "label_noise"),
+    ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 0.1, colour = 1 }\n', None,
+     "'colour'"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, grid_text,
+                                                            argv_grid, message):
+    if grid_text is not None:
+        argv_grid = str(tmp_path / "bad.toml")
+        (tmp_path / "bad.toml").write_text(grid_text)
+    fresh, existing = tmp_path / "fresh", tmp_path / "existing"
+    existing.mkdir()
+    for out in (fresh, existing):
+        assert main(["synth", "--grid", argv_grid, "--out", str(out)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and "\n" not in error and error.startswith("ftstab synth: error:")
+    assert not fresh.exists()
+    assert list(existing.iterdir()) == []
+
+
+def test_out_is_required_without_list(grid, capsys):
+    assert main(["synth", "--grid", str(grid)]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--grid" in help_text and "--out" in help_text and "--list" in help_text
