@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -151,14 +150,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with handle:
+        with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
     except BaseException:
-        os.unlink(handle.name)
+        temporary.unlink(missing_ok=True)
         raise

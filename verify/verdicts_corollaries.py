@@ -12,6 +12,7 @@ the trends are claimed only where training is stable (eta < 2/beta).
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,11 +76,12 @@ def _lr_times_iteration(row: dict) -> float | None:
 
 
 def _l2sp_strength(row: dict) -> float | None:
-    """L2-SP strength lambda: 0 for plain runs, the stabiliser's ``strength`` for L2-SP runs."""
+    """L2-SP strength lambda: 0 for plain runs, the ``strength`` parameter of L2-SP runs; other
+    stabilisers (and L2-SP runs without that parameter) take no part."""
     if row["stabiliser"] == "none":
         return 0.0
     if row["stabiliser"] == "l2sp":
-        return float(json.loads(row["stabiliser_params"])["strength"])
+        return json.loads(row["stabiliser_params"]).get("strength")
     return None
 
 
@@ -156,15 +158,15 @@ def _fetch(conn: sqlite3.Connection, setting: str,
     """E_i of the measured column, and of each bound's value, per run and checkpoint."""
     coordinates = ", ".join(f"r.{column}" for column in COORDINATES)
     keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
-    measured_rows = fetch_dicts(
+    measured_rows = _comparable(fetch_dicts(
         conn, f"SELECT {coordinates}, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
               f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
-              f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*)", (setting,))
-    bound_rows = fetch_dicts(
+              f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*)", (setting,)))
+    bound_rows = _comparable(fetch_dicts(
         conn, f"SELECT b.bound, {coordinates}, {left_out_mean(conn, 'b.value')} AS y FROM bounds b "
               f"JOIN runs r USING (run_id) WHERE r.setting = ? AND b.measure = ? "
               f"AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL GROUP BY b.bound, {keys} "
-              f"HAVING MAX(r.diverged) = 0", (setting, measure))
+              f"HAVING MAX(r.diverged) = 0", (setting, measure)))
     by_bound: dict[str, list[dict]] = {}
     for row in bound_rows:
         by_bound.setdefault(row["bound"], []).append(row)
@@ -172,7 +174,8 @@ def _fetch(conn: sqlite3.Connection, setting: str,
 
 
 def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
-    grouped_on = [column for column in COORDINATES if column not in corollary.varies]
+    coordinates_of = operator.itemgetter(*(column for column in COORDINATES
+                                           if column not in corollary.varies))
     quantity, measure, keys = [], [], []
     for row in rows:
         value = corollary.quantity(row)
@@ -180,7 +183,7 @@ def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
             continue
         quantity.append(value)
         measure.append(row["y"])
-        keys.append(tuple(_comparable(row[column]) for column in grouped_on))
+        keys.append(coordinates_of(row))
     result = granulated_kendall_tau(np.asarray(quantity), np.asarray(measure), keys,
                                     random_state=run_seed("verdicts", corollary.name, series))
     if result is None:
@@ -191,6 +194,11 @@ def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
             "verdict": trend_verdict(result.tau, corollary.predicted_sign)}
 
 
-def _comparable(value):
-    """Floats rounded to 12 significant digits, so equal settings stored twice compare equal."""
-    return float(f"{value:.12g}") if isinstance(value, float) else value
+def _comparable(rows: list[dict]) -> list[dict]:
+    """Round float coordinates to 12 significant digits, so equal settings stored twice compare
+    equal when rows are grouped."""
+    for row in rows:
+        for column in COORDINATES:
+            if isinstance(row[column], float):
+                row[column] = float(f"{row[column]:.12g}")
+    return rows

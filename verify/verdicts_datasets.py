@@ -7,8 +7,10 @@ checkpoint of its task.
 from __future__ import annotations
 
 import sqlite3
+import warnings
 
 import numpy as np
+from scipy.stats import DegenerateDataWarning
 
 from theory import stability
 from verify.seeding import run_seed
@@ -53,7 +55,7 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
         majority = np.array([np.nan if s["majority_accuracy"] is None else s["majority_accuracy"]
                              for s in seeds])
         defined = accuracy[np.isfinite(accuracy)]
-        std = (stability.seed_instability(defined, random_state=run_seed("verdicts", "seeds", *unit))
+        std = (_seed_std(defined, random_state=run_seed("verdicts", "seeds", *unit))
                if defined.size >= 2 else None)
         # A diverged run has no accuracy; it counts as failed.
         failed = stability.failed_run_rate(np.where(np.isfinite(accuracy), accuracy, -np.inf),
@@ -65,6 +67,15 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
             "failed_rate": _interval(failed),
         })
     return verdicts
+
+
+def _seed_std(accuracy: np.ndarray, *, random_state: int) -> stability.Estimate:
+    # With a handful of seeds the BCa jackknife is degenerate and theory.stability falls back to the
+    # percentile interval; the warnings on the way say nothing a reader of the verdicts can act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return stability.seed_instability(accuracy, random_state=random_state)
 
 
 def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:

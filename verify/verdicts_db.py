@@ -1,6 +1,7 @@
 """Read-only access to ``results.sqlite`` for the verdicts (schema: docs/internals.md section 3)."""
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from pathlib import Path
@@ -79,6 +80,7 @@ def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
             f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END)")
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_params(text: str | None) -> str:
     """``stabiliser_params`` as canonical JSON (sorted keys), so equal parameters compare equal."""
     return json.dumps(json.loads(text) if text else {}, sort_keys=True, separators=(",", ":"))

@@ -42,7 +42,7 @@ def _summary(summary: dict) -> str:
             f"{summary['tasks_failed']} failed, {summary['trained_models']} trained models "
             f"({summary['run_rows']} checkpoint rows, {summary['bound_rows']} bound evaluations). "
             f"{MARKS['pass'] if violations == 0 else MARKS['fail']} {verdict}. Corollaries, "
-            f"measured trend: {tally(summary['corollaries_measured'])}; the bounds' own trend: "
+            f"measured trend: {tally(summary['corollaries_measured'])}; the bounds' own trends (corollary × bound): "
             f"{tally(summary['corollaries_bounds'])}.")
 
 

@@ -104,14 +104,17 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable]
                       n_resamples: int = 1000) -> dict[str, Estimate] | None:
     """Kendall tau-b and Spearman rho of ``x`` and ``y`` with a cluster-bootstrap CI.
 
-    The bootstrap resamples whole clusters (datasets) with replacement and recomputes both
-    statistics on the rows of the drawn clusters; resamples where a statistic is undefined (a
-    constant side) are left out of its percentiles.
+    The bootstrap resamples whole clusters (datasets) with replacement. A resample that draws a
+    cluster k times holds its rows k times, so it is the original rows with integer weights; both
+    statistics are computed from those weights for all resamples at once (exactly what scipy gives on
+    the duplicated rows). Resamples where a statistic is undefined (a constant side) are left out of
+    its percentiles.
 
     Parameters
     ----------
     x, y : ndarray of shape (n_rows,)
-        Paired values, e.g. a bound's value and the measured instability per dataset/config.
+        Paired values, e.g. a bound's value and the measured instability per dataset/config;
+        +inf is allowed (a vacuous bound ranks last).
     clusters : sequence of hashable, length n_rows
         The unit that is resampled (the dataset of each row).
     random_state : int
@@ -124,36 +127,108 @@ def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable]
     Returns
     -------
     dict or None
-        ``{"kendall_tau": Estimate, "spearman_rho": Estimate}``; None with fewer than 3 rows or a
-        constant side, where no rank correlation is defined.
+        ``{"kendall_tau": Estimate, "spearman_rho": Estimate}`` (points from scipy); None with fewer
+        than 3 rows or a constant side, where no rank correlation is defined.
     """
     _check_bootstrap(confidence, n_resamples)
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(x) < 3 or np.unique(x).size < 2 or np.unique(y).size < 2:
         return None
-    cluster_rows = group_rows(clusters)
+    _, cluster_of_row = np.unique(np.asarray(clusters, dtype=object).astype(str),
+                                  return_inverse=True)
+    n_clusters = cluster_of_row.max() + 1
     rng = np.random.default_rng(random_state)
-    resampled = np.full((n_resamples, 2), np.nan)
-    for b in range(n_resamples):
-        drawn = rng.integers(len(cluster_rows), size=len(cluster_rows))
-        rows = np.concatenate([cluster_rows[c] for c in drawn])
-        resampled[b] = _tau_rho(x[rows], y[rows])
+    draws = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=n_resamples)
+    weights = draws[:, cluster_of_row].astype(float)
     alpha = (1 - confidence) / 2
-    point = _tau_rho(x, y)
+    points = {"kendall_tau": stats.kendalltau(x, y).statistic,
+              "spearman_rho": stats.spearmanr(x, y).statistic}
+    resampled = {"kendall_tau": weighted_kendall_tau_b(x, y, weights),
+                 "spearman_rho": weighted_spearman_rho(x, y, weights)}
     intervals = {}
-    for column, name in enumerate(("kendall_tau", "spearman_rho")):
-        finite = resampled[:, column][np.isfinite(resampled[:, column])]
+    for name, values in resampled.items():
+        finite = values[np.isfinite(values)]
         low, high = (np.quantile(finite, [alpha, 1 - alpha]) if finite.size
                      else (np.nan, np.nan))
-        intervals[name] = Estimate(float(point[column]), float(low), float(high))
+        intervals[name] = Estimate(float(points[name]), float(low), float(high))
     return intervals
 
 
-def _tau_rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if np.unique(x).size < 2 or np.unique(y).size < 2:
-        return np.nan, np.nan
-    return float(stats.kendalltau(x, y).statistic), float(stats.spearmanr(x, y).statistic)
+def weighted_kendall_tau_b(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of the rows of ``(x, y)`` repeated ``weights`` times, one per weight row.
+
+    Copies of one row tie in both x and y, so with W = sum(w) and T the total weight of each group
+    of tied values, tau_b = sum_ij w_i w_j sign(x_i - x_j) sign(y_i - y_j) /
+    sqrt((W^2 - sum T_x^2)(W^2 - sum T_y^2)) (NaN where a side is constant).
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n,)
+    weights : ndarray of shape (B, n)
+        Non-negative integer weights (counts) for B weighted samples.
+
+    Returns
+    -------
+    ndarray of shape (B,)
+    """
+    x_rank, y_rank = _dense_ranks(x), _dense_ranks(y)
+    numerator = np.zeros(len(weights))
+    block = max(1, 2**22 // len(x))  # columns of the sign matrix held at once
+    for start in range(0, len(x), block):
+        columns = slice(start, start + block)
+        signs = (np.sign(x_rank[:, None] - x_rank[columns])
+                 * np.sign(y_rank[:, None] - y_rank[columns]))
+        numerator += np.einsum("bj,bj->b", weights @ signs, weights[:, columns])
+    total = weights.sum(axis=1) ** 2
+    untied_x = total - (_tie_totals(x_rank, weights) ** 2).sum(axis=1)
+    untied_y = total - (_tie_totals(y_rank, weights) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerator / np.sqrt(untied_x * untied_y)
+
+
+def weighted_spearman_rho(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Spearman rho of the rows of ``(x, y)`` repeated ``weights`` times, one per weight row.
+
+    The average rank of a row among the repeated rows is (weight of smaller values) +
+    (weight of its tie group + 1) / 2; rho is the weighted Pearson correlation of those ranks.
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n,)
+    weights : ndarray of shape (B, n)
+        Non-negative integer weights (counts) for B weighted samples.
+
+    Returns
+    -------
+    ndarray of shape (B,)
+        NaN where a side is constant.
+    """
+    ranks = [_average_ranks(_dense_ranks(values), weights) for values in (x, y)]
+    total = weights.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centred = [r - (weights * r).sum(axis=1, keepdims=True) / total for r in ranks]
+        covariance = (weights * centred[0] * centred[1]).sum(axis=1)
+        variances = [(weights * c**2).sum(axis=1) for c in centred]
+        return covariance / np.sqrt(variances[0] * variances[1])
+
+
+def _dense_ranks(values: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... by distinct value (ties share one), so +inf compares like any other value."""
+    return np.unique(values, return_inverse=True)[1].astype(float)
+
+
+def _tie_totals(dense: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, n_distinct) total weight of each distinct value, in increasing order."""
+    order = np.argsort(dense, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(dense[order]) != 0])
+    return np.add.reduceat(weights[:, order], starts, axis=1)
+
+
+def _average_ranks(dense: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    totals = _tie_totals(dense, weights)
+    smaller = np.cumsum(totals, axis=1) - totals
+    return (smaller + (totals + 1) / 2)[:, dense.astype(int)]
 
 
 def _check_bootstrap(confidence: float, n_resamples: int) -> None:

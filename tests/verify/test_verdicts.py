@@ -19,7 +19,8 @@ from verify.verdicts import compute_verdicts, write_verdicts
 from verify.verdicts_corollaries import COROLLARIES, INCREASE, corollary_verdicts
 from verify.verdicts_db import open_results
 from theory.stability import Estimate
-from verify.verdicts_stats import granulated_kendall_tau, rank_correlations, trend_verdict
+from verify.verdicts_stats import (granulated_kendall_tau, rank_correlations, trend_verdict,
+                                   weighted_kendall_tau_b, weighted_spearman_rho)
 
 # The documented results schema (docs/internals.md section 3), written here by hand so that these
 # tests depend on the contract, not on the store's implementation.
@@ -270,7 +271,33 @@ def test_rank_correlations_match_scipy():
     assert result["kendall_tau"].value == pytest.approx(stats.kendalltau(x, y).statistic)
     assert result["spearman_rho"].value == pytest.approx(stats.spearmanr(x, y).statistic)
     for interval in result.values():
-        assert interval.low <= interval.value <= interval.high
+        assert -1 <= interval.low <= interval.value <= interval.high <= 1
+
+
+def test_cluster_bootstrap_keeps_the_rows_of_a_dataset_together():
+    # two datasets with perfectly concordant rows inside each, discordant between them: every
+    # resample that draws both datasets sees the same negative tau, one alone sees +1
+    x = np.array([0.0, 1.0, 10.0, 11.0])
+    y = np.array([10.0, 11.0, 0.0, 1.0])
+    result = rank_correlations(x, y, ["a", "a", "b", "b"], random_state=0, n_resamples=400)
+    point = stats.kendalltau(x, y).statistic
+    assert result["kendall_tau"].value == pytest.approx(point)
+    assert (result["kendall_tau"].low, result["kendall_tau"].high) == pytest.approx((point, 1.0))
+
+
+@settings(max_examples=25)
+@given(rows=st.lists(st.tuples(st.sampled_from([0.0, 1.0, 2.5, np.inf]), st.integers(0, 3),
+                               st.integers(0, 3)), min_size=3, max_size=10))
+def test_weighted_rank_correlations_equal_scipy_on_repeated_rows(rows):
+    x, y, counts = (np.array(column, dtype=float) for column in zip(*rows))
+    x_repeated, y_repeated = np.repeat(x, counts.astype(int)), np.repeat(y, counts.astype(int))
+    tau = weighted_kendall_tau_b(x, y, counts[None])[0]
+    rho = weighted_spearman_rho(x, y, counts[None])[0]
+    if np.unique(x_repeated).size < 2 or np.unique(y_repeated).size < 2:
+        assert np.isnan(tau) and np.isnan(rho)
+    else:
+        assert tau == pytest.approx(stats.kendalltau(x_repeated, y_repeated).statistic, abs=1e-12)
+        assert rho == pytest.approx(stats.spearmanr(x_repeated, y_repeated).statistic, abs=1e-12)
 
 
 def dataset_panel(rng):
