@@ -1,7 +1,7 @@
 """Named training configurations: what a sweep trains on each dataset, one entry per figure need.
 
 The learning rate is never absolute: ``lr = lr_scale / beta_hat`` with ``beta_hat`` the smoothness of
-the training objective estimated from the dataset, so one config means the same thing on every
+the training objective on the dataset (the largest over the task's training sets S and S\\i), so one config means the same thing on every
 dataset and ``lr_scale`` reads directly against the theory's ``eta <= 1/beta`` and ``eta < 2/beta``.
 """
 from __future__ import annotations
@@ -45,6 +45,14 @@ class TrainingConfig:
         Leave-one-out sets trained per seed (support vectors first, then random others).
     n_heads : int
         Linear heads trained at once (MHLoss); 1 is a single head.
+    bound_models : int or None
+        Evaluate the bounds on the first this many left-out models (seed 0 first), None for all;
+        bounds whose constants need Lanczos on an MLP's Hessian cost seconds per model.
+    bound_last_only : bool
+        Evaluate the bounds at the last checkpoint only.
+    with_stabilisers : bool
+        Whether ``--stabilisers`` crosses this config (the base configs of each setting do; the
+        learning-rate sweeps are compared without stabilisers).
     """
 
     name: str
@@ -58,6 +66,9 @@ class TrainingConfig:
     batch_size: int | None = None
     max_left_out: int = 16
     n_heads: int = 1
+    bound_models: int | None = None
+    bound_last_only: bool = False
+    with_stabilisers: bool = False
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
@@ -80,6 +91,8 @@ class TrainingConfig:
             raise ValueError(f"max_left_out: must be >= 0, got {self.max_left_out}")
         if self.n_heads < 1:
             raise ValueError(f"n_heads: must be >= 1, got {self.n_heads}")
+        if self.bound_models is not None and self.bound_models < 0:
+            raise ValueError(f"bound_models: must be >= 0 or None, got {self.bound_models}")
 
     @property
     def stochastic(self) -> bool:
@@ -111,20 +124,22 @@ def _full(name: str, kinds: tuple[str, ...], **overrides) -> TrainingConfig:
 # SGD from a random head. F5-F8, F10: quadratic full fine-tuning at eta <= 1/beta, an eta*T sweep that
 # crosses 2/beta (divergence), and the pre-trained MLP tasks.
 DEFAULT_CONFIGS: tuple[TrainingConfig, ...] = (
-    _head("head_gd_logistic"),
+    _head("head_gd_logistic", with_stabilisers=True),
     _head("head_gd_exponential", loss="exponential"),
     _head("head_gd_logistic_lr0.1", lr_scale=0.1),
     _head("head_gd_logistic_lr0.3", lr_scale=0.3),
     _head("head_gd_logistic_lr3", lr_scale=3.0),
-    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=8),
-    _full("full_quadratic_gd", ("quadratic",)),
+    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=8,
+          with_stabilisers=True),
+    _full("full_quadratic_gd", ("quadratic",), with_stabilisers=True),
     _full("full_quadratic_gd_lr0.1", ("quadratic",), lr_scale=0.1),
     _full("full_quadratic_gd_lr0.3", ("quadratic",), lr_scale=0.3),
     _full("full_quadratic_gd_lr1.9", ("quadratic",), lr_scale=1.9),
     _full("full_quadratic_gd_lr2.2", ("quadratic",), lr_scale=2.2),
-    _full("full_mlp_gd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, max_left_out=8),
+    _full("full_mlp_gd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, max_left_out=8,
+          bound_models=2, bound_last_only=True, with_stabilisers=True),
     _full("full_mlp_sgd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, batch_size=16,
-          max_left_out=4),
+          max_left_out=4, bound_models=2, bound_last_only=True, with_stabilisers=True),
 )
 CONFIGS: dict[str, TrainingConfig] = {config.name: config for config in DEFAULT_CONFIGS}
 

@@ -105,7 +105,8 @@ def build_tasks(entries: Sequence[tuple[str, str]], configs: Sequence[TrainingCo
     n_seeds : int
         Seeds per task for stochastic configs; deterministic configs get seed 0 only.
     applies : callable, optional
-        ``applies(stabiliser_name, config, kind) -> bool``; by default every stabiliser applies.
+        ``applies(stabiliser_name, config, kind) -> bool``; by default a stabiliser applies to every
+        config with ``with_stabilisers``.
     """
     if n_seeds < 1:
         raise ValueError(f"seeds: must be >= 1, got {n_seeds}")
@@ -116,7 +117,8 @@ def build_tasks(entries: Sequence[tuple[str, str]], configs: Sequence[TrainingCo
                 continue
             seeds = tuple(range(n_seeds)) if config.stochastic else (0,)
             for name, params in stabilisers:
-                if name != NO_STABILISER and applies is not None and not applies(name, config, kind):
+                if name != NO_STABILISER and not (
+                        config.with_stabilisers and (applies is None or applies(name, config, kind))):
                     continue
                 tasks.append(Task(dataset_id, config, name, canonical_params(params), seeds))
     return tasks
@@ -144,19 +146,22 @@ def _task_columns(task: Task) -> dict[str, Any]:
             "stabiliser": task.stabiliser, "stabiliser_params": task.stabiliser_params}
 
 
-_DATASETS: OrderedDict[tuple[Any, str], Any] = OrderedDict()
+_DATASETS: OrderedDict[str, Any] = OrderedDict()
 _DATASETS_KEPT = 2
 
 
 def _load(source: DatasetSource, dataset_id: str) -> Any:
-    """Per-process cache of the last datasets loaded (tasks of one dataset are submitted together)."""
-    key = (source, dataset_id)
-    if key not in _DATASETS:
-        _DATASETS[key] = source.load(dataset_id)
+    """Per-process cache of the last datasets loaded (tasks of one dataset are submitted together).
+
+    Keyed by id alone: an id is a hash of the generator and its parameters, so it names the same
+    data whichever source produced it.
+    """
+    if dataset_id not in _DATASETS:
+        _DATASETS[dataset_id] = source.load(dataset_id)
         while len(_DATASETS) > _DATASETS_KEPT:
             _DATASETS.popitem(last=False)
-    _DATASETS.move_to_end(key)
-    return _DATASETS[key]
+    _DATASETS.move_to_end(dataset_id)
+    return _DATASETS[dataset_id]
 
 
 def limit_threads() -> None:
@@ -256,11 +261,11 @@ def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
         client.cancel(futures)
 
 
-def record_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> None:
-    """Record the seed count and config definitions, refusing a re-run that would change them.
+def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict[str, str]:
+    """The sweep facts to record, or ValueError if they contradict what ``store`` already holds.
 
-    A results file describes one sweep: the same config name must always mean the same training,
-    or re-runs would mix old and new results under one name.
+    A results file describes one sweep: one seed count, and each config name always meaning the
+    same training, or re-runs would mix old and new results under one name.
     """
     meta = store.meta()
     if "n_seeds" in meta and int(meta["n_seeds"]) != n_seeds:
@@ -272,7 +277,7 @@ def record_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> Non
         if known.setdefault(config.name, definition) != definition:
             raise ValueError(f"configs: {store.path} holds config {config.name!r} with another "
                              f"definition {known[config.name]}; use a new output folder")
-    store.set_meta({"n_seeds": str(n_seeds), "configs": json.dumps(known, sort_keys=True)})
+    return {"n_seeds": str(n_seeds), "configs": json.dumps(known, sort_keys=True)}
 
 
 def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, n_seeds: int,
@@ -317,7 +322,7 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with ResultStore(out / RESULTS_FILE) as store:
-        record_sweep(store, tasks, n_seeds)
+        store.set_meta(check_sweep(store, tasks, n_seeds))
         store.write_datasets(source.cards())
         done = {key for key, status in store.task_status().items() if status == "done"}
         pending = [task for task in tasks if task.key not in done]

@@ -164,3 +164,224 @@ def model_layout(task: Task, left_out: np.ndarray) -> ModelLayout:
     seeds = np.repeat(np.asarray(task.seeds, dtype=np.int64), len(per_seed))
     model_seeds = np.array([task.model_seed(int(s)) for s in seeds], dtype=np.int64)
     return ModelLayout(seeds=seeds, left_out=np.tile(per_seed, len(task.seeds)), model_seeds=model_seeds)
+
+
+@dataclass
+class Trained:
+    """A batched run reduced to what the measures need: flat weights per model and checkpoint.
+
+    Attributes
+    ----------
+    iterations : (K,) int
+        Checkpoints t >= 1 (the initial weights are ``w_init``).
+    weights : (K, M, P) float64
+        Flat weights (heads averaged: a multi-head model predicts with its mean head).
+    train_loss : (K, M)
+    diverged_at : (M,) int
+    w_init : (M, P)
+    lr : float
+    n_steps : int
+    loss : str
+        The loss actually trained ("logistic" becomes "softmax" on multiclass data).
+    model : {"linear", "mlp"}
+    evaluator : verify.measures.Evaluator
+    l2sp : float
+    objective : callable or None
+        RunContext.objective for MLPs.
+    """
+
+    iterations: np.ndarray
+    weights: np.ndarray
+    train_loss: np.ndarray
+    diverged_at: np.ndarray
+    w_init: np.ndarray
+    lr: float
+    n_steps: int
+    loss: str
+    model: str
+    evaluator: Any
+    l2sp: float = 0.0
+    objective: Any = None
+
+
+def trainer_for(config: TrainingConfig, kind: str) -> str:
+    """Which batched trainer a config uses on a dataset kind: "head", "quadratic" or "mlp"."""
+    if kind not in config.kinds:
+        raise ValueError(f"config: {config.name} does not train datasets of kind {kind!r}")
+    if config.setting == "head":
+        return "head"
+    return "quadratic" if kind == "quadratic" else "mlp"
+
+
+def make_stabiliser(task: Task) -> Any:
+    """The task's stabiliser object, or None for plain training."""
+    if task.stabiliser == NO_STABILISER:
+        return None
+    from verify.stabilisers import STABILISERS
+    if task.stabiliser not in STABILISERS:
+        raise ValueError(f"stabilisers: unknown stabiliser {task.stabiliser!r}; "
+                         f"choose from {', '.join(sorted(STABILISERS))}")
+    return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
+
+
+def _schedule(config: TrainingConfig, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
+    """Learning rate, steps and checkpoints (with t = 0) after the stabiliser's schedule change."""
+    from verify.trainers.checkpoints import log_spaced_checkpoints
+    n_steps = config.n_steps
+    if stabiliser is not None:
+        lr, n_steps = stabiliser.adjust_schedule(lr, n_steps)
+    return float(lr), int(n_steps), log_spaced_checkpoints(int(n_steps), num=config.n_checkpoints,
+                                                           include_zero=True)
+
+
+def _finish(trace: Any, flat: np.ndarray, **fields: Any) -> Trained:
+    """Split off the t = 0 checkpoint as the initial weights."""
+    return Trained(iterations=trace.iterations[1:], weights=flat[1:], train_loss=trace.train_loss[1:],
+                   diverged_at=trace.diverged_at, w_init=flat[0], **fields)
+
+
+def _class_count(dataset: Any) -> int:
+    return int(dataset.card.get("n_classes") or 0)
+
+
+def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                    masks: np.ndarray) -> Trained:
+    """Linear heads on the dataset's (fixed) features, every model of the task at once."""
+    from verify.measures import linear_evaluator
+    from verify.trainers.head import smoothness, train_heads
+    n_classes = _class_count(dataset)
+    loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
+    beta = float(np.max(smoothness(dataset.X, loss, masks)))
+    lr, n_steps, checkpoints = _schedule(config, stabiliser, config.lr_scale / beta)
+    extra = stabiliser.head_kwargs() if stabiliser is not None else {}
+    n_heads = extra.pop("n_heads", config.n_heads)
+    trace = train_heads(dataset.X, dataset.y, masks=masks, init=config.init, loss=loss, lr=lr,
+                        n_steps=n_steps, checkpoints=checkpoints, batch_size=config.batch_size,
+                        seeds=layout.model_seeds, n_heads=n_heads, **extra)
+    weights = trace.weights["w"]
+    if n_heads > 1:
+        weights = weights.mean(axis=2)
+    flat = weights.reshape(*weights.shape[:2], -1)
+    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, model="linear",
+                   evaluator=linear_evaluator(loss, n_classes))
+
+
+def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                         masks: np.ndarray) -> Trained:
+    """Least-squares fine-tuning from the dataset's w0 by batched gradient descent."""
+    from verify.measures import linear_evaluator
+    from verify.trainers.head import smoothness
+    from verify.trainers.quadratic import train_quadratic
+    extra = stabiliser.quadratic_kwargs() if stabiliser is not None else {}
+    penalty = float(extra.get("l2sp", 0.0)) + float(extra.get("weight_decay", 0.0))
+    beta = float(np.max(smoothness(dataset.X, "squared", masks))) + penalty
+    lr, n_steps, checkpoints = _schedule(config, stabiliser, config.lr_scale / beta)
+    trace = train_quadratic(dataset.X, dataset.y, masks=masks, w0=dataset.arrays["w0"], lr=lr,
+                            n_steps=n_steps, checkpoints=checkpoints, **extra)
+    return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", model="linear",
+                   evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)))
+
+
+def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                   masks: np.ndarray) -> Trained:
+    """Full fine-tuning of the dataset's pre-trained MLP (heads drawn from the seeds), batched.
+
+    ``lr = lr_scale / β̂`` with β̂ the largest Hessian eigenvalue of the full-set loss at the start
+    of the first seed (Lanczos on Hessian-vector products).
+    """
+    import torch
+    from synth.mlp import build_model
+    from theory.estimators import hessian_extreme_eigenvalues, objective_functions
+    from verify.measures import FlatNetwork
+    from verify.trainers.mlp import prepare_problem, train_mlp
+    n_classes = _class_count(dataset)
+    loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
+    model = build_model(dataset.card["architecture"])
+    network = FlatNetwork.of(model, loss)
+    start = {name: np.zeros(shape) for name, shape in zip(network.names, network.shapes, strict=True)}
+    start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
+                  if name.startswith("w0.") and name[len("w0."):] in start})
+    stabilisers = () if stabiliser is None else (stabiliser,)
+    first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
+                            masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
+                            stabilisers=stabilisers)
+    w_start = network.flatten({name: value.detach().numpy() for name, value in first.params.items()},
+                              lead=1)[0]
+    objective = network.objective(dataset.X, dataset.y)
+    _, hvp = objective_functions(objective, w_start, np.ones(len(dataset.X)))
+    beta = hessian_extreme_eigenvalues(hvp, w_start.size)[1]
+    if not beta > 0:
+        raise ValueError(f"the loss has no positive curvature at the pre-trained weights (β̂ = {beta})")
+    lr, n_steps, checkpoints = _schedule(config, stabiliser, config.lr_scale / beta)
+    trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
+                      loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
+                      batch_size=config.batch_size, stabilisers=stabilisers)
+    shapes = dict(zip(network.names, network.shapes, strict=True))
+    # (K, M, H, ...) with several heads: a multi-head model predicts with its mean head.
+    weights = {name: value.mean(axis=2) if value.ndim == len(shapes[name]) + 3 else value
+               for name, value in trace.weights.items()}
+    l2sp = float(stabiliser.objective_kwargs().get("l2sp", 0.0)) if stabiliser is not None else 0.0
+    return _finish(trace, network.flatten(weights, lead=2), lr=lr, n_steps=n_steps, loss=loss,
+                   model="mlp", evaluator=network.evaluator(), l2sp=l2sp, objective=objective)
+
+
+TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}
+
+
+def run_task(task: Task, dataset: Any) -> TaskOutput:
+    """Train every model of ``task`` in one batched call, measure every row and bound it.
+
+    The models are, for each seed, the one trained on all of S and one per left-out sample
+    (:func:`choose_left_out`, up to ``config.max_left_out``). A failing trainer raises (the sweep
+    records the task as failed); a failing bound estimate is recorded in that bound's row.
+
+    Parameters
+    ----------
+    task : Task
+    dataset : synth.Dataset
+        The dataset ``task.dataset_id`` names.
+
+    Returns
+    -------
+    TaskOutput
+    """
+    from verify.measures import RowInputs, bound_rows, trace_rows
+    if dataset.card["id"] != task.dataset_id:
+        raise ValueError(f"dataset: expected {task.dataset_id}, got {dataset.card['id']}")
+    config = task.config
+    trainer = trainer_for(config, dataset.card["kind"])
+    stabiliser = make_stabiliser(task)
+    if stabiliser is not None and trainer not in stabiliser.applies_to:
+        raise ValueError(f"stabilisers: {task.stabiliser} does not apply to the {trainer} trainer")
+    n_samples = len(dataset.X)
+    support = np.asarray(dataset.arrays.get("support", np.empty(0, dtype=np.int64)), dtype=np.int64)
+    left_out = choose_left_out(task.dataset_id, n_samples, support, config.max_left_out)
+    layout = model_layout(task, left_out)
+    masks = layout.masks(n_samples)
+    trained = TRAINERS[trainer](config, dataset, stabiliser, layout, masks)
+
+    u_star = dataset.arrays.get("u_star") if config.setting == "head" else None
+    if u_star is not None:
+        u_star = np.ravel(u_star) / np.linalg.norm(u_star)
+        if u_star.size != trained.weights.shape[2]:
+            u_star = None
+    n_classes = _class_count(dataset)
+    inputs = RowInputs(X=dataset.X, y=dataset.y, X_test=dataset.X_test, y_test=dataset.y_test,
+                       n_classes=n_classes, w_init=trained.w_init, u_star=u_star, lr=trained.lr)
+    rows = trace_rows(trained.iterations, trained.weights, trained.train_loss, trained.diverged_at,
+                      layout=layout, evaluator=trained.evaluator, inputs=inputs, masks=masks)
+    weights = dict(zip(left_out.tolist(), left_out_weights(left_out, support, n_samples).tolist()))
+    support_set = set(support.tolist())
+    for row in rows:
+        row["n_steps"] = trained.n_steps
+        row["loss"] = trained.loss
+        if row["left_out"] is not None:
+            row["left_out_support"] = int(row["left_out"] in support_set)
+            row["left_out_weight"] = weights[row["left_out"]]
+    context = dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
+                   batch_size=config.batch_size, l2sp=trained.l2sp, objective=trained.objective,
+                   arrays=dataset.arrays, card=dataset.card)
+    bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
+                        context=context, setting=config.setting, max_models=config.bound_models,
+                        last_only=config.bound_last_only)
+    return TaskOutput(runs=rows, bounds=bounds)

@@ -28,10 +28,10 @@ HERE = Path(__file__).resolve().parent
 
 STANDIN_CONFIGS = (
     TrainingConfig(name="standin_gd", setting="head", kinds=("separable",), loss="logistic",
-                   init="zero", lr_scale=1.0, n_steps=100, n_checkpoints=3, max_left_out=2),
+                   init="zero", lr_scale=1.0, n_steps=100, n_checkpoints=3, max_left_out=2, with_stabilisers=True),
     TrainingConfig(name="standin_sgd", setting="head", kinds=("separable",), loss="logistic",
                    init="random", lr_scale=1.0, n_steps=100, n_checkpoints=3, batch_size=4,
-                   max_left_out=2),
+                   max_left_out=2, with_stabilisers=True),
 )
 
 

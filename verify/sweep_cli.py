@@ -1,0 +1,165 @@
+"""``ftstab verify``: train and measure every task of a grid into DIR/results.sqlite, then judge.
+
+Every input is checked before anything is written: an unknown grid, config or stabiliser, a bad
+worker count, a data folder that lacks the grid's datasets or an unreachable scheduler is one line on
+stderr, exit status 2, and no file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from verify.configs import CONFIGS, SETTINGS, select_configs
+from verify.store import RESULTS_FILE, ResultStore
+from verify.sweep import (FolderSource, GridSource, build_tasks, check_sweep, connect_scheduler,
+                          run_sweep, with_max_left_out)
+from verify.tasks import NO_STABILISER, canonical_params
+
+DEFAULT_SEEDS = 3
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``verify`` sub-command to the ``ftstab`` parser."""
+    parser = subparsers.add_parser(
+        "verify", help="train every task of a grid, measure stability, evaluate the bounds",
+        description="Cross a grid's datasets with training configs, stabilisers and seeds; train "
+                    "every leave-one-out set of a task as one batched program; write one row per "
+                    "run into DIR/results.sqlite (re-running resumes, failed tasks are retried); "
+                    "then write DIR/verdicts.json and DIR/verdicts.md.")
+    parser.add_argument("--grid", required=True, metavar="NAME|PATH", help="a named grid or a grid .toml")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="datasets written by `ftstab synth --grid NAME --out DIR` "
+                             "(default: generate them in memory)")
+    parser.add_argument("--settings", metavar="LIST", default=",".join(SETTINGS),
+                        help="comma-separated subset of head,full (default: both)")
+    parser.add_argument("--configs", metavar="LIST",
+                        help=f"comma-separated config names (default: all of {', '.join(CONFIGS)})")
+    parser.add_argument("--stabilisers", metavar="LIST", default=NO_STABILISER,
+                        help="comma-separated stabilisers, each NAME or NAME:key=value[:key=value], "
+                             "or 'all' (plain training plus every stabiliser at its defaults); "
+                             "'none' is plain training (default)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="K",
+                        help="seeds per stochastic config (default: %(default)s)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="local worker processes (default: all cores; 1 runs in this process)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the tasks on this Dask distributed scheduler instead")
+    parser.add_argument("--max-left-out", type=int, metavar="N",
+                        help="leave-one-out sets per seed (default: each config's own)")
+    parser.set_defaults(func=run)
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_stabilisers(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"none,l2sp:strength=0.1,mhloss"`` -> ``[("none", {}), ("l2sp", {"strength": 0.1, ...}), ...]``.
+
+    Each stabiliser is built once here so that bad names or parameters fail before anything runs;
+    its parameters are completed with its defaults (``params()``), so a task names them all.
+    """
+    from verify.stabilisers import STABILISERS
+    items = _split(text)
+    if items == ["all"]:
+        items = [NO_STABILISER, *STABILISERS]
+    if not items:
+        raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
+    chosen = []
+    for item in items:
+        name, *assignments = item.split(":")
+        if name == NO_STABILISER and not assignments:
+            chosen.append((NO_STABILISER, {}))
+            continue
+        if name not in STABILISERS:
+            raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, "
+                             f"{', '.join(STABILISERS)}")
+        params = {}
+        for assignment in assignments:
+            key, equals, value = assignment.partition("=")
+            if not equals or not key:
+                raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
+            params[key] = _value(value)
+        chosen.append((name, STABILISERS[name].from_params(**params).params()))
+    unique = {(name, canonical_params(params)): (name, params) for name, params in chosen}
+    return list(unique.values())
+
+
+def _stabiliser_applies(name: str, config: Any, kind: str) -> bool:
+    from verify.stabilisers import STABILISERS
+    from verify.tasks import trainer_for
+    return trainer_for(config, kind) in STABILISERS[name].applies_to
+
+
+def _source(grid: str, data: Path | None) -> Any:
+    from synth.grids import load_grid
+    specs = load_grid(grid)
+    if data is None:
+        return GridSource(tuple(specs))
+    index_path = data / "index.json"
+    if not index_path.is_file():
+        raise ValueError(f"data: {index_path} not found; write it with "
+                         f"`ftstab synth --grid {grid} --out {data}`")
+    available = {entry["id"] for entry in json.loads(index_path.read_text())}
+    missing = [spec.id for spec in specs if spec.id not in available]
+    if missing:
+        raise ValueError(f"data: {data} lacks {len(missing)} dataset(s) of grid {grid} "
+                         f"(e.g. {missing[0]}); regenerate it with `ftstab synth --grid {grid} --out {data}`")
+    return FolderSource(data, tuple(spec.id for spec in specs))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {args.workers}")
+    if args.seeds < 1:
+        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"out: {args.out} exists and is not a folder")
+    configs = with_max_left_out(
+        select_configs(settings=_split(args.settings),
+                       names=None if args.configs is None else _split(args.configs)),
+        args.max_left_out)
+    stabilisers = parse_stabilisers(args.stabilisers)
+    source = _source(args.grid, args.data)
+    tasks = build_tasks(source.entries(), configs, stabilisers, n_seeds=args.seeds,
+                        applies=_stabiliser_applies)
+    if not tasks:
+        raise ValueError(f"configs: none of the selected configs trains a dataset of grid {args.grid}")
+    results = args.out / RESULTS_FILE
+    if results.exists():
+        with ResultStore(results, readonly=True) as store:
+            check_sweep(store, tasks, args.seeds)
+    client = connect_scheduler(args.scheduler) if args.scheduler else None
+    try:
+        summary = run_sweep(tasks, source, args.out, n_seeds=args.seeds, workers=args.workers,
+                            client=client)
+    finally:
+        if client is not None:
+            client.close()
+    print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
+          f"{summary.failed} failed, in {summary.seconds:.1f} s")
+    print(f"  results:  {summary.results}")
+    try:
+        from verify.verdicts import write_verdicts
+    except ModuleNotFoundError as exc:
+        if exc.name != "verify.verdicts":
+            raise
+    else:
+        write_verdicts(args.out)
+        print(f"  verdicts: {args.out / 'verdicts.md'} and {args.out / 'verdicts.json'}")
+    if summary.failed:
+        print(f"  {summary.failed} task(s) failed: their tracebacks are in the tasks table "
+              f"(status 'failed'); re-run the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
