@@ -5,7 +5,9 @@ Only SQL on the documented schema is used. Two kinds of unit come out of here:
 * a **left-out unit** is one trained configuration ``(dataset_id, config, stabiliser,
   stabiliser_params, seed, iteration)`` with its stability averaged over the left-out rows, E_i
   (``AVG(measure) WHERE left_out IS NOT NULL``), the matching bound averaged the same way, and the
-  run's descriptive columns;
+  run's descriptive columns. Where the store also records ``left_out_weight`` (left-out samples
+  drawn support vectors first, with weights that make the estimate unbiased for the mean over S),
+  E_i is that weighted mean, as in the verdicts;
 * a **full unit** is the row of the model trained on all of S (``left_out IS NULL``) for the same key.
 
 Unless asked otherwise, only the final checkpoint of every task is read (``iteration`` equal to the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,9 +179,19 @@ def _descriptive_sql() -> str:
     return described + ", COALESCE(MIN(r.lr_scale), MIN(r.lr)) AS lr_key"
 
 
+def _left_out_mean(connection: sqlite3.Connection) -> Callable[[str], str]:
+    """SQL for E_i of an expression: weighted by ``left_out_weight`` where the store has it."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    if "left_out_weight" not in columns:
+        return lambda expression: f"AVG({expression})"
+    return lambda expression: (
+        f"(SUM(r.left_out_weight * ({expression})) / "
+        f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END))")
+
+
 def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None = None,
-              constants: Sequence[str] = (), card_fields: Sequence[str] = (), where: str = "1",
-              params: Sequence = (), final_only: bool = True) -> Frame:
+              constants: Sequence[str] = (), where: str = "1", params: Sequence = (),
+              final_only: bool = True) -> Frame:
     """Left-out units: E_i of ``measure`` (and of ``bound``) per trained configuration.
 
     Parameters
@@ -194,8 +206,6 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
         key of the bound's constants JSON).
     constants : sequence of str
         Keys of the bound's constants to average.
-    card_fields : sequence of str
-        Numeric keys of the dataset card to add as ``card_<name>`` columns (e.g. ``"beta"``).
     where : str
         An extra SQL condition on ``runs`` rows (alias ``r``), with ``?`` placeholders.
     params : sequence
@@ -212,27 +222,24 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
     if measure not in LOO_MEASURES + FULL_RUN_COLUMNS:
         raise ValueError(f"measure must be one of {', '.join(LOO_MEASURES + FULL_RUN_COLUMNS)}; "
                          f"got {measure!r}")
-    for name in (*constants, *card_fields):
+    for name in constants:
         if not name.isidentifier():
-            raise ValueError(f"constants and card_fields must be identifiers; got {name!r}")
+            raise ValueError(f"constants must be identifiers; got {name!r}")
     keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
+    mean = _left_out_mean(connection)
     bound_sql, bound_join, bound_params = "", "", []
     if bound is not None:
-        bound_sql = (", AVG(b.value) AS bound, "
+        bound_sql = (f", {mean('b.value')} AS bound, "
                      "MIN(CASE WHEN b.value IS NOT NULL AND b.violated = '[]' "
                      "AND ABS(b.value) < 9e307 THEN 1 ELSE 0 END) AS bound_holds")
-        bound_sql += "".join(
-            f", AVG(json_extract(b.constants, '$.{name}')) AS constant_{name}" for name in constants)
+        for name in constants:
+            extracted = f"json_extract(b.constants, '$.{name}')"
+            bound_sql += f", {mean(extracted)} AS constant_{name}"
         bound_join = "LEFT JOIN bounds AS b ON b.run_id = r.run_id AND b.bound = ?"
         bound_params = [bound]
-    card_sql, card_join = "", ""
-    if card_fields:
-        card_sql = "".join(f", MIN(json_extract(d.card, '$.{name}')) AS card_{name}"
-                           for name in card_fields)
-        card_join = "LEFT JOIN datasets AS d ON d.dataset_id = r.dataset_id"
-    sql = (f"SELECT {keys}, {_descriptive_sql()}, AVG(r.{measure}) AS measured, "
-           f"COUNT(r.{measure}) AS n_left_out, MAX(r.diverged) AS diverged{bound_sql}{card_sql} "
-           f"FROM runs AS r {_final_join(final_only)} {bound_join} {card_join} "
+    sql = (f"SELECT {keys}, {_descriptive_sql()}, {mean(f'r.{measure}')} AS measured, "
+           f"COUNT(r.{measure}) AS n_left_out, MAX(r.diverged) AS diverged{bound_sql} "
+           f"FROM runs AS r {_final_join(final_only)} {bound_join} "
            f"WHERE r.left_out IS NOT NULL AND ({where}) GROUP BY {keys}")
     return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))
 

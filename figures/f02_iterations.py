@@ -64,9 +64,11 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
             bound_label=f"{name} (on {measure})", figure_key=KEY, line_colour=colour(index + 2))
             if series.role == "bound"]
         (error if measure == "direction_error" else stability).extend(drawn)
-    if not others:
-        notes.append("no asymptotic predictor in these results (no head bound other than "
-                      "Theorem H in the bounds table); panel (b) shows the measured e(t) only")
+    if not error:
+        notes.append("panel (b) omitted: the results hold no direction_error for these runs")
+    elif not any(measure == "direction_error" for _, measure in others):
+        notes.append("no asymptotic predictor in these results (no head bound on "
+                      "direction_error); panel (b) shows the measured e(t) only")
     reference = describe_reference(chosen)
     panels = [
         Panel(name="stability", title="(a) leave-one-out stability" + (f", {reference}" if reference else ""),

@@ -2,8 +2,8 @@
 
 Data: runs with stabiliser ``'none'`` at each task's final checkpoint; every knob but the learning
 rate held at its reference value (:func:`figures.data.at_reference`), and only datasets run at two
-or more learning rates (:func:`figures.data.swept`), so every point averages the same datasets. One panel per setting that has
-two or more learning rates, one line per dataset kind. Aggregation: E_i of the setting's measure
+or more learning rates (:func:`figures.data.swept`), so every point averages the same datasets.
+One panel per setting that has two or more learning rates, one line per dataset kind. Aggregation: E_i of the setting's measure
 (head: ``head_direction_stability``, full: ``parameter_stability``) per unit (dataset, config,
 seed); at each η the mean over the units (seeds × datasets) with a 95% percentile-bootstrap CI;
 diverged units are left out of the mean. The setting's bound (Theorem H / Theorem F) is averaged over

@@ -133,8 +133,8 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     ]
     panels = [panel for panel in panels if panel is not None and panel.series]
     if not panels:
-        raise MissingData("no runs with the mmr, mhloss or surt stabilisers, and no task with "
-                          "two or more seeds")
+        raise MissingData("no runs with the mmr, mhloss or surt stabilisers, and no config run "
+                          "with two or more stabilisers over two or more seeds")
     title = ("F9 · Stabilisers against the quantity each targets, and seed instability\n"
              "stability: head direction (head) or parameter (full) · each panel vs plain runs on "
              f"the same datasets · {ERROR_BARS}")

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from scipy import stats
 
-from figures.data import LOO_MEASURES, FULL_RUN_COLUMNS, MissingData, Summary, loo_units
+from figures.data import FULL_RUN_COLUMNS, LOO_MEASURES, MissingData, Summary, loo_units
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, colour
 

@@ -2,7 +2,8 @@
 
 Columns are dataset groups (kind · training config); a column holds only the datasets on which two
 or more stabiliser variants were run with that config, so it compares stabilisers on the same
-datasets and settings. Rows are stabilisers with their parameters. All numbers are at each task's final checkpoint.
+datasets and settings. Rows are stabilisers with their parameters. All numbers are at each task's
+final checkpoint.
 
 * Test accuracy of the models trained on S: per dataset, the mean and the standard deviation
   (ddof = 1) over seeds; the cell is the mean over datasets of each ("mean ± std over seeds").
@@ -69,7 +70,8 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
             rows.append({"group": f"{kind} · {config}", "kind": kind, "setting": setting,
                          "config": config, "stabiliser": label,
                          "n_datasets": len(np.unique(runs["dataset_id"])),
-                         "n_seeds": len(np.unique(runs["seed"])), "accuracy": accuracy, "accuracy_std": accuracy_std,
+                         "n_seeds": len(np.unique(runs["seed"])), "accuracy": accuracy,
+                         "accuracy_std": accuracy_std,
                          "failed_rate": float(failed.mean()), "failed_runs": int(failed.sum()),
                          "n_runs": len(runs), "stability_measure": SETTING_MEASURE[setting],
                          "stability": stability, "stability_std": stability_std})

@@ -1,6 +1,8 @@
 """The results reader and the aggregation helpers that every figure relies on."""
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,3 +107,25 @@ def test_x_positions_bin_continuous_values_in_order(values, log):
 def test_x_positions_drop_non_positive_values_on_a_log_axis():
     positions = x_positions(np.array([0.0, -1.0, 2.0, np.nan]), log=True)
     assert np.isnan(positions[[0, 1, 3]]).all() and positions[2] == 2.0
+
+
+def test_left_out_weights_make_e_i_a_weighted_mean(known_results, tmp_path):
+    weighted = tmp_path / "results.sqlite"
+    weighted.write_bytes((known_results.folder / "results.sqlite").read_bytes())
+    writer = sqlite3.connect(weighted)
+    writer.execute("ALTER TABLE runs ADD COLUMN left_out_weight REAL")
+    writer.execute("UPDATE runs SET left_out_weight = CASE left_out WHEN 0 THEN 0.7 ELSE 0.1 END "
+                   "WHERE left_out IS NOT NULL")
+    writer.commit()
+    writer.close()
+    model = known_results.model
+    connection = open_results(tmp_path)
+    units = loo_units(connection, measure="head_direction_stability", bound="theorem_h",
+                      where="r.dataset_id = 'sep-g0.4-n40' AND r.stabiliser = 'none'")
+    connection.close()
+    weights = np.array([0.7 if i == 0 else 0.1 for i in model.LEFT_OUT])
+    for seed, measured, bound in zip(units["seed"], units["measured"], units["bound"]):
+        values = np.array([model.head_stability(40, 0.4, seed, i, 1000) for i in model.LEFT_OUT])
+        bounds = np.array([model.head_bound(40, 0.4, seed, i, 1000) for i in model.LEFT_OUT])
+        assert measured == pytest.approx(np.average(values, weights=weights), rel=1e-12)
+        assert bound == pytest.approx(np.average(bounds, weights=weights), rel=1e-12)
