@@ -20,7 +20,7 @@ from verify.verdicts_corollaries import corollary_verdicts
 from verify.verdicts_datasets import rank_correlation_verdicts, seed_instability
 from verify.verdicts_db import open_results
 from verify.verdicts_report import render_markdown
-from verify.verdicts_stats import CONFIDENCE, N_RESAMPLES
+from verify.verdicts_stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
 
 RESULTS_FILE = "results.sqlite"
 JSON_FILE = "verdicts.json"
@@ -70,8 +70,13 @@ def compute_verdicts(database: Path) -> dict:
                 "granulated_tau": "Kendall tau-b per group of rows agreeing on every other "
                                   "coordinate (groups with >= 2 distinct values), groups weighted "
                                   "equally",
+                "mean_over_left_out": "weighted by left_out_weight where the results record it, "
+                                      "else the plain mean",
+                "corollary_rows": "diverged runs are left out of the trends",
                 "confidence": CONFIDENCE,
-                "n_resamples": N_RESAMPLES,
+                "n_resamples": {"granulated_tau_over_groups": N_RESAMPLES,
+                                "rank_correlation_over_datasets": N_RANK_RESAMPLES,
+                                "seed_std_over_seeds": N_RESAMPLES},
             },
         }
     finally:

@@ -15,7 +15,7 @@ from scipy.stats import DegenerateDataWarning
 from theory import stability
 from verify.seeding import run_seed
 from verify.verdicts_db import ASSUMPTIONS_HOLD, FINAL_CHECKPOINT_CTE, fetch_dicts, left_out_mean
-from verify.verdicts_stats import rank_correlations, trend_verdict
+from verify.verdicts_stats import CONFIDENCE, N_RESAMPLES, rank_correlations, trend_verdict
 
 UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
 
@@ -59,7 +59,7 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
                if defined.size >= 2 else None)
         # A diverged run has no accuracy; it counts as failed.
         failed = stability.failed_run_rate(np.where(np.isfinite(accuracy), accuracy, -np.inf),
-                                           majority)
+                                           majority, confidence=CONFIDENCE)
         verdicts.append({
             **dict(zip(UNIT, unit)), "setting": seeds[0]["setting"], "n_seeds": len(seeds),
             "accuracy_mean": float(defined.mean()) if defined.size else None,
@@ -75,7 +75,8 @@ def _seed_std(accuracy: np.ndarray, *, random_state: int) -> stability.Estimate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateDataWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        return stability.seed_instability(accuracy, random_state=random_state)
+        return stability.seed_instability(accuracy, confidence=CONFIDENCE,
+                                          n_resamples=N_RESAMPLES, random_state=random_state)
 
 
 def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:

@@ -151,7 +151,12 @@ def _seed_instability(units: list[dict]) -> str:
 
 
 def _method(method: dict) -> str:
-    return _section("Method", "\n".join(f"- {key}: {value}" for key, value in method.items()))
+    def text(value) -> str:
+        if isinstance(value, dict):
+            return ", ".join(f"{key} {item}" for key, item in value.items())
+        return str(value)
+    return _section("Method", "\n".join(f"- {key.replace('_', ' ')}: {text(value)}"
+                                         for key, value in method.items()))
 
 
 def _section(title: str, *blocks: str) -> str:

@@ -11,6 +11,7 @@ from theory.stability import Estimate, bootstrap_ci
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
+N_RANK_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def trend_verdict(interval: Estimate | None, predicted_sign: int) -> str:
 
 def rank_correlations(x: np.ndarray, y: np.ndarray, clusters: Sequence[Hashable], *,
                       random_state: int, confidence: float = CONFIDENCE,
-                      n_resamples: int = 1000) -> dict[str, Estimate] | None:
+                      n_resamples: int = N_RANK_RESAMPLES) -> dict[str, Estimate] | None:
     """Kendall tau-b and Spearman rho of ``x`` and ``y`` with a cluster-bootstrap CI.
 
     The bootstrap resamples whole clusters (datasets) with replacement. A resample that draws a
