@@ -27,10 +27,10 @@ from synth.io import write_npz_atomic
 from synth.validation import check_random_state
 
 # Bump when the pre-training procedure changes, so stale cache entries are not reused.
-PRETRAINING_FORMAT = 2
+PRETRAINING_FORMAT = 3
 OBJECTIVE = "masked_feature_reconstruction"
-# Pre-training draws from the seed sequence (SOURCE_STREAM, seed): never the stream of a task
-# whose random_state equals the pre-training seed.
+# Pre-training draws from the child SOURCE_STREAM of the pre-training seed's SeedSequence: never
+# the stream of a task whose random_state equals the pre-training seed.
 SOURCE_STREAM = 1
 DTYPE = torch.float64
 
@@ -204,6 +204,11 @@ def pretraining_spec(architecture: Mapping, *, n_source: int, latent_dim: int,
     return {**spec, "cache_key": hashlib.sha256(payload.encode()).hexdigest()[:16]}
 
 
+def source_seed_sequence(seed: int) -> np.random.SeedSequence:
+    """The seed sequence of the source distribution, initial weights and masks of pre-training."""
+    return np.random.SeedSequence(seed, spawn_key=(SOURCE_STREAM,))
+
+
 def cache_dir() -> Path:
     """``$FTSTAB_CACHE/pretrained`` or ``~/.cache/ftstab/pretrained``."""
     root = os.environ.get("FTSTAB_CACHE") or Path.home() / ".cache" / "ftstab"
@@ -231,7 +236,7 @@ def pretrained_backbone(spec: Mapping) -> tuple[dict[str, np.ndarray], np.ndarra
     else:
         architecture = {"n_features": spec["n_features"], "hidden": spec["hidden"]}
         source = spec["source"]
-        rng = np.random.default_rng([SOURCE_STREAM, spec["seed"]])
+        rng = np.random.default_rng(source_seed_sequence(spec["seed"]))
         mixing = source_mixing(spec["n_features"], source["latent_dim"], rng)
         inputs = latent_factor_inputs(mixing, source["n_samples"], noise=source["noise"], rng=rng)
         result = pretrain(init_pretraining_params(architecture, rng), inputs,

@@ -65,7 +65,7 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
     mask_rate : float, default=0.25
         Fraction of input entries hidden per pre-training step, in (0, 1).
     pretrain_seed : int, default=0
-        Seed of the source distribution, the initial weights and the masks, in [0, 2**32).
+        Seed of the source distribution, the initial weights and the masks, in [0, 2**64).
     n_test : int, default=256
         Held-out points (also class-balanced), at least 1.
     random_state : int, numpy.random.Generator or None, default=None
@@ -101,7 +101,7 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
     pretrain_lr = check_float(pretrain_lr, "pretrain_lr", low=0.0, low_open=True)
     mask_rate = check_float(mask_rate, "mask_rate", low=0.0, high=1.0, low_open=True,
                             high_open=True)
-    pretrain_seed = check_int(pretrain_seed, "pretrain_seed", low=0, high=2**32 - 1)
+    pretrain_seed = check_int(pretrain_seed, "pretrain_seed", low=0, high=2**64 - 1)
     n_test = check_int(n_test, "n_test", low=1)
     seed, rng = check_random_state(random_state)
     params["random_state"] = seed

@@ -14,6 +14,13 @@ r >= sqrt(2) gamma. For a pair (a, b) (a signed +1, b signed -1) every signed po
 z . (u_a - u_b)/sqrt(2) = r/sqrt(2) >= gamma, and the support points of a and b (r = sqrt(2) gamma)
 cancel their p parts with positive weights within each class, so the KKT certificate above holds
 for every pair at once with direction (u_a - u_b)/sqrt(2) and margin gamma.
+
+The same points also certify the multiclass (Crammer-Singer) hard-margin SVM without bias,
+min ||W||_F^2 subject to (w_{y_i} - w_c) . x_i >= 1 for all c != y_i: it is a binary SVM on the
+lifted points (e_{y_i} - e_c) (x) x_i, and equal multipliers over c at each support point with
+the per-class cancellation above give W proportional to the centred axes u_c - mean_b u_b. So its
+unit-Frobenius direction is (U - mean U) / sqrt(C - 1) with margin sqrt(2) gamma / sqrt(C - 1),
+and its support set is the same.
 """
 from __future__ import annotations
 
@@ -40,7 +47,9 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     certifies the no-bias hard-margin SVM of the whole set; multiclass data certifies the
     pairwise margin: for every pair of classes ``(a, b)``, the no-bias hard-margin SVM on the
     points of ``a`` (+1) and ``b`` (-1) has margin ``margin`` and direction
-    ``(u_star[a] - u_star[b]) / sqrt(2)`` with the support vectors of ``a`` and ``b``.
+    ``(class_axes[a] - class_axes[b]) / sqrt(2)`` with the support vectors of ``a`` and ``b``;
+    the multiclass (Crammer-Singer) no-bias hard-margin SVM is certified too (direction
+    ``u_star``, margin ``multiclass_margin``, same support set).
 
     Non-support points: a Gaussian with variances ``spectrum`` along random orthonormal axes,
     folded onto the positive side of the margin axis, shifted past the margin and scaled by the
@@ -88,7 +97,8 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     Returns
     -------
     Dataset
-        Kind ``"separable"``. Arrays: ``u_star`` (binary: (d,); multiclass: (C, d) class axes),
+        Kind ``"separable"``. Arrays: ``u_star`` (binary: (d,); multiclass: the (C, d)
+        unit-Frobenius Crammer-Singer direction), ``class_axes`` (multiclass only: (C, d)),
         ``support`` (support-vector indices), ``support_dual`` (KKT multipliers lambda_j of the
         hard-margin SVM for ``support``; multiclass: valid for every pair containing the point's
         class), ``flipped``, ``flip_partners`` (partner of each flipped index) and ``y_clean``.
@@ -221,7 +231,10 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
         clean_margins = clean_margins[np.arange(n_samples), y_clean] / scale
         definition = ("pairwise: for every pair of classes (a, b), the no-bias hard-margin SVM on "
                       "the clean points of a (+1) and b (-1) has this margin, direction "
-                      "(u_star[a] - u_star[b]) / sqrt(2) and the support vectors of a and b")
+                      "(class_axes[a] - class_axes[b]) / sqrt(2) and the support vectors of a "
+                      "and b. The multiclass (Crammer-Singer) no-bias hard-margin SVM has "
+                      "margin multiclass_margin, unit-Frobenius direction u_star and the same "
+                      "support vectors")
     else:
         dual = cone_weights / (cone_weights.sum() * margin**2)
         clean_margins = (2.0 * y_clean - 1.0) * (X @ axes[0])
@@ -235,6 +248,8 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
         "margin_requested": margin,
         "margin": float(clean_margins.min()),
         "margin_definition": definition,
+        **({"multiclass_margin": float(clean_margins.min()) * np.sqrt(2.0 / (n_classes - 1))}
+           if multiclass else {}),
         "non_support_margin": float(clean_margins[non_support].min()),
         "radius_requested": radius,
         "radius": float(np.linalg.norm(X, axis=1).max()),
@@ -247,7 +262,8 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
         "test_labels": "clean",
     })
     arrays = {
-        "u_star": axes if multiclass else axes[0],
+        "u_star": (axes - axes.mean(axis=0)) / np.sqrt(n_classes - 1) if multiclass else axes[0],
+        **({"class_axes": axes} if multiclass else {}),
         "support": support,
         "support_dual": dual,
         "flipped": flipped,

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-SEED_BOUND = 2**32
+# Integer seeds in [0, 2**64) are accepted (verify.seeding.run_seed gives 63-bit ones); seeds
+# drawn here for random_state=None or a Generator lie in [0, 2**63).
+SEED_BOUND = 2**64
+DRAWN_SEED_BOUND = 2**63
 
 
 def resolve_seed(random_state: int | np.random.Generator | None) -> int:
@@ -23,18 +26,18 @@ def resolve_seed(random_state: int | np.random.Generator | None) -> int:
     Returns
     -------
     int
-        A seed in ``[0, 2**32)``.
+        A seed in ``[0, 2**64)``.
     """
     if random_state is None:
-        return int(np.random.default_rng().integers(SEED_BOUND))
+        return int(np.random.default_rng().integers(DRAWN_SEED_BOUND))
     if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(SEED_BOUND))
+        return int(random_state.integers(DRAWN_SEED_BOUND))
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if not 0 <= random_state < SEED_BOUND:
-            raise ValueError(f"random_state must be an int in [0, 2**32), None or a "
+            raise ValueError(f"random_state must be an int in [0, 2**64), None or a "
                              f"numpy Generator; got {random_state}")
         return int(random_state)
-    raise ValueError(f"random_state must be an int in [0, 2**32), None or a numpy Generator; "
+    raise ValueError(f"random_state must be an int in [0, 2**64), None or a numpy Generator; "
                      f"got {random_state!r}")
 
 

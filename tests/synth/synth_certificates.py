@@ -35,15 +35,30 @@ def linearly_separable(Z: np.ndarray) -> bool:
 def pairs(dataset):
     """(mask of the pair's points, signed points, certified margin, certified direction)."""
     X, y, card = dataset.X, dataset.arrays["y_clean"], dataset.card
-    u = dataset.arrays["u_star"]
     if card["n_classes"] == 2:
-        yield np.ones(len(y), bool), (2.0 * y - 1.0)[:, None] * X, card["margin"], u
+        yield np.ones(len(y), bool), (2.0 * y - 1.0)[:, None] * X, card["margin"], \
+            dataset.arrays["u_star"]
         return
+    u = dataset.arrays["class_axes"]
     for a in range(card["n_classes"]):
         for b in range(a + 1, card["n_classes"]):
             mask = (y == a) | (y == b)
             Z = np.where(y[mask] == a, 1.0, -1.0)[:, None] * X[mask]
             yield mask, Z, card["margin"], (u[a] - u[b]) / np.sqrt(2)
+
+
+def kesler_points(X: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lifted points (e_{y_i} - e_c) (x) x_i for c != y_i: the multiclass (Crammer-Singer) SVM
+    without bias is the binary one on these. Returns the points (flattened (C, d)) and i."""
+    points, owners = [], []
+    for i, (x, label) in enumerate(zip(X, y)):
+        for c in range(n_classes):
+            if c != label:
+                lifted = np.zeros((n_classes, len(x)))
+                lifted[label], lifted[c] = x, -x
+                points.append(lifted.ravel())
+                owners.append(i)
+    return np.array(points), np.array(owners)
 
 
 def assert_certificate_matches_exact_solver(dataset):
@@ -54,3 +69,10 @@ def assert_certificate_matches_exact_solver(dataset):
         np.testing.assert_allclose(u, direction, atol=RTOL)
         active = np.flatnonzero(mask)[Z @ u <= gamma * (1 + RTOL)]
         np.testing.assert_array_equal(active, np.intersect1d(support, np.flatnonzero(mask)))
+    card = dataset.card
+    if card["n_classes"] > 2:
+        Z, owners = kesler_points(dataset.X, dataset.arrays["y_clean"], card["n_classes"])
+        gamma, u = exact_max_margin(Z)
+        assert gamma == pytest.approx(card["multiclass_margin"], rel=RTOL)
+        np.testing.assert_allclose(u, dataset.arrays["u_star"].ravel(), atol=RTOL)
+        np.testing.assert_array_equal(np.unique(owners[Z @ u <= gamma * (1 + RTOL)]), support)

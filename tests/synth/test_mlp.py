@@ -52,7 +52,7 @@ def test_pretraining_really_reduced_the_reconstruction_loss(task):
     pretraining = task.card["pretraining"]
     assert pretraining["final_loss"] < 0.5 * pretraining["initial_loss"]
     architecture = {"n_features": 5, "hidden": [6, 6]}
-    rng = np.random.default_rng([mlp.SOURCE_STREAM, pretraining["seed"]])
+    rng = np.random.default_rng(mlp.source_seed_sequence(pretraining["seed"]))
     mixing = mlp.source_mixing(5, pretraining["source"]["latent_dim"], rng)
     initial = mlp.init_pretraining_params(architecture, rng)
     inputs = torch.as_tensor(mlp.latent_factor_inputs(

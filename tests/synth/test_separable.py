@@ -20,7 +20,7 @@ def separable_params(draw, *, noisy=False):
         margin=draw(st.floats(0.02, 0.95)) * ceiling,
         spectrum=draw(st.one_of(st.none(), st.floats(1.0, 100.0))),
         label_noise=draw(st.floats(0.02, 0.3)) if noisy else 0.0,
-        random_state=draw(st.integers(0, 2**32 - 1)),
+        random_state=draw(st.integers(0, 2**63 - 1)),
     )
     if draw(st.booleans()):
         params["n_support"] = draw(st.integers(n_classes, params["n_samples"] // 2))
@@ -122,7 +122,7 @@ def test_support_dual_is_the_kkt_multiplier():
 def test_multiclass_support_dual_holds_for_every_pair():
     dataset = make_separable(45, 7, margin=0.2, n_classes=3, n_support=6, random_state=4)
     support, dual, y = dataset.arrays["support"], dataset.arrays["support_dual"], dataset.y
-    u = dataset.arrays["u_star"]
+    u = dataset.arrays["class_axes"]
     for a, b in ((0, 1), (0, 2), (1, 2)):
         mask = np.isin(y[support], [a, b])
         signs = np.where(y[support][mask] == a, 1.0, -1.0)
@@ -187,6 +187,7 @@ def test_anisotropic_spectrum_shapes_the_non_support_cloud():
     ({"spectrum": [1.0, 2.0]}, "spectrum"),
     ({"n_test": 0}, "n_test"),
     ({"random_state": -1}, "random_state"),
+    ({"random_state": 2**64}, "random_state"),
     ({"random_state": "seed"}, "random_state"),
 ])
 def test_invalid_parameter_raises_naming_it(overrides, name):
