@@ -4,7 +4,9 @@ Theorem F's first term is ρ_i / ((n−1) μ'): a larger smallest Hessian eigenv
 weight decay add: μ_eff = μ + λ) and a smaller gradient norm ρ at the optimum (what noise-stability
 / Lipschitz regularisers aim for) both stabilise. Panel (a): x = μ, lines for plain runs and for
 each curvature stabiliser (:data:`CURVATURE_STABILISERS`). Panel (b): x = ρ = E_i ρ_i, lines for
-plain runs and each Lipschitz stabiliser (:data:`LIPSCHITZ_STABILISERS`). μ and ρ are the constants
+plain runs and each Lipschitz stabiliser (:data:`LIPSCHITZ_STABILISERS`). Where a panel's
+stabilisers were run, it shows only their datasets (plain runs included), so the lines compare the
+same datasets; otherwise it shows the plain runs of every dataset. μ and ρ are the constants
 Theorem F estimated for the run (keys ``mu`` and ``rho`` of the bounds table's ``constants``).
 
 Data: full fine-tuning runs at each task's final checkpoint and the reference training setting
@@ -38,8 +40,12 @@ LIPSCHITZ_STABILISERS = ("lnsr",)
 
 def _panel(units: Frame, *, name: str, constant: str, stabilisers: tuple[str, ...], title: str,
            xlabel: str) -> Panel | None:
-    keep = np.isin(units["stabiliser"].astype(str), ("none", *stabilisers))
-    units = units.filter(keep & np.isfinite(units[f"constant_{constant}"]))
+    names = units["stabiliser"].astype(str)
+    keep = np.isin(names, ("none", *stabilisers)) & np.isfinite(units[f"constant_{constant}"])
+    stabilised = np.isin(names, stabilisers) & keep
+    if stabilised.any():
+        keep &= np.isin(units["dataset_id"], np.unique(units["dataset_id"][stabilised]))
+    units = units.filter(keep)
     if np.unique(units[f"constant_{constant}"]).size < 2:
         return None
     series = lines(units, by="stabiliser", line_label=lambda stabiliser: f"measured, {stabiliser}",

@@ -139,6 +139,11 @@ def test_f7_places_l2sp_at_its_larger_curvature(drawn, known_results):
                                model.SEEDS, model.LEFT_OUT)
         nearest = min(l2sp, key=lambda x: abs(x - mu))
         assert float(l2sp[nearest]["mean"]) == pytest.approx(expected, rel=1e-12)
+    plain = points(drawn, "f07_curvature_lipschitz", panel="curvature", series="measured, none")
+    expected, _ = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 100),
+                           model.SEEDS, model.LEFT_OUT)
+    assert list(plain) == [0.5] and int(plain[0.5]["n_units"]) == len(model.SEEDS)  # its dataset only
+    assert float(plain[0.5]["mean"]) == pytest.approx(expected, rel=1e-12)
     rho = points(drawn, "f07_curvature_lipschitz", panel="lipschitz", series="measured, none")
     expected_rho = [np.mean([model.full_constants(d, i)["rho"] for i in model.LEFT_OUT])
                     for d in model.DISTANCES]
