@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify.seeding import run_seed
-from verify.verdicts_db import (ASSUMPTIONS_HOLD, COORDINATES, STABILITY_KEYS, fetch_dicts,
-                               left_out_mean)
+from verify.verdicts_db import (ASSUMPTIONS_HOLD, COORDINATES, QUANTITY_COLUMNS, STABILITY_KEYS,
+                               fetch_dicts, left_out_mean)
 from verify.verdicts_stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
@@ -49,6 +49,9 @@ class Corollary:
         -1: the measure decreases as the quantity grows (it stabilises); 1: it increases.
     statement : str
         The claim, in words.
+    strength_of : str or None, default=None
+        A stabiliser whose ``strength`` parameter is the quantity: only its runs and plain runs take
+        part, plain runs as strength 0 for every setting of the stabiliser's other parameters.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Corollary:
     measure: str
     predicted_sign: int
     statement: str
+    strength_of: str | None = None
 
 
 def _column(name: str) -> Callable[[dict], float | None]:
@@ -75,14 +79,21 @@ def _lr_times_iteration(row: dict) -> float | None:
     return None if row["lr"] is None else row["lr"] * row["iteration"]
 
 
-def _l2sp_strength(row: dict) -> float | None:
-    """L2-SP strength lambda: 0 for plain runs, the ``strength`` parameter of L2-SP runs; other
-    stabilisers (and L2-SP runs without that parameter) take no part."""
-    if row["stabiliser"] == "none":
-        return 0.0
-    if row["stabiliser"] == "l2sp":
-        return json.loads(row["stabiliser_params"]).get("strength")
-    return None
+def _with_strength(rows: list[dict], stabiliser: str) -> list[dict]:
+    """The runs of ``stabiliser`` with their ``strength``, and plain runs as strength 0, once for
+    each setting of the stabiliser's other parameters (which become ``stabiliser_params``)."""
+    stabilised, plain = [], []
+    for row in rows:
+        if row["stabiliser"] == stabiliser:
+            params = json.loads(row["stabiliser_params"])
+            strength = params.pop("strength", None)
+            stabilised.append({**row, "strength": strength,
+                               "stabiliser_params": json.dumps(params, sort_keys=True)})
+        elif row["stabiliser"] == "none":
+            plain.append(row)
+    others = sorted({row["stabiliser_params"] for row in stabilised})
+    return stabilised + [{**row, "stabiliser": stabiliser, "strength": 0.0,
+                          "stabiliser_params": params} for params in others for row in plain]
 
 
 COROLLARIES: tuple[Corollary, ...] = (
@@ -95,22 +106,31 @@ COROLLARIES: tuple[Corollary, ...] = (
     Corollary("head_iteration", "head", "iteration", ("iteration",), _column("iteration"),
               "head_direction_stability", DECREASE,
               "Theorem H: more iterations stabilise the head (the margin gap e(t) shrinks)"),
-    Corollary("head_lr", "head", "lr (units of 1/beta)", ("lr", "lr_scale"), _column("lr_scale"),
+    Corollary("head_lr", "head", "lr (units of 1/beta)", ("lr_scale",), _column("lr_scale"),
               "head_direction_stability", DECREASE,
               "Theorem H: at a fixed t the margin-gap rates depend on eta*t, so a larger stable step "
               "stabilises the head"),
     Corollary("full_n_samples", "full", "n_samples", ("n_samples",), _column("n_samples"),
               "parameter_stability", DECREASE,
               "Theorem F: more samples stabilise full fine-tuning (rho_i / ((n-1) mu'))"),
-    Corollary("full_lr_iteration", "full", "lr*iteration", ("lr", "lr_scale", "iteration", "n_steps"),
+    Corollary("full_lr_iteration", "full", "lr*iteration", ("lr_scale", "iteration", "n_steps"),
               _lr_times_iteration, "parameter_stability", DECREASE,
               "Theorem F: a larger eta*T within eta <= 1/beta stabilises (q^T + q'^T) D"),
     Corollary("full_distance", "full", "distance", ("distance",), _column("distance"),
               "parameter_stability", INCREASE,
               "Theorem F: a smaller distance D from the pre-trained weights stabilises (SURT)"),
-    Corollary("full_l2sp", "full", "l2sp strength", ("stabiliser", "stabiliser_params"),
-              _l2sp_strength, "parameter_stability", DECREASE,
-              "Theorem F: L2-SP raises mu, which stabilises full fine-tuning"),
+    Corollary("full_l2sp", "full", "l2sp strength", (), _column("strength"),
+              "parameter_stability", DECREASE,
+              "Theorem F: L2-SP toward w0 raises mu, which stabilises full fine-tuning",
+              strength_of="l2sp"),
+    Corollary("full_weight_decay", "full", "weight decay strength", (), _column("strength"),
+              "parameter_stability", DECREASE,
+              "Theorem F: weight decay raises mu, which stabilises full fine-tuning",
+              strength_of="weight_decay"),
+    Corollary("full_lnsr", "full", "noise-stability strength", (), _column("strength"),
+              "parameter_stability", DECREASE,
+              "Theorem F: a noise-stability (Lipschitz) regulariser shrinks rho, which stabilises "
+              "full fine-tuning", strength_of="lnsr"),
 )
 
 
@@ -156,7 +176,7 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
 def _fetch(conn: sqlite3.Connection, setting: str,
            measure: str) -> tuple[list[dict], dict[str, list[dict]]]:
     """E_i of the measured column, and of each bound's value, per run and checkpoint."""
-    coordinates = ", ".join(f"r.{column}" for column in COORDINATES)
+    coordinates = ", ".join(f"r.{column}" for column in COORDINATES + QUANTITY_COLUMNS)
     keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
     measured_rows = _comparable(fetch_dicts(
         conn, f"SELECT {coordinates}, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
@@ -176,6 +196,8 @@ def _fetch(conn: sqlite3.Connection, setting: str,
 def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
     coordinates_of = operator.itemgetter(*(column for column in COORDINATES
                                            if column not in corollary.varies))
+    if corollary.strength_of is not None:
+        rows = _with_strength(rows, corollary.strength_of)
     quantity, measure, keys = [], [], []
     for row in rows:
         value = corollary.quantity(row)

@@ -15,6 +15,9 @@ COORDINATES = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius
                "distance", "setting", "loss", "init", "lr_scale", "n_steps", "batch_size",
                "n_heads", "stabiliser", "stabiliser_params", "seed", "iteration")
 
+# Selected with the coordinates for the varied quantities, never grouped on.
+QUANTITY_COLUMNS = ("lr",)
+
 # A run's identity in reports (where to look when a bound is violated).
 RUN_IDENTITY = ("run_id", "dataset_id", "config", "stabiliser", "stabiliser_params", "seed",
                 "left_out", "iteration")

@@ -240,6 +240,34 @@ def test_corollary_without_a_varied_quantity_has_no_data(tmp_path):
     assert verdicts["summary"]["corollaries_measured"]["no data"] == len(COROLLARIES)
 
 
+def test_strength_corollary_uses_plain_runs_as_strength_zero_for_each_other_setting(tmp_path):
+    runs = [dict(dataset_id="q0", kind="quadratic", setting="full", config="full_gd",
+                 stabiliser="none", parameter_stability=1.0)]
+    for include_head in (False, True):
+        for strength in (0.1, 1.0):
+            params = json.dumps({"include_head": include_head, "strength": strength})
+            runs.append(dict(dataset_id="q0", kind="quadratic", setting="full", config="full_gd",
+                             stabiliser="l2sp", stabiliser_params=params,
+                             parameter_stability=1 / (1 + 10 * strength) / (1 + include_head)))
+    runs.append(dict(dataset_id="q0", kind="quadratic", setting="full", config="full_gd",
+                     stabiliser="mixout", stabiliser_params='{"p": 0.1}', parameter_stability=99.0))
+    verdict = next(c for c in judge(tmp_path, runs)["corollaries"] if c["name"] == "full_l2sp")
+    # the plain run is the strength-0 point of both include_head groups; mixout takes no part
+    assert verdict["measured"] == {"tau": -1.0, "low": -1.0, "high": -1.0, "n_groups": 2,
+                                   "n_rows": 6, "verdict": "pass"}
+
+
+def test_lr_times_iteration_uses_the_absolute_step_of_each_run(tmp_path):
+    runs = [dict(dataset_id="q0", kind="quadratic", setting="full", config=f"full_lr{scale}",
+                 lr_scale=scale, lr=scale / 2, iteration=iteration, n_steps=100,
+                 parameter_stability=np.exp(-scale / 2 * iteration))
+            for scale in (0.1, 0.3, 1.0) for iteration in (1, 10, 100)]
+    verdict = next(c for c in judge(tmp_path, runs)["corollaries"]
+                   if c["name"] == "full_lr_iteration")
+    assert verdict["measured"]["tau"] == -1.0 and verdict["measured"]["n_rows"] == 9
+    assert verdict["measured"]["verdict"] == "pass"
+
+
 def test_diverged_runs_are_left_out_of_trends(tmp_path):
     runs, _ = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
     for run in runs:  # diverged runs at the largest margin would reverse the trend
@@ -365,6 +393,15 @@ def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
     assert "1 failed" in report and "1 bound violation(s)" in report
     assert "✘ theorem_h_bad" in report and "✔ theorem_h" in report
     assert "| head_margin | margin/radius → head_direction_stability | decrease | measured |" in report
+
+
+def test_a_sweep_where_every_task_failed_still_gets_a_report(tmp_path):
+    make_results(tmp_path, [], failed_tasks=[dict(task_key="t1", error="MemoryError")])
+    verdicts = write_verdicts(tmp_path)
+    assert verdicts["summary"]["tasks_failed"] == 1 and verdicts["summary"]["run_rows"] == 0
+    assert verdicts["bounds"] == {} and verdicts["rank_correlations"] == {}
+    report = (tmp_path / "verdicts.md").read_text()
+    assert "No bound was evaluated." in report and "MemoryError" in report
 
 
 def test_an_error_while_rendering_leaves_the_old_files(tmp_path, monkeypatch):
