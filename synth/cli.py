@@ -62,7 +62,8 @@ def write(specs, out: Path) -> None:
             save_dataset(dataset, staging)
             index.append({"id": dataset.id, "kind": dataset.card["kind"],
                           "generator": spec.generator, "params": dataset.card["params"]})
-        for path in sorted(staging.iterdir()):
+        # Arrays first, cards last: a dataset exists once its card does (see synth.io).
+        for path in sorted(staging.iterdir(), key=lambda p: (p.suffix == ".json", p.name)):
             os.replace(path, out / path.name)
         write_json_atomic(out / "index.json", index)
     finally:
