@@ -8,10 +8,11 @@ from verify.stabilisers.mixout import Mixout
 from verify.stabilisers.mmr import MMR
 from verify.stabilisers.reinit_top import ReinitTop
 from verify.stabilisers.small_lr_long import SmallLRLong
+from verify.stabilisers.surt import SURT
 from verify.stabilisers.weight_decay import WeightDecay
 
 STABILISERS: dict[str, type[Stabiliser]] = {
-    cls.name: cls for cls in (MMR, MHLoss, L2SP, WeightDecay, Mixout, ReinitTop,
+    cls.name: cls for cls in (MMR, MHLoss, SURT, L2SP, WeightDecay, Mixout, ReinitTop,
                               LayerwiseLRDecay, LNSR, SmallLRLong)
 }
 

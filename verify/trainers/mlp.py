@@ -387,3 +387,94 @@ def _step_inputs(problem, stabilisers, streams, seed_index, batch_size, full_wei
     noises = tuple({key: torch.stack([draw[1][k][key] for draw in draws])[seed_index]
                     for key in draws[0][1][k]} for k in range(len(stabilisers)))
     return x_batch, y_batch, weights, noises
+
+
+# ------------------------------------------------------------------ views for measures, theory ---
+
+def parameter_names(model: nn.Module) -> list[str]:
+    """Parameter names in the flat layout's order (the model's own order: bottom to top, head last)."""
+    return [name for name, _ in model.named_parameters()]
+
+
+def flat_weights(weights: Mapping[str, np.ndarray], model: nn.Module, *, lead: int = 2) -> np.ndarray:
+    """Concatenate parameters into one vector per model: ``(K, M, ...)`` arrays -> ``(K, M, P)``.
+
+    ``lead`` is the number of leading axes kept (2 for a Trace's weights, 1 for one checkpoint).
+    """
+    return np.concatenate([np.asarray(weights[name]).reshape(*np.shape(weights[name])[:lead], -1)
+                           for name in parameter_names(model)], axis=-1)
+
+
+def unflatten(w_flat: torch.Tensor, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`flat_weights` for one model's flat torch vector."""
+    params, offset = {}, 0
+    for name, value in model.named_parameters():
+        params[name] = w_flat[offset:offset + value.numel()].reshape(value.shape)
+        offset += value.numel()
+    return params
+
+
+def predict_logits(model: nn.Module, weights: Mapping[str, np.ndarray], X, *,
+                   dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """Logits ``(M, n, C)`` of M models at one checkpoint (``weights[name]`` of shape (M, ...)),
+    the mean logit over heads when the head weights carry a heads axis."""
+    _, groups = parameter_layout(model)
+    network = NetworkFunctions(model, groups)
+    shapes = dict(model.named_parameters())
+    params = {}
+    for name, value in weights.items():
+        tensor = _as_tensor(value, dtype)
+        single_head = groups[name] == "head" and tensor.dim() == shapes[name].dim() + 1
+        params[name] = tensor.unsqueeze(1) if single_head else tensor
+    inputs = _as_tensor(X, dtype)
+    with torch.no_grad():
+        logits = vmap(lambda p: network.head_logits(p, network.encode(p, inputs)))(params)
+    return logits.mean(1).numpy()
+
+
+def make_objective(model: nn.Module, X, y, *, loss: str = "softmax",
+                   w0: Mapping[str, np.ndarray] | None = None, l2sp: float = 0.0,
+                   l2sp_groups: Sequence[str] = ("encoder",), weight_decay: float = 0.0,
+                   weight_decay_groups: Sequence[str] = GROUPS,
+                   dtype: torch.dtype = torch.float64) -> Callable[[torch.Tensor, torch.Tensor],
+                                                                   torch.Tensor]:
+    """The training objective of one single-head model as a function of its flat weights.
+
+    Returns ``objective(w_flat, sample_weights) -> scalar``:
+    ``sum_j s_j l_j(w) / sum_j s_j + ½ l2sp ‖w_A − w0_A‖² + ½ weight_decay ‖w_B‖²`` with A, B the
+    selected groups, the flat layout of :func:`flat_weights` and the losses of :func:`train_mlp`.
+    This is ``RunContext.objective`` for Hessian-vector products (theory estimators); for plain GD,
+    decoupled weight decay is exactly its ½ λ ‖w‖² term. A stabiliser's ``objective_kwargs()``
+    gives the penalty arguments.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    for label, value in (("l2sp", l2sp), ("weight_decay", weight_decay)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{label} must be a number in [0, inf), got {value!r}")
+    if l2sp > 0 and w0 is None:
+        raise ValueError("w0: needed when l2sp > 0")
+    _, groups = parameter_layout(model)
+    network = NetworkFunctions(model, groups)
+    inputs, labels = _as_tensor(X, dtype), torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    shapes = dict(model.named_parameters())
+    reference = {name: (_as_tensor(w0[name], dtype) if w0 is not None and name in w0
+                        else torch.zeros(shapes[name].shape, dtype=dtype)) for name in groups}
+    anchored = [name for name in groups if groups[name] in tuple(l2sp_groups)]
+    decayed = [name for name in groups if groups[name] in tuple(weight_decay_groups)]
+
+    def objective(w_flat: torch.Tensor, sample_weights: torch.Tensor) -> torch.Tensor:
+        params = unflatten(w_flat, model)
+        heads = {name: value.unsqueeze(0) if groups[name] == "head" else value
+                 for name, value in params.items()}
+        losses = sample_losses(network.head_logits(heads, network.encode(heads, inputs)), labels,
+                               loss)[0]
+        value = (sample_weights * losses).sum() / sample_weights.sum()
+        if l2sp:
+            value = value + 0.5 * l2sp * sum(((params[name] - reference[name]) ** 2).sum()
+                                             for name in anchored)
+        if weight_decay:
+            value = value + 0.5 * weight_decay * sum((params[name] ** 2).sum() for name in decayed)
+        return value
+
+    return objective
