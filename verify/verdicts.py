@@ -66,7 +66,7 @@ def compute_verdicts(database: Path) -> dict:
                 "violation": f"measured > value * (1 + {VIOLATION_RTOL:g}) + {VIOLATION_ATOL:g} "
                              "on runs whose assumptions hold",
                 "tightness": "measured / value over runs whose assumptions hold and whose value "
-                             "is finite and positive",
+                             f"is finite and above {VIOLATION_ATOL:g}",
                 "granulated_tau": "Kendall tau-b per group of rows agreeing on every other "
                                   "coordinate (groups with >= 2 distinct values), groups weighted "
                                   "equally",
@@ -115,7 +115,8 @@ def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) ->
 
     tasks = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall())
     measured = Counter(c["measured"]["verdict"] for c in corollaries)
-    of_bounds = Counter(t["verdict"] for c in corollaries for t in c["bounds"].values())
+    of_bounds = Counter(t["verdict"] for c in corollaries for t in c["bounds"].values()
+                        if t["claimed"])
     return {
         "datasets": count("SELECT COUNT(DISTINCT dataset_id) FROM runs"),
         "tasks_done": tasks.get("done", 0),

@@ -36,7 +36,8 @@ def bound_verdicts(conn: sqlite3.Connection) -> dict:
         (violated assumption name -> runs), ``violations`` (runs whose assumptions hold and whose
         measurement exceeds the bound), ``worst_violations`` (up to 10, with their run
         coordinates), ``vacuous`` (infinite value), ``undefined`` (NaN measured or value) and
-        ``tightness`` (measured/value over assumption-holding runs with a finite positive value:
+        ``tightness`` (measured/value over assumption-holding runs with a finite value above the
+        round-off tolerance 1e-12:
         ``n``, ``median``, ``p90``, ``worst`` = max). ``tightest`` names, per setting and measure,
         the bound without violations whose median ratio is closest to 1.
     """
@@ -76,7 +77,8 @@ def _judge(conn: sqlite3.Connection, bound: str, summary: dict) -> dict:
     # SQLite stores NaN as NULL, which arrives here as NaN again.
     measured, value = pairs[:, 0], pairs[:, 1]
     defined = np.isfinite(measured) & ~np.isnan(value)
-    usable = defined & np.isfinite(value) & (value > 0)
+    # Below the absolute tolerance both numbers are round-off and their ratio says nothing.
+    usable = defined & np.isfinite(value) & (value > VIOLATION_ATOL)
     ratios = measured[usable] / value[usable]
     return {
         "settings": sorted(summary["settings"]),

@@ -25,6 +25,8 @@ from verify.verdicts_db import (ASSUMPTIONS_HOLD, COORDINATES, QUANTITY_COLUMNS,
 from verify.verdicts_stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
+HEAD_BOUNDS = ("theorem_h", "theorem_h_apriori")
+FULL_BOUNDS = ("theorem_f",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class Corollary:
         -1: the measure decreases as the quantity grows (it stabilises); 1: it increases.
     statement : str
         The claim, in words.
+    claimed_by : tuple of str
+        The bounds (``theory.bounds.BOUNDS`` names) whose statement implies the trend; the trends
+        of other bounds of the same measure are reported as references.
     strength_of : str or None, default=None
         A stabiliser whose ``strength`` parameter is the quantity: only its runs and plain runs take
         part, plain runs as strength 0 for every setting of the stabiliser's other parameters.
@@ -62,6 +67,7 @@ class Corollary:
     measure: str
     predicted_sign: int
     statement: str
+    claimed_by: tuple[str, ...]
     strength_of: str | None = None
 
 
@@ -99,38 +105,38 @@ def _with_strength(rows: list[dict], stabiliser: str) -> list[dict]:
 COROLLARIES: tuple[Corollary, ...] = (
     Corollary("head_margin", "head", "margin/radius", ("margin", "radius"), _margin_over_radius,
               "head_direction_stability", DECREASE,
-              "Theorem H: a larger normalised margin gamma/R stabilises the head direction"),
+              "Theorem H: a larger normalised margin gamma/R stabilises the head direction", HEAD_BOUNDS),
     Corollary("head_n_samples", "head", "n_samples", ("n_samples",), _column("n_samples"),
               "head_direction_stability", DECREASE,
-              "Theorem H: more samples stabilise the head (the support-vector term is 2 k_SV / n)"),
+              "Theorem H: more samples stabilise the head (the support-vector term is 2 k_SV / n)", HEAD_BOUNDS),
     Corollary("head_iteration", "head", "iteration", ("iteration",), _column("iteration"),
               "head_direction_stability", DECREASE,
-              "Theorem H: more iterations stabilise the head (the margin gap e(t) shrinks)"),
+              "Theorem H: more iterations stabilise the head (the margin gap e(t) shrinks)", HEAD_BOUNDS),
     Corollary("head_lr", "head", "lr (units of 1/beta)", ("lr_scale",), _column("lr_scale"),
               "head_direction_stability", DECREASE,
               "Theorem H: at a fixed t the margin-gap rates depend on eta*t, so a larger stable step "
-              "stabilises the head"),
+              "stabilises the head", HEAD_BOUNDS),
     Corollary("full_n_samples", "full", "n_samples", ("n_samples",), _column("n_samples"),
               "parameter_stability", DECREASE,
-              "Theorem F: more samples stabilise full fine-tuning (rho_i / ((n-1) mu'))"),
+              "Theorem F: more samples stabilise full fine-tuning (rho_i / ((n-1) mu'))", FULL_BOUNDS),
     Corollary("full_lr_iteration", "full", "lr*iteration", ("lr_scale", "iteration", "n_steps"),
               _lr_times_iteration, "parameter_stability", DECREASE,
-              "Theorem F: a larger eta*T within eta <= 1/beta stabilises (q^T + q'^T) D"),
+              "Theorem F: a larger eta*T within eta <= 1/beta stabilises (q^T + q'^T) D", FULL_BOUNDS),
     Corollary("full_distance", "full", "distance", ("distance",), _column("distance"),
               "parameter_stability", INCREASE,
-              "Theorem F: a smaller distance D from the pre-trained weights stabilises (SURT)"),
+              "Theorem F: a smaller distance D from the pre-trained weights stabilises (SURT)", FULL_BOUNDS),
     Corollary("full_l2sp", "full", "l2sp strength", (), _column("strength"),
               "parameter_stability", DECREASE,
               "Theorem F: L2-SP toward w0 raises mu, which stabilises full fine-tuning",
-              strength_of="l2sp"),
+              FULL_BOUNDS, strength_of="l2sp"),
     Corollary("full_weight_decay", "full", "weight decay strength", (), _column("strength"),
               "parameter_stability", DECREASE,
               "Theorem F: weight decay raises mu, which stabilises full fine-tuning",
-              strength_of="weight_decay"),
+              FULL_BOUNDS, strength_of="weight_decay"),
     Corollary("full_lnsr", "full", "noise-stability strength", (), _column("strength"),
               "parameter_stability", DECREASE,
               "Theorem F: a noise-stability (Lipschitz) regulariser shrinks rho, which stabilises "
-              "full fine-tuning", strength_of="lnsr"),
+              "full fine-tuning", FULL_BOUNDS, strength_of="lnsr"),
 )
 
 
@@ -150,7 +156,8 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
     list of dict
         One entry per corollary: its definition (``name``, ``setting``, ``varied``, ``measure``,
         ``predicted`` = "decrease" | "increase", ``statement``), ``measured`` (the trend of the
-        measured instability) and ``bounds`` (bound name -> the trend of its value). A trend holds
+        measured instability) and ``bounds`` (bound name -> the trend of its value, with
+        ``claimed``: whether the corollary is a statement about that bound). A trend holds
         ``tau``, ``low``, ``high`` (95% bootstrap CI over groups), ``n_groups``, ``n_rows`` and
         ``verdict`` ("pass" | "fail" | "inconclusive" | "no data").
     """
@@ -167,7 +174,8 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
             "predicted": "decrease" if corollary.predicted_sign == DECREASE else "increase",
             "statement": corollary.statement,
             "measured": _trend(corollary, measured_rows, series="measured"),
-            "bounds": {bound: _trend(corollary, rows, series=bound)
+            "bounds": {bound: {**_trend(corollary, rows, series=bound),
+                               "claimed": bound in corollary.claimed_by}
                        for bound, rows in sorted(by_bound.items())},
         })
     return verdicts

@@ -42,7 +42,7 @@ def _summary(summary: dict) -> str:
             f"{summary['tasks_failed']} failed, {summary['trained_models']} trained models "
             f"({summary['run_rows']} checkpoint rows, {summary['bound_rows']} bound evaluations). "
             f"{MARKS['pass'] if violations == 0 else MARKS['fail']} {verdict}. Corollaries, "
-            f"measured trend: {tally(summary['corollaries_measured'])}; the bounds' own trends (corollary × bound): "
+            f"measured trend: {tally(summary['corollaries_measured'])}; the trends of the bounds they are about: "
             f"{tally(summary['corollaries_bounds'])}.")
 
 
@@ -90,7 +90,9 @@ def _tightest(tightest: list[dict]) -> str:
 def _corollaries(corollaries: list[dict]) -> str:
     rows, claims = [], []
     for c in corollaries:
-        series = {"measured": c["measured"], **{f"bound {b}": t for b, t in c["bounds"].items()}}
+        series = {"measured": c["measured"],
+                  **{f"{'bound' if t['claimed'] else 'reference bound'} {b}": t
+                     for b, t in c["bounds"].items()}}
         for label, trend in series.items():
             rows.append([c["name"], f"{c['varied']} → {c['measure']}", c["predicted"], label,
                          _tau(trend["tau"]), _ci(trend["low"], trend["high"]), trend["n_groups"],

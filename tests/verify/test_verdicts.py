@@ -219,6 +219,7 @@ def test_monotone_decreasing_trend_passes_decrease_and_fails_increase(tmp_path):
     assert decrease["measured"] == {"tau": -1.0, "low": -1.0, "high": -1.0, "n_groups": 4,
                                     "n_rows": 16, "verdict": "pass"}
     assert decrease["bounds"]["theorem_h"]["verdict"] == "pass"
+    assert decrease["bounds"]["theorem_h"]["claimed"]
     assert increase["measured"]["verdict"] == "fail"
     assert increase["bounds"]["theorem_h"]["verdict"] == "fail"
 
@@ -393,6 +394,8 @@ def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
     assert "1 failed" in report and "1 bound violation(s)" in report
     assert "✘ theorem_h_bad" in report and "✔ theorem_h" in report
     assert "| head_margin | margin/radius → head_direction_stability | decrease | measured |" in report
+    assert "| reference bound theorem_h_bad |" in report and "| bound theorem_h |" in report
+    assert summary["corollaries_bounds"]["pass"] == 1  # theorem_h's margin trend only
 
 
 def test_a_sweep_where_every_task_failed_still_gets_a_report(tmp_path):
