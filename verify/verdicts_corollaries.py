@@ -2,12 +2,13 @@
 
 A corollary says that one quantity moves an instability measure in one direction, everything else
 fixed. Its evidence is a granulated Kendall tau (``verify.verdicts_stats``): left-out runs are first
-averaged over i (E_i) per dataset, config, stabiliser, seed and checkpoint, then grouped by every
-coordinate of ``verify.verdicts_db.COORDINATES`` except those that make up the varied quantity.
-The corollary is a statement about the bound, so the trend is computed for each bound of the same
-setting and measure (its value averaged over the left-out runs whose assumptions hold) and, to say
-whether the measurement follows it, for the measured instability. Runs that diverged are left out:
-the trends are claimed only where training is stable (eta < 2/beta).
+averaged over i (E_i, ``verify.verdicts_db.left_out_mean``) per dataset, config, stabiliser, seed and
+checkpoint, then grouped by every coordinate of ``verify.verdicts_db.COORDINATES`` except those that
+make up the varied quantity. The corollary is a statement about the bounds it names
+(``claimed_by``), so the trend is computed for every bound of the same setting and measure (its value
+averaged over the left-out runs whose assumptions hold; bounds it does not name are references)
+and, to say whether the measurement follows it, for the measured instability. Runs that diverged
+are left out: the trends are claimed only where training is stable (eta < 2/beta).
 """
 from __future__ import annotations
 
