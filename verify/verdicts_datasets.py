@@ -84,9 +84,10 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
 
     The bound's value is its mean (E_i, see ``verify.verdicts_db.left_out_mean``) over the left-out
     runs (all seeds) whose assumptions hold at the final checkpoint; it is compared with (a) the
-    measured leave-one-out instability (E_i of the bound's measure over the unit's left-out runs) and (b) the seed std of test accuracy
-    (``seed_verdicts``). Kendall tau-b and Spearman rho come with a bootstrap CI over datasets; the
-    verdict is "pass" when the CI of tau lies above 0 (the bound predicts), "fail" below 0.
+    measured leave-one-out instability (E_i of the bound's measure over the unit's left-out runs)
+    and (b) the seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come
+    with a bootstrap CI over datasets; the verdict is "pass" when the CI of tau lies above 0 (the
+    bound predicts), "fail" below 0.
 
     Returns
     -------

@@ -42,8 +42,8 @@ def _summary(summary: dict) -> str:
             f"{summary['tasks_failed']} failed, {summary['trained_models']} trained models "
             f"({summary['run_rows']} checkpoint rows, {summary['bound_rows']} bound evaluations). "
             f"{MARKS['pass'] if violations == 0 else MARKS['fail']} {verdict}. Corollaries, "
-            f"measured trend: {tally(summary['corollaries_measured'])}; the trends of the bounds they are about: "
-            f"{tally(summary['corollaries_bounds'])}.")
+            f"measured trend: {tally(summary['corollaries_measured'])}; the trends of the bounds "
+            f"they are about: {tally(summary['corollaries_bounds'])}.")
 
 
 def _failed_tasks(failed: list[dict]) -> str:
