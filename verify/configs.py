@@ -99,6 +99,15 @@ class TrainingConfig:
         """Whether the seed changes training (random init or SGD); deterministic configs train seed 0 only."""
         return self.init == "random" or self.batch_size is not None
 
+    @property
+    def binary_only(self) -> bool:
+        """Whether the loss is defined for two classes only (the exponential loss)."""
+        return self.loss == "exponential"
+
+    def trains(self, kind: str, n_classes: int) -> bool:
+        """Whether this config trains a dataset of this kind and number of classes."""
+        return kind in self.kinds and not (self.binary_only and n_classes > 2)
+
     def checkpoints(self) -> np.ndarray:
         """Log-spaced checkpoint iterations in ``[1, n_steps]``, strictly increasing, ending at T."""
         points = np.geomspace(1, self.n_steps, self.n_checkpoints)

@@ -33,8 +33,8 @@ TaskRunner = Callable[[Task, Any], TaskOutput]
 class DatasetSource(Protocol):
     """Where a sweep's datasets come from; must pickle (it travels to every worker)."""
 
-    def entries(self) -> list[tuple[str, str]]:
-        """``(dataset_id, kind)`` of every dataset, in a stable order."""
+    def entries(self) -> list[tuple[str, str, int]]:
+        """``(dataset_id, kind, n_classes)`` of every dataset (0 classes: regression), stable order."""
 
     def load(self, dataset_id: str) -> Any:
         """The ``synth.Dataset`` with that id."""
@@ -50,9 +50,10 @@ class FolderSource:
     folder: Path
     ids: tuple[str, ...]
 
-    def entries(self) -> list[tuple[str, str]]:
-        index = {entry["id"]: entry["kind"] for entry in json.loads((self.folder / "index.json").read_text())}
-        return [(dataset_id, index[dataset_id]) for dataset_id in self.ids]
+    def entries(self) -> list[tuple[str, str, int]]:
+        index = {entry["id"]: entry for entry in json.loads((self.folder / "index.json").read_text())}
+        return [(dataset_id, index[dataset_id]["kind"], int(index[dataset_id]["params"].get("n_classes", 0)))
+                for dataset_id in self.ids]
 
     def load(self, dataset_id: str) -> Any:
         from synth.io import load_dataset
@@ -68,8 +69,12 @@ class GridSource:
 
     specs: tuple[Any, ...]
 
-    def entries(self) -> list[tuple[str, str]]:
-        return [(spec.id, spec.kind) for spec in self.specs]
+    def entries(self) -> list[tuple[str, str, int]]:
+        from synth.dataset import bind_params
+        from synth.grids import GENERATORS
+        return [(spec.id, spec.kind,
+                 int(bind_params(GENERATORS[spec.generator].function, spec.params).get("n_classes", 0)))
+                for spec in self.specs]
 
     def load(self, dataset_id: str) -> Any:
         return next(spec for spec in self.specs if spec.id == dataset_id).generate()
@@ -90,16 +95,16 @@ class SweepSummary:
     results: Path
 
 
-def build_tasks(entries: Sequence[tuple[str, str]], configs: Sequence[TrainingConfig],
+def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[TrainingConfig],
                 stabilisers: Sequence[tuple[str, dict[str, Any]]], *, n_seeds: int,
                 applies: Callable[[str, TrainingConfig, str], bool] | None = None) -> list[Task]:
     """Cross datasets × configs × stabilisers into tasks, each carrying its seeds.
 
     Parameters
     ----------
-    entries : sequence of (dataset_id, kind)
+    entries : sequence of (dataset_id, kind, n_classes)
     configs : sequence of TrainingConfig
-        A config trains the datasets whose kind it lists.
+        A config trains the datasets it says it trains (``TrainingConfig.trains``).
     stabilisers : sequence of (name, params)
         ``("none", {})`` is plain training.
     n_seeds : int
@@ -111,9 +116,9 @@ def build_tasks(entries: Sequence[tuple[str, str]], configs: Sequence[TrainingCo
     if n_seeds < 1:
         raise ValueError(f"seeds: must be >= 1, got {n_seeds}")
     tasks = []
-    for dataset_id, kind in entries:
+    for dataset_id, kind, n_classes in entries:
         for config in configs:
-            if kind not in config.kinds:
+            if not config.trains(kind, n_classes):
                 continue
             seeds = tuple(range(n_seeds)) if config.stochastic else (0,)
             for name, params in stabilisers:

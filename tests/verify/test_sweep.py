@@ -42,7 +42,7 @@ class StandinSource:
     n_datasets: int
 
     def entries(self):
-        return [(f"ds{i}", "separable") for i in range(self.n_datasets)]
+        return [(f"ds{i}", "separable", 2) for i in range(self.n_datasets)]
 
     def load(self, dataset_id):
         return SimpleNamespace(card={"id": dataset_id, "kind": "separable", "n_samples": 10,

@@ -1,0 +1,169 @@
+"""Running one task for real: left-out choice, layout, measures that mean what they say, bounds."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from synth.quadratic import make_quadratic_task
+from synth.separable import make_separable
+from verify.configs import CONFIGS, TrainingConfig
+from verify.sweep import execute
+from verify.tasks import Task, choose_left_out, left_out_weights, model_layout, run_task
+
+
+@pytest.fixture(scope="module")
+def separable():
+    return make_separable(24, 3, margin=0.2, radius=1.0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def quadratic():
+    return make_quadratic_task(20, 3, distance=1.0, noise=0.1, random_state=0)
+
+
+HEAD_GD = TrainingConfig(name="test_head_gd", setting="head", kinds=("separable",), loss="logistic",
+                         init="zero", lr_scale=1.0, n_steps=20000, n_checkpoints=6, max_left_out=24)
+QUADRATIC_GD = TrainingConfig(name="test_quadratic_gd", setting="full", kinds=("quadratic",),
+                              loss="squared", init="pretrained", lr_scale=1.0, n_steps=500,
+                              n_checkpoints=5, max_left_out=6)
+
+
+@pytest.fixture(scope="module")
+def head_output(separable):
+    return run_task(Task(separable.id, HEAD_GD), separable)
+
+
+@given(n=st.integers(1, 60), data=st.data())
+def test_left_out_takes_support_vectors_first_and_is_a_function_of_the_dataset(n, data):
+    support = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))), dtype=np.int64)
+    limit = data.draw(st.integers(0, n))
+    chosen = choose_left_out("ds", n, support, limit)
+    assert len(chosen) == min(limit, n) and len(set(chosen.tolist())) == len(chosen)
+    k = min(len(support), limit)
+    assert set(chosen[:k].tolist()) <= set(support.tolist())
+    np.testing.assert_array_equal(chosen, choose_left_out("ds", n, support, limit))
+    if limit:
+        weights = left_out_weights(chosen, support, n)
+        assert math.isclose(weights.sum(), 1.0)
+        if limit == n:
+            np.testing.assert_allclose(weights, 1.0 / n)
+
+
+def test_left_out_weights_make_an_unbiased_estimate_of_the_mean_over_all_samples():
+    n, support = 20, np.array([2, 5, 11])
+    values = np.random.default_rng(0).random(n) + np.isin(np.arange(n), support) * 5.0
+    estimates = []
+    for draw in range(400):
+        chosen = choose_left_out(f"ds{draw}", n, support, 7)
+        estimates.append(left_out_weights(chosen, support, n) @ values[chosen])
+    assert abs(np.mean(estimates) - values.mean()) < 0.05 * values.mean()
+    plain = [values[choose_left_out(f"ds{d}", n, support, 7)].mean() for d in range(50)]
+    assert np.mean(plain) > 1.3 * values.mean(), "the plain mean over-weights support vectors"
+
+
+def test_layout_masks_leave_out_exactly_one_sample_per_left_out_model():
+    task = Task("ds", CONFIGS["head_sgd_logistic_random"], seeds=(0, 1))
+    layout = model_layout(task, np.array([4, 9]))
+    masks = layout.masks(12)
+    assert masks.shape == (6, 12)
+    for m in range(6):
+        removed = np.flatnonzero(masks[m] == 0).tolist()
+        assert removed == ([] if layout.left_out[m] < 0 else [layout.left_out[m]])
+    assert len(set(layout.model_seeds.tolist())) == 2
+    np.testing.assert_array_equal(layout.model_seeds[:3], layout.model_seeds[0])
+
+
+def test_removing_a_non_support_vector_barely_moves_the_head_direction(separable, head_output):
+    support = set(separable.arrays["support"].tolist())
+    last = max(row["iteration"] for row in head_output.runs)
+    loo = [row for row in head_output.runs if row["left_out"] is not None]
+    final = [row for row in loo if row["iteration"] == last]
+    assert len(final) == separable.card["n_samples"]
+    others = [row["head_direction_stability"] for row in final if row["left_out"] not in support]
+    supports = [row["head_direction_stability"] for row in final if row["left_out"] in support]
+    assert max(others) < 0.5 * np.mean(supports)
+    for row in final:
+        assert row["left_out_support"] == int(row["left_out"] in support)
+    iterations = sorted({row["iteration"] for row in loo})
+    per_t = [np.mean([r["head_direction_stability"] for r in loo
+                      if r["iteration"] == t and r["left_out"] not in support]) for t in iterations]
+    assert per_t[-1] < per_t[len(per_t) // 2], "the non-support-vector effect fades as t grows"
+
+
+def test_head_rows_measure_the_trained_head(separable, head_output):
+    last = max(row["iteration"] for row in head_output.runs)
+    (full,) = [row for row in head_output.runs if row["left_out"] is None and row["iteration"] == last]
+    assert full["test_accuracy"] >= 0.95 and full["train_loss"] < 0.05
+    assert full["direction_error"] < 0.2, "GD on separable data heads for the max-margin direction"
+    assert 0 < full["normalised_margin"] <= separable.card["margin"] + 1e-9
+    assert full["diverged"] == 0 and full["diverged_at"] is None
+    bounds = [b for b in head_output.bounds if b["bound"] == "theorem_h" and not b["violated"]]
+    assert bounds, "Theorem H's assumptions hold on separable binary data with GD"
+    assert all(b["value"] >= b["measured"] for b in bounds)
+
+
+def test_quadratic_theorem_f_bounds_the_measured_stability(quadratic):
+    output = run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
+    held = [b for b in output.bounds if b["bound"] == "theorem_f" and not b["violated"]]
+    assert len(held) == 6 * 5, "eta = 1/beta_hat (max over S and S\\i) meets eta <= 1/beta"
+    for bound in held:
+        row = output.runs[bound["row"]]
+        assert bound["measured"] == row["parameter_stability"] > 0
+        assert bound["value"] >= bound["measured"]
+
+
+def test_quadratic_beyond_two_over_beta_diverges_and_is_never_measured(quadratic):
+    config = replace(QUADRATIC_GD, name="test_quadratic_diverge", lr_scale=2.5, n_steps=2000)
+    output = run_task(Task(quadratic.id, config), quadratic)
+    last = [row for row in output.runs if row["iteration"] == 2000]
+    assert all(row["diverged"] == 1 and row["diverged_at"] > 0 for row in last)
+    assert all(math.isnan(row["parameter_stability"]) for row in last if row["left_out"] is not None)
+
+
+def test_task_results_are_a_function_of_the_task_only(separable, quadratic):
+    config = replace(CONFIGS["head_sgd_logistic_random"], n_steps=50, max_left_out=3)
+    task = Task(separable.id, config, seeds=(0, 1))
+    first = run_task(task, separable)
+    run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
+    again = run_task(task, separable)
+    assert repr(first.runs) == repr(again.runs) and repr(first.bounds) == repr(again.bounds)
+    by_seed = {seed: [r["test_loss"] for r in first.runs if r["seed"] == seed] for seed in (0, 1)}
+    assert by_seed[0] != by_seed[1], "different seeds draw different heads and minibatches"
+
+
+def test_a_failing_bound_estimate_keeps_the_rows(quadratic, monkeypatch):
+    from theory.bounds import BOUNDS
+
+    class Broken:
+        name, setting, measure, constants = "broken", "full", "parameter_stability", ()
+
+        def estimate_constants(self, run):
+            raise RuntimeError("no constants today")
+
+    monkeypatch.setitem(BOUNDS, "broken", Broken())
+    output = run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
+    failed = [b for b in output.bounds if b["bound"] == "broken"]
+    assert len(failed) == 6 * 5 and all(math.isnan(b["value"]) for b in failed)
+    assert all(b["violated"] == ["estimate_failed: RuntimeError: no constants today"] for b in failed)
+    assert len(output.runs) == 7 * 5 and any(b["bound"] == "theorem_f" for b in output.bounds)
+
+
+def test_a_failing_trainer_fails_the_task():
+    multiclass = make_separable(30, 4, margin=0.2, n_classes=3, random_state=0)
+    config = replace(CONFIGS["head_gd_exponential"], n_steps=10)
+    outcome = execute(Task(multiclass.id, config), _Given(multiclass), run_task)
+    assert outcome["status"] == "failed" and "exponential" in outcome["error"]
+    assert "runs" not in outcome
+
+
+class _Given:
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def load(self, dataset_id):
+        return self.dataset
