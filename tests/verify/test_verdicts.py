@@ -398,6 +398,13 @@ def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
     assert summary["corollaries_bounds"]["pass"] == 1  # theorem_h's margin trend only
 
 
+def test_verdicts_are_reproducible(tmp_path):
+    runs, bounds = margin_sweep(lambda group, step, left_out: (step * 7 + group * 3) % 5)
+    make_results(tmp_path, runs, bounds)
+    first = (write_verdicts(tmp_path), (tmp_path / "verdicts.md").read_text())
+    assert (write_verdicts(tmp_path), (tmp_path / "verdicts.md").read_text()) == first
+
+
 def test_a_sweep_where_every_task_failed_still_gets_a_report(tmp_path):
     make_results(tmp_path, [], failed_tasks=[dict(task_key="t1", error="MemoryError")])
     verdicts = write_verdicts(tmp_path)
