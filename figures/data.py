@@ -179,6 +179,17 @@ def _descriptive_sql() -> str:
     return described + ", COALESCE(MIN(r.lr_scale), MIN(r.lr)) AS lr_key"
 
 
+def _json_number(column: str, key: str) -> str:
+    """SQL for the number at ``key`` of a JSON column, NULL when absent or unreadable.
+
+    Python's ``json.dumps`` writes non-finite floats as ``NaN``/``Infinity``, which SQLite's JSON
+    functions reject; they are mapped to null and ±1e999 (= ±inf) first.
+    """
+    sanitised = (f"REPLACE(REPLACE(REPLACE({column}, '-Infinity', '-1e999'), 'Infinity', '1e999'), "
+                 f"'NaN', 'null')")
+    return f"(CASE WHEN json_valid({sanitised}) THEN json_extract({sanitised}, '$.{key}') END)"
+
+
 def _left_out_mean(connection: sqlite3.Connection) -> Callable[[str], str]:
     """SQL for E_i of an expression: weighted by ``left_out_weight`` where the store has it."""
     columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
@@ -233,8 +244,7 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
                      "MIN(CASE WHEN b.value IS NOT NULL AND b.violated = '[]' "
                      "AND ABS(b.value) < 9e307 THEN 1 ELSE 0 END) AS bound_holds")
         for name in constants:
-            extracted = f"json_extract(b.constants, '$.{name}')"
-            bound_sql += f", {mean(extracted)} AS constant_{name}"
+            bound_sql += f", {mean(_json_number('b.constants', name))} AS constant_{name}"
         bound_join = "LEFT JOIN bounds AS b ON b.run_id = r.run_id AND b.bound = ?"
         bound_params = [bound]
     sql = (f"SELECT {keys}, {_descriptive_sql()}, {mean(f'r.{measure}')} AS measured, "

@@ -129,3 +129,19 @@ def test_left_out_weights_make_e_i_a_weighted_mean(known_results, tmp_path):
         bounds = np.array([model.head_bound(40, 0.4, seed, i, 1000) for i in model.LEFT_OUT])
         assert measured == pytest.approx(np.average(values, weights=weights), rel=1e-12)
         assert bound == pytest.approx(np.average(bounds, weights=weights), rel=1e-12)
+
+
+def test_non_finite_constants_written_by_json_dumps_are_read_not_fatal(known_results, tmp_path):
+    copy = tmp_path / "results.sqlite"
+    copy.write_bytes((known_results.folder / "results.sqlite").read_bytes())
+    writer = sqlite3.connect(copy)
+    writer.execute("""UPDATE bounds SET constants = '{"mu": Infinity, "rho": NaN, "D": -Infinity}'
+                      WHERE bound = 'theorem_f'""")
+    writer.commit()
+    writer.close()
+    connection = open_results(tmp_path)
+    units = loo_units(connection, measure="parameter_stability", bound="theorem_f",
+                      constants=("mu", "rho", "D"), where="r.config = 'full_gd'")
+    connection.close()
+    assert len(units) and np.all(units["constant_mu"] == np.inf)
+    assert np.all(units["constant_D"] == -np.inf) and np.all(np.isnan(units["constant_rho"]))
