@@ -39,9 +39,9 @@ class HardtSGDConvex:
         return _constants(run)
 
     def _numeric_violations(self, c: dict[str, float]) -> list[str]:
-        violated = []
         if not c["convex"]:
-            violated.append("convex")
+            return ["convex"]
+        violated = []
         if not c["lr"] * c["beta_sample"] <= self.step_limit * (1 + RTOL):
             violated.append("eta_le_2_over_beta_sample" if self.step_limit == 2.0
                             else "eta_le_1_over_beta_sample")
