@@ -16,8 +16,8 @@ def normalised_class_distances(features: torch.Tensor, labels: torch.Tensor,
                                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Distances between features of different classes, divided by the feature radius.
 
-    Returns ``(distances (B, B), valid (B, B))`` where ``valid`` marks pairs of members (weight > 0)
-    with different labels, and R is the largest distance of a member from the members' weighted
+    Returns ``(distances (B, B), valid (B, B))`` where ``valid`` marks each pair (j < k) of members
+    (weight > 0) with different labels, and R is the largest distance of a member from the members' weighted
     mean. Both are unchanged when the features are scaled or translated.
     """
     members = weights > 0
@@ -26,7 +26,9 @@ def normalised_class_distances(features: torch.Tensor, labels: torch.Tensor,
     radius_sq = torch.where(members, offsets, torch.zeros_like(offsets)).max().clamp_min(1e-300)
     differences = features.unsqueeze(0) - features.unsqueeze(1)
     distances = torch.sqrt((differences ** 2).sum(-1) / radius_sq + 1e-12)
-    valid = members.unsqueeze(0) & members.unsqueeze(1) & (labels.unsqueeze(0) != labels.unsqueeze(1))
+    each_pair_once = torch.ones(distances.shape, dtype=torch.bool).triu(1)
+    valid = (members.unsqueeze(0) & members.unsqueeze(1) & (labels.unsqueeze(0) != labels.unsqueeze(1))
+             & each_pair_once)
     return distances, valid
 
 
