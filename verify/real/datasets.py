@@ -36,7 +36,7 @@ class RealDataset:
 
     For ``real-text`` the inputs are the documents ``texts`` / ``test_texts`` (``X``, ``X_test`` are
     empty until a runner encodes them); for ``real-digits`` ``X`` holds 64-pixel rows and ``arrays``
-    the pre-trained encoder weights (``w0.<parameter name>``).
+    the pre-trained encoder and reconstruction-decoder weights (``w0.<parameter name>``).
     """
 
     X: np.ndarray
@@ -145,5 +145,5 @@ def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DI
                  radius=float(np.linalg.norm(target.X[train], axis=1).max()), pretraining=pretraining,
                  architecture="DigitsCNN: conv3x3(1->8), conv3x3/2(8->16), linear(256->32), head(32->5)")
     return RealDataset(X=target.X[train], y=target.y[train], X_test=target.X[test], y_test=target.y[test],
-                       card=card, arrays={f"w0.{name}": value
-                                          for name, value in pretrained.encoder_params.items()})
+                       card=card, arrays={f"w0.{name}": value for name, value in
+                                          {**pretrained.encoder_params, **pretrained.decoder_params}.items()})

@@ -83,9 +83,15 @@ def masked_reconstruction_loss(encoder: nn.Module, decoder: nn.Module, x: torch.
 
 @dataclass(frozen=True)
 class Pretrained:
-    """Pre-trained encoder weights (by ``DigitsCNN`` parameter name) and the loss curve."""
+    """Pre-trained weights and the loss curve.
+
+    ``encoder_params`` are keyed as in ``DigitsCNN().named_parameters()`` (``encoder.*``);
+    ``decoder_params`` (``decoder.weight``, ``decoder.bias``) are the reconstruction decoder, kept for
+    SURT, which continues the same objective.
+    """
 
     encoder_params: dict[str, np.ndarray]
+    decoder_params: dict[str, np.ndarray]
     losses: np.ndarray
 
 
@@ -132,8 +138,12 @@ def pretrain_digits_cnn(*, n_steps: int = 600, batch_size: int = 128, lr: float 
         loss.backward()
         optimiser.step()
         losses[step] = loss.item()
-    params = {f"encoder.{name}": value.detach().numpy().copy() for name, value in encoder.named_parameters()}
-    return Pretrained(encoder_params=params, losses=losses)
+    return Pretrained(
+        encoder_params={f"encoder.{name}": value.detach().numpy().copy()
+                        for name, value in encoder.named_parameters()},
+        decoder_params={f"decoder.{name}": value.detach().numpy().copy()
+                        for name, value in decoder.named_parameters()},
+        losses=losses)
 
 
 def pretraining_key(**settings: object) -> str:
@@ -144,13 +154,15 @@ def pretraining_key(**settings: object) -> str:
 def cached_pretrained_encoder(cache_dir: str | Path, **settings: object) -> Pretrained:
     """:func:`pretrain_digits_cnn` with ``settings``, cached under ``cache_dir`` (atomic ``.npy`` files)."""
     folder = Path(cache_dir) / f"digits-cnn-{pretraining_key(**settings)}"
-    names = [f"encoder.{name}" for name, _ in DigitsEncoder().named_parameters()]
-    files = {name: folder / f"{name}.npy" for name in [*names, "losses"]}
+    encoder = [f"encoder.{name}" for name, _ in DigitsEncoder().named_parameters()]
+    decoder = ["decoder.weight", "decoder.bias"]
+    files = {name: folder / f"{name}.npy" for name in [*encoder, *decoder, "losses"]}
     if all(path.exists() for path in files.values()):
-        return Pretrained({name: np.load(files[name], allow_pickle=False) for name in names},
-                          np.load(files["losses"], allow_pickle=False))
+        loaded = {name: np.load(path, allow_pickle=False) for name, path in files.items()}
+        return Pretrained({name: loaded[name] for name in encoder},
+                          {name: loaded[name] for name in decoder}, loaded["losses"])
     pretrained = pretrain_digits_cnn(**settings)
-    for name in names:
-        save_array_atomically(pretrained.encoder_params[name], files[name])
-    save_array_atomically(pretrained.losses, files["losses"])
+    arrays = {**pretrained.encoder_params, **pretrained.decoder_params, "losses": pretrained.losses}
+    for name, path in files.items():
+        save_array_atomically(arrays[name], path)
     return pretrained

@@ -21,16 +21,25 @@ from verify.measures import RowInputs, linear_evaluator, trace_rows
 from verify.real.datasets import RealDataset
 from verify.real.digits import DigitsCNN
 from verify.real.evaluation import flatten_weights, head_weights, network_evaluator
+from verify.real.surt import ContrastiveSURT, DigitsSURT
 from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, model_layout
 from verify.trainers.checkpoints import log_spaced_checkpoints
 
 
-def build_stabiliser(task: Task):
+def stabiliser_class(name: str, kind: str) -> type:
+    """The class behind a stabiliser name for a real dataset kind: the registry's, except SURT, which
+    continues each real backbone's own objective (:mod:`verify.real.surt`)."""
+    if name == "surt":
+        return ContrastiveSURT if kind == "real-text" else DigitsSURT
+    from verify.stabilisers import STABILISERS
+    return STABILISERS[name]
+
+
+def build_stabiliser(task: Task, kind: str):
     """The task's stabiliser instance, or None for plain training."""
     if task.stabiliser == NO_STABILISER:
         return None
-    from verify.stabilisers import STABILISERS
-    return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
+    return stabiliser_class(task.stabiliser, kind).from_params(**json.loads(task.stabiliser_params))
 
 
 def schedule(task: Task, stabiliser, lr: float) -> tuple[float, int, np.ndarray]:
@@ -68,7 +77,7 @@ class RealRunner:
     max_length: int = 128
 
     def __call__(self, task: Task, dataset: RealDataset) -> TaskOutput:
-        stabiliser = build_stabiliser(task)
+        stabiliser = build_stabiliser(task, dataset.card["kind"])
         n = len(dataset.y)
         max_left_out = n if task.config.max_left_out is None else task.config.max_left_out
         left_out = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), max_left_out)
@@ -113,7 +122,7 @@ class RealRunner:
         model = DigitsCNN().double()
         lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate())
         masks = layout.masks(len(dataset.y))
-        init = _digits_init(dataset, model)
+        init = _digits_init(dataset)
         trace = train_mlp(model, init, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                           loss=task.config.loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                           batch_size=_batch(task, len(dataset.y)),
@@ -129,16 +138,17 @@ def _batch(task: Task, n: int) -> int | None:
     return None if task.config.batch_size is None else min(task.config.batch_size, n)
 
 
-def _digits_init(dataset: RealDataset, model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """Pre-trained encoder weights; head entries are placeholders (the trainer draws heads per seed)."""
-    return {name: dataset.arrays[f"w0.{name}"] if name.startswith("encoder.")
-            else parameter.detach().numpy() for name, parameter in model.named_parameters()}
+def _digits_init(dataset: RealDataset) -> dict[str, np.ndarray]:
+    """The pre-trained checkpoint: encoder and reconstruction decoder (the trainer draws the heads)."""
+    return {name[len("w0."):]: value for name, value in dataset.arrays.items() if name.startswith("w0.")}
 
 
 def _digits_model(dataset: RealDataset) -> torch.nn.Module:
+    """The CNN with the pre-trained encoder (its head unused), in eval mode."""
     model = DigitsCNN().double()
-    model.load_state_dict({**model.state_dict(), **{name: torch.as_tensor(value) for name, value in
-                                                   _digits_init(dataset, model).items()}})
+    encoder = {name: torch.as_tensor(value) for name, value in _digits_init(dataset).items()
+               if name.startswith("encoder.")}
+    model.load_state_dict({**model.state_dict(), **encoder})
     return model.eval()
 
 

