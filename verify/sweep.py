@@ -246,7 +246,7 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
                 child.join()
 
 
-def connect_scheduler(address: str, *, timeout: float = 10.0) -> Any:
+def connect_scheduler(address: str, *, timeout: float = 5.0) -> Any:
     """A ``distributed.Client`` on ``address``; ValueError (naming the address) if it cannot connect."""
     from distributed import Client
     try:
