@@ -103,3 +103,8 @@ def plain_first(value: object) -> tuple[bool, str]:
     """Sort key that puts plain runs (``"none"``, ``"<setting>, none"``) first."""
     text = str(value)
     return (not (text == "none" or text.endswith(", none")), text)
+
+
+def has_curve(series: list[Series]) -> bool:
+    """Whether some measured series has two or more points (a trend, not isolated points)."""
+    return any(item.role == "measured" and len(item.points) >= 2 for item in series)

@@ -299,6 +299,28 @@ def at_reference(frame: Frame, *, vary: Iterable[str] = ()) -> tuple[Frame, dict
     return frame, chosen
 
 
+def at_reference_within(frame: Frame, column: str, *,
+                        vary: Iterable[str] = ()) -> tuple[Frame, dict[object, dict[str, object]]]:
+    """:func:`at_reference` separately for each value of ``column`` (e.g. per dataset kind).
+
+    Returns the concatenated units and, per value of ``column``, the knobs that were fixed.
+    """
+    parts, chosen = [], {}
+    for (value,), group in frame.groups(column):
+        kept, chosen[value] = at_reference(group, vary=vary)
+        parts.append(kept)
+    if not parts:
+        return frame, chosen
+    return Frame({name: np.concatenate([part[name] for part in parts])
+                  for name in frame.columns}), chosen
+
+
+def describe_references(chosen: dict[object, dict[str, object]]) -> str:
+    """:func:`describe_reference` for each group, e.g. ``"quadratic at T = 100; mlp at ..."``."""
+    return "; ".join(f"{value} {describe_reference(knobs)}" for value, knobs in chosen.items()
+                     if knobs)
+
+
 def restrict(frame: Frame, values: dict[str, object]) -> Frame:
     """Rows whose columns equal ``values`` (``None`` matches NULL)."""
     mask = np.ones(len(frame), dtype=bool)

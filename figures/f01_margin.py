@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.curves import lines
+from figures.curves import has_curve, lines
 from figures.data import MEASURE_LABEL, MissingData, at_reference, describe_reference, loo_units
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, mark_trivial_direction_bound
@@ -38,6 +38,9 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                    bound_label=lambda n: f"Theorem H bound, n = {n:g}",
                    x=lambda group: group["margin"] / group["radius"], xlog=True, panel="margin",
                    measure=MEASURE, bound=BOUND, figure_key=KEY)
+    if not has_curve(series):
+        raise MissingData("no head-tuning runs on separable data with two or more margins γ/R "
+                          "for one n at the reference setting")
     panel = Panel(name="margin", title=describe_reference(chosen) or "head tuning, plain GD",
                   xlabel="normalised margin γ/R (certified by the generator)",
                   ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=series,

@@ -1,7 +1,7 @@
 """F3 — stability against the learning rate η (in units of 1/β̂), head tuning and full fine-tuning.
 
 Data: runs with stabiliser ``'none'`` at each task's final checkpoint; every knob but the learning
-rate held at its reference value (:func:`figures.data.at_reference`), and only datasets run at two
+rate held at its reference value (:func:`figures.data.at_reference`, per dataset kind), and only datasets run at two
 or more learning rates (:func:`figures.data.swept`), so every point averages the same datasets.
 One panel per setting that has two or more learning rates, one line per dataset kind. Aggregation: E_i of the setting's measure
 (head: ``head_direction_stability``, full: ``parameter_stability``) per unit (dataset, config,
@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from figures.curves import lines
-from figures.data import (MEASURE_LABEL, SETTING_BOUND, SETTING_MEASURE, MissingData, at_reference,
-                          describe_reference, loo_units, swept)
+from figures.data import (MEASURE_LABEL, SETTING_BOUND, SETTING_MEASURE, MissingData,
+                          at_reference_within, describe_references, loo_units, swept)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, mark_trivial_direction_bound
 
@@ -39,10 +39,10 @@ def mark_step_size_limits(ax: Axes) -> None:
 
 def _panel(connection: sqlite3.Connection, setting: str) -> Panel | None:
     measure, bound = SETTING_MEASURE[setting], SETTING_BOUND[setting]
-    units, chosen = at_reference(
+    units, chosen = at_reference_within(
         loo_units(connection, measure=measure, bound=bound,
                   where="r.setting = ? AND r.stabiliser = 'none'", params=(setting,)),
-        vary=("lr_key",))
+        "kind", vary=("lr_key",))
     units = swept(units, "lr_key")
     if np.unique(units["lr_key"][np.isfinite(units["lr_key"])]).size < 2:
         return None
@@ -50,7 +50,7 @@ def _panel(connection: sqlite3.Connection, setting: str) -> Panel | None:
                    bound_label=lambda kind: f"{BOUND_NAME[bound]} bound, {kind}",
                    x=lambda group: group["lr_key"], xlog=True, panel=setting, measure=measure,
                    bound=bound, figure_key=KEY)
-    reference = describe_reference(chosen)
+    reference = describe_references(chosen)
     name = "head tuning" if setting == "head" else "full fine-tuning"
     return Panel(name=setting, title=f"({name}){', ' + reference if reference else ''}",
                  xlabel=LR_LABEL, ylabel=f"{MEASURE_LABEL[measure]}, mean over seeds × datasets",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.curves import lines
+from figures.curves import has_curve, lines
 from figures.data import MEASURE_LABEL, MissingData, at_reference, describe_reference, loo_units
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, mark_trivial_direction_bound
@@ -45,6 +45,9 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                    bound_label=lambda r: "Theorem H, all margins" if r is None else f"Theorem H, γ/R = {r:g}",
                    x=lambda group: group["n_samples"], xlog=True, panel="samples",
                    measure=MEASURE, bound=BOUND, figure_key=KEY)
+    if not has_curve(series):
+        raise MissingData("no head-tuning runs on separable data with two or more sample sizes n "
+                          "for one margin at the reference setting")
     panel = Panel(name="samples", title=describe_reference(chosen) or "head tuning, plain GD",
                   xlabel="number of training samples n (log scale)",
                   ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=series,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from figures.style import Panel, draw_panels
+from figures.style import Panel, draw_panels, non_positive_points
 
 DPI = 160
 
@@ -83,4 +83,5 @@ def write_panels_figure(out_dir: Path, *, key: str, stem: str, title: str, panel
         row for panel in panels for series in panel.series for row in series.csv_rows(key)]
     files.append(write_csv(out_dir / f"{stem}.csv", rows))
     headline = title.split("\n")[0].removeprefix(f"{key} · ")
-    return Drawn(key=key, stem=stem, title=headline, files=tuple(files), notes=notes)
+    return Drawn(key=key, stem=stem, title=headline, files=tuple(files),
+                 notes=(*notes, *non_positive_points(panels)))

@@ -6,7 +6,7 @@ depends on the interactive backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from matplotlib import ticker
@@ -153,6 +153,8 @@ def draw_panels(title: str, panels: list[Panel]) -> Figure:
     figure, axes = new_figure(len(panels), title)
     for ax, panel in zip(axes, panels):
         for series in panel.series:
+            if panel.ylog and all(not point.mean > 0 for point in series.points):
+                series = replace(series, label=f"{series.label} (≤ 0: off the log axis)")
             draw_series(ax, series)
         if panel.decorate is not None:
             panel.decorate(ax)
@@ -160,4 +162,34 @@ def draw_panels(title: str, panels: list[Panel]) -> Figure:
         finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
                     xlog=panel.xlog, ylog=panel.ylog,
                     xticks=xs if panel.ticks_at_data and xs.size <= MAX_LABELLED_X else None)
+        if panel.ylog:
+            _raise_log_floor(ax, panel.series)
     return figure
+
+
+def _raise_log_floor(ax: Axes, series: list[Series]) -> None:
+    """Keep a log axis on the plotted means: a CI reaching towards 0 is cut at the floor.
+
+    The floor sits a factor 1.5 below the smallest positive mean, or below the smallest interval end
+    within a decade of it, so that one near-zero unit cannot stretch the axis over many decades.
+    """
+    means = np.array([point.mean for item in series for point in item.points])
+    positive = means[means > 0]
+    if not positive.size:
+        return
+    lows = np.array([point.low for item in series for point in item.points])
+    reachable = lows[(lows > 0) & (lows >= positive.min() / 10)]
+    floor = min(positive.min(), reachable.min() if reachable.size else np.inf) / 1.5
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], floor))
+    _plain_log_ticks(ax.yaxis, ax.get_ylim())
+
+
+def non_positive_points(panels: list[Panel]) -> list[str]:
+    """Notes for log-axis panels whose plotted values include some ≤ 0 (not drawable)."""
+    notes = []
+    for panel in panels:
+        count = sum(not point.mean > 0 for series in panel.series for point in series.points)
+        if panel.ylog and count:
+            notes.append(f"panel {panel.name}: {count} plotted value(s) ≤ 0 cannot appear on the "
+                         f"log axis (they are in the CSV)")
+    return notes
