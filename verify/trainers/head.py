@@ -322,13 +322,15 @@ class _BatchedHeads:
         self.coefficients = (self.mean_weights * self.step_size).contiguous()  # GD: (n, M)
         if problem.batch_size is not None:
             self.masks = masks
-            self.seed_values, self.seed_of_model = np.unique(problem.seeds, return_inverse=True)
+            seed_values, seed_of_model = np.unique(problem.seeds, return_inverse=True)
             self.generators = [torch.Generator().manual_seed(run_seed(int(seed), BATCH_STREAM))
-                               for seed in self.seed_values]
-            self.seed_of_model = torch.as_tensor(self.seed_of_model)
+                               for seed in seed_values]
+            self.seed_of_model = torch.as_tensor(seed_of_model)
             self.batch_coefficients_t = torch.zeros(n_models, n, dtype=dtype)
         self.diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
-        self.threshold = None
+        # A model's loss is at most heads_factor times the largest loss of one of its heads.
+        self.heads_factor = 1.0 if problem.head_reduction == "mean" else float(problem.n_heads)
+        self.threshold = torch.full((n_models,), math.inf, dtype=dtype)
         self.safe_level = math.inf
 
     def view4(self, columns: torch.Tensor) -> torch.Tensor:
@@ -342,11 +344,10 @@ class _BatchedHeads:
         return torch.where(self.alive, losses, torch.nan)
 
     def set_thresholds(self, initial: torch.Tensor) -> None:
-        heads_factor = 1.0 if self.problem.head_reduction == "mean" else float(self.problem.n_heads)
-        zero_level = self.loss.zero_loss * heads_factor
+        """Blow-up thresholds BLOWUP * max(L_m(w_0), L_m(0)) from the initial losses."""
+        zero_level = self.loss.zero_loss * self.heads_factor
         reference = torch.where(torch.isfinite(initial), initial.clamp(min=zero_level), zero_level)
         self.threshold = BLOWUP * reference
-        self.heads_factor = heads_factor
         self.safe_level = float(self.threshold.min())
 
     def check_divergence(self, t: int) -> torch.Tensor | None:
@@ -407,7 +408,7 @@ class _BatchedHeads:
             self.weights.addmm_(self.features_t, terms.view(n, -1), alpha=-1.0)
         return Trace(iterations=problem.checkpoints,
                      weights={"w": recorded_weights.reshape((len(points),)
-                                                            + problem.weights_shape(n_models)[0:])},
+                                                            + problem.weights_shape(n_models))},
                      train_loss=recorded_loss, diverged_at=self.diverged_at.numpy())
 
 
