@@ -269,3 +269,20 @@ def test_log_spaced_checkpoints():
     assert log_spaced_checkpoints(3, num=10, include_zero=True).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="n_steps"):
         log_spaced_checkpoints(0)
+
+
+def test_a_masked_out_outlier_does_not_trigger_divergence():
+    # The cheap divergence bound looks at every score, including the scores of samples a model does
+    # not train on; a huge one must fall through to the exact per-model check, not flag the model.
+    X, y = blobs(9, 2, seed=5)
+    towards_class_1 = X[y == 1].mean(0) - X[y == 0].mean(0)
+    X[0], y[0] = 150.0 * towards_class_1 / np.linalg.norm(towards_class_1), 0   # far on the wrong side
+    masks = np.ones((2, 9), dtype=bool)
+    masks[0, 0] = False
+    arguments = dict(masks=masks, loss="exponential", init="zero", n_steps=200,
+                     checkpoints=[200], lr=1.0 / head.smoothness(X[1:], "exponential"))
+    trace = head.train_heads(X, y, **arguments)
+    margin = -X[0] @ trace.weights["w"][0, 0]
+    assert -margin > np.log(head.BLOWUP) + 5     # exp(-margin) of the outlier alone exceeds the bound
+    assert trace.diverged_at[0] == -1 and trace.diverged_at[1] >= 0   # (the one training on it blows up)
+    np.testing.assert_array_equal(trace.diverged_at, naive.train_heads(X, y, **arguments).diverged_at)
