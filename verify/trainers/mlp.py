@@ -183,6 +183,10 @@ def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, 
                            else torch.zeros(shapes[name], dtype=dtype))
     n_models = masks.shape[0]
     head_names = [name for name in groups if groups[name] == "head"]
+    n_outputs = shapes[head_names[0]][0]
+    if int(y.max()) >= max(n_outputs, 2):
+        raise ValueError(f"y: labels must be in [0, {max(n_outputs, 2) - 1}] for a head with "
+                         f"{n_outputs} outputs, got {int(y.max())}")
     params = {name: _as_tensor(init_params[name], dtype).expand(n_models, *shapes[name]).clone()
               for name in groups if groups[name] == "encoder"}
     params.update(init_heads(model, head_names, seeds, 1, dtype))

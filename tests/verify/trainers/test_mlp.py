@@ -162,5 +162,7 @@ def test_bad_input_is_a_clear_error(task, change, message):
     kwargs = dict(masks=np.ones((1, N)), seeds=[0], lr=0.1, n_steps=3, checkpoints=[3])
     with pytest.raises(ValueError, match=message):
         train_mlp(model, pretrained, X, y, **{**kwargs, **change})
+    with pytest.raises(ValueError, match="labels"):
+        train_mlp(model, pretrained, X, np.arange(N), **kwargs)
     with pytest.raises(ValueError, match="init_params"):
         train_mlp(model, {"encoder.0.weight": pretrained["encoder.0.weight"]}, X, y, **kwargs)
