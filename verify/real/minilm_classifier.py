@@ -25,9 +25,16 @@ class MiniLMEncoder(nn.Module):
         self.bert = bert
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, embedding_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of token rows ``x``; ``embedding_noise`` (B, L, hidden) is added to the word
+        embeddings (LNSR's input perturbation)."""
         length = x.shape[-1] // 2
-        batch = {"input_ids": x[..., :length].long(), "attention_mask": x[..., length:].long()}
+        ids, mask = x[..., :length].long(), x[..., length:].long()
+        if embedding_noise is None:
+            batch = {"input_ids": ids, "attention_mask": mask}
+        else:
+            batch = {"inputs_embeds": self.bert.embeddings.word_embeddings(ids) + embedding_noise,
+                     "attention_mask": mask}
         return self.scale * sentence_embeddings(self.bert, batch)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from verify.real.configs import RealConfig
-from verify.real.runner import RealRunner, stabiliser_class
+from verify.real.runner import RealRunner, stabiliser_classes
 from verify.real.source import RealSource
 from verify.tasks import NO_STABILISER, Task, canonical_params
 
@@ -47,34 +47,44 @@ def config_name(task: str, config: RealConfig, max_length: int | None) -> str:
     return f"real_{task.replace('-', '_')}_{batch}_T{config.n_steps}_{step}_loo{left_out}{tokens}"
 
 
+def _parameter_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+
+
 def select_stabilisers(text: str, setting: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """Parse ``--stabilisers`` like ``ftstab verify`` (``NAME:key=value``, 'none', 'all'); 'all' keeps
-    those that apply to the setting; ``surt`` is the real backbone's own (:mod:`verify.real.surt`)."""
-    from verify.stabilisers import STABILISERS
-    from verify.sweep_cli import parse_stabilisers
+    """Parse ``--stabilisers`` as ``ftstab verify`` does (``NAME`` or ``NAME:key=value[:key=value]``,
+    ``none``, ``all``), with each name's class for this kind (:func:`stabiliser_classes`); ``all`` is
+    plain training plus every stabiliser that applies to the setting, at its defaults."""
+    classes = stabiliser_classes(kind)
     trainer = "head" if setting == "head" else "mlp"
     items = [item.strip() for item in text.split(",") if item.strip()]
     if items == ["all"]:
-        items = [NO_STABILISER, *(name for name in STABILISERS if trainer in STABILISERS[name].applies_to)]
+        items = [NO_STABILISER, *(name for name, cls in classes.items() if trainer in cls.applies_to)]
+    if not items:
+        raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
     chosen = []
     for item in items:
         name, *assignments = item.split(":")
-        if name == "surt":
-            params = {}
-            for assignment in assignments:
-                key, equals, value = assignment.partition("=")
-                if not equals or not key:
-                    raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
-                try:
-                    params[key] = json.loads(value)
-                except json.JSONDecodeError:
-                    raise ValueError(f"stabilisers: {item!r}: {key} needs a number") from None
-            chosen.append(("surt", stabiliser_class("surt", kind).from_params(**params).params()))
-        else:
-            chosen.extend(parse_stabilisers(item))
-    for name, _ in chosen:
-        if name != NO_STABILISER and trainer not in stabiliser_class(name, kind).applies_to:
+        if name == NO_STABILISER and not assignments:
+            chosen.append((NO_STABILISER, {}))
+            continue
+        if name not in classes:
+            raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, "
+                             f"{', '.join(classes)}")
+        if trainer not in classes[name].applies_to:
             raise ValueError(f"stabilisers: {name} does not apply to {setting} tuning")
+        params = {}
+        for assignment in assignments:
+            key, equals, value = assignment.partition("=")
+            if not equals or not key:
+                raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
+            params[key] = _parameter_value(value)
+        chosen.append((name, classes[name].from_params(**params).params()))
     return list({(name, canonical_params(params)): (name, params) for name, params in chosen}.values())
 
 

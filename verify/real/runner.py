@@ -21,25 +21,31 @@ from verify.measures import RowInputs, linear_evaluator, trace_rows
 from verify.real.datasets import RealDataset
 from verify.real.digits import DigitsCNN
 from verify.real.evaluation import flatten_weights, head_weights, network_evaluator
+from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop
 from verify.real.surt import ContrastiveSURT, DigitsSURT
 from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, model_layout
 from verify.trainers.checkpoints import log_spaced_checkpoints
 
 
-def stabiliser_class(name: str, kind: str) -> type:
-    """The class behind a stabiliser name for a real dataset kind: the registry's, except SURT, which
-    continues each real backbone's own objective (:mod:`verify.real.surt`)."""
-    if name == "surt":
-        return ContrastiveSURT if kind == "real-text" else DigitsSURT
+# Real counterparts of registry stabilisers whose generic form does not fit a real backbone: SURT
+# continues each backbone's own objective; MiniLM's layers are transformer blocks and its inputs tokens.
+REAL_COUNTERPARTS = {
+    "real-digits": {"surt": DigitsSURT},
+    "real-text": {"surt": ContrastiveSURT, "reinit_top": MiniLMReinitTop, "lnsr": MiniLMLNSR},
+}
+
+
+def stabiliser_classes(kind: str) -> dict[str, type]:
+    """Stabiliser name -> class for a real dataset kind: the registry's, with the real counterparts."""
     from verify.stabilisers import STABILISERS
-    return STABILISERS[name]
+    return {**STABILISERS, **REAL_COUNTERPARTS[kind]}
 
 
 def build_stabiliser(task: Task, kind: str):
     """The task's stabiliser instance, or None for plain training."""
     if task.stabiliser == NO_STABILISER:
         return None
-    return stabiliser_class(task.stabiliser, kind).from_params(**json.loads(task.stabiliser_params))
+    return stabiliser_classes(kind)[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
 
 
 def schedule(task: Task, stabiliser, lr: float) -> tuple[float, int, np.ndarray]:

@@ -8,7 +8,8 @@ re-trained on the inputs of its own training set only (the model on S\\i never s
 seed's ``prepare:surt`` generator; the reference w0 of other stabilisers stays the pre-trained weights.
 
 - digits CNN (:class:`DigitsSURT`): masked-pixel reconstruction through the pre-training decoder,
-  with Adam, exactly as in :func:`verify.real.digits.pretrain_digits_cnn` (full batch).
+  with Adam, as in :func:`verify.real.digits.pretrain_digits_cnn` (full batch); the decoder is held at
+  its pre-trained weights, so all the adaptation lands in the encoder that is fine-tuned next.
 - MiniLM (:class:`ContrastiveSURT`): all-MiniLM-L6-v2 was trained with a contrastive objective on
   (anchor, positive) text pairs such as (title, body), with in-batch negatives and cosine similarity
   scaled by 20 (multiple-negatives ranking loss). BBC articles come as a title line and a body, so the
@@ -86,8 +87,8 @@ class DigitsSURT(Stabiliser):
             dtype = x.dtype
             params = {name: value.requires_grad_() for name, value in start.items()}
             decoder = {name: torch.as_tensor(problem.pretrained[f"decoder.{name}"], dtype=dtype)
-                       .clone().requires_grad_() for name in ("weight", "bias")}
-            optimiser = torch.optim.Adam([*params.values(), *decoder.values()], lr=self.lr)
+                       for name in ("weight", "bias")}
+            optimiser = torch.optim.Adam(list(params.values()), lr=self.lr)
             for _ in range(self.n_steps):
                 keep = (torch.rand(x.shape, generator=generator, dtype=dtype) >= MASK_RATE).to(dtype)
                 features = _encode(problem, params, x * keep)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from verify.real.minilm_classifier import MiniLMClassifier, classifier_layers, token_rows
+from verify.real.minilm_stabilisers import MiniLMLNSR
 from verify.real.surt import ContrastiveSURT
 from verify.real.text_features import shared_minilm
 from verify.seeding import run_seed
@@ -96,6 +97,8 @@ def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_le
     if isinstance(stabiliser, ContrastiveSURT):
         stabiliser = ContrastiveSURT(**stabiliser.params(), pairs=title_body_rows(
             minilm, dataset.texts, max_length=max_length))
+    if isinstance(stabiliser, MiniLMLNSR):
+        stabiliser = MiniLMLNSR(**stabiliser.params(), encoder=model.encoder)
     stabilisers = () if stabiliser is None else (stabiliser,)
     masks = torch.as_tensor(layout.masks(len(dataset.y)), dtype=DTYPE)
     majority = float(np.bincount(dataset.y_test).max() / len(dataset.y_test))
@@ -125,7 +128,7 @@ def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_le
             grads = dict(zip(leaves, torch.autograd.grad(total, list(leaves.values()))))
             grads = objective.transform(grads, params, x_batch, y_batch, weights, noises)
             params = {name: (params[name] - lr * grads[name]).detach() for name in params}
-            loss_now = float(data)
+            loss_now = float(data.detach())
             initial = loss_now if initial is None else initial
             finite = math.isfinite(loss_now) and all(bool(torch.isfinite(v).all()) for v in params.values())
             if diverged_at < 0 and (not finite or loss_now > BLOWUP * initial):
