@@ -3,9 +3,10 @@
 Aggregation shared by the curve figures: the units at one x position (and one line) are pooled —
 seeds and datasets alike — and summarised by their mean with a 95% percentile-bootstrap CI
 (:func:`figures.data.summarise`). Units whose models diverged are left out of the measured mean;
-a bound is averaged only over units where it holds (assumptions met, finite value). When x takes
-more than :data:`MAX_DISTINCT_X` values it is binned (geometric bins on a log axis) and each point
-sits at the mean x of its bin's units.
+a bound is averaged only over units where it holds (assumptions met, finite value). Units whose x
+agree to four significant digits share a point; when there are more than :data:`MAX_DISTINCT_X`
+such values x is binned (geometric bins on a log axis). A point sits at the median x of its
+group, or at the (geometric, on a log axis) mean x of its bin.
 """
 from __future__ import annotations
 
@@ -18,28 +19,36 @@ from figures.style import Series, colour
 
 MAX_DISTINCT_X = 12
 N_BINS = 8
+SIGNIFICANT_DIGITS = 4
 
 
 def x_positions(x: np.ndarray, *, log: bool) -> np.ndarray:
-    """The plotted x of every unit: its own value, or its bin's mean when x is continuous.
+    """The plotted x of every unit: the median x of its group, or the mean x of its bin.
 
-    Non-finite values (and non-positive ones on a log axis) get NaN and are not plotted.
+    Values equal to :data:`SIGNIFICANT_DIGITS` significant digits form one group (a knob stored
+    with float noise, such as an exact distance δ, is still one x). With more than
+    :data:`MAX_DISTINCT_X` groups, x is binned instead (geometric bins on a log axis). Non-finite
+    values, and non-positive ones on a log axis, get NaN and are not plotted.
     """
     x = np.asarray(x, dtype=np.float64)
     valid = np.isfinite(x) & ((x > 0) if log else True)
     positions = np.full(x.shape, np.nan)
-    distinct = np.unique(x[valid])
-    if distinct.size <= MAX_DISTINCT_X:
-        positions[valid] = x[valid]
+    if not valid.any():
         return positions
-    scale = np.log if log else (lambda values: values)
-    edges = np.linspace(scale(distinct[0]), scale(distinct[-1]), N_BINS + 1)
-    bins = np.clip(np.digitize(scale(x[valid]), edges[1:-1]), 0, N_BINS - 1)
-    valid_positions = np.empty(bins.shape)
-    for index in np.unique(bins):
-        members = bins == index
-        centre = scale(x[valid][members]).mean()
-        valid_positions[members] = np.exp(centre) if log else centre
+    scale, unscale = (np.log, np.exp) if log else (lambda v: v, lambda v: v)
+    rounded = np.array([float(f"{value:.{SIGNIFICANT_DIGITS}g}") for value in x[valid]])
+    distinct = np.unique(rounded)
+    binned = distinct.size > MAX_DISTINCT_X
+    if binned:
+        edges = np.linspace(scale(distinct[0]), scale(distinct[-1]), N_BINS + 1)
+        groups = np.clip(np.digitize(scale(x[valid]), edges[1:-1]), 0, N_BINS - 1)
+    else:
+        groups = np.searchsorted(distinct, rounded)
+    valid_positions = np.empty(groups.shape)
+    for group in np.unique(groups):
+        members = x[valid][groups == group]
+        valid_positions[groups == group] = (unscale(scale(members).mean()) if binned
+                                            else np.median(members))
     positions[valid] = valid_positions
     return positions
 
