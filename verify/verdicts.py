@@ -17,6 +17,7 @@ from typing import Any
 
 from verify.verdicts_bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
 from verify.verdicts_corollaries import corollary_verdicts
+from verify.verdicts_divergence import divergence_verdict
 from verify.verdicts_datasets import rank_correlation_verdicts, seed_instability
 from verify.verdicts_db import open_results
 from verify.verdicts_report import render_markdown
@@ -40,7 +41,7 @@ def compute_verdicts(database: Path) -> dict:
     -------
     dict
         Keys ``summary``, ``failed_tasks``, ``bounds``, ``tightest``, ``corollaries``,
-        ``rank_correlations``, ``seed_instability`` and ``method`` (the thresholds and bootstrap
+        ``divergence``, ``rank_correlations``, ``seed_instability`` and ``method`` (the thresholds and bootstrap
         settings used).
 
     Raises
@@ -60,6 +61,7 @@ def compute_verdicts(database: Path) -> dict:
             "failed_tasks": _failed_tasks(conn),
             **bounds,
             "corollaries": corollaries,
+            "divergence": divergence_verdict(conn),
             "rank_correlations": rank_correlation_verdicts(conn, seeds),
             "seed_instability": seeds,
             "method": {

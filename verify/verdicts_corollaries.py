@@ -125,9 +125,11 @@ COROLLARIES: tuple[Corollary, ...] = (
               "Theorem F: more samples stabilise full fine-tuning (rho_i / ((n-1) mu'))",
               FULL_BOUNDS),
     Corollary("full_lr_iteration", "full", "lr*iteration", ("lr_scale", "iteration", "n_steps"),
-              _lr_times_iteration, "parameter_stability", DECREASE,
-              "Theorem F: a larger eta*T within eta <= 1/beta stabilises (q^T + q'^T) D",
-              FULL_BOUNDS),
+              _lr_times_iteration, "parameter_stability", INCREASE,
+              "Theorem F (corrected, docs/theory.md section 9.4): the instability is 0 at T = 0 and "
+              "grows with eta*T towards ||w*_S - w*_S\\i|| <= rho_i / ((n-1) mu'); DESIGN's 'larger "
+              "eta*T stabilises' holds only for DESIGN's looser bound, whose D-term decays",
+              ()),
     Corollary("full_distance", "full", "distance", ("distance",), _column("distance"),
               "parameter_stability", INCREASE,
               "Theorem F: a smaller distance D from the pre-trained weights stabilises (SURT)",

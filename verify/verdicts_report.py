@@ -25,7 +25,7 @@ def render_markdown(verdicts: dict) -> str:
     """
     parts = ["# Verdicts", _summary(verdicts["summary"]), _failed_tasks(verdicts["failed_tasks"]),
              _bounds(verdicts["bounds"]), _tightest(verdicts["tightest"]),
-             _corollaries(verdicts["corollaries"]),
+             _corollaries(verdicts["corollaries"]), _divergence(verdicts["divergence"]),
              _rank_correlations(verdicts["rank_correlations"]),
              _seed_instability(verdicts["seed_instability"]), _method(verdicts["method"])]
     return "\n\n".join(part for part in parts if part) + "\n"
@@ -101,6 +101,22 @@ def _corollaries(corollaries: list[dict]) -> str:
     text = _table(("corollary", "quantity → measure", "predicted", "trend of", "granulated τ",
                    "95% CI", "groups", "verdict"), rows)
     return _section("Corollaries (predicted trends)", text + "\n\n" + "\n".join(claims))
+
+
+def _divergence(divergence: dict) -> str:
+    if divergence["verdict"] == "no data":
+        return _section("Divergence beyond eta = 2/beta", "No quadratic full fine-tuning runs.")
+    text = (f"{MARKS[divergence['verdict']]} Full-batch GD on the quadratic tasks: "
+            f"{divergence['runs']} models checked (those within 2% of eta*beta = 2 are not judged: "
+            f"{divergence['edge']}); predicted to diverge (eta*beta > 2): "
+            f"{divergence['predicted_diverged']}; diverged: {divergence['diverged']}; "
+            f"disagreements: {divergence['n_mismatches']}.")
+    if divergence["mismatches"]:
+        text += "\n\n" + _table(("dataset", "config", "seed", "eta*beta", "predicted", "diverged"),
+                               [[m["dataset_id"], m["config"], m["seed"], _number(m["lr_times_beta"]),
+                                 m["predicted_diverged"], bool(m["diverged"])]
+                                for m in divergence["mismatches"]])
+    return _section("Divergence beyond eta = 2/beta", text)
 
 
 def _rank_correlations(correlations: dict) -> str:

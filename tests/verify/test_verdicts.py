@@ -258,15 +258,62 @@ def test_strength_corollary_uses_plain_runs_as_strength_zero_for_each_other_sett
                                    "n_rows": 6, "verdict": "pass"}
 
 
-def test_lr_times_iteration_uses_the_absolute_step_of_each_run(tmp_path):
+@pytest.mark.parametrize("rising, verdict", [(True, "pass"), (False, "fail")])
+def test_lr_times_iteration_uses_the_absolute_step_of_each_run(tmp_path, rising, verdict):
+    # corrected Theorem F: the instability is 0 at T = 0 and grows with eta*T towards its limit
+    def instability(scale, iteration):
+        decay = np.exp(-scale / 2 * iteration)
+        return 1 - decay if rising else decay
+
     runs = [dict(dataset_id="q0", kind="quadratic", setting="full", config=f"full_lr{scale}",
                  lr_scale=scale, lr=scale / 2, iteration=iteration, n_steps=100,
-                 parameter_stability=np.exp(-scale / 2 * iteration))
+                 parameter_stability=instability(scale, iteration))
             for scale in (0.1, 0.3, 1.0) for iteration in (1, 10, 100)]
-    verdict = next(c for c in judge(tmp_path, runs)["corollaries"]
-                   if c["name"] == "full_lr_iteration")
-    assert verdict["measured"]["tau"] == -1.0 and verdict["measured"]["n_rows"] == 9
-    assert verdict["measured"]["verdict"] == "pass"
+    result = next(c for c in judge(tmp_path, runs)["corollaries"]
+                  if c["name"] == "full_lr_iteration")
+    assert result["predicted"] == "increase"
+    assert result["measured"]["tau"] == (1.0 if rising else -1.0)
+    assert result["measured"]["n_rows"] == 9
+    assert result["measured"]["verdict"] == verdict
+
+
+def divergence_runs(*, diverged_at_lr: float) -> list[dict]:
+    """Quadratic full fine-tuning runs on one dataset with beta = 4 at eta*beta in 0.4..8.8;
+    runs with lr >= diverged_at_lr are recorded as diverged."""
+    return [dict(dataset_id="q0", kind="quadratic", setting="full", config=f"full_lr{scale}",
+                 lr_scale=scale, lr=scale / 4, left_out=None, iteration=100, n_steps=100,
+                 diverged=int(scale / 4 >= diverged_at_lr))
+            for scale in (0.4, 1.0, 1.9, 2.0, 2.2, 8.8)]
+
+
+def add_card(database: Path, dataset_id: str, card: dict) -> None:
+    conn = sqlite3.connect(database)
+    conn.execute("INSERT INTO datasets VALUES (?, 'quadratic', ?)", (dataset_id, json.dumps(card)))
+    conn.commit()
+    conn.close()
+
+
+def test_divergence_beyond_two_over_beta_passes_when_the_record_matches(tmp_path):
+    database = make_results(tmp_path, divergence_runs(diverged_at_lr=2.2 / 4))
+    add_card(database, "q0", {"beta": 4.0})
+    divergence = compute_verdicts(database)["divergence"]
+    # eta*beta = 2.0 sits on the edge and is not judged
+    assert divergence == {"runs": 5, "predicted_diverged": 2, "diverged": 2, "edge": 1,
+                          "mismatches": [], "n_mismatches": 0, "verdict": "pass"}
+
+
+def test_divergence_is_reported_where_a_stable_step_blew_up(tmp_path):
+    database = make_results(tmp_path, divergence_runs(diverged_at_lr=1.9 / 4))
+    add_card(database, "q0", {"beta": 4.0})
+    verdicts = write_verdicts(tmp_path)
+    divergence = verdicts["divergence"]
+    assert divergence["verdict"] == "fail" and divergence["n_mismatches"] == 1
+    assert divergence["mismatches"][0]["lr_times_beta"] == pytest.approx(1.9)
+    assert "disagreements: 1" in (tmp_path / "verdicts.md").read_text()
+
+
+def test_divergence_without_quadratic_runs_has_no_data(tmp_path):
+    assert judge(tmp_path, [dict(left_out=None)])["divergence"]["verdict"] == "no data"
 
 
 def test_diverged_runs_are_left_out_of_trends(tmp_path):
