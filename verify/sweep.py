@@ -129,6 +129,12 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
     return tasks
 
 
+def expected_cost(task: Task) -> int:
+    """A rough rank of a task's run time: MLP fine-tuning (2), then heads (1), then quadratic tasks."""
+    config = task.config
+    return 2 if "mlp" in config.kinds else 1 if config.setting == "head" else 0
+
+
 def run_id(task_key: str, row: dict[str, Any]) -> int:
     """A run's primary key: a pure function of its coordinates, the same whoever computes it."""
     return run_seed(task_key, row["seed"], row["left_out"], row["iteration"])
@@ -330,7 +336,10 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
         store.set_meta(check_sweep(store, tasks, n_seeds))
         store.write_datasets(source.cards())
         done = {key for key, status in store.task_status().items() if status == "done"}
-        pending = [task for task in tasks if task.key not in done]
+        # Longest first, so that the pool does not end waiting on one slow task (a stable sort keeps
+        # a dataset's tasks together for the workers' dataset cache); the order never changes a
+        # result (seeds and run ids come from coordinates).
+        pending = sorted((task for task in tasks if task.key not in done), key=expected_cost, reverse=True)
         if client is not None:
             outcomes = _run_on_dask(pending, source, runner, client)
         elif workers == 1 or len(pending) <= 1:
