@@ -36,9 +36,12 @@ own samples, reduced over heads) is NaN, inf or above ``BLOWUP`` times the refer
 ``max(L_m(w_0), L_m(0))`` (its initial loss, or the loss of the zero head if that is larger, so a
 near-perfect initialisation does not make every later loss a blow-up). From iteration t on, its
 weights and loss are NaN in the trace and ``diverged_at[m] = t``; the model is frozen (its columns are
-zeroed) so it cannot disturb the others. Every iteration is checked: a cheap upper bound of all
-models' losses, computed from the extreme scores, is compared with the smallest threshold, and only
-when it exceeds it are the exact per-model losses computed.
+zeroed) so it cannot disturb the others. The test is exact and cheap: a bound on every model's loss
+from the extreme scores (``phi(max Q)``; for softmax ``max z - min z + log C``) is compared with the
+smallest threshold, and only when it crosses it are the per-model losses computed. For the logistic
+and softmax losses, whose derivatives are bounded by 1, one step moves any score by at most
+``lr * max_i ||x_i||²``, so after a passing test the next one is due only when the scores could have
+used up the headroom; the exponential loss is tested at every iteration.
 """
 from __future__ import annotations
 
@@ -83,9 +86,12 @@ class _Logistic:
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.softplus(Q).squeeze(-1)
 
-    def bound(self, Q: torch.Tensor) -> float:
-        # phi is increasing, so no mean loss exceeds phi(max score).
-        return float(torch.nn.functional.softplus(Q.max()))
+    # |phi'| <= 1, so one step moves every score by at most (step size) * max ||F_i||^2.
+    headroom_rate = 1.0
+
+    def headroom(self, Q: torch.Tensor, level: float) -> float:
+        """How far the largest score may rise before the loss bound phi(max Q) exceeds ``level``."""
+        return level + math.log(-math.expm1(-level)) - float(Q.max())
 
 
 class _Exponential(_Logistic):
@@ -98,8 +104,10 @@ class _Exponential(_Logistic):
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         return torch.exp(Q).squeeze(-1)
 
-    def bound(self, Q: torch.Tensor) -> float:
-        return float(torch.exp(Q.max()))
+    headroom_rate = None   # phi' = exp is unbounded: no guarantee beyond the current step
+
+    def headroom(self, Q: torch.Tensor, level: float) -> float:
+        return math.log(level) - float(Q.max())
 
 
 class _Softmax:
@@ -125,10 +133,14 @@ class _Softmax:
         index = self.labels.view(-1, 1, 1, 1).expand(*Q.shape[:3], 1)
         return torch.logsumexp(Q, -1) - Q.gather(-1, index).squeeze(-1)
 
-    def bound(self, Q: torch.Tensor) -> float:
-        # logsumexp(z) - z_y <= max(z) - min(z) + log C.
+    # |p - onehot| <= 1, so one step moves every logit by at most (step size) * max ||x_i||^2 and
+    # the spread max(z) - min(z) by twice that.
+    headroom_rate = 2.0
+
+    def headroom(self, Q: torch.Tensor, level: float) -> float:
+        """How far the spread may grow before logsumexp(z) - z_y <= spread + log C exceeds ``level``."""
         low, high = torch.aminmax(Q)
-        return float(high - low) + self.zero_loss
+        return level - self.zero_loss - float(high - low)
 
 
 _LOSS_CLASSES = {"logistic": _Logistic, "exponential": _Exponential, "softmax": _Softmax}
@@ -332,6 +344,8 @@ class _BatchedHeads:
         self.heads_factor = 1.0 if problem.head_reduction == "mean" else float(problem.n_heads)
         self.threshold = torch.full((n_models,), math.inf, dtype=dtype)
         self.safe_level = math.inf
+        self.score_drift = problem.lr * problem.head_scale * float((self.features ** 2).sum(1).max())
+        self.next_check = 0
 
     def view4(self, columns: torch.Tensor) -> torch.Tensor:
         return columns.view(self.shape)
@@ -351,9 +365,19 @@ class _BatchedHeads:
         self.safe_level = float(self.threshold.min())
 
     def check_divergence(self, t: int) -> torch.Tensor | None:
-        """Freeze the models whose loss at iteration t diverged; return the exact losses if computed."""
-        bound = self.heads_factor * self.loss.bound(self.scores)
-        if bound <= self.safe_level:
+        """Freeze the models whose loss at iteration t diverged; return the exact losses if computed.
+
+        A bound on every model's loss from the extreme scores is compared with the smallest
+        threshold; for the Lipschitz losses, how fast the scores can move then tells how many
+        further iterations need no test at all.
+        """
+        if t < self.next_check:
+            return None
+        room = self.loss.headroom(self.scores, self.safe_level / self.heads_factor)
+        if room >= 0:
+            rate = self.loss.headroom_rate
+            if rate is not None and self.score_drift > 0:
+                self.next_check = t + 1 + int(room / (rate * self.score_drift))
             return None
         losses = self.model_losses()
         newly = self.alive & ~(losses <= self.threshold)

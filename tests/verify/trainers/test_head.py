@@ -143,34 +143,45 @@ def test_sgd_coupling_leave_one_out_sees_the_same_stream_without_i():
     assert np.abs(w[0] - w[8]).max() > 1e-3
 
 
-def cosh_divergence_step(w0, lr, n_steps):
-    """First t at which cosh(w_t) > 1e6 * max(cosh(w0), 1) under w <- w - lr sinh(w)."""
-    w, threshold = w0, head.BLOWUP * max(math.cosh(w0), 1.0)
+MARGIN_LOSSES = {  # per-sample loss of the margin m and its derivative, as scalar reference code
+    "exponential": (lambda m: math.exp(min(-m, 709.0)), lambda m: -math.exp(min(-m, 709.0))),
+    "logistic": (lambda m: math.log1p(math.exp(-m)) if m > -30 else -m,
+                 lambda m: -1.0 / (1.0 + math.exp(m)) if m < 700 else 0.0),
+}
+
+
+def two_point_divergence_step(loss, w0, lr, n_steps):
+    """First t at which L(w_t) > BLOWUP * max(L(w0), L(0)) for L(w) = (l(w) + l(-w)) / 2."""
+    value, slope = MARGIN_LOSSES[loss]
+    objective = lambda w: 0.5 * (value(w) + value(-w))  # noqa: E731
+    w, threshold = w0, head.BLOWUP * max(objective(w0), objective(0.0))
     for t in range(n_steps + 1):
-        if abs(w) > 700 or math.cosh(w) > threshold:
+        if objective(w) > threshold:
             return t
-        w -= lr * math.sinh(w)
+        w -= lr * 0.5 * (slope(w) - slope(-w))
     return -1
 
 
 @pytest.mark.parametrize("trainer", [head.train_heads, naive.train_heads])
-def test_divergence_detected_at_the_right_step(trainer):
-    # Two opposite samples on one feature: the exponential loss is cosh(w), GD is w <- w - lr sinh(w),
-    # which blows up for a large step. A second model trains on the first sample only (exp(-w)).
+@pytest.mark.parametrize("loss, lr", [("exponential", 3.0), ("logistic", 4e6)])
+def test_divergence_detected_at_the_right_step(trainer, loss, lr):
+    # Two opposite samples on one feature: L(w) = (l(w) + l(-w)) / 2 (cosh(w) for the exponential
+    # loss), and a step far too large makes GD overshoot until the loss blows up. A second model
+    # trains on the first sample only (l(w), which GD decreases for any step).
     X, y = np.array([[1.0], [1.0]]), np.array([1, 0])
     masks = np.array([[1, 1], [1, 0]])
-    lr, n_steps = 3.0, 10
-    expected = cosh_divergence_step(0.5, lr, n_steps)
+    n_steps = 10
+    expected = two_point_divergence_step(loss, 0.5, lr, n_steps)
     assert 1 < expected < n_steps
-    trace = trainer(X, y, masks=masks, init=np.array([[0.5], [0.5]]), loss="exponential", lr=lr,
+    trace = trainer(X, y, masks=masks, init=np.array([[0.5], [0.5]]), loss=loss, lr=lr,
                     n_steps=n_steps, checkpoints=np.arange(n_steps + 1))
     assert trace.diverged_at.tolist() == [expected, -1]
     assert np.isfinite(trace.weights["w"][:expected, 0]).all()
     assert np.isnan(trace.weights["w"][expected:, 0]).all()
     assert np.isnan(trace.train_loss[expected:, 0]).all()
-    alone = trainer(X, y, masks=masks[1:], init=np.array([[0.5]]), loss="exponential", lr=lr,
+    alone = trainer(X, y, masks=masks[1:], init=np.array([[0.5]]), loss=loss, lr=lr,
                     n_steps=n_steps, checkpoints=np.arange(n_steps + 1))
-    np.testing.assert_allclose(trace.weights["w"][:, 1], alone.weights["w"][:, 0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(trace.weights["w"][:, 1], alone.weights["w"][:, 0], rtol=1e-14)
 
 
 def max_margin_direction(X, s):
