@@ -127,7 +127,9 @@ def test_bbc_head_task_encodes_once_and_trains_every_left_out_head(tmp_path, mon
     assert len(list((tmp_path / "features").glob("*.npy"))) == 2  # training and test documents
     monkeypatch.setattr(text_features, "encode_texts", lambda *a, **k: pytest.fail("re-encoded"))
     second = runner(task, dataset).runs
-    assert first == second
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        assert a == pytest.approx(b, nan_ok=True)
     final = [r for r in first if r["iteration"] == 30]
     assert len(final) == 2 * (1 + len(dataset.y))
     assert all(r["head_direction_stability"] >= 0 for r in final if r["left_out"] is not None)
