@@ -11,6 +11,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -210,6 +211,12 @@ def execute(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, 
                 "seconds": time.perf_counter() - start}
 
 
+def _init_pool_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent, which writes what has arrived and ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+
+
 def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:
     limit_threads()
     return execute(task, source, runner)
@@ -233,12 +240,17 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
     context = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                  initializer=limit_threads)
+                                                  initializer=_init_pool_worker)
     finished = False
     try:
         futures = [pool.submit(execute, task, source, runner) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+            try:
+                outcome = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                raise RuntimeError("a worker process died (out of memory?); every finished task is "
+                                   "saved, re-run the same command to resume") from None
+            yield outcome
         finished = True
     finally:
         pool.shutdown(wait=finished, cancel_futures=True)

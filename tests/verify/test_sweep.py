@@ -146,8 +146,11 @@ sys.path.insert(0, {here!r})
 from test_sweep import standin_tasks, StandinSource, standin_runner
 from verify.sweep import run_sweep
 tasks = standin_tasks(n_datasets=4, stabilisers=[("standin", {{"sleep": 0.3}})])
-run_sweep(tasks, StandinSource(4), {out!r}, n_seeds=2, workers={workers}, runner=standin_runner,
-          progress=False)
+try:
+    run_sweep(tasks, StandinSource(4), {out!r}, n_seeds=2, workers={workers}, runner=standin_runner,
+              progress=False)
+except KeyboardInterrupt:
+    sys.exit(130)
 """
 
 
@@ -160,8 +163,8 @@ def _done_count(out: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigkill_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, workers):
+@pytest.mark.parametrize("workers, how", [(1, signal.SIGKILL), (2, signal.SIGKILL), (2, signal.SIGINT)])
+def test_sigkill_or_ctrl_c_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, workers, how):
     killed = tmp_path / "killed"
     script = KILLED_SWEEP.format(here=str(HERE), out=str(killed), workers=workers)
     process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
@@ -169,9 +172,9 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, wor
     deadline = time.monotonic() + 60
     while _done_count(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert 2 <= _done_count(killed) < 8, "the kill should land mid-sweep"
+    os.killpg(process.pid, how)  # the whole process group, as a terminal's Ctrl-C does
+    assert process.wait(timeout=30) == (130 if how == signal.SIGINT else -signal.SIGKILL)
+    assert 2 <= _done_count(killed) < 8, "the signal should land mid-sweep"
 
     tasks = standin_tasks(n_datasets=4, stabilisers=[("standin", {"sleep": 0.3})])
     resumed = run_sweep(tasks, StandinSource(4), killed, n_seeds=2, workers=1, runner=standin_runner,
