@@ -40,19 +40,19 @@ def run(n: int = 256, *, d: int = 32, n_steps: int = 20_000, naive_models: int |
                         torch.empty(n_models, d, 1, dtype=torch.float64))
     reference = 2 * n_models * d * d / best_seconds(lambda: torch.bmm(left, right, out=out),
                                                      repeats=500) / 1e9
-    start = time.perf_counter()
+    start = time.process_time()
     batched = quadratic.train_quadratic(X, y, n_steps=n_steps, checkpoints=points, **arguments)
-    batched_seconds = time.perf_counter() - start
+    batched_seconds = time.process_time() - start
     memory = peak_memory_mib()
-    start = time.perf_counter()
+    start = time.process_time()
     exact = quadratic.quadratic_closed_form(X, y, iterations=points, **arguments)
-    closed_seconds = time.perf_counter() - start
+    closed_seconds = time.process_time() - start
     subset = (np.arange(n_models) if naive_models is None or naive_models >= n_models
               else np.sort(rng.choice(n_models, naive_models, replace=False)))
-    start = time.perf_counter()
+    start = time.process_time()
     loop = naive.train_quadratic(X, y, n_steps=n_steps, checkpoints=points,
                                  **{**arguments, "masks": masks[subset]})
-    naive_seconds = (time.perf_counter() - start) * n_models / len(subset)
+    naive_seconds = (time.process_time() - start) * n_models / len(subset)
     flops = 2.0 * n_models * d * d * n_steps
     return {"case": f"quadratic n={n}", "n": n, "d": d, "models": n_models, "steps": n_steps,
             "batched_s": batched_seconds, "naive_s": naive_seconds, "closed_form_s": closed_seconds,

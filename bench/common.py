@@ -1,4 +1,8 @@
-"""Shared helpers of the benchmarks: problems, the matmul reference, timing and memory."""
+"""Shared helpers of the benchmarks: problems, the matmul reference, timing and memory.
+
+Every time is CPU time of this process (``time.process_time``): on a shared machine it does not count
+the time other processes hold the cores, and with one thread it equals wall time on an idle machine.
+"""
 from __future__ import annotations
 
 import resource
@@ -28,14 +32,14 @@ def separable_features(n: int, d: int, *, margin: float = 0.2, seed: int = 0):
 
 
 def best_seconds(function: Callable[[], object], *, repeats: int, rounds: int = 3) -> float:
-    """Best over ``rounds`` of the mean time of ``repeats`` calls (after one warm-up call)."""
+    """Best over ``rounds`` of the mean CPU time of ``repeats`` calls (after one warm-up call)."""
     function()
     best = np.inf
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(repeats):
             function()
-        best = min(best, (time.perf_counter() - start) / repeats)
+        best = min(best, (time.process_time() - start) / repeats)
     return best
 
 
