@@ -4,7 +4,9 @@ Data: every run at its task's final checkpoint, every bound in the ``bounds`` ta
 bound). A point is one (dataset, config, stabiliser, parameters): x = the mean over seeds of E_i of
 the bound's measure, y = the mean over seeds of E_i of the bound's value, using only units where the
 bound holds (assumptions met, finite value) and no model diverged, and only positive values (log
-axes). Points above y = x are satisfied bounds; the legend gives each bound's Kendall τ between
+axes). Points whose measured stability is below :data:`NUMERICAL_ZERO` are left out too: there
+A(S) = A(S\\i) up to rounding (e.g. noise-free least squares, where both reach the teacher), and
+their rounding noise would set the axes and the ranking; the index notes how many. Points above y = x are satisfied bounds; the legend gives each bound's Kendall τ between
 measured and bound over its points (``scipy.stats.kendalltau``, τ-b): does the bound rank the
 datasets by instability?
 """
@@ -25,29 +27,40 @@ KEY = "F10"
 STEM = "f10_bound_vs_measured"
 PRODUCED_BY = "any sweep whose runs have bound rows (`ftstab verify` computes them for every run)"
 POINT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params")
+NUMERICAL_ZERO = 1e-12
+FIGURE_SIZE = (10.5, 6.0)  # a square-ish log-log axes plus the legend to its right
 
 
-def bound_points(connection: sqlite3.Connection, bound: str, measure: str) -> list[dict]:
-    """One dict per plotted point of ``bound``: its keys, measured, bound value and seed count."""
+def bound_points(connection: sqlite3.Connection, bound: str,
+                 measure: str) -> tuple[list[dict], int]:
+    """The plotted points of ``bound`` (keys, measured, bound value, seed count), and how many
+    points were left out as numerically zero."""
     units = loo_units(connection, measure=measure, bound=bound)
     usable = ((units["bound_holds"] == 1) & ~(units["diverged"] == 1)
-              & (units["measured"] > 0) & (units["bound"] > 0) & np.isfinite(units["bound"]))
-    points = []
+              & (units["bound"] > 0) & np.isfinite(units["bound"]) & (units["measured"] >= 0))
+    points, zeros = [], 0
     for key, group in units.filter(usable).groups(*POINT_KEYS):
+        measured = float(group["measured"].mean())
+        if measured < NUMERICAL_ZERO:
+            zeros += 1
+            continue
         points.append({"bound": bound, "measure": measure, **dict(zip(POINT_KEYS, key)),
-                       "measured": float(group["measured"].mean()),
-                       "bound_value": float(group["bound"].mean()), "n_seeds": len(group)})
-    return points
+                       "measured": measured, "bound_value": float(group["bound"].mean()),
+                       "n_seeds": len(group)})
+    return points, zeros
 
 
 def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     """Draw F10 into ``out_dir``."""
     pairs = connection.execute("SELECT DISTINCT bound, measure FROM bounds ORDER BY bound, measure")
-    series, rows = [], []
+    series, rows, notes = [], [], []
     for index, (bound, measure) in enumerate(pairs.fetchall()):
         if measure not in LOO_MEASURES + FULL_RUN_COLUMNS:
             continue
-        points = bound_points(connection, bound, measure)
+        points, zeros = bound_points(connection, bound, measure)
+        if zeros:
+            notes.append(f"{bound}: {zeros} point(s) with measured {measure} < {NUMERICAL_ZERO:g} "
+                         f"(numerically zero) left out")
         if not points:
             continue
         measured = np.array([point["measured"] for point in points])
@@ -75,8 +88,8 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     panel = Panel(name="all", title="one point per dataset × config × stabiliser (mean over seeds)",
                   xlabel="measured stability (the bound's measure, E_i, log scale)",
                   ylabel="bound value (E_i, log scale)", series=series, xlog=True, ylog=True,
-                  decorate=identity, ticks_at_data=False)
+                  decorate=identity, ticks_at_data=False, legend_loc="outside")
     title = ("F10 · Bound vs measured stability over all datasets, one colour per bound\n"
              "above y = x: bound holds · legend: Kendall τ between bound and measured")
     return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title, panels=[panel],
-                               csv_rows=rows)
+                               csv_rows=rows, notes=tuple(notes), size=FIGURE_SIZE)

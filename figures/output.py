@@ -71,13 +71,15 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_panels_figure(out_dir: Path, *, key: str, stem: str, title: str, panels: list[Panel],
-                        notes: tuple[str, ...] = (), csv_rows: list[dict] | None = None) -> Drawn:
+                        notes: tuple[str, ...] = (), csv_rows: list[dict] | None = None,
+                        size: tuple[float, float] | None = None) -> Drawn:
     """Draw ``panels`` under ``title``; write PNG, PDF and a CSV of the plotted numbers.
 
     The CSV holds every plotted series (:meth:`figures.style.Series.csv_rows`) unless the figure
     passes its own ``csv_rows`` (one row per plotted point, with more identifying columns).
+    ``size`` overrides the figure size in inches.
     """
-    figure = draw_panels(title, panels)
+    figure = draw_panels(title, panels, size)
     files = save_figure(figure, out_dir, stem)
     rows = csv_rows if csv_rows is not None else [
         row for panel in panels for series in panel.series for row in series.csv_rows(key)]

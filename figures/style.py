@@ -33,13 +33,16 @@ def colour(index: int) -> str:
     return COLOURS[index % len(COLOURS)]
 
 
-def new_figure(n_panels: int, title: str) -> tuple[Figure, list[Axes]]:
-    """A figure with ``n_panels`` axes (one row up to three, else two columns) and a suptitle."""
+def new_figure(n_panels: int, title: str,
+               size: tuple[float, float] | None = None) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n_panels`` axes (one row up to three, else two columns) and a suptitle.
+
+    ``size`` (inches) overrides the default of :data:`PANEL_SIZE` per panel.
+    """
     n_columns = n_panels if n_panels <= 3 else 2
     n_rows = -(-n_panels // n_columns)
-    figure = Figure(figsize=(PANEL_SIZE[0] * n_columns,
-                             PANEL_SIZE[1] * n_rows + 0.25 * title.count("\n")),
-                    layout="constrained")
+    default = (PANEL_SIZE[0] * n_columns, PANEL_SIZE[1] * n_rows + 0.25 * title.count("\n"))
+    figure = Figure(figsize=size or default, layout="constrained")
     grid = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
     for unused in grid[n_panels:]:
         unused.remove()
@@ -99,23 +102,25 @@ def draw_series(ax: Axes, series: Series) -> None:
                 markersize=4, linewidth=1.6, capsize=3, color=series.colour, label=series.label)
 
 
-def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str, xlog: bool = False,
-                ylog: bool = False, xticks: np.ndarray | None = None) -> None:
-    """Label ``ax``, set its scales (ticks at ``xticks`` if given), add a legend if needed."""
+def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str,
+                xticks: np.ndarray | None = None, legend_loc: str = "best") -> None:
+    """Label ``ax``, format its log-axis ticks (ticks at ``xticks`` if given), add a legend
+    (``legend_loc`` as matplotlib's, or ``"outside"``: to the right of the axes)."""
     ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
     ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
-    if xlog:
-        ax.set_xscale("log")
+    if ax.get_xscale() == "log":
         _plain_log_ticks(ax.xaxis, ax.get_xlim())
-    if ylog:
-        ax.set_yscale("log")
+    if ax.get_yscale() == "log":
         _plain_log_ticks(ax.yaxis, ax.get_ylim())
     if xticks is not None:
         ax.set_xticks(xticks, [f"{value:g}" for value in xticks])
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85)
+        if legend_loc == "outside":
+            ax.legend(fontsize=FONT_SIZE - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        else:
+            ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85, loc=legend_loc)
 
 
 def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
@@ -146,12 +151,19 @@ class Panel:
     ylog: bool = False
     decorate: Callable[[Axes], None] | None = None
     ticks_at_data: bool = True
+    legend_loc: str = "best"
 
 
-def draw_panels(title: str, panels: list[Panel]) -> Figure:
-    """A figure with one axes per panel, each drawn and labelled."""
-    figure, axes = new_figure(len(panels), title)
+def draw_panels(title: str, panels: list[Panel],
+                size: tuple[float, float] | None = None) -> Figure:
+    """A figure with one axes per panel, each drawn and labelled (``size`` as in new_figure)."""
+    figure, axes = new_figure(len(panels), title, size)
     for ax, panel in zip(axes, panels):
+        # Scales first, so that decorations computing limits see the final axes.
+        if panel.xlog:
+            ax.set_xscale("log")
+        if panel.ylog:
+            ax.set_yscale("log")
         for series in panel.series:
             if panel.ylog and all(not point.mean > 0 for point in series.points):
                 series = replace(series, label=f"{series.label} (≤ 0: off the log axis)")
@@ -159,11 +171,11 @@ def draw_panels(title: str, panels: list[Panel]) -> Figure:
         if panel.decorate is not None:
             panel.decorate(ax)
         xs = np.unique(np.concatenate([series.x for series in panel.series]))
-        finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
-                    xlog=panel.xlog, ylog=panel.ylog,
-                    xticks=xs if panel.ticks_at_data and xs.size <= MAX_LABELLED_X else None)
         if panel.ylog:
             _raise_log_floor(ax, panel.series)
+        finish_axes(ax, title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel,
+                    xticks=xs if panel.ticks_at_data and xs.size <= MAX_LABELLED_X else None,
+                    legend_loc=panel.legend_loc)
     return figure
 
 
@@ -181,7 +193,6 @@ def _raise_log_floor(ax: Axes, series: list[Series]) -> None:
     reachable = lows[(lows > 0) & (lows >= positive.min() / 10)]
     floor = min(positive.min(), reachable.min() if reachable.size else np.inf) / 1.5
     ax.set_ylim(bottom=max(ax.get_ylim()[0], floor))
-    _plain_log_ticks(ax.yaxis, ax.get_ylim())
 
 
 def non_positive_points(panels: list[Panel]) -> list[str]:
