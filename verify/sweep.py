@@ -243,8 +243,11 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
                                                   initializer=_init_pool_worker)
     finished = False
     try:
-        futures = [pool.submit(execute, task, source, runner) for task in tasks]
-        for future in concurrent.futures.as_completed(futures):
+        # Only as_completed holds the futures, and it lets go of each once yielded, so results do
+        # not pile up in memory over a long sweep.
+        completed = concurrent.futures.as_completed([pool.submit(execute, task, source, runner)
+                                                     for task in tasks])
+        for future in completed:
             try:
                 outcome = future.result()
             except concurrent.futures.process.BrokenProcessPool:
@@ -276,12 +279,15 @@ def connect_scheduler(address: str, *, timeout: float = 5.0) -> Any:
 def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
                  client: Any) -> Iterator[dict]:
     from distributed import as_completed
-    futures = [client.submit(_execute_in_worker, task, source, runner, pure=False) for task in tasks]
+    completed = as_completed([client.submit(_execute_in_worker, task, source, runner, pure=False)
+                              for task in tasks])
     try:
-        for future in as_completed(futures):
-            yield future.result()
+        for future in completed:
+            outcome = future.result()
+            future.release()
+            yield outcome
     finally:
-        client.cancel(futures)
+        client.cancel(list(completed.futures))
 
 
 def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict[str, str]:
