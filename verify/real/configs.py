@@ -14,6 +14,7 @@ import numpy as np
 from verify.trainers.checkpoints import log_spaced_checkpoints
 
 SETTINGS = ("head", "full")
+KINDS = ("real-text", "real-digits")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class RealConfig:
     name : str
         Stored in the results' ``config`` column; a different definition needs a different name.
     setting : {"head", "full"}
+    kinds : tuple of str
+        The dataset kind it trains, ``("real-text",)`` or ``("real-digits",)`` (as the sweep's configs).
     n_steps : int
         Training iterations T, ``>= 1``.
     lr : float or None
@@ -48,6 +51,7 @@ class RealConfig:
 
     name: str
     setting: str
+    kinds: tuple[str, ...]
     n_steps: int
     lr: float | None = None
     lr_scale: float | None = None
@@ -61,6 +65,8 @@ class RealConfig:
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ValueError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
+        if not self.kinds or set(self.kinds) - set(KINDS):
+            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds!r}")
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {self.n_steps!r}")
         if (self.lr is None) == (self.lr_scale is None):
@@ -90,4 +96,4 @@ class RealConfig:
         return self.lr_scale / beta_hat
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "kinds": list(self.kinds)}

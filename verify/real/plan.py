@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +114,14 @@ def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
     lr = defaults.lr if args.lr is None else args.lr
     batch = defaults.batch_size if args.batch_size is None else (args.batch_size or None)
     config = RealConfig(
-        name="", setting=defaults.setting, n_steps=args.steps or defaults.steps,
+        name="", setting=defaults.setting, kinds=(defaults.kind,), n_steps=args.steps or defaults.steps,
         lr=lr if defaults.setting == "full" else None, lr_scale=lr if defaults.setting == "head" else None,
         batch_size=batch, max_left_out=defaults.left_out if args.left_out is None else args.left_out,
         n_checkpoints=defaults.checkpoints, init="random" if defaults.setting == "head" else "pretrained")
     max_length = None
     if defaults.kind == "real-text":
         max_length = args.max_length or (128 if defaults.setting == "head" else 64)
-    config = RealConfig(**{**config.to_dict(), "name": config_name(args.task, config, max_length)})
+    config = replace(config, name=config_name(args.task, config, max_length))
     cache = args.cache or Path(args.out) / "cache"
     source = RealSource(kind=defaults.kind, shots=shots, subsets=args.subsets,
                         test_per_class=args.test_per_class or defaults.test_per_class, cache_dir=cache)

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from verify.real.configs import KINDS
 from verify.real.datasets import (RealDataset, bbc_dataset_id, digits_dataset_id, make_bbc_dataset,
                                   make_digits_dataset)
-
-KINDS = ("real-text", "real-digits")
 
 
 @dataclass(frozen=True)
