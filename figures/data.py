@@ -59,6 +59,10 @@ MEASURE_LABEL = {
 }
 LOO_MEASURES = tuple(MEASURE_LABEL)
 
+# Below this a measured stability is rounding noise: A(S) = A(S\\i) in exact arithmetic (e.g.
+# noise-free least squares, where both reach the teacher); on log axes it would set the range.
+NUMERICAL_ZERO = 1e-12
+
 CONFIDENCE = 0.95
 N_RESAMPLES = 1000
 

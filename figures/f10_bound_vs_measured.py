@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from scipy import stats
 
-from figures.data import FULL_RUN_COLUMNS, LOO_MEASURES, MissingData, Summary, loo_units
+from figures.data import (FULL_RUN_COLUMNS, LOO_MEASURES, NUMERICAL_ZERO, MissingData, Summary,
+                          loo_units)
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, colour
 
@@ -27,7 +28,6 @@ KEY = "F10"
 STEM = "f10_bound_vs_measured"
 PRODUCED_BY = "any sweep whose runs have bound rows (`ftstab verify` computes them for every run)"
 POINT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params")
-NUMERICAL_ZERO = 1e-12
 FIGURE_SIZE = (10.5, 6.0)  # a square-ish log-log axes plus the legend to its right
 
 

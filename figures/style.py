@@ -60,7 +60,8 @@ class Series:
 
     ``role`` is ``"measured"`` (solid, markers, error bars), ``"bound"`` (dashed, no error bars:
     a bound is drawn as the mean of its per-unit values), ``"category"`` (one bar with error
-    bars, named by the panel's tick labels) or ``"points"`` (a scatter of (x, mean)).
+    bars, named by the panel's tick labels), ``"points"`` (a scatter of (x, mean)) or
+    ``"bound_points"`` (the same with crosses).
     """
 
     panel: str
@@ -73,7 +74,8 @@ class Series:
 
     def csv_rows(self, figure_key: str) -> list[dict]:
         """The rows of this series as written to the figure's CSV."""
-        interval = "bootstrap95 (not drawn)" if self.role == "bound" else "bootstrap95"
+        interval = {"measured": "bootstrap95", "category": "bootstrap95",
+                    "bound": "bootstrap95 (not drawn)"}.get(self.role, "none (one point per unit)")
         return [{"figure": figure_key, "panel": self.panel, "series": self.label,
                  "role": self.role, "quantity": self.quantity, "x": float(x), "mean": point.mean,
                  "ci_low": point.low, "ci_high": point.high, "n_units": point.n,
@@ -93,6 +95,10 @@ def draw_series(ax: Axes, series: Series) -> None:
     if series.role == "points":
         ax.scatter(series.x, mean, s=18, alpha=0.75, color=series.colour, label=series.label,
                    edgecolors="none")
+        return
+    if series.role == "bound_points":
+        ax.scatter(series.x, mean, s=22, marker="x", alpha=0.75, color=series.colour,
+                   label=series.label)
         return
     if series.role == "category":
         ax.bar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), capsize=4, width=0.7,
