@@ -292,9 +292,25 @@ class FlatNetwork:
         return cls(model, names, tuple(tuple(parameters[name].shape) for name in names), loss)
 
     def flatten(self, weights: dict[str, np.ndarray], lead: int) -> np.ndarray:
-        """Concatenate per-name arrays of shape ``(*lead_dims, *shape)`` into ``(*lead_dims, P)``."""
-        return np.concatenate([weights[name].reshape(*weights[name].shape[:lead], -1)
-                               for name in self.names], axis=-1)
+        """Concatenate per-name arrays of shape ``(*lead_dims, [H,] *shape)`` into ``(*lead_dims, P)``.
+
+        A heads axis H (MHLoss) is averaged away: a multi-head model predicts with its mean logit,
+        which for linear heads is the prediction of its mean head.
+        """
+        parts = []
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            value = weights[name]
+            if value.ndim == lead + len(shape) + 1:
+                value = value.mean(axis=lead)
+            parts.append(value.reshape(*value.shape[:lead], -1))
+        return np.concatenate(parts, axis=-1)
+
+    def n_heads(self, weights: dict[str, np.ndarray], lead: int) -> int:
+        """The size of the heads axis of ``weights`` (1 when there is none)."""
+        name = next(name for name in self.names if name.startswith("head."))
+        shape = self.shapes[self.names.index(name)]
+        value = weights[name]
+        return int(value.shape[lead]) if value.ndim == lead + len(shape) + 1 else 1
 
     def head_indices(self) -> np.ndarray:
         sizes = [int(np.prod(shape)) for shape in self.shapes]

@@ -183,6 +183,8 @@ class Trained:
     n_steps : int
     loss : str
         The loss actually trained ("logistic" becomes "softmax" on multiclass data).
+    n_heads : int
+        Heads per model actually trained (a stabiliser such as MHLoss may set it).
     model : {"linear", "mlp"}
     evaluator : verify.measures.Evaluator
     l2sp : float
@@ -198,6 +200,7 @@ class Trained:
     lr: float
     n_steps: int
     loss: str
+    n_heads: int
     model: str
     evaluator: Any
     l2sp: float = 0.0
@@ -262,7 +265,7 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
     if n_heads > 1:
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
-    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, model="linear",
+    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="linear",
                    evaluator=linear_evaluator(loss, n_classes))
 
 
@@ -278,7 +281,8 @@ def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, 
     lr, n_steps, checkpoints = _schedule(config, stabiliser, config.lr_scale / beta)
     trace = train_quadratic(dataset.X, dataset.y, masks=masks, w0=dataset.arrays["w0"], lr=lr,
                             n_steps=n_steps, checkpoints=checkpoints, **extra)
-    return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", model="linear",
+    return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", n_heads=1,
+                   model="linear",
                    evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)))
 
 
@@ -298,9 +302,11 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
     model = build_model(dataset.card["architecture"])
     network = FlatNetwork.of(model, loss)
+    # Every pre-trained array (encoder and the pre-training decoder, which SURT uses); the head has
+    # no pre-trained value (heads are drawn from the seeds) but the trainer wants every name.
     start = {name: np.zeros(shape) for name, shape in zip(network.names, network.shapes, strict=True)}
     start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
-                  if name.startswith("w0.") and name[len("w0."):] in start})
+                  if name.startswith("w0.")})
     stabilisers = () if stabiliser is None else (stabiliser,)
     first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
                             masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
@@ -316,13 +322,10 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers)
-    shapes = dict(zip(network.names, network.shapes, strict=True))
-    # (K, M, H, ...) with several heads: a multi-head model predicts with its mean head.
-    weights = {name: value.mean(axis=2) if value.ndim == len(shapes[name]) + 3 else value
-               for name, value in trace.weights.items()}
     l2sp = float(stabiliser.objective_kwargs().get("l2sp", 0.0)) if stabiliser is not None else 0.0
-    return _finish(trace, network.flatten(weights, lead=2), lr=lr, n_steps=n_steps, loss=loss,
-                   model="mlp", evaluator=network.evaluator(), l2sp=l2sp, objective=objective)
+    return _finish(trace, network.flatten(trace.weights, lead=2), lr=lr, n_steps=n_steps, loss=loss,
+                   n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
+                   evaluator=network.evaluator(), l2sp=l2sp, objective=objective)
 
 
 TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}
@@ -375,6 +378,7 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     for row in rows:
         row["n_steps"] = trained.n_steps
         row["loss"] = trained.loss
+        row["n_heads"] = trained.n_heads
         if row["left_out"] is not None:
             row["left_out_support"] = int(row["left_out"] in support_set)
             row["left_out_weight"] = weights[row["left_out"]]

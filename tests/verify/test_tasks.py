@@ -167,3 +167,39 @@ class _Given:
 
     def load(self, dataset_id):
         return self.dataset
+
+
+def _every_stabiliser(config, kind):
+    from verify.stabilisers import STABILISERS
+    from verify.tasks import canonical_params, trainer_for
+    for name, cls in STABILISERS.items():
+        if trainer_for(config, kind) in cls.applies_to:
+            yield name, canonical_params(cls.from_params().params())
+
+
+def test_every_stabiliser_runs_through_the_head_and_quadratic_trainers(separable, quadratic):
+    for dataset, config in [(separable, CONFIGS["head_sgd_logistic_random"]),
+                            (quadratic, CONFIGS["full_quadratic_gd"])]:
+        config = replace(config, n_steps=20, max_left_out=2)
+        plain = run_task(Task(dataset.id, config), dataset).runs
+        names = []
+        for name, params in _every_stabiliser(config, dataset.card["kind"]):
+            runs = run_task(Task(dataset.id, config, name, params), dataset).runs
+            assert len(runs) >= len(plain) and runs != plain, name
+            names.append(name)
+        assert names, "some stabiliser applies to each of these trainers"
+
+
+@pytest.mark.slow
+def test_mlp_task_with_multi_head_and_surt_stabilisers():
+    from synth.pretrained import make_pretrained_mlp_task
+    dataset = make_pretrained_mlp_task(16, 4, distance=0.5, hidden=(4, 4), n_source=64, pretrain_steps=20,
+                                       n_test=32, random_state=0)
+    config = replace(CONFIGS["full_mlp_gd"], n_steps=10, n_checkpoints=3, max_left_out=2, bound_models=1)
+    plain = run_task(Task(dataset.id, config), dataset)
+    assert {b["bound"] for b in plain.bounds} >= {"theorem_f"}
+    assert len(plain.bounds) == len({b["bound"] for b in plain.bounds}), "one bounded model, last checkpoint"
+    heads = run_task(Task(dataset.id, config, "mhloss", '{"n_heads":3,"reduction":"mean"}'), dataset)
+    assert {row["n_heads"] for row in heads.runs} == {3}
+    surt = run_task(Task(dataset.id, config, "surt", "{}"), dataset)
+    assert [r["test_loss"] for r in surt.runs] != [r["test_loss"] for r in plain.runs]
