@@ -5,6 +5,7 @@ weight decay add: μ_eff = μ + λ) and a smaller gradient norm ρ at the optimu
 / Lipschitz regularisers aim for) both stabilise. μ and ρ are the constants Theorem F estimated for
 each run (keys ``mu`` and ``rho`` of the bounds table's ``constants``), so they are not design
 knobs: each point is one (dataset, config, stabiliser, parameters), a scatter, not a curve.
+One colour per dataset kind and stabiliser.
 Panel (a): x = μ, plain runs and each curvature stabiliser (:data:`CURVATURE_STABILISERS`).
 Panel (b): x = ρ = E_i ρ_i, plain runs and each Lipschitz stabiliser (:data:`LIPSCHITZ_STABILISERS`).
 Where a panel's stabilisers were run it shows only their datasets (plain runs included);
@@ -44,11 +45,14 @@ LIPSCHITZ_STABILISERS = ("lnsr",)
 
 
 def _scatter(units: Frame, *, panel: str, constant: str) -> tuple[list[Series], int]:
-    """Per stabiliser: measured and bound points against the constant, and the zeros left out."""
+    """Per kind and stabiliser: measured and bound points against the constant, and the number
+    of points left out as numerically zero."""
     series: list[Series] = []
     zeros = 0
-    for index, ((name,), group) in enumerate(sorted(units.groups("stabiliser"),
-                                                     key=lambda item: plain_first(item[0][0]))):
+    groups = sorted(units.groups("kind", "stabiliser"),
+                    key=lambda item: (plain_first(item[0][1]), item[0][0]))
+    for index, ((kind, stabiliser), group) in enumerate(groups):
+        name = f"{kind}, {stabiliser}"
         xs, measured, bound, counts = [], [], [], []
         for _, point in group.groups("dataset_id", "config", "stabiliser_params"):
             converged = point.filter(~(point["diverged"] == 1))

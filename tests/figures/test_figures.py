@@ -135,14 +135,14 @@ def test_f7_places_l2sp_at_its_larger_curvature(drawn, known_results):
     rows = read_csv(drawn / "f07_curvature_lipschitz.csv")
     curvature = [row for row in rows if row["panel"] == "curvature" and row["role"] == "points"]
     l2sp = {float(row["x"]): float(row["mean"]) for row in curvature
-            if row["series"].startswith("measured, l2sp")}
+            if row["series"].startswith("measured, quadratic, l2sp")}
     assert sorted(l2sp) == pytest.approx([0.6, 1.5])
     for strength, mu in ((0.1, 0.6), (1.0, 1.5)):
         expected, _ = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 100, l2sp=strength),
                                model.SEEDS, model.LEFT_OUT)
         assert l2sp[min(l2sp, key=lambda x: abs(x - mu))] == pytest.approx(expected, rel=1e-12)
     # Plain runs only on the dataset L2-SP was run on; stability falls as μ grows: τ = -1.
-    plain = [row for row in curvature if row["series"].startswith("measured, none")]
+    plain = [row for row in curvature if row["series"].startswith("measured, quadratic, none")]
     expected, _ = loo_mean(lambda seed, i: model.full_stability(40, 1.0, seed, i, 100),
                            model.SEEDS, model.LEFT_OUT)
     assert [(float(row["x"]), int(row["n_units"])) for row in plain] == [(0.5, len(model.SEEDS))]
