@@ -72,7 +72,8 @@ def _sql_value(value: Any) -> Any:
     if value is None or isinstance(value, (str, bytes)):
         return value
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, sort_keys=True)
+        # The same canonical text as verify.tasks.canonical_params, so filters on JSON columns match.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):

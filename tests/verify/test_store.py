@@ -133,6 +133,18 @@ def test_readonly_store_on_missing_file_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_json_filters_match_the_canonical_text(tmp_path):
+    from verify.tasks import canonical_params
+    params = {"strength": 0.1, "include_head": False}
+    task = {**TASK, "task_key": "ds|cfg|l2sp|x", "stabiliser": "l2sp",
+            "stabiliser_params": canonical_params(params)}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.write_done(task, [{**run_row(1, None), "task_key": task["task_key"], "stabiliser": "l2sp",
+                                 "stabiliser_params": canonical_params(params)}], [], seconds=0)
+        assert len(store.runs(stabiliser_params=params)) == 1
+        assert store.runs(stabiliser_params={"strength": 1.0, "include_head": False}) == []
+
+
 def test_unknown_filter_column_is_refused(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store, pytest.raises(ValueError, match="unknown column"):
         store.runs(colour="red")
