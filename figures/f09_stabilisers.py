@@ -1,8 +1,8 @@
 """F9 — the stabilisers: MMR vs feature margin, MHLoss vs H, SURT vs D, seed std per stabiliser.
 
 Data: every setting, each task's final checkpoint, every knob but the number of heads at its
-reference value (:func:`figures.data.at_reference`); each panel compares a stabiliser with plain
-runs (``'none'``) on the datasets where that stabiliser was run. A setting is judged by its measure
+reference value per dataset kind (:func:`figures.data.at_reference_within`); each panel compares
+a stabiliser with plain runs (``'none'``) on the datasets where that stabiliser was run. A setting is judged by its measure
 (head: ``head_direction_stability``, full: ``parameter_stability``); units are E_i per
 (dataset, config, stabiliser, parameters, seed).
 
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 
 from figures.curves import lines, plain_first
 from figures.data import (SETTING_BOUND, SETTING_MEASURE, UNIT_KEYS, Frame, MissingData,
-                          at_reference, compared_datasets, full_units, loo_units, summarise,
+                          at_reference_within, compared_datasets, full_units, loo_units, summarise,
                           with_stabiliser_label)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, Series, colour
@@ -39,10 +39,12 @@ STABILITY_LABEL = "leave-one-out stability, mean over units"
 
 
 def _stability_units(connection: sqlite3.Connection) -> Frame:
-    """Units of both settings, each at its own reference, the setting's measure in ``measured``."""
-    frames = [at_reference(loo_units(connection, measure=measure, where="r.setting = ?",
-                                     params=(setting,), constants=("D",), bound=SETTING_BOUND[setting]),
-                           vary=("n_heads",))[0]
+    """Units of both settings, the setting's measure in ``measured``, each dataset kind at its own
+    reference setting."""
+    frames = [at_reference_within(loo_units(connection, measure=measure, where="r.setting = ?",
+                                            params=(setting,), constants=("D",),
+                                            bound=SETTING_BOUND[setting]),
+                                  "kind", vary=("n_heads",))[0]
               for setting, measure in SETTING_MEASURE.items()]
     names = [name for name in frames[0].columns if all(name in frame for frame in frames)]
     return Frame({name: np.concatenate([frame[name] for frame in frames]) for name in names})
