@@ -40,9 +40,16 @@ def parse_only(text: str | None) -> list[str]:
     return [key for key in known if key in keys]
 
 
+OUTPUT_SUFFIXES = (".png", ".pdf", ".csv", ".md")
+
+
 def render_figures(connection: sqlite3.Connection, out_dir: Path,
                    keys: list[str]) -> list[Drawn | Skipped]:
-    """Render the figures ``keys`` into ``out_dir``; absent data gives a :class:`Skipped`."""
+    """Render the figures ``keys`` into ``out_dir``; absent data gives a :class:`Skipped`.
+
+    A skipped figure's files left in ``out_dir`` by an earlier run are removed, so that the folder
+    always matches its ``index.md``.
+    """
     modules = figure_modules()
     outcomes: list[Drawn | Skipped] = []
     for key in keys:
@@ -52,6 +59,8 @@ def render_figures(connection: sqlite3.Connection, out_dir: Path,
         except MissingData as missing:
             outcomes.append(Skipped(key=key, stem=module.STEM,
                                     reason=f"{missing}; produced by {module.PRODUCED_BY}"))
+            for suffix in OUTPUT_SUFFIXES:
+                (out_dir / f"{module.STEM}{suffix}").unlink(missing_ok=True)
     return outcomes
 
 

@@ -48,6 +48,14 @@ def test_empty_results_skip_every_figure_with_a_note(empty_results, tmp_path, ca
     assert "- **T1** (t1_stabilisers): no training config was run with two or more stabilisers" in index
 
 
+def test_a_rerun_removes_the_files_of_figures_now_skipped(known_results, empty_results, tmp_path):
+    out = tmp_path / "figures"
+    assert main(["figures", "--from", str(known_results.folder), "--out", str(out), "--only", "F5"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(["figures", "--from", str(empty_results), "--out", str(out), "--only", "F5"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["index.md", "notes.txt"]
+
+
 def test_only_draws_the_selected_figures(known_results, tmp_path):
     out = tmp_path / "figures"
     assert main(["figures", "--from", str(known_results.folder / "results.sqlite"), "--out", str(out),
