@@ -54,6 +54,7 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                                label="measured e(t), model on S", measure="direction_error",
                                bound=None, bound_label=None, figure_key=KEY, line_colour=colour(1))
     notes = []
+    reference = describe_reference(chosen)
     others = _other_head_bounds(connection)
     for index, (name, measure) in enumerate(others):
         units = restrict(loo_units(connection, measure=measure, bound=name, where=HEAD_SEPARABLE,
@@ -64,14 +65,17 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
             bound_label=f"{name} (on {measure})", figure_key=KEY, line_colour=colour(index + 2))
             if series.role == "bound"]
         (error if measure == "direction_error" else stability).extend(drawn)
+        if not drawn:
+            notes.append(f"{name} not drawn: its assumptions hold on none of these runs "
+                         f"({reference or 'reference setting'})")
     if not error:
         notes.append("panel (b) omitted: the results hold no direction_error for these runs")
     elif not any(measure == "direction_error" for _, measure in others):
         notes.append("no asymptotic predictor in these results (no head bound on "
                       "direction_error); panel (b) shows the measured e(t) only")
-    reference = describe_reference(chosen)
     panels = [
-        Panel(name="stability", title="(a) leave-one-out stability" + (f", {reference}" if reference else ""),
+        Panel(name="stability",
+              title="(a) leave-one-out stability" + (f"\n{reference}" if reference else ""),
               xlabel="iteration t (log scale)",
               ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=stability,
               xlog=True, ylog=True, decorate=mark_trivial_direction_bound),
