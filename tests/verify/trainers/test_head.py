@@ -36,7 +36,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("loss", head.LOSSES)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: ",".join(f"{k}={v}" for k, v in case.items()) or "gd")
+@pytest.mark.parametrize("case", CASES,
+                         ids=lambda case: ",".join(f"{k}={v}" for k, v in case.items()) or "gd")
 def test_batched_equals_naive_loop(loss, case):
     n_classes = 3 if loss == "softmax" else 2
     X, y = blobs(8, 4, n_classes)
