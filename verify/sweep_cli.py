@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,10 @@ def _source(grid: str, data: Path | None) -> Any:
     return FolderSource(data, tuple(spec.id for spec in specs))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"workers: must be >= 1, got {args.workers}")
@@ -141,10 +146,14 @@ def run(args: argparse.Namespace) -> int:
         with ResultStore(results, readonly=True) as store:
             check_sweep(store, tasks, args.seeds)
     client = connect_scheduler(args.scheduler) if args.scheduler else None
+    # SIGTERM (a batch system's stop) ends the sweep the way Ctrl-C does: what has arrived is
+    # written, the workers are ended, exit status 130.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = run_sweep(tasks, source, args.out, n_seeds=args.seeds, workers=args.workers,
                             client=client)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if client is not None:
             client.close()
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "

@@ -115,3 +115,35 @@ def test_rerun_with_another_max_left_out_is_refused_before_running(tmp_path, cap
     capsys.readouterr()
     assert main([*base, "--max-left-out", "3"]) == 2
     assert "holds config 'full_quadratic_gd' with another definition" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_sweep_and_its_workers_and_keeps_finished_tasks(tmp_path, grid):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "results"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verify.cli", "verify", "--grid", "smoke", "--out", str(out),
+         "--workers", "2", "--settings", "head"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    done = 0
+    while done < 1 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(out / "results.sqlite", timeout=5) as conn:
+                done = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "interrupted; finished work is saved" in process.stderr.read()
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0] >= 1
