@@ -23,7 +23,7 @@ from verify.real.digits import DigitsCNN
 from verify.real.evaluation import flatten_weights, head_weights, network_evaluator
 from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop
 from verify.real.surt import ContrastiveSURT, DigitsSURT
-from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, model_layout
+from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, left_out_weights, model_layout
 from verify.trainers.checkpoints import log_spaced_checkpoints
 
 
@@ -86,15 +86,19 @@ class RealRunner:
         stabiliser = build_stabiliser(task, dataset.card["kind"])
         n = len(dataset.y)
         max_left_out = n if task.config.max_left_out is None else task.config.max_left_out
+        # No support vectors are known on real data: left-out samples are a uniform random choice.
         left_out = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), max_left_out)
         layout = model_layout(task, left_out)
         if task.config.setting == "head":
-            return self._head(task, dataset, stabiliser, layout)
-        if dataset.card["kind"] == "real-digits":
-            return self._digits_full(task, dataset, stabiliser, layout)
-        from verify.real.text_finetune import finetune_minilm_task
-        return finetune_minilm_task(task, dataset, stabiliser, layout, cache_dir=self.cache_dir,
-                                    max_length=self.max_length)
+            output = self._head(task, dataset, stabiliser, layout)
+        elif dataset.card["kind"] == "real-digits":
+            output = self._digits_full(task, dataset, stabiliser, layout)
+        else:
+            from verify.real.text_finetune import finetune_minilm_task
+            output = finetune_minilm_task(task, dataset, stabiliser, layout, cache_dir=self.cache_dir,
+                                          max_length=self.max_length)
+        _training_columns(output.runs, task, stabiliser, left_out, n)
+        return output
 
     def features(self, dataset: RealDataset) -> tuple[np.ndarray, np.ndarray]:
         """Training and test features the heads see (cached MiniLM embeddings, or CNN features)."""
@@ -138,6 +142,22 @@ class RealRunner:
                      weights=flatten_weights(_mean_head(trace.weights), names),
                      train_loss=trace.train_loss, diverged_at=trace.diverged_at, layout=layout,
                      evaluator=network_evaluator(model), masks=masks, lr=lr)
+
+
+def _training_columns(rows: list[dict], task: Task, stabiliser, left_out: np.ndarray, n: int) -> None:
+    """Columns the rows share with the synthetic sweep's: steps and heads as trained (after the
+    stabiliser), and each left-out row's weight in the estimate of E_i over S."""
+    n_steps, n_heads = task.config.n_steps, task.config.n_heads
+    if stabiliser is not None:
+        _, n_steps = stabiliser.adjust_schedule(1.0, n_steps)  # only the step count is recorded here
+        n_heads = stabiliser.head_kwargs().get("n_heads", n_heads)
+    weights = dict(zip(left_out.tolist(), left_out_weights(left_out, np.zeros(0, dtype=np.int64), n).tolist()))
+    for row in rows:
+        row["n_steps"] = n_steps
+        row["n_heads"] = n_heads
+        if row["left_out"] is not None:
+            row["left_out_support"] = 0
+            row["left_out_weight"] = weights[row["left_out"]]
 
 
 def _batch(task: Task, n: int) -> int | None:

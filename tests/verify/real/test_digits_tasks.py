@@ -109,6 +109,13 @@ def test_cli_writes_the_results_schema_and_resumes(tmp_path, quick_pretraining, 
     assert {card["params"]["shots"] for card in cards.values()} == {2, 3}
     assert {r["stabiliser"] for r in runs} == {"none", "mhloss"}
     assert {r["setting"] for r in runs} == {"head"} and {r["kind"] for r in runs} == {"real-digits"}
+    assert {r["n_heads"] for r in runs if r["stabiliser"] == "mhloss"} == {2}
+    # every sample of S is left out, so each seed's left-out weights are 1/n and sum to 1
+    for dataset_id, card in cards.items():
+        weights = [r["left_out_weight"] for r in runs if r["dataset_id"] == dataset_id
+                   and r["left_out"] is not None and r["seed"] == 0 and r["iteration"] == 20
+                   and r["stabiliser"] == "none"]
+        assert weights == pytest.approx([1 / card["n_samples"]] * card["n_samples"])
     assert main(argv) == 0
     assert "4 tasks: 4 already done, 0 run, 0 failed" in capsys.readouterr().out
 
