@@ -36,6 +36,12 @@ PRODUCED_BY = ("stabiliser sweeps (`ftstab verify` with stabilisers mmr, mhloss,
                "baselines, at least two seeds for panel d)")
 MMR, MHLOSS, SURT = "mmr", "mhloss", "surt"
 STABILITY_LABEL = "leave-one-out stability, mean over units"
+OMITTED = {
+    "(a) MMR": "no mmr runs with a normalised_margin and two or more margins",
+    "(b) MHLoss": "no mhloss runs beside plain runs on the same datasets",
+    "(c) SURT": "no surt runs with Theorem F's constant D beside plain runs",
+    "(d) seed instability": "no config run with two or more stabilisers over two or more seeds",
+}
 
 
 def _stability_units(connection: sqlite3.Connection) -> Frame:
@@ -57,22 +63,24 @@ def _against(units: Frame, stabiliser: str) -> Frame:
     return units.filter(np.isin(names, ("none", stabiliser)) & np.isin(units["dataset_id"], datasets))
 
 
-def _with_line(units: Frame) -> Frame:
+def _with_line(units: Frame, *, by_stabiliser: bool) -> Frame:
+    """A ``line`` column: setting and stabiliser label, or the setting alone."""
     units = with_stabiliser_label(units)
-    names = [f"{setting}, {label}" for setting, label in zip(units["setting"], units["label"])]
+    names = [f"{setting}, {label}" if by_stabiliser else setting
+             for setting, label in zip(units["setting"], units["label"])]
     return units.with_column("line", np.array(names, dtype=object))
 
 
-def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str,
-                 xlog: bool) -> Panel | None:
+def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str, xlog: bool,
+                 by_stabiliser: bool = True) -> Panel | None:
     units = units.filter(np.isfinite(units[x]))
     if np.unique(units[x]).size < 2:
         return None
-    series = lines(_with_line(units), by="line", line_label=lambda line: line,
-                   x=lambda group: group[x], xlog=xlog, panel=name, measure="stability",
-                   bound=None, figure_key=KEY, order=plain_first)
+    series = lines(_with_line(units, by_stabiliser=by_stabiliser), by="line",
+                   line_label=lambda line: line, x=lambda group: group[x], xlog=xlog, panel=name,
+                   measure="stability", bound=None, figure_key=KEY, order=plain_first)
     return Panel(name=name, title=title, xlabel=xlabel, ylabel=STABILITY_LABEL, series=series,
-                 xlog=xlog, ylog=True)
+                 xlog=xlog, ylog=True, ticks_at_data=x == "n_heads")
 
 
 def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
@@ -109,8 +117,10 @@ def _seed_std_panel(connection: sqlite3.Connection) -> Panel | None:
         return None
 
     def name_bars(ax: Axes) -> None:
-        ax.set_xticks([item.x[0] for item in series], [item.label for item in series],
-                      rotation=30, ha="right", fontsize=8)
+        # Tick labels name the stabiliser only; its parameters are in the CSV's series column.
+        ax.set_xticks([item.x[0] for item in series],
+                      [item.label.split("(")[0] for item in series], rotation=30, ha="right",
+                      fontsize=8)
 
     return Panel(name="seed_std", title="(d) seed instability per stabiliser",
                  xlabel="setting, stabiliser",
@@ -123,21 +133,26 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     units = _stability_units(connection)
     heads = _against(units, MHLOSS)
     surt = _against(units.filter(units["setting"] == "full"), SURT)
-    panels = [
-        _margin_panel(connection, units),
-        _curve_panel(heads, name="mhloss", x="n_heads", xlog=True,
-                     title="(b) MHLoss: stability vs number of heads H",
-                     xlabel="number of heads H (log scale)") if len(heads) else None,
-        _curve_panel(surt, name="surt", x="constant_D", xlog=True,
-                     title="(c) SURT: stability vs distance D",
-                     xlabel="D = ‖w0 − w*_S‖ (Theorem F constant, log scale)") if len(surt) else None,
-        _seed_std_panel(connection),
-    ]
-    panels = [panel for panel in panels if panel is not None and panel.series]
+    candidates = {
+        "(a) MMR": _margin_panel(connection, units),
+        "(b) MHLoss": _curve_panel(
+            heads, name="mhloss", x="n_heads", xlog=True, by_stabiliser=False,
+            title="(b) MHLoss: stability vs number of heads H (H = 1: plain)",
+            xlabel="number of heads H (log scale)") if len(heads) else None,
+        "(c) SURT": _curve_panel(
+            surt, name="surt", x="constant_D", xlog=True,
+            title="(c) SURT: stability vs distance D",
+            xlabel="D = ‖w0 − w*_S‖ (Theorem F constant, log scale)") if len(surt) else None,
+        "(d) seed instability": _seed_std_panel(connection),
+    }
+    panels = [panel for panel in candidates.values() if panel is not None and panel.series]
+    notes = tuple(f"panel {name} omitted: {OMITTED[name]}" for name, panel in candidates.items()
+                  if panel is None or not panel.series)
     if not panels:
         raise MissingData("no runs with the mmr, mhloss or surt stabilisers, and no config run "
                           "with two or more stabilisers over two or more seeds")
     title = ("F9 · Stabilisers against the quantity each targets, and seed instability\n"
              "stability: head direction (head) or parameter (full) · each panel vs plain runs on "
              f"the same datasets · {ERROR_BARS}")
-    return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title, panels=panels)
+    return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title, panels=panels,
+                               notes=notes)
