@@ -57,7 +57,7 @@ def schedule(task: Task, stabiliser, lr: float) -> tuple[float, int, np.ndarray]
     return lr, n_steps, log_spaced_checkpoints(n_steps, num=task.config.n_checkpoints, include_zero=True)
 
 
-def _rows(task: Task, dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, diverged_at,
+def _rows(dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, diverged_at,
           layout, evaluator, masks, lr) -> TaskOutput:
     """Rows of every checkpoint after 0 (checkpoint 0 supplies each model's initial weights)."""
     inputs = RowInputs(X=X, y=dataset.y, X_test=X_test, y_test=dataset.y_test,
@@ -121,7 +121,7 @@ class RealRunner:
         trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
                             lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                             batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds, **extra)
-        return _rows(task, dataset, X=X, X_test=X_test, iterations=trace.iterations,
+        return _rows(dataset, X=X, X_test=X_test, iterations=trace.iterations,
                      weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
                      diverged_at=trace.diverged_at, layout=layout,
                      evaluator=linear_evaluator(task.config.loss, int(dataset.card["n_classes"])),
@@ -138,7 +138,7 @@ class RealRunner:
                           batch_size=_batch(task, len(dataset.y)),
                           stabilisers=() if stabiliser is None else (stabiliser,))
         names = [name for name, _ in model.named_parameters()]
-        return _rows(task, dataset, X=dataset.X, X_test=dataset.X_test, iterations=trace.iterations,
+        return _rows(dataset, X=dataset.X, X_test=dataset.X_test, iterations=trace.iterations,
                      weights=flatten_weights(_mean_head(trace.weights), names),
                      train_loss=trace.train_loss, diverged_at=trace.diverged_at, layout=layout,
                      evaluator=network_evaluator(model), masks=masks, lr=lr)
