@@ -68,13 +68,14 @@ def _value(text: str) -> Any:
 def parse_stabilisers(text: str) -> list[tuple[str, dict[str, Any]]]:
     """``"none,l2sp:strength=0.1,mhloss"`` -> ``[("none", {}), ("l2sp", {"strength": 0.1, ...}), ...]``.
 
+    ``all`` stands for plain training and every stabiliser at its default parameters.
+
     Each stabiliser is built once here so that bad names or parameters fail before anything runs;
     its parameters are completed with its defaults (``params()``), so a task names them all.
     """
     from verify.stabilisers import STABILISERS
-    items = _split(text)
-    if items == ["all"]:
-        items = [NO_STABILISER, *STABILISERS]
+    items = [expanded for item in _split(text)
+             for expanded in ([NO_STABILISER, *STABILISERS] if item == "all" else [item])]
     if not items:
         raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
     chosen = []

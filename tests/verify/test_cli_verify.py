@@ -147,3 +147,14 @@ def test_sigterm_ends_the_sweep_and_its_workers_and_keeps_finished_tasks(tmp_pat
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
     with sqlite3.connect(out / "results.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0] >= 1
+
+
+def test_stabiliser_list_expands_all_completes_defaults_and_drops_duplicates():
+    from verify.stabilisers import STABILISERS
+    from verify.sweep_cli import parse_stabilisers
+    chosen = parse_stabilisers("all,l2sp:strength=1.0,l2sp")
+    names = [name for name, _ in chosen]
+    assert names[0] == "none" and set(names) == {"none", *STABILISERS}
+    l2sp = [params for name, params in chosen if name == "l2sp"]
+    assert sorted(p["strength"] for p in l2sp) == sorted({STABILISERS["l2sp"]().params()["strength"], 1.0})
+    assert all(set(p) == set(STABILISERS["l2sp"]().params()) for p in l2sp)
