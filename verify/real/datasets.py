@@ -101,6 +101,31 @@ def digits_dataset_id(*, shots: int, subset: int, test_per_class: int) -> str:
     return f"digits-5to9-{shots}shot-draw{subset}-test{test_per_class}"
 
 
+def digits_split(*, shots: int, subset: int, test_per_class: int):
+    """Digits 5-9 with the indices of one few-shot draw and of the fixed test set (validates all three).
+
+    Returns
+    -------
+    target : DigitsSplit
+    train, test : ndarray of int
+    seed : int
+        The draw's seed.
+    """
+    if not isinstance(test_per_class, int) or not 1 <= test_per_class <= DIGITS_TEST_RESERVE:
+        raise ValueError(f"test_per_class must be an integer in [1, {DIGITS_TEST_RESERVE}], "
+                         f"got {test_per_class!r}")
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset must be an integer >= 0, got {subset!r}")
+    target = digits_by_class(FINETUNE_CLASSES)
+    rng = np.random.default_rng(run_seed("digits-test-split"))
+    orders = [rng.permutation(np.flatnonzero(target.y == label)) for label in range(len(FINETUNE_CLASSES))]
+    test = np.sort(np.concatenate([order[:test_per_class] for order in orders]))
+    pool = np.sort(np.concatenate([order[DIGITS_TEST_RESERVE:] for order in orders]))
+    seed = run_seed("digits-few-shot", subset)
+    train = few_shot_subset(target.y, pool, shots=shots, seed=seed)
+    return target, train, test, seed
+
+
 def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DIGITS_TEST_RESERVE,
                         cache_dir: str | Path) -> RealDataset:
     """Few-shot digits 5-9 for the CNN that ftstab pre-trained on digits 0-4.
@@ -119,20 +144,9 @@ def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DI
     Returns
     -------
     RealDataset
-        Kind ``real-digits``; ``arrays`` holds the pre-trained encoder weights.
+        Kind ``real-digits``; ``arrays`` holds the pre-trained encoder and decoder weights.
     """
-    if not isinstance(test_per_class, int) or not 1 <= test_per_class <= DIGITS_TEST_RESERVE:
-        raise ValueError(f"test_per_class must be an integer in [1, {DIGITS_TEST_RESERVE}], "
-                         f"got {test_per_class!r}")
-    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
-        raise ValueError(f"subset must be an integer >= 0, got {subset!r}")
-    target = digits_by_class(FINETUNE_CLASSES)
-    rng = np.random.default_rng(run_seed("digits-test-split"))
-    orders = [rng.permutation(np.flatnonzero(target.y == label)) for label in range(len(FINETUNE_CLASSES))]
-    test = np.sort(np.concatenate([order[:test_per_class] for order in orders]))
-    pool = np.sort(np.concatenate([order[DIGITS_TEST_RESERVE:] for order in orders]))
-    seed = run_seed("digits-few-shot", subset)
-    train = few_shot_subset(target.y, pool, shots=shots, seed=seed)
+    target, train, test, seed = digits_split(shots=shots, subset=subset, test_per_class=test_per_class)
     pretrained = cached_pretrained_encoder(cache_dir, **DIGITS_PRETRAINING)
     dataset_id = digits_dataset_id(shots=shots, subset=subset, test_per_class=test_per_class)
     params = {"shots": shots, "subset": subset, "test_per_class": test_per_class}

@@ -125,8 +125,8 @@ def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
     cache = args.cache or Path(args.out) / "cache"
     source = RealSource(kind=defaults.kind, shots=shots, subsets=args.subsets,
                         test_per_class=args.test_per_class or defaults.test_per_class, cache_dir=cache)
-    source.load(source.entries()[0][0])  # fails early on bad shots / test sizes, warms the caches
     stabilisers = select_stabilisers(args.stabilisers, defaults.setting, defaults.kind)
+    source.validate()
     seeds = tuple(range(args.seeds))
     tasks = [Task(dataset_id, config, name, canonical_params(params), seeds)
              for dataset_id, _ in source.entries() for name, params in stabilisers]

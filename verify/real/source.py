@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from verify.real.configs import KINDS
-from verify.real.datasets import (RealDataset, bbc_dataset_id, digits_dataset_id, make_bbc_dataset,
-                                  make_digits_dataset)
+from verify.real.datasets import (RealDataset, bbc_dataset_id, digits_dataset_id, digits_split,
+                                  make_bbc_dataset, make_digits_dataset)
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ class RealSource:
 
     def entries(self) -> list[tuple[str, str]]:
         return [(dataset_id, self.kind) for dataset_id in self._datasets()]
+
+    def validate(self) -> None:
+        """Raise ValueError if a dataset's parameters are out of range; writes nothing."""
+        for params in self._datasets().values():
+            if self.kind == "real-text":
+                make_bbc_dataset(**params)
+            else:
+                digits_split(**params)
 
     def load(self, dataset_id: str) -> RealDataset:
         params = self._datasets()[dataset_id]

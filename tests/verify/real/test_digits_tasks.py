@@ -122,6 +122,8 @@ def test_cli_writes_the_results_schema_and_resumes(tmp_path, quick_pretraining, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--shots", "0"], "shots"), (["--shots", "x"], "shots"), (["--seeds", "0"], "seeds"),
+    (["--shots", "5,1000"], "shots must be an integer in [1, 94]"),
+    (["--stabilisers", "none,mhloss:bogus=1"], "unknown parameter"),
     (["--stabilisers", "nope"], "unknown stabiliser 'nope'"),
     (["--stabilisers", "mmr"], "mmr does not apply to head tuning"),
     (["--max-length", "64"], "max-length"), (["--lr", "-1"], "lr"),
@@ -129,8 +131,7 @@ def test_cli_writes_the_results_schema_and_resumes(tmp_path, quick_pretraining, 
 def test_bad_options_fail_with_one_line_naming_them_and_write_nothing(tmp_path, capsys, argv, message,
                                                                       quick_pretraining):
     out = tmp_path / "out"
-    code = main(["real", "--task", "digits-head", "--out", str(out), "--cache", str(quick_pretraining),
-                 *argv])
+    code = main(["real", "--task", "digits-head", "--out", str(out), *argv])
     error = capsys.readouterr().err.strip()
     assert code == 2 and message in error and len(error.splitlines()) == 1
     assert not out.exists()
