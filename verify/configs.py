@@ -119,7 +119,7 @@ class TrainingConfig:
 
 def _head(name: str, **overrides) -> TrainingConfig:
     base = dict(setting="head", kinds=("separable",), loss="logistic", init="zero", lr_scale=1.0,
-                n_steps=4000, n_checkpoints=12, max_left_out=16)
+                n_steps=10000, n_checkpoints=13, max_left_out=16)
     return TrainingConfig(name=name, **{**base, **overrides})
 
 
