@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".ftstab-install-stamp"
+# The training configs that stabilisers are compared on in the main job (verify/configs.py).
+STABILISER_CONFIGS = "head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
@@ -66,12 +68,20 @@ def cmd_main(args: argparse.Namespace) -> int:
     ensure_venv("test,real")
     ftstab = str(BIN / "ftstab")
     out = Path(args.out)
+    data, results = str(out / "data"), str(out / "results")
+    common = ["--data", data, "--out", results, "--workers", str(args.workers), "--seeds", str(args.seeds)]
     steps = [
-        [ftstab, "synth", "--grid", args.grid, "--out", str(out / "data")],
-        [ftstab, "verify", "--grid", args.grid, "--data", str(out / "data"), "--out", str(out / "results"),
-         "--workers", str(args.workers)],
-        [ftstab, "figures", "--from", str(out / "results"), "--out", str(out / "figures")],
+        [ftstab, "synth", "--grid", args.grid, "--out", data],
+        [ftstab, "verify", "--grid", args.grid, *common],
     ]
+    if args.grid == "default":
+        # Every stabiliser over the seeds, on the default grid's 12-dataset stabiliser slice (F9, T1).
+        steps.append([ftstab, "verify", "--grid", "stabilisers", *common, "--stabilisers", "all",
+                      "--configs", STABILISER_CONFIGS])
+    else:
+        steps.append([ftstab, "verify", "--grid", args.grid, *common, "--stabilisers", "all",
+                      "--configs", STABILISER_CONFIGS])
+    steps.append([ftstab, "figures", "--from", results, "--out", str(out / "figures")])
     for step in steps:
         code = run(step, env={"MPLBACKEND": "Agg"})
         if code:
@@ -91,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     main_.add_argument("--out", default="out", help="output folder (default: %(default)s)")
     main_.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="local worker processes (default: all cores)")
+    main_.add_argument("--seeds", type=int, default=10,
+                       help="seeds per stochastic training config (default: %(default)s)")
     main_.set_defaults(func=cmd_main)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
