@@ -70,6 +70,15 @@ def _series(frame: Frame, positions: np.ndarray, *, column: str, select: np.ndar
                   points=points, colour=line_colour)
 
 
+def column_series(frame: Frame, *, column: str, x: np.ndarray, xlog: bool, panel: str,
+                  label: str, role: str, figure_key: str, line_colour: str) -> Series | None:
+    """Mean ± CI of ``frame[column]`` against ``x`` over the units that did not diverge, drawn in
+    the style of ``role`` (e.g. ``"predicted"``); None when no unit has a finite value."""
+    return _series(frame, x_positions(x, log=xlog), column=column,
+                   select=~(frame["diverged"] == 1), panel=panel, label=label, quantity=column,
+                   role=role, figure_key=figure_key, line_colour=line_colour)
+
+
 def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, label: str,
                        measure: str, bound: str | None, bound_label: str | None,
                        figure_key: str, line_colour: str) -> list[Series]:

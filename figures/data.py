@@ -40,6 +40,8 @@ FULL_RUN_COLUMNS = (
     "train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
     "normalised_margin", "distance_from_init", "diverged",
 )
+# Columns that newer stores add to the full-set rows; a figure reading them works without them.
+OPTIONAL_RUN_COLUMNS = ("predicted_direction_error", "predictor_relative_error", "feature_margin")
 # Training knobs that a figure holds fixed unless it plots them; ``lr_key`` is the learning-rate
 # knob as configured (``lr_scale`` = η·β̂ where the config uses one, else the absolute rate).
 KNOBS = ("n_classes", "label_noise", "loss", "init", "lr_key", "n_steps", "batch_size", "n_heads")
@@ -196,8 +198,7 @@ def _json_number(column: str, key: str) -> str:
 
 def _left_out_mean(connection: sqlite3.Connection) -> Callable[[str], str]:
     """SQL for E_i of an expression: weighted by ``left_out_weight`` where the store has it."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-    if "left_out_weight" not in columns:
+    if "left_out_weight" not in runs_columns(connection):
         return lambda expression: f"AVG({expression})"
     return lambda expression: (
         f"(SUM(r.left_out_weight * ({expression})) / "
@@ -258,15 +259,29 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
     return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))
 
 
+def runs_columns(connection: sqlite3.Connection) -> set[str]:
+    """The columns of the ``runs`` table (a store written before a column was added lacks it)."""
+    return {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+
+
 def full_units(connection: sqlite3.Connection, *, where: str = "1", params: Sequence = (),
-               final_only: bool = True) -> Frame:
+               final_only: bool = True, optional: Sequence[str] = ()) -> Frame:
     """Full units: the models trained on all of S, one row per :data:`UNIT_KEYS`.
 
-    Columns: :data:`UNIT_KEYS`, :data:`DESCRIPTIVE_COLUMNS`, ``lr_key`` and
-    :data:`FULL_RUN_COLUMNS`. ``where`` and ``params`` are as in :func:`loo_units`.
+    Columns: :data:`UNIT_KEYS`, :data:`DESCRIPTIVE_COLUMNS`, ``lr_key``,
+    :data:`FULL_RUN_COLUMNS` and each of ``optional`` (one of :data:`OPTIONAL_RUN_COLUMNS`: all
+    NaN where the store predates it). ``where`` and ``params`` are as in :func:`loo_units`.
     """
+    unknown = [name for name in optional if name not in OPTIONAL_RUN_COLUMNS]
+    if unknown:
+        raise ValueError(f"optional must be among {', '.join(OPTIONAL_RUN_COLUMNS)}; "
+                         f"got {', '.join(map(repr, unknown))}")
+    present = runs_columns(connection)
     keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
-    measured = ", ".join(f"MIN(r.{column}) AS {column}" for column in FULL_RUN_COLUMNS)
+    measured = ", ".join(
+        [f"MIN(r.{column}) AS {column}" for column in FULL_RUN_COLUMNS]
+        + [f"MIN(r.{column}) AS {column}" if column in present else f"NULL AS {column}"
+           for column in optional])
     sql = (f"SELECT {keys}, {_descriptive_sql()}, {measured} "
            f"FROM runs AS r {_final_join(final_only)} "
            f"WHERE r.left_out IS NULL AND ({where}) GROUP BY {keys}")

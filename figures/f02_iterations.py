@@ -5,9 +5,13 @@ reference training setting (:func:`figures.data.at_reference`). Panel (a): E_i o
 ``head_direction_stability`` per unit (dataset, config, seed, t), then at each t the mean over the
 units (seeds × datasets) with a 95% percentile-bootstrap CI; Theorem H (which contains the a priori
 rate of e(t)) averaged over the units where it holds. Panel (b): the direction error
-e(t) = ‖u(t) − u*‖ of the model trained on all of S, aggregated the same way, and every other head
-bound the results carry on ``direction_error`` (e.g. the asymptotic predictor w(t) ≈ ŵ log t + w̃),
-averaged over the left-out runs where it holds.
+e(t) = ‖u(t) − u*‖ of the model trained on all of S, aggregated the same way; dashed beside it the
+direction error of the asymptotic predictor w(t) ≈ ŵ log t + w̃ (``predicted_direction_error``,
+on the models where the store records it), and every other head bound the results carry on
+``direction_error``, averaged over the left-out runs where it holds. Panel (c): the predictor's
+relative distance to the trained weights, ‖w(t) − w_pred(t)‖ / ‖w(t)‖
+(``predictor_relative_error``), which should fall as t grows. Stores written before those two
+columns existed give panel (b) without the predictor and no panel (c), with a note.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.curves import measured_and_bound
+from figures.curves import column_series, measured_and_bound
 from figures.data import (MEASURE_LABEL, MissingData, at_reference, describe_reference, full_units,
                           loo_units, restrict)
 from figures.output import Drawn, write_panels_figure
@@ -28,6 +32,7 @@ PRODUCED_BY = ("head-tuning configs (setting 'head', stabiliser 'none') on separ
                "several checkpoints, e.g. `ftstab verify --grid smoke`")
 MEASURE = "head_direction_stability"
 BOUND = "theorem_h"
+PREDICTOR_COLUMNS = ("predicted_direction_error", "predictor_relative_error")
 HEAD_SEPARABLE = "r.setting = 'head' AND r.kind = 'separable' AND r.stabiliser = 'none'"
 
 
@@ -48,11 +53,21 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                                    label="measured", measure=MEASURE, bound=BOUND,
                                    bound_label="Theorem H bound", figure_key=KEY,
                                    line_colour=colour(0))
-    full = restrict(full_units(connection, where=HEAD_SEPARABLE, final_only=False), chosen)
+    full = restrict(full_units(connection, where=HEAD_SEPARABLE, final_only=False,
+                               optional=PREDICTOR_COLUMNS), chosen)
     full = full.with_column("measured", full["direction_error"])
     error = measured_and_bound(full, x=full["iteration"], xlog=True, panel="direction_error",
                                label="measured e(t), model on S", measure="direction_error",
                                bound=None, bound_label=None, figure_key=KEY, line_colour=colour(1))
+    predicted = column_series(full, column="predicted_direction_error", x=full["iteration"],
+                              xlog=True, panel="direction_error",
+                              label=r"asymptotic predictor $\hat w \log t + \tilde w$",
+                              role="predicted", figure_key=KEY, line_colour=colour(1))
+    relative = column_series(full, column="predictor_relative_error", x=full["iteration"],
+                             xlog=True, panel="predictor", label="predictor vs trained weights",
+                             role="measured", figure_key=KEY, line_colour=colour(1))
+    if error and predicted is not None:
+        error.append(predicted)
     notes = []
     reference = describe_reference(chosen)
     others = _other_head_bounds(connection)
@@ -70,22 +85,31 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                          f"({reference or 'reference setting'})")
     if not error:
         notes.append("panel (b) omitted: the results hold no direction_error for these runs")
-    elif not any(measure == "direction_error" for _, measure in others):
-        notes.append("no asymptotic predictor in these results (no head bound on "
-                      "direction_error); panel (b) shows the measured e(t) only")
+    elif predicted is None:
+        notes.append("no asymptotic predictor in these results (no predicted_direction_error on "
+                     "these runs: a store from before the column, or no binary full-batch GD "
+                     "runs at this setting); panel (b) shows the measured e(t) only")
+    if relative is None:
+        notes.append("panel (c) omitted: no predictor_relative_error on these runs")
     panels = [
         Panel(name="stability",
               title="(a) leave-one-out stability" + (f"\n{reference}" if reference else ""),
               xlabel="iteration t (log scale)",
               ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=stability,
-              xlog=True, ylog=True, decorate=mark_trivial_direction_bound),
+              xlog=True, ylog=True, decorate=mark_trivial_direction_bound, ticks_at_data=False),
         Panel(name="direction_error", title="(b) direction error to the max-margin u*",
               xlabel="iteration t (log scale)",
               ylabel=r"$e(t) = \|u(t) - u^*\|$, mean over seeds × datasets", series=error,
-              xlog=True, ylog=True),
+              xlog=True, ylog=True, ticks_at_data=False),
+        Panel(name="predictor", title="(c) asymptotic predictor: distance to the trained weights",
+              xlabel="iteration t (log scale)",
+              ylabel=r"$\|w(t) - w_{pred}(t)\| \,/\, \|w(t)\|$, mean over seeds × datasets",
+              series=[relative] if relative is not None else [], xlog=True, ylog=True,
+              ticks_at_data=False),
     ]
     title = ("F2 · Head tuning over iterations: stability and direction error vs log t\n"
-             f"solid: measured ({ERROR_BARS}) · dashed: Theorem H / predictors")
+             f"solid: measured ({ERROR_BARS}) · dashed: Theorem H bound and the asymptotic "
+             "predictor")
     return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title,
                                panels=[panel for panel in panels if panel.series],
                                notes=tuple(notes))

@@ -54,7 +54,7 @@ def _panel(connection: sqlite3.Connection, setting: str) -> Panel | None:
     name = "head tuning" if setting == "head" else "full fine-tuning"
     return Panel(name=setting, title=f"({name}){', ' + reference if reference else ''}",
                  xlabel=LR_LABEL, ylabel=f"{MEASURE_LABEL[measure]}, mean over seeds × datasets",
-                 series=series, xlog=True, ylog=True,
+                 series=series, xlog=True, ylog=True, ticks_at_data=False,
                  decorate=mark_trivial_direction_bound if setting == "head" else mark_step_size_limits)
 
 

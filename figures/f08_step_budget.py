@@ -75,13 +75,13 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
         Panel(name="budget", title=f"(a) over training{suffix}",
               xlabel="step budget η·t in units of 1/β̂ (η·β̂ × t, log scale)",
               ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=budget,
-              xlog=True, ylog=True),
+              xlog=True, ylog=True, ticks_at_data=False),
         Panel(name="final", title=f"(b) at the last iteration T{suffix}", xlabel=lr_label,
               ylabel=f"{MEASURE_LABEL[MEASURE]}, mean over seeds × datasets", series=at_final,
-              xlog=True, ylog=True, decorate=shade_divergence),
+              xlog=True, ylog=True, decorate=shade_divergence, ticks_at_data=False),
         Panel(name="diverged", title="(c) divergence", xlabel=lr_label,
               ylabel="fraction of units with a diverged model", series=diverged, xlog=True,
-              decorate=shade_divergence),
+              decorate=shade_divergence, ticks_at_data=False),
     ]
     title = ("F8 · Full fine-tuning (quadratic) stability vs step budget ηt; divergence beyond η = 2/β\n"
              f"solid: measured ({ERROR_BARS}; diverged runs left out of a, b) · dashed: Theorem F bound")

@@ -21,6 +21,7 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 ERROR_BARS = "bars: 95% bootstrap CI"
 FONT_SIZE = 9
 MAX_LABELLED_X = 8  # up to this many distinct x values, tick exactly at the data
+PLAIN_LOG_RANGE = (1e-3, 1e4)  # log-axis tick labels in this range are written as plain numbers
 
 
 def mark_trivial_direction_bound(ax: Axes) -> None:
@@ -58,7 +59,8 @@ def new_figure(n_panels: int, title: str,
 class Series:
     """One plotted line: what it is, where its points are, and their summaries.
 
-    ``role`` is ``"measured"`` (solid, markers, error bars), ``"bound"`` (dashed, no error bars:
+    ``role`` is ``"measured"`` (solid, markers, error bars), ``"predicted"`` (a prediction with
+    the measured one's statistics: dashed, open markers, error bars), ``"bound"`` (dashed, no error bars:
     a bound is drawn as the mean of its per-unit values), ``"category"`` (one bar with error
     bars, named by the panel's tick labels), ``"points"`` (a scatter of (x, mean)) or
     ``"bound_points"`` (the same with crosses).
@@ -74,7 +76,7 @@ class Series:
 
     def csv_rows(self, figure_key: str) -> list[dict]:
         """The rows of this series as written to the figure's CSV."""
-        interval = {"measured": "bootstrap95", "category": "bootstrap95",
+        interval = {"measured": "bootstrap95", "predicted": "bootstrap95", "category": "bootstrap95",
                     "bound": "bootstrap95 (not drawn)"}.get(self.role, "none (one point per unit)")
         return [{"figure": figure_key, "panel": self.panel, "series": self.label,
                  "role": self.role, "quantity": self.quantity, "x": float(x), "mean": point.mean,
@@ -104,6 +106,11 @@ def draw_series(ax: Axes, series: Series) -> None:
         ax.bar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), capsize=4, width=0.7,
                color=series.colour, alpha=0.85)
         return
+    if series.role == "predicted":
+        ax.errorbar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), marker="s",
+                    markersize=4, markerfacecolor="white", linestyle="--", linewidth=1.4,
+                    capsize=2, elinewidth=0.8, alpha=0.85, color=series.colour, label=series.label)
+        return
     ax.errorbar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), marker="o",
                 markersize=4, linewidth=1.6, capsize=3, color=series.colour, label=series.label)
 
@@ -129,9 +136,22 @@ def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str,
             ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85, loc=legend_loc)
 
 
+def log_tick_label(value: float) -> str:
+    """``0.2``, ``1``, ``1000`` as plain numbers; powers of ten from 10⁴ up (or below 10⁻³) as 10ᵏ."""
+    if value <= 0 or not np.isfinite(value):
+        return ""
+    exponent = np.log10(value)
+    if (value >= PLAIN_LOG_RANGE[1] or value < PLAIN_LOG_RANGE[0]) and np.isclose(
+            exponent, round(exponent)):
+        return f"$10^{{{int(round(exponent))}}}$"
+    return f"{value:g}"
+
+
 def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
-    """Tick labels like 0.2 rather than 2×10⁻¹; on short axes (< 2 decades) label 2× and 5× too."""
-    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    """Major ticks at powers of ten (:func:`log_tick_label`); on short axes (< 2 decades) label
+    2× and 5× too. Never at the data, whose pooled positions are not round numbers."""
+    plain = ticker.FuncFormatter(lambda value, _: log_tick_label(value))
+    axis.set_major_locator(ticker.LogLocator(base=10.0))
     axis.set_major_formatter(plain)
     low, high = sorted(limits)
     if low > 0 and np.log10(high / low) < 2:
