@@ -6,8 +6,11 @@ a stabiliser with plain runs (``'none'``) on the datasets where that stabiliser 
 (head: ``head_direction_stability``, full: ``parameter_stability``); units are E_i per
 (dataset, config, stabiliser, parameters, seed).
 
-(a) MMR: stability against the normalised margin of the model trained on S (``normalised_margin``),
-    one line per setting and stabiliser. (b) MHLoss: stability against the number of heads H.
+(a) MMR: the normalised hard margin γ/R of the trained encoder's features (``feature_margin``, on
+    the models trained on S) against the MMR strength (0: plain runs), one line per dataset kind,
+    each kind at its reference setting; units whose features are not separable (NULL) are left out.
+    Stores without that column fall back to stability against the normalised margin of the head
+    (``normalised_margin``), one line per setting and stabiliser. (b) MHLoss: stability against the number of heads H.
 (c) SURT: full fine-tuning stability against D = ‖w0 − w*_S‖ (Theorem F's constant ``D``).
 (d) Seed instability: per (dataset, config, stabiliser, parameters) the standard deviation over
     seeds (ddof = 1) of the final test accuracy of the models trained on S, on the datasets where a
@@ -17,6 +20,7 @@ Points are means over units with a 95% percentile-bootstrap CI; diverged units l
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -37,7 +41,8 @@ PRODUCED_BY = ("stabiliser sweeps (`ftstab verify` with stabilisers mmr, mhloss,
 MMR, MHLOSS, SURT = "mmr", "mhloss", "surt"
 STABILITY_LABEL = "leave-one-out stability, mean over units"
 OMITTED = {
-    "(a) MMR": "no mmr runs with a normalised_margin and two or more margins",
+    "(a) MMR": ("no mmr runs beside plain runs with a feature_margin (stores before that column), "
+                "nor with a normalised_margin at two or more margins"),
     "(b) MHLoss": "no mhloss runs beside plain runs on the same datasets",
     "(c) SURT": "no surt runs with Theorem F's constant D beside plain runs",
     "(d) seed instability": "no config run with two or more stabilisers over two or more seeds",
@@ -98,6 +103,24 @@ def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
                         xlabel="normalised margin min_i y_i u·x_i (u = w/‖w‖) of the model on S")
 
 
+def _feature_margin_panel(connection: sqlite3.Connection) -> Panel | None:
+    full, _ = at_reference_within(full_units(connection, optional=("feature_margin",)), "kind")
+    full = _against(full.filter(np.isfinite(full["feature_margin"])), MMR)
+    strengths = [json.loads(params or "{}").get("strength", 0.0) if name == MMR else 0.0
+                 for name, params in zip(full["stabiliser"], full["stabiliser_params"])]
+    full = full.with_column("mmr_strength", np.array(strengths, dtype=float))
+    if np.unique(full["mmr_strength"]).size < 2:
+        return None
+    full = full.with_column("measured", full["feature_margin"])
+    series = lines(full, by="kind", line_label=lambda kind: f"{kind}, feature margin",
+                   x=lambda group: group["mmr_strength"], xlog=False, panel="mmr",
+                   measure="feature_margin", bound=None, figure_key=KEY)
+    return Panel(name="mmr", title="(a) MMR: margin of the encoder's features vs MMR strength",
+                 xlabel="MMR strength (0: plain runs)",
+                 ylabel="feature margin γ/R of the model on S, mean over seeds × datasets",
+                 series=series)
+
+
 def _seed_std_panel(connection: sqlite3.Connection) -> Panel | None:
     groups: dict[str, list[float]] = {}
     full = with_stabiliser_label(full_units(connection))
@@ -134,7 +157,7 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     heads = _against(units, MHLOSS)
     surt = _against(units.filter(units["setting"] == "full"), SURT)
     candidates = {
-        "(a) MMR": _margin_panel(connection, units),
+        "(a) MMR": _feature_margin_panel(connection) or _margin_panel(connection, units),
         "(b) MHLoss": _curve_panel(
             heads, name="mhloss", x="n_heads", xlog=True, by_stabiliser=False,
             title="(b) MHLoss: stability vs number of heads H (H = 1: plain)",

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCHEMA = """
+# Columns added to ``runs`` after the first stores were written: the figures must work without them.
+NEW_RUN_COLUMNS = ("predicted_direction_error", "predictor_relative_error", "feature_margin")
+SCHEMA_TEMPLATE = """
 CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
 CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
     stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
@@ -27,10 +29,12 @@ CREATE TABLE runs (run_id INTEGER PRIMARY KEY, task_key TEXT, dataset_id TEXT, s
     parameter_stability REAL, head_direction_stability REAL, pointwise_hypothesis_stability REAL,
     train_loss REAL, test_loss REAL, test_accuracy REAL, majority_accuracy REAL,
     direction_error REAL, normalised_margin REAL, distance_from_init REAL, diverged INTEGER,
-    diverged_at INTEGER);
+    diverged_at INTEGER{new_columns});
 CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
     violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
 """
+SCHEMA = SCHEMA_TEMPLATE.format(new_columns="".join(f", {name} REAL" for name in NEW_RUN_COLUMNS))
+LEGACY_SCHEMA = SCHEMA_TEMPLATE.format(new_columns="")
 
 
 class KnownModel:
@@ -40,7 +44,10 @@ class KnownModel:
     ``lr_scale`` 1 (config ``head_gd``) plus ``lr_scale`` 0.25 and 4 on (γ = 0.2, n = 40)
     (``head_lr*``), plus stabilisers MMR and MHLoss (4 heads) on that dataset. Full fine-tuning
     (kind quadratic): n ∈ FULL_N, δ ∈ DISTANCES at ``lr_scale`` 0.5, plus ``lr_scale`` 0.25, 1 and
-    3 (diverges) and stabilisers L2-SP and SURT on (n = 40, δ = 1).
+    3 (diverges) and stabilisers L2-SP and SURT on (n = 40, δ = 1). Pre-trained MLPs (kind mlp):
+    MLP_DATASETS, plain and MMR at MMR_STRENGTHS, with the encoder's feature margin at the final
+    checkpoint (NULL, "not separable", for the plain runs of seed 2). The asymptotic predictor's
+    columns are on the plain ``head_gd`` full-set rows of the margins in PREDICTOR_MARGINS only.
     """
 
     SEEDS = (0, 1, 2)
@@ -52,6 +59,32 @@ class KnownModel:
     FULL_N = (20, 40, 80)
     DISTANCES = (0.5, 1.0)
     DIVERGENT_LR_SCALE = 3.0
+    MLP_DATASETS = (0, 1)
+    MLP_ITERATIONS = (10, 100)
+    MMR_STRENGTHS = (0.5, 2.0)
+    PREDICTOR_MARGINS = (0.1, 0.2)
+
+    @staticmethod
+    def predicted_direction_error(gamma, seed, t):
+        return 0.1 / (gamma * np.log(t + 1)) * (1 + 0.1 * seed) * (1 + 2.0 / t)
+
+    @staticmethod
+    def predictor_relative_error(gamma, seed, t):
+        return 0.5 / np.log(t + 1) * (1 + gamma) * (1 + 0.1 * seed)
+
+    @staticmethod
+    def feature_margin(dataset, seed, strength):
+        if strength == 0.0 and seed == 2:
+            return None
+        return 0.05 * (1 + dataset) * (1 + strength) * (1 + 0.1 * seed)
+
+    @staticmethod
+    def mlp_accuracy(seed):
+        return 0.8 - 0.01 * seed
+
+    @staticmethod
+    def mlp_stability(dataset, seed, i, strength):
+        return 0.01 * (1 + dataset) * (1 + 0.1 * seed) * (1 + 0.05 * i) / (1 + strength)
 
     @staticmethod
     def head_stability(n, gamma, seed, i, t, *, lr_scale=1.0, n_heads=1, mmr=0.0):
@@ -92,8 +125,9 @@ class KnownModel:
 class Writer:
     """Insert datasets, tasks, runs and bounds with the contract's columns."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, legacy: bool = False) -> None:
         self.connection = connection
+        self.legacy = legacy
 
     def dataset(self, dataset_id, kind, card):
         self.connection.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?)",
@@ -106,6 +140,8 @@ class Writer:
              status, None if status == "done" else "Traceback: boom", 1.0, "2026-01-01T00:00:00"))
 
     def run(self, **row) -> int:
+        if self.legacy:
+            row = {name: value for name, value in row.items() if name not in NEW_RUN_COLUMNS}
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cursor = self.connection.execute(f"INSERT INTO runs ({names}) VALUES ({marks})",
@@ -132,12 +168,18 @@ def _head_task(writer, model, *, gamma, n, config, lr_scale=1.0, stabiliser="non
                   n_support=3, setting="head", config=config, loss="logistic", init="zero",
                   lr=lr_scale, lr_scale=lr_scale, n_steps=1000, batch_size=None, n_heads=n_heads,
                   stabiliser=stabiliser, stabiliser_params=json.dumps(params), diverged=0)
+    predictor = (config == "head_gd" and stabiliser == "none"
+                 and gamma in model.PREDICTOR_MARGINS)
     for seed in model.SEEDS:
         for t in model.HEAD_ITERATIONS:
             writer.run(**common, seed=seed, left_out=None, iteration=t,
                        test_accuracy=model.head_accuracy(seed, stabiliser=stabiliser),
                        majority_accuracy=0.5, direction_error=model.direction_error(gamma, seed, t),
-                       normalised_margin=model.normalised_margin(gamma, mmr))
+                       normalised_margin=model.normalised_margin(gamma, mmr),
+                       predicted_direction_error=(model.predicted_direction_error(gamma, seed, t)
+                                                  if predictor else None),
+                       predictor_relative_error=(model.predictor_relative_error(gamma, seed, t)
+                                                 if predictor else None))
             for i in model.LEFT_OUT:
                 kwargs = dict(lr_scale=lr_scale, n_heads=n_heads, mmr=mmr)
                 measured = model.head_stability(n, gamma, seed, i, t, **kwargs)
@@ -179,11 +221,39 @@ def _full_task(writer, model, *, n, delta, config, lr_scale=0.5, stabiliser="non
                              violated, model.full_constants(delta, i, l2sp=l2sp, surt=surt))
 
 
-def write_known_results(path: Path, model: type[KnownModel] = KnownModel) -> Path:
-    """Write the fixture database to ``path`` (a ``results.sqlite`` file) and return it."""
+def _mlp_task(writer, model, *, dataset, stabiliser="none", params=None):
+    params = params or {}
+    strength = params.get("strength", 0.0)
+    dataset_id = f"mlp-{dataset}"
+    writer.dataset(dataset_id, "mlp", {"id": dataset_id, "kind": "mlp", "distance": 1.0})
+    task_key = f"{dataset_id}/mlp_sgd/{stabiliser}/{json.dumps(params)}"
+    writer.task(task_key, dataset_id, "mlp_sgd", stabiliser, params, model.SEEDS)
+    common = dict(task_key=task_key, dataset_id=dataset_id, kind="mlp", n_samples=40,
+                  n_features=6, n_classes=2, distance=1.0, setting="full", config="mlp_sgd",
+                  loss="logistic", init="pretrained", lr=0.1, lr_scale=None, n_steps=100,
+                  batch_size=16, n_heads=1, stabiliser=stabiliser,
+                  stabiliser_params=json.dumps(params), diverged=0)
+    final = max(model.MLP_ITERATIONS)
+    for seed in model.SEEDS:
+        for t in model.MLP_ITERATIONS:
+            writer.run(**common, seed=seed, left_out=None, iteration=t,
+                       test_accuracy=model.mlp_accuracy(seed), majority_accuracy=0.5,
+                       feature_margin=(model.feature_margin(dataset, seed, strength)
+                                       if t == final else None))
+            for i in model.LEFT_OUT:
+                writer.run(**common, seed=seed, left_out=i, iteration=t,
+                           parameter_stability=model.mlp_stability(dataset, seed, i, strength))
+
+
+def write_known_results(path: Path, model: type[KnownModel] = KnownModel, *,
+                        legacy: bool = False) -> Path:
+    """Write the fixture database to ``path`` (a ``results.sqlite`` file) and return it.
+
+    With ``legacy`` the ``runs`` table lacks :data:`NEW_RUN_COLUMNS`, as in an older store.
+    """
     connection = sqlite3.connect(path)
-    connection.executescript(SCHEMA)
-    writer = Writer(connection)
+    connection.executescript(LEGACY_SCHEMA if legacy else SCHEMA)
+    writer = Writer(connection, legacy=legacy)
     for gamma in model.MARGINS:
         for n in model.HEAD_N:
             _head_task(writer, model, gamma=gamma, n=n, config="head_gd")
@@ -203,6 +273,11 @@ def write_known_results(path: Path, model: type[KnownModel] = KnownModel) -> Pat
                    params={"strength": strength})
     _full_task(writer, model, n=40, delta=1.0, config="full_gd", stabiliser="surt",
                params={"steps": 50})
+    for dataset in model.MLP_DATASETS:
+        _mlp_task(writer, model, dataset=dataset)
+        for strength in model.MMR_STRENGTHS:
+            _mlp_task(writer, model, dataset=dataset, stabiliser="mmr",
+                      params={"strength": strength})
     writer.task("failed-task", "quad-n20-d0.5", "full_gd", "mixout", {"p": 0.1}, model.SEEDS,
                 status="failed")
     connection.commit()
@@ -221,6 +296,14 @@ def known_results(tmp_path_factory) -> KnownResults:
     """A results folder (``results.sqlite``) written from :class:`KnownModel`."""
     folder = tmp_path_factory.mktemp("known-results")
     write_known_results(folder / "results.sqlite")
+    return KnownResults(folder=folder, model=KnownModel)
+
+
+@pytest.fixture(scope="session")
+def legacy_results(tmp_path_factory) -> KnownResults:
+    """The same results in a store from before :data:`NEW_RUN_COLUMNS` existed."""
+    folder = tmp_path_factory.mktemp("legacy-results")
+    write_known_results(folder / "results.sqlite", legacy=True)
     return KnownResults(folder=folder, model=KnownModel)
 
 

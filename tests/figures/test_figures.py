@@ -175,8 +175,6 @@ def test_f9_compares_each_stabiliser_with_plain_runs_on_its_datasets(drawn, know
                            model.SEEDS, model.LEFT_OUT)
     assert float(heads[1.0]["mean"]) == pytest.approx(expected, rel=1e-12)
     assert float(heads[4.0]["mean"]) == pytest.approx(expected / 2, rel=1e-12)
-    margin = points(drawn, "f09_stabilisers", panel="mmr", series="head, mmr(strength=0.5)")
-    assert sorted(margin) == pytest.approx([model.normalised_margin(0.2, 0.5)])
     seed_std = {row["series"]: float(row["mean"]) for row in read_csv(drawn / "f09_stabilisers.csv")
                 if row["panel"] == "seed_std"}
     assert seed_std["head, none"] == pytest.approx(np.std([model.head_accuracy(s) for s in model.SEEDS],
@@ -224,7 +222,9 @@ def test_t1_mean_and_std_over_seeds_match_numpy(drawn, known_results):
     assert float(l2sp["failed_rate"]) == 0.0
     assert ("quadratic · full_lr3.0", "none") not in rows  # one stabiliser only: no comparison
     table = (drawn / "t1_stabilisers.md").read_text(encoding="utf-8")
-    assert f"| none | — | {accuracy.mean():.3g} ± {accuracy.std(ddof=1):.3g} |" in table
+    mlp = np.array([model.mlp_accuracy(s) for s in model.SEEDS])
+    assert (f"| none | {mlp.mean():.3g} ± {mlp.std(ddof=1):.3g} | — | "
+            f"{accuracy.mean():.3g} ± {accuracy.std(ddof=1):.3g} |") in table
 
 
 def test_index_lists_every_figure_as_drawn(drawn):
@@ -232,3 +232,52 @@ def test_index_lists_every_figure_as_drawn(drawn):
     for key in [*FIGURE_STEMS, "T1"]:
         assert f"- **{key}**" in index
     assert "## Skipped\n\n- (nothing)" in index
+
+
+def test_f2_draws_the_asymptotic_predictor_where_the_store_records_it(drawn, known_results):
+    model = known_results.model
+    units = list(itertools.product(model.HEAD_N, model.PREDICTOR_MARGINS, model.SEEDS))
+    predicted = points(drawn, "f02_iterations", panel="direction_error", role="predicted")
+    relative = points(drawn, "f02_iterations", panel="predictor")
+    assert sorted(predicted) == sorted(relative) == list(model.HEAD_ITERATIONS)
+    for t in model.HEAD_ITERATIONS:
+        expected = np.mean([model.predicted_direction_error(g, s, t) for _, g, s in units])
+        assert float(predicted[t]["mean"]) == pytest.approx(expected, rel=1e-12)
+        assert int(predicted[t]["n_units"]) == len(units)  # γ = 0.4 has no predictor: left out
+        expected = np.mean([model.predictor_relative_error(g, s, t) for _, g, s in units])
+        assert float(relative[t]["mean"]) == pytest.approx(expected, rel=1e-12)
+    falling = [float(relative[t]["mean"]) for t in model.HEAD_ITERATIONS]
+    assert falling == sorted(falling, reverse=True)
+
+
+def test_f9_mmr_panel_is_the_feature_margin_against_the_mmr_strength(drawn, known_results):
+    model = known_results.model
+    margin = points(drawn, "f09_stabilisers", panel="mmr", series="mlp, feature margin")
+    assert sorted(margin) == [0.0, *model.MMR_STRENGTHS]
+    for strength, row in margin.items():
+        values = [model.feature_margin(d, s, strength) for d in model.MLP_DATASETS
+                  for s in model.SEEDS]
+        separable = [value for value in values if value is not None]
+        assert float(row["mean"]) == pytest.approx(np.mean(separable), rel=1e-12)
+        assert int(row["n_units"]) == len(separable)
+        assert min(separable) <= float(row["ci_low"]) <= float(row["ci_high"]) <= max(separable)
+
+
+@pytest.fixture(scope="module")
+def drawn_legacy(legacy_results, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("legacy-figures")
+    assert main(["figures", "--from", str(legacy_results.folder), "--out", str(out)]) == 0
+    return out
+
+
+def test_a_store_without_the_new_columns_keeps_the_earlier_figures(drawn_legacy, known_results):
+    model = known_results.model
+    index = (drawn_legacy / "index.md").read_text(encoding="utf-8")
+    assert "## Skipped\n\n- (nothing)" in index
+    assert "no asymptotic predictor in these results" in index
+    assert "panel (c) omitted: no predictor_relative_error" in index
+    rows = read_csv(drawn_legacy / "f02_iterations.csv")
+    assert {row["panel"] for row in rows} == {"stability", "direction_error"}
+    assert {row["role"] for row in rows} == {"measured", "bound"}
+    margin = points(drawn_legacy, "f09_stabilisers", panel="mmr", series="head, mmr(strength=0.5)")
+    assert sorted(margin) == pytest.approx([model.normalised_margin(0.2, 0.5)])
