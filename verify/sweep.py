@@ -256,15 +256,35 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
             yield outcome
         finished = True
     finally:
-        pool.shutdown(wait=finished, cancel_futures=True)
-        if not finished:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
             # Ctrl-C or the consumer stopped: what is in flight will not be written, so the pool's
             # workers are ended rather than waited for.
-            workers_started = set(multiprocessing.active_children()) - others
-            for child in workers_started:
-                child.terminate()
-            for child in workers_started:
-                child.join()
+            _end_pool(pool, set(multiprocessing.active_children()) - others)
+
+
+def _end_pool(pool: concurrent.futures.ProcessPoolExecutor, workers: set) -> None:
+    """Stop ``pool`` now: cancel what is queued, end its ``workers`` and its manager thread.
+
+    A worker ended while sending its result leaves a partial message in the result pipe, and the
+    executor's manager thread then waits for the rest for ever (this process holds the pipe's write
+    end), so the interpreter, which joins that thread at exit, would never exit. Closing the write
+    end once the workers are gone turns that wait into end-of-file, which the executor handles as a
+    broken pool: its thread ends. (``_result_queue`` and ``_executor_manager_thread`` are
+    CPython's; they are read before ``shutdown`` drops them.)
+    """
+    result_queue = pool._result_queue
+    manager = pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join()
+    if result_queue is not None:
+        result_queue._writer.close()
+    if manager is not None:
+        manager.join()
 
 
 def connect_scheduler(address: str, *, timeout: float = 5.0) -> Any:

@@ -71,6 +71,8 @@ def standin_runner(task, dataset):
                     bounds.append({"row": len(runs) - 1, "bound": "standin_bound",
                                    "measure": "parameter_stability", "measured": value / 2,
                                    "value": value, "violated": [], "constants": {"c": value}})
+    if params.get("ballast"):  # a large outcome takes long to send back (not a runs column: not stored)
+        runs[0]["ballast"] = "x" * params["ballast"]
     return TaskOutput(runs=runs, bounds=bounds)
 
 
@@ -186,3 +188,63 @@ def test_sigkill_or_ctrl_c_midway_then_rerun_gives_the_uninterrupted_results(tmp
         assert table(killed, name) == table(tmp_path / "clean", name)
     runs = table(killed, "runs")
     assert len(runs) == len(set(runs)) == 4 * (1 + 2) * 3 * 3  # datasets × seeds × left-outs × checkpoints
+
+
+TERMINATED_SWEEP = """
+import signal, sys
+sys.path.insert(0, {here!r})
+from test_sweep import standin_tasks, StandinSource, standin_runner
+from verify.sweep import run_sweep
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGTERM, interrupt)
+tasks = standin_tasks(n_datasets=8, stabilisers=[("standin", {{"ballast": 40_000_000}})])
+try:
+    run_sweep(tasks, StandinSource(8), {out!r}, n_seeds=2, workers=2, runner=standin_runner,
+              progress=False)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(child) for child in listed]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_while_workers_send_results_ends_the_process_and_every_worker(tmp_path):
+    # Workers ended mid-send used to leave the pool's manager thread waiting for the rest of a
+    # message for ever, and the interpreter joins that thread at exit: the process never ended.
+    out = tmp_path / "terminated"
+    process = subprocess.Popen([sys.executable, "-c", TERMINATED_SWEEP.format(here=str(HERE), out=str(out))],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while _done_count(out) < 1 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        children = _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() == 130, "the sweep did not exit within 30 s of SIGTERM"
+        deadline = time.monotonic() + 10
+        while any(_alive(child) for child in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children and not any(_alive(child) for child in children)
+        assert 1 <= _done_count(out) < 16
+    finally:
+        for child in _children(process.pid):
+            os.kill(child, signal.SIGKILL)
+        process.kill()
+        process.wait()
