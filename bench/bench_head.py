@@ -11,13 +11,12 @@ of ``torch.mm`` on exactly those shapes measured in the same process, and the pe
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
+import common
 from common import leave_one_out_masks, matmul_gflops, peak_memory_mib, separable_features
 from verify.trainers import head, naive
 from verify.trainers.checkpoints import log_spaced_checkpoints
@@ -51,30 +50,17 @@ def run(n: int, *, d: int = 32, n_steps: int = 20_000, naive_models: int | None 
 
 
 def describe(result: dict) -> str:
-    extrapolated = ("" if result["naive_models_timed"] == result["models"] else
-                    f" (naive timed on {result['naive_models_timed']} of {result['models']} models, "
-                    "extrapolated linearly)")
-    return (f"{result['case']}: M={result['models']} T={result['steps']} batched "
-            f"{result['batched_s']:.1f} s, naive {result['naive_s']:.1f} s{extrapolated}, speedup "
-            f"{result['speedup']:.0f}x; {result['gflops']:.1f} GFLOP/s = "
-            f"{result['gflops'] / result['matmul_gflops']:.0%} of torch.mm "
-            f"({result['matmul_gflops']:.1f} GFLOP/s, same shapes); max |batched - naive| "
-            f"{result['max_abs_diff']:.1e}; peak memory {result['peak_mib']:.0f} MiB")
+    return common.describe(result, reference="torch.mm on the same shapes")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.benchmark_arguments(__doc__.splitlines()[0], steps=20_000)
     parser.add_argument("--n", type=int, default=128)
     parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--naive-models", default="8", help="models timed in the naive loop, or 'all'")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = run(args.n, d=args.d, n_steps=args.steps,
-                 naive_models=None if args.naive_models == "all" else int(args.naive_models))
-    print(json.dumps(result) if args.json else describe(result))
+    common.report(run(args.n, d=args.d, n_steps=args.steps, naive_models=common.naive_model_count(args)),
+                  args, describe)
 
 
 if __name__ == "__main__":

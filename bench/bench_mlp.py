@@ -12,13 +12,12 @@ forward pass's (M, n, fan_in) x (M, fan_in, fan_out) shapes, measured in the sam
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
+import common
 from common import best_seconds, leave_one_out_masks, peak_memory_mib
 from synth.mlp import build_model, init_pretraining_params
 from verify.trainers import mlp, naive_mlp
@@ -52,16 +51,16 @@ def run(n: int = 64, *, n_seeds: int = 5, n_steps: int = 200, naive_models: int 
     reference = layer_flops / best_seconds(forward_products, repeats=50) / 1e9
     mlp.train_mlp(model, pretrained, X, y, masks=masks[:2], seeds=seeds[:2], lr=0.5, n_steps=2,
                   checkpoints=[2])  # warm-up: torch.func's first call imports and traces
-    start = time.perf_counter()
+    start = time.process_time()
     batched = mlp.train_mlp(model, pretrained, X, y, masks=masks, seeds=seeds, **arguments)
-    batched_seconds = time.perf_counter() - start
+    batched_seconds = time.process_time() - start
     memory = peak_memory_mib()
     subset = (np.arange(n_models) if naive_models is None or naive_models >= n_models
               else np.sort(rng.choice(n_models, naive_models, replace=False)))
-    start = time.perf_counter()
+    start = time.process_time()
     loop = naive_mlp.train_mlp(model, pretrained, X, y, masks=masks[subset], seeds=seeds[subset],
                                **arguments)
-    naive_seconds = (time.perf_counter() - start) * n_models / len(subset)
+    naive_seconds = (time.process_time() - start) * n_models / len(subset)
     difference = max(float(np.abs(batched.weights[name][:, subset] - loop.weights[name]).max())
                      for name in loop.weights)
     return {"case": f"mlp n={n}", "n": n, "models": n_models, "steps": n_steps,
@@ -73,32 +72,20 @@ def run(n: int = 64, *, n_seeds: int = 5, n_steps: int = 200, naive_models: int 
 
 
 def describe(result: dict) -> str:
-    extrapolated = ("" if result["naive_models_timed"] == result["models"] else
-                    f" (naive timed on {result['naive_models_timed']} of {result['models']} models, "
-                    "extrapolated linearly)")
-    return (f"{result['case']}: M={result['models']} T={result['steps']} batched "
-            f"{result['batched_s']:.1f} s, naive {result['naive_s']:.1f} s{extrapolated}, speedup "
-            f"{result['speedup']:.0f}x; {result['gflops']:.2f} GFLOP/s = "
-            f"{result['gflops'] / result['matmul_gflops']:.0%} of torch.bmm "
-            f"({result['matmul_gflops']:.2f} GFLOP/s, forward shapes); max |batched - naive| "
-            f"{result['max_abs_diff']:.1e}; peak memory {result['peak_mib']:.0f} MiB")
+    return common.describe(result, reference="torch.bmm on the forward shapes", precision=2)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.benchmark_arguments(__doc__.splitlines()[0], steps=200)
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--naive-models", default="8", help="models timed in the naive loop, or 'all'")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = run(args.n, n_seeds=args.seeds, n_steps=args.steps,
-                 naive_models=None if args.naive_models == "all" else int(args.naive_models))
+                 naive_models=common.naive_model_count(args))
     if result["max_abs_diff"] > 1e-10:
         raise SystemExit(f"batched and naive differ by {result['max_abs_diff']:.1e} > 1e-10")
-    print(json.dumps(result) if args.json else describe(result))
+    common.report(result, args, describe)
 
 
 if __name__ == "__main__":

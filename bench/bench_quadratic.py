@@ -11,13 +11,12 @@ same process: that product reads every Hessian once per step, so it is bound by 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
+import common
 from common import best_seconds, leave_one_out_masks, peak_memory_mib
 from verify.trainers import naive, quadratic
 from verify.trainers.checkpoints import log_spaced_checkpoints
@@ -64,30 +63,19 @@ def run(n: int = 256, *, d: int = 32, n_steps: int = 20_000, naive_models: int |
 
 
 def describe(result: dict) -> str:
-    extrapolated = ("" if result["naive_models_timed"] == result["models"] else
-                    f" (naive timed on {result['naive_models_timed']} of {result['models']} models, "
-                    "extrapolated linearly)")
-    return (f"{result['case']}: M={result['models']} T={result['steps']} batched "
-            f"{result['batched_s']:.1f} s, naive {result['naive_s']:.1f} s{extrapolated}, closed form "
-            f"{result['closed_form_s']:.2f} s, speedup {result['speedup']:.0f}x; "
-            f"{result['gflops']:.1f} GFLOP/s = {result['gflops'] / result['matmul_gflops']:.0%} of "
-            f"torch.bmm ({result['matmul_gflops']:.1f} GFLOP/s, same shapes); max |batched - naive or "
-            f"closed form| {result['max_abs_diff']:.1e}; peak memory {result['peak_mib']:.0f} MiB")
+    return common.describe(result, reference="torch.bmm on the same shapes",
+                           detail=f", closed form {result['closed_form_s']:.2f} s",
+                           compared="naive or closed form")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.benchmark_arguments(__doc__.splitlines()[0], steps=20_000)
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--naive-models", default="8", help="models timed in the naive loop, or 'all'")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = run(args.n, d=args.d, n_steps=args.steps,
-                 naive_models=None if args.naive_models == "all" else int(args.naive_models))
-    print(json.dumps(result) if args.json else describe(result))
+    common.report(run(args.n, d=args.d, n_steps=args.steps, naive_models=common.naive_model_count(args)),
+                  args, describe)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ the time other processes hold the cores, and with one thread it equals wall time
 """
 from __future__ import annotations
 
+import argparse
+import json
 import resource
 import time
 from collections.abc import Callable
@@ -59,3 +61,41 @@ def matmul_gflops(products: list[tuple[tuple[int, int], tuple[int, int]]], *, re
 def peak_memory_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def describe(result: dict, *, reference: str, detail: str = "", compared: str = "naive",
+             precision: int = 1) -> str:
+    """One line for a benchmark result.
+
+    ``reference`` names the matmul the throughput is compared with, ``detail`` is inserted after
+    the timings, ``compared`` names what ``max_abs_diff`` compares the batched trainer with.
+    """
+    extrapolated = ("" if result["naive_models_timed"] == result["models"] else
+                    f" (naive timed on {result['naive_models_timed']} of {result['models']} models, "
+                    "extrapolated linearly)")
+    return (f"{result['case']}: M={result['models']} T={result['steps']} batched "
+            f"{result['batched_s']:.1f} s, naive {result['naive_s']:.1f} s{extrapolated}{detail}, "
+            f"speedup {result['speedup']:.0f}x; {result['gflops']:.{precision}f} GFLOP/s = "
+            f"{result['gflops'] / result['matmul_gflops']:.0%} of {reference} "
+            f"({result['matmul_gflops']:.{precision}f} GFLOP/s); max |batched - {compared}| "
+            f"{result['max_abs_diff']:.1e}; peak memory {result['peak_mib']:.0f} MiB")
+
+
+def benchmark_arguments(description: str, *, steps: int) -> argparse.ArgumentParser:
+    """The options every benchmark script shares; a script adds its size options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--naive-models", default="8", help="models timed in the naive loop, or 'all'")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    return parser
+
+
+def naive_model_count(args: argparse.Namespace) -> int | None:
+    """``--naive-models``: None (every model) for 'all', else the count."""
+    return None if args.naive_models == "all" else int(args.naive_models)
+
+
+def report(result: dict, args: argparse.Namespace, line: Callable[[dict], str]) -> None:
+    """Print the result as JSON (``--json``) or as its one-line description."""
+    print(json.dumps(result) if args.json else line(result))
