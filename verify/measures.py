@@ -114,7 +114,8 @@ class RowInputs:
     n_classes : int
         0 for regression.
     w_init : ndarray
-        (M, P) flat initial weights of every model.
+        (M, P) flat weights that ``distance_from_init`` is measured from: each model's initial
+        weights, or for MLP tasks the pre-trained w0 (``verify.tasks.Trained.w_pretrained``).
     u_star : ndarray or None
         Flat unit max-margin direction of the head (separable data), else None.
     lr : float

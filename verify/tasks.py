@@ -190,6 +190,11 @@ class Trained:
     l2sp : float
     objective : callable or None
         RunContext.objective for MLPs.
+    w_pretrained : (M, P) or None
+        What ``distance_from_init`` is measured from when it is not ``w_init``: for MLPs the
+        dataset's pre-trained encoder w0 with each model's initial head, so that a stabiliser
+        that changes the starting encoder (SURT, re-initialisation) is measured from the same w0
+        as plain training. The bounds' w0 (Theorem F's D) stays ``w_init``, where GD starts.
     """
 
     iterations: np.ndarray
@@ -205,6 +210,7 @@ class Trained:
     evaluator: Any
     l2sp: float = 0.0
     objective: Any = None
+    w_pretrained: np.ndarray | None = None
 
 
 def trainer_for(config: TrainingConfig, kind: str) -> str:
@@ -323,9 +329,14 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers)
     l2sp = float(stabiliser.objective_kwargs().get("l2sp", 0.0)) if stabiliser is not None else 0.0
-    return _finish(trace, network.flatten(trace.weights, lead=2), lr=lr, n_steps=n_steps, loss=loss,
+    flat = network.flatten(trace.weights, lead=2)
+    head = np.zeros(flat.shape[2], dtype=bool)
+    head[network.head_indices()] = True
+    w_pretrained = np.where(head, flat[0], network.flatten(start, lead=0))
+    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss,
                    n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
-                   evaluator=network.evaluator(), l2sp=l2sp, objective=objective)
+                   evaluator=network.evaluator(), l2sp=l2sp, objective=objective,
+                   w_pretrained=w_pretrained)
 
 
 TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}
@@ -370,7 +381,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
             u_star = None
     n_classes = _class_count(dataset)
     inputs = RowInputs(X=dataset.X, y=dataset.y, X_test=dataset.X_test, y_test=dataset.y_test,
-                       n_classes=n_classes, w_init=trained.w_init, u_star=u_star, lr=trained.lr)
+                       n_classes=n_classes, u_star=u_star, lr=trained.lr,
+                       w_init=trained.w_init if trained.w_pretrained is None else trained.w_pretrained)
     rows = trace_rows(trained.iterations, trained.weights, trained.train_loss, trained.diverged_at,
                       layout=layout, evaluator=trained.evaluator, inputs=inputs, masks=masks)
     weights = dict(zip(left_out.tolist(), left_out_weights(left_out, support, n_samples).tolist()))

@@ -203,3 +203,50 @@ def test_mlp_task_with_multi_head_and_surt_stabilisers():
     assert {row["n_heads"] for row in heads.runs} == {3}
     surt = run_task(Task(dataset.id, config, "surt", "{}"), dataset)
     assert [r["test_loss"] for r in surt.runs] != [r["test_loss"] for r in plain.runs]
+
+
+@pytest.fixture(scope="module")
+def pretrained_mlp():
+    from synth.pretrained import make_pretrained_mlp_task
+    return make_pretrained_mlp_task(n_samples=16, n_features=4, hidden=[5, 5], n_source=64,
+                                    pretrain_steps=30, n_test=16, distance=0.2, random_state=0)
+
+
+MLP_GD = TrainingConfig(name="test_mlp_gd", setting="full", kinds=("mlp",), loss="logistic",
+                        init="pretrained", lr_scale=1.0, n_steps=20, n_checkpoints=3, max_left_out=2,
+                        bound_models=0)
+
+
+def test_surt_runs_in_the_sweep_and_distance_from_init_is_measured_from_the_pretrained_w0(pretrained_mlp):
+    from verify.tasks import train_mlp_task
+    task = Task(pretrained_mlp.id, MLP_GD, "surt", '{"lr":0.05,"mask_rate":0.25,"n_steps":30}')
+    outcome = execute(task, _Source(pretrained_mlp), run_task)
+    assert outcome["status"] == "done", outcome.get("error")
+    left_out = choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), 2)
+    layout = model_layout(task, left_out)
+    from verify.tasks import make_stabiliser
+    trained = train_mlp_task(MLP_GD, pretrained_mlp, make_stabiliser(task), layout,
+                             layout.masks(16))
+    n_encoder = sum(v.size for k, v in pretrained_mlp.arrays.items() if k.startswith("w0.encoder."))
+    w0 = np.concatenate([pretrained_mlp.arrays[f"w0.encoder.{i}.{p}"].ravel()
+                         for i in (0, 2) for p in ("weight", "bias")])
+    np.testing.assert_array_equal(trained.w_pretrained[:, :n_encoder], np.broadcast_to(w0, (3, n_encoder)))
+    np.testing.assert_array_equal(trained.w_pretrained[:, n_encoder:], trained.w_init[:, n_encoder:])
+    moved_by_surt = np.linalg.norm(trained.w_init - trained.w_pretrained, axis=1)
+    assert np.all(moved_by_surt > 1e-3), "SURT re-trained the encoder before fine-tuning"
+    # Models on S and S\i see different unlabelled inputs, so SURT moves them differently.
+    assert len({round(float(d), 12) for d in moved_by_surt}) == 3
+    first = [row for row in outcome["runs"] if row["iteration"] == trained.iterations[0]]
+    travelled = np.linalg.norm(trained.weights[0] - trained.w_init, axis=1)
+    for m, row in enumerate(first):
+        assert row["distance_from_init"] >= moved_by_surt[m] - travelled[m] - 1e-9
+        assert math.isclose(row["distance_from_init"],
+                            float(np.linalg.norm(trained.weights[0, m] - trained.w_pretrained[m])))
+
+
+class _Source:
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def load(self, dataset_id):
+        return self.dataset
