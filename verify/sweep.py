@@ -26,7 +26,7 @@ from tqdm import tqdm
 from verify.configs import TrainingConfig
 from verify.seeding import run_seed
 from verify.store import RESULTS_FILE, ResultStore
-from verify.tasks import NO_STABILISER, Task, TaskOutput, canonical_params
+from verify.tasks import NO_STABILISER, Task, TaskOutput, canonical_params, task_is_stochastic
 
 TaskRunner = Callable[[Task, Any], TaskOutput]
 
@@ -109,7 +109,8 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
     stabilisers : sequence of (name, params)
         ``("none", {})`` is plain training.
     n_seeds : int
-        Seeds per task for stochastic configs; deterministic configs get seed 0 only.
+        Seeds per stochastic task; deterministic ones get seed 0 only
+        (:func:`verify.tasks.task_is_stochastic`: MHLoss makes a zero-init head config random).
     applies : callable, optional
         ``applies(stabiliser_name, config, kind) -> bool``; by default a stabiliser applies to every
         config with ``with_stabilisers``.
@@ -121,12 +122,13 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
         for config in configs:
             if not config.trains(kind, n_classes):
                 continue
-            seeds = tuple(range(n_seeds)) if config.stochastic else (0,)
             for name, params in stabilisers:
                 if name != NO_STABILISER and not (
                         config.with_stabilisers and (applies is None or applies(name, config, kind))):
                     continue
-                tasks.append(Task(dataset_id, config, name, canonical_params(params), seeds))
+                params = canonical_params(params)
+                seeds = tuple(range(n_seeds)) if task_is_stochastic(config, name, params) else (0,)
+                tasks.append(Task(dataset_id, config, name, params, seeds))
     return tasks
 
 

@@ -233,6 +233,28 @@ def make_stabiliser(task: Task) -> Any:
     return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
 
 
+def head_init(config: TrainingConfig, stabiliser: Any) -> str:
+    """The head initialisation a head task trains with.
+
+    Several heads trained at once (MHLoss) must start apart: zero heads under full-batch GD stay
+    identical, so their mean would be a single head. A zero init therefore becomes the trainer's
+    random init (from the model seeds) when the stabiliser trains more than one head.
+    """
+    n_heads = (stabiliser.head_kwargs().get("n_heads", config.n_heads) if stabiliser is not None
+               else config.n_heads)
+    return "random" if config.init == "zero" and n_heads > 1 else config.init
+
+
+def task_is_stochastic(config: TrainingConfig, stabiliser_name: str, stabiliser_params: str) -> bool:
+    """Whether the seed changes a task's training: the config's randomness, or random heads forced
+    by the stabiliser (:func:`head_init`). Names outside the registry leave the config's answer."""
+    from verify.stabilisers import STABILISERS
+    if config.stochastic or config.setting != "head" or stabiliser_name not in STABILISERS:
+        return config.stochastic
+    stabiliser = STABILISERS[stabiliser_name].from_params(**json.loads(stabiliser_params))
+    return head_init(config, stabiliser) == "random"
+
+
 def _schedule(config: TrainingConfig, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
     """Learning rate, steps and checkpoints (with t = 0) after the stabiliser's schedule change."""
     from verify.trainers.checkpoints import log_spaced_checkpoints
@@ -264,7 +286,8 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
     lr, n_steps, checkpoints = _schedule(config, stabiliser, config.lr_scale / beta)
     extra = stabiliser.head_kwargs() if stabiliser is not None else {}
     n_heads = extra.pop("n_heads", config.n_heads)
-    trace = train_heads(dataset.X, dataset.y, masks=masks, init=config.init, loss=loss, lr=lr,
+    trace = train_heads(dataset.X, dataset.y, masks=masks, init=head_init(config, stabiliser),
+                        loss=loss, lr=lr,
                         n_steps=n_steps, checkpoints=checkpoints, batch_size=config.batch_size,
                         seeds=layout.model_seeds, n_heads=n_heads, **extra)
     weights = trace.weights["w"]
@@ -391,6 +414,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
         row["n_steps"] = trained.n_steps
         row["loss"] = trained.loss
         row["n_heads"] = trained.n_heads
+        if config.setting == "head":
+            row["init"] = head_init(config, stabiliser)
         if row["left_out"] is not None:
             row["left_out_support"] = int(row["left_out"] in support_set)
             row["left_out_weight"] = weights[row["left_out"]]

@@ -250,3 +250,34 @@ class _Source:
 
     def load(self, dataset_id):
         return self.dataset
+
+
+def test_mhloss_heads_start_apart_even_under_a_zero_init_config(separable, monkeypatch):
+    import verify.trainers.head as head_trainer
+    from verify.sweep import build_tasks
+    traces = []
+    original = head_trainer.train_heads
+
+    def recording(*args, **kwargs):
+        traces.append((kwargs["init"], original(*args, **kwargs)))
+        return traces[-1][1]
+
+    monkeypatch.setattr(head_trainer, "train_heads", recording)
+    config = replace(HEAD_GD, n_steps=50, max_left_out=2, with_stabilisers=True)
+    params = '{"n_heads":3,"reduction":"sum"}'
+    (task,) = build_tasks([(separable.id, "separable", 2)], [config], [("mhloss", {"n_heads": 3})],
+                          n_seeds=2)
+    assert task.seeds == (0, 1), "random heads make the task stochastic: every seed is trained"
+    output = run_task(Task(separable.id, config, "mhloss", params, (0, 1)), separable)
+    init, trace = traces[-1]
+    assert init == "random" and {row["init"] for row in output.runs} == {"random"}
+    heads = trace.weights["w"][0]  # (M, H, ...) at t = 0
+    for m in range(heads.shape[0]):
+        for a in range(3):
+            for b in range(a):
+                assert np.linalg.norm(heads[m, a] - heads[m, b]) > 1e-3
+    plain = run_task(Task(separable.id, config), separable)
+    assert {row["init"] for row in plain.runs} == {"zero"}
+    first_seed = [row["test_loss"] for row in output.runs if row["seed"] == 0]
+    second_seed = [row["test_loss"] for row in output.runs if row["seed"] == 1]
+    assert first_seed != second_seed
