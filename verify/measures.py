@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,16 @@ class Evaluator:
     margins : callable or None
         ``(W_head, X, y) -> (M, n)`` un-normalised margins of a linear head on its inputs; None
         where the head does not act on the inputs directly (MLP), so no margin is reported.
+    features : callable or None
+        ``(W, X) -> (M, n, h)`` the encoder's features (MLP), the inputs of its linear head; None
+        for linear models.
     """
 
     per_sample_loss: PerSampleLoss
     predict: Predict | None
     head: np.ndarray | None = None
     margins: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    features: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def _signed(y: np.ndarray) -> np.ndarray:
@@ -215,6 +220,92 @@ def _loss_at(evaluator: Evaluator, W: np.ndarray, inputs: RowInputs, samples: np
     return np.diagonal(losses).copy()
 
 
+def feature_margin(features: np.ndarray, y: np.ndarray) -> float:
+    """Scale-invariant hard margin γ/R of features: the quantity MMR enlarges.
+
+    The features are centred on their mean and R is the largest norm of a centred feature, as in
+    :func:`verify.stabilisers.mmr.normalised_class_distances`; γ is the no-bias hard-margin of the
+    centred features (exact QP, :func:`theory.estimators.max_margin_solution`), for several classes
+    the smallest over class pairs. The result does not change when the features are scaled or
+    translated.
+
+    Returns
+    -------
+    float
+        γ/R in (0, 1], or NaN when some pair of classes is not linearly separable (γ ≤ 0) or the
+        features are all equal.
+    """
+    from theory.estimators import max_margin_solution, signed_points
+    features = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y)
+    centred = features - features.mean(axis=0)
+    radius = float(np.linalg.norm(centred, axis=1).max())
+    classes = np.unique(y)
+    if not radius > 0 or classes.size < 2 or not np.isfinite(centred).all():
+        return np.nan
+    gammas = []
+    for a, b in combinations(classes.tolist(), 2):
+        pair = (y == a) | (y == b)
+        solution = max_margin_solution(signed_points(centred[pair], y[pair] == b))
+        if not (solution.separable and solution.gamma > 0):
+            return np.nan
+        gammas.append(solution.gamma)
+    return min(gammas) / radius
+
+
+def add_feature_margins(rows: list[dict], weights: np.ndarray, *, layout: ModelLayout,
+                        evaluator: Evaluator, X: np.ndarray, y: np.ndarray) -> None:
+    """Set ``feature_margin`` (:func:`feature_margin` of the trained encoder's features on S) on the
+    rows of the models trained on all of S at the last checkpoint; NULL (None) on every other row.
+
+    ``rows`` are checkpoint-major as :func:`trace_rows` makes them; ``weights`` is (K, M, P).
+    """
+    for row in rows:
+        row["feature_margin"] = None
+    if evaluator.features is None or not rows:
+        return
+    last = weights.shape[0] - 1
+    full = np.flatnonzero(layout.left_out < 0)
+    with np.errstate(all="ignore"):
+        features = evaluator.features(weights[last, full], X)
+    for j, m in enumerate(full):
+        row = rows[last * layout.n_models + m]
+        if not row["diverged"]:
+            row["feature_margin"] = feature_margin(features[j], y)
+
+
+def add_asymptotic_predictions(rows: list[dict], weights: np.ndarray, iterations: np.ndarray, *,
+                               layout: ModelLayout, w_init: np.ndarray, X: np.ndarray, y: np.ndarray,
+                               u_star: np.ndarray | None, head_lr: float | None) -> None:
+    """Compare the heads trained on all of S with Soudry et al.'s w(t) ≈ ŵ log t + w̃.
+
+    Sets, on every row of a model trained on all of S, ``predicted_direction_error``
+    (‖w_pred(t)/‖w_pred(t)‖ − u*‖) and ``predictor_relative_error`` (‖w(t) − w_pred(t)‖ / ‖w(t)‖),
+    with w_pred from :func:`theory.asymptotics.asymptotic_weights` (mean loss over S, step
+    ``head_lr``, the model's initial head for the component the data never moves). The caller
+    passes ``head_lr=None`` where the predictor does not apply (it needs a linear binary head on
+    separable data, full-batch GD below 2/β on the logistic or exponential loss); every column is
+    then NULL (None), as on left-out rows and on diverged models.
+    """
+    from theory.asymptotics import asymptotic_weights
+    from theory.estimators import max_margin_solution, signed_points
+    for row in rows:
+        row["predicted_direction_error"] = row["predictor_relative_error"] = None
+    if head_lr is None or not rows or not max_margin_solution(signed_points(X, y)).separable:
+        return
+    for m in np.flatnonzero(layout.left_out < 0):
+        predicted = asymptotic_weights(X, y, lr=head_lr, iteration=iterations, w0=w_init[m],
+                                       reduction="mean")
+        for k, w_pred in enumerate(predicted):
+            row = rows[k * layout.n_models + m]
+            if row["diverged"]:
+                continue
+            w = weights[k, m]
+            if u_star is not None:
+                row["predicted_direction_error"] = float(np.linalg.norm(w_pred / np.linalg.norm(w_pred) - u_star))
+            row["predictor_relative_error"] = float(np.linalg.norm(w - w_pred) / np.linalg.norm(w))
+
+
 def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, layout: ModelLayout,
                context: dict, setting: str, max_models: int | None = None,
                last_only: bool = False) -> list[dict]:
@@ -331,6 +422,20 @@ class FlatNetwork:
         from torch.func import functional_call
         return functional_call(self.model, self._unflatten(w), (X,))
 
+    def _features(self, w: Any, X: Any) -> Any:
+        from torch.func import functional_call
+        encoder = {name[len("encoder."):]: value for name, value in self._unflatten(w).items()
+                   if name.startswith("encoder.")}
+        return functional_call(self.model.encoder, encoder, (X,))
+
+    def features(self, W: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(M, n, h) encoder features of every model (flat weights ``W``) on ``X``."""
+        import torch
+        from torch.func import vmap
+        with torch.no_grad():
+            inputs = torch.as_tensor(np.asarray(X, dtype=np.float64))
+            return vmap(lambda w: self._features(w, inputs))(torch.as_tensor(W)).numpy()
+
     def _batched(self, W: np.ndarray, X: np.ndarray, function: Callable) -> np.ndarray:
         import torch
         from torch.func import vmap
@@ -349,7 +454,7 @@ class FlatNetwork:
 
         return Evaluator(per_sample_loss=per_sample_loss,
                          predict=lambda W, X: self._batched(W, X, lambda logits: logits.argmax(-1)),
-                         head=self.head_indices())
+                         head=self.head_indices(), features=self.features)
 
     def objective(self, X: np.ndarray, y: np.ndarray) -> Callable:
         """``(w_flat, sample_weights) -> Σ_j s_j ℓ_j(w) / Σ_j s_j`` as torch (RunContext.objective)."""

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: runs columns feature_margin, predicted_direction_error, predictor_relative_error.
+SCHEMA_VERSION = 2
 RESULTS_FILE = "results.sqlite"
 
 DATASET_COLUMNS = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise",
@@ -25,9 +26,12 @@ TRAINING_COLUMNS = ("setting", "config", "loss", "init", "lr", "lr_scale", "n_st
 LEFT_OUT_MEASURES = ("parameter_stability", "head_direction_stability", "pointwise_hypothesis_stability")
 ROW_MEASURES = ("train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
                 "normalised_margin", "distance_from_init", "diverged", "diverged_at")
+# Measured on the rows of models trained on all of S only (NULL elsewhere; docs/results-schema.md).
+FULL_SET_MEASURES = ("feature_margin", "predicted_direction_error", "predictor_relative_error")
 KEY_COLUMNS = ("run_id", "task_key", "dataset_id", "seed", "left_out", "left_out_support",
                "left_out_weight", "iteration")
-RUN_COLUMNS = KEY_COLUMNS + DATASET_COLUMNS + TRAINING_COLUMNS + LEFT_OUT_MEASURES + ROW_MEASURES
+RUN_COLUMNS = (KEY_COLUMNS + DATASET_COLUMNS + TRAINING_COLUMNS + LEFT_OUT_MEASURES + ROW_MEASURES
+               + FULL_SET_MEASURES)
 BOUND_COLUMNS = ("run_id", "bound", "measure", "measured", "value", "violated", "constants")
 
 _INTEGER = {"run_id", "seed", "left_out", "left_out_support", "iteration", "n_samples", "n_features",
@@ -99,25 +103,42 @@ class ResultStore:
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        if readonly:
-            if not self.path.exists():
-                raise ValueError(f"path: no results file at {self.path}")
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        else:
-            self._conn = sqlite3.connect(self.path)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL keeps every committed transaction across a killed process (not a power cut).
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            with self._conn:
-                self._conn.executescript(_SCHEMA)
-                self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                   (str(SCHEMA_VERSION),))
+        if readonly and not self.path.exists():
+            raise ValueError(f"path: no results file at {self.path}")
+        existed = self.path.exists()
+        self._conn = (sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) if readonly
+                      else sqlite3.connect(self.path))
+        try:
+            # An existing file is checked before anything is written to it.
+            if existed:
+                self._check_version()
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL keeps every committed transaction across a killed process (not a power cut).
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                with self._conn:
+                    self._conn.executescript(_SCHEMA)
+                    self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                       (str(SCHEMA_VERSION),))
+        except BaseException:
+            self._conn.close()
+            raise
         self._conn.row_factory = sqlite3.Row
-        found = self.meta().get("schema_version")
-        if found != str(SCHEMA_VERSION):
-            self.close()
-            raise ValueError(f"path: {self.path} has results schema version {found}, this ftstab "
-                             f"reads and writes version {SCHEMA_VERSION}; use a new output folder")
+
+    def _check_version(self) -> None:
+        try:
+            tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            found = (self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                     if "meta" in tables else None)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"path: {self.path} is not an ftstab results file ({exc})") from None
+        if not tables:
+            return
+        version = None if found is None else found[0]
+        if version != str(SCHEMA_VERSION):
+            raise ValueError(f"path: {self.path} has results schema version {version}, this ftstab "
+                             f"reads and writes version {SCHEMA_VERSION}; re-run the sweep into a new "
+                             f"output folder")
 
     def close(self) -> None:
         self._conn.close()

@@ -190,6 +190,10 @@ class Trained:
     l2sp : float
     objective : callable or None
         RunContext.objective for MLPs.
+    head_lr : float or None
+        The step each linear head takes on its own mean loss (``lr``, or ``lr / H`` for MHLoss's
+        mean reduction) where Soudry et al.'s asymptotic predictor applies (binary head, logistic
+        or exponential loss, full-batch GD with η β < 2); None elsewhere.
     w_pretrained : (M, P) or None
         What ``distance_from_init`` is measured from when it is not ``w_init``: for MLPs the
         dataset's pre-trained encoder w0 with each model's initial head, so that a stabiliser
@@ -210,6 +214,7 @@ class Trained:
     evaluator: Any
     l2sp: float = 0.0
     objective: Any = None
+    head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
 
 
@@ -294,8 +299,11 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
     if n_heads > 1:
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
+    predictable = (n_classes == 2 and loss in ("logistic", "exponential") and config.batch_size is None
+                   and lr * beta < 2)
+    head_lr = lr / n_heads if extra.get("head_reduction", "mean") == "mean" else lr
     return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="linear",
-                   evaluator=linear_evaluator(loss, n_classes))
+                   evaluator=linear_evaluator(loss, n_classes), head_lr=head_lr if predictable else None)
 
 
 def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
@@ -382,7 +390,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     -------
     TaskOutput
     """
-    from verify.measures import RowInputs, bound_rows, trace_rows
+    from verify.measures import (RowInputs, add_asymptotic_predictions, add_feature_margins, bound_rows,
+                                 trace_rows)
     if dataset.card["id"] != task.dataset_id:
         raise ValueError(f"dataset: expected {task.dataset_id}, got {dataset.card['id']}")
     config = task.config
@@ -419,6 +428,11 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
         if row["left_out"] is not None:
             row["left_out_support"] = int(row["left_out"] in support_set)
             row["left_out_weight"] = weights[row["left_out"]]
+    add_feature_margins(rows, trained.weights, layout=layout, evaluator=trained.evaluator,
+                        X=dataset.X, y=dataset.y)
+    add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
+                               w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
+                               head_lr=trained.head_lr)
     context = dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
                    batch_size=config.batch_size, l2sp=trained.l2sp, objective=trained.objective,
                    arrays=dataset.arrays, card=dataset.card)

@@ -18,7 +18,8 @@ CONTRACT_RUN_COLUMNS = {
     "stabiliser_params",
     "parameter_stability", "head_direction_stability", "pointwise_hypothesis_stability",
     "train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error", "normalised_margin",
-    "distance_from_init", "diverged", "diverged_at"}
+    "distance_from_init", "diverged", "diverged_at", "left_out_support", "left_out_weight",
+    "feature_margin", "predicted_direction_error", "predictor_relative_error"}
 CONTRACT_TABLES = {
     "datasets": {"dataset_id", "kind", "card"},
     "tasks": {"task_key", "dataset_id", "config", "stabiliser", "stabiliser_params", "seeds", "status",
@@ -125,6 +126,49 @@ def test_other_schema_version_is_refused(tmp_path):
         conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     with pytest.raises(ValueError, match=f"schema version 0.*version {SCHEMA_VERSION}"):
         ResultStore(path)
+
+
+def _version_1_results(path):
+    """A results file as schema version 1 wrote it: no full-set measures in ``runs``."""
+    from verify.store import FULL_SET_MEASURES, _SCHEMA
+    old_schema = _SCHEMA
+    for name in FULL_SET_MEASURES:
+        old_schema = old_schema.replace(f", {name} REAL", "")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(old_schema)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_version_1_results_are_refused_in_one_line_and_left_unchanged(tmp_path, readonly):
+    path = tmp_path / "results.sqlite"
+    before = _version_1_results(path)
+    assert "feature_margin" not in columns(path, "runs")
+    with pytest.raises(ValueError) as refused:
+        ResultStore(path, readonly=readonly)
+    message = str(refused.value)
+    assert "schema version 1" in message and f"version {SCHEMA_VERSION}" in message and "\n" not in message
+    assert path.read_bytes() == before
+
+
+def test_verify_cli_refuses_an_old_results_file_with_one_line(tmp_path, capsys):
+    from verify.cli import main
+    out = tmp_path / "results"
+    out.mkdir()
+    before = _version_1_results(out / "results.sqlite")
+    assert main(["verify", "--grid", "smoke", "--out", str(out), "--configs", "full_quadratic_gd"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ftstab verify: error:") and "schema version 1" in err and "\n" not in err
+    assert (out / "results.sqlite").read_bytes() == before
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
+    path = tmp_path / "results.sqlite"
+    path.write_text("not a database")
+    with pytest.raises(ValueError, match="not an ftstab results file"):
+        ResultStore(path)
+    assert path.read_text() == "not a database"
 
 
 def test_readonly_store_on_missing_file_creates_nothing(tmp_path):

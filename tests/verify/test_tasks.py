@@ -281,3 +281,65 @@ def test_mhloss_heads_start_apart_even_under_a_zero_init_config(separable, monke
     first_seed = [row["test_loss"] for row in output.runs if row["seed"] == 0]
     second_seed = [row["test_loss"] for row in output.runs if row["seed"] == 1]
     assert first_seed != second_seed
+
+
+def test_feature_margin_is_the_relative_hard_margin_of_centred_features():
+    from verify.measures import feature_margin
+    two = np.array([[3.0, 1.0], [1.0, 1.0], [3.0, 3.0], [1.0, 3.0]])  # centred: the square (±1, ±1)
+    assert math.isclose(feature_margin(two, np.array([0, 0, 1, 1])), 1.0 / math.sqrt(2))
+    assert math.isnan(feature_margin(two, np.array([0, 1, 1, 0])))  # XOR: not separable
+    three = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 1.0], [4.0, 0.0]])
+    assert 0 < feature_margin(three[:3], np.array([0, 1, 2])) <= 1
+    assert math.isnan(feature_margin(three, np.array([0, 1, 2, 2])))  # classes 1 and 2 share a point
+
+
+@given(scale=st.floats(0.1, 10.0), shift=st.floats(-5.0, 5.0), seed=st.integers(0, 50))
+def test_feature_margin_ignores_scaling_and_translating_the_features(scale, shift, seed):
+    from verify.measures import feature_margin
+    rng = np.random.default_rng(seed)
+    y = np.arange(12) % 3
+    features = rng.normal(size=(12, 4)) + 3.0 * np.eye(4)[y]
+    expected = feature_margin(features, y)
+    moved = feature_margin(scale * features + shift, y)
+    assert (math.isnan(expected) and math.isnan(moved)) or math.isclose(moved, expected, rel_tol=1e-6)
+
+
+def test_mlp_rows_carry_the_feature_margin_of_the_trained_encoder_on_the_final_full_rows(pretrained_mlp):
+    import torch
+    from synth.mlp import build_model
+    from verify.measures import FlatNetwork, feature_margin
+    from verify.tasks import train_mlp_task
+    task = Task(pretrained_mlp.id, MLP_GD)
+    rows = run_task(task, pretrained_mlp).runs
+    last = max(row["iteration"] for row in rows)
+    measured = [row for row in rows if row["feature_margin"] is not None]
+    assert [(row["left_out"], row["iteration"]) for row in measured] == [(None, last)]
+    layout = model_layout(task, choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), 2))
+    trained = train_mlp_task(MLP_GD, pretrained_mlp, None, layout, layout.masks(16))
+    model = build_model(pretrained_mlp.card["architecture"])
+    network = FlatNetwork.of(model, "logistic")
+    model.load_state_dict(network._unflatten(torch.as_tensor(trained.weights[-1, 0])))
+    with torch.no_grad():
+        features = model.encoder(torch.as_tensor(pretrained_mlp.X)).numpy()
+    expected = feature_margin(features, pretrained_mlp.y)
+    assert math.isclose(measured[0]["feature_margin"], expected, rel_tol=1e-9) or (
+        math.isnan(expected) and math.isnan(measured[0]["feature_margin"]))
+
+
+def test_asymptotic_predictor_on_plain_gd_heads_becomes_accurate_as_t_grows():
+    data = make_separable(16, 2, margin=0.3, radius=1.0, random_state=3)
+    config = TrainingConfig(name="test_head_long", setting="head", kinds=("separable",),
+                            loss="exponential", init="zero", lr_scale=1.0, n_steps=100000,
+                            n_checkpoints=6, max_left_out=2)
+    rows = run_task(Task(data.id, config), data).runs
+    full = sorted((row for row in rows if row["left_out"] is None), key=lambda row: row["iteration"])
+    relative = [row["predictor_relative_error"] for row in full]
+    assert all(value is not None for value in relative)
+    late = relative[2:]
+    assert all(b < a for a, b in zip(late, late[1:])), relative
+    assert relative[-1] < 0.5 * relative[2]
+    direction = [row["predicted_direction_error"] for row in full]
+    assert direction[-1] < direction[1] and abs(direction[-1] - full[-1]["direction_error"]) < 0.05
+    assert all(row["predictor_relative_error"] is None for row in rows if row["left_out"] is not None)
+    sgd = replace(config, name="test_head_sgd", batch_size=4, n_steps=50)
+    assert all(row["predictor_relative_error"] is None for row in run_task(Task(data.id, sgd), data).runs)
