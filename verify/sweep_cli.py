@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from verify.configs import CONFIGS, SETTINGS, select_configs
@@ -58,24 +59,36 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _value(text: str) -> Any:
+def parameter_value(text: str) -> Any:
+    """The value of ``key=value`` in ``--stabilisers``: JSON where it parses, true/false in any case,
+    else the text."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
         return text
 
 
-def parse_stabilisers(text: str) -> list[tuple[str, dict[str, Any]]]:
+def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
+                      applies: Callable[[Any], bool] | None = None,
+                      setting: str = "") -> list[tuple[str, dict[str, Any]]]:
     """``"none,l2sp:strength=0.1,mhloss"`` -> ``[("none", {}), ("l2sp", {"strength": 0.1, ...}), ...]``.
 
-    ``all`` stands for plain training and every stabiliser at its default parameters.
+    ``all`` stands for plain training and every stabiliser of ``classes`` (default: the registry
+    ``verify.stabilisers.STABILISERS``) that ``applies`` (default: all) at its default parameters;
+    a named stabiliser that does not apply is refused, naming ``setting``.
 
     Each stabiliser is built once here so that bad names or parameters fail before anything runs;
     its parameters are completed with its defaults (``params()``), so a task names them all.
     """
-    from verify.stabilisers import STABILISERS
+    if classes is None:
+        from verify.stabilisers import STABILISERS
+        classes = STABILISERS
+    applies = applies or (lambda cls: True)
     items = [expanded for item in _split(text)
-             for expanded in ([NO_STABILISER, *STABILISERS] if item == "all" else [item])]
+             for expanded in ([NO_STABILISER, *(name for name, cls in classes.items() if applies(cls))]
+                              if item == "all" else [item])]
     if not items:
         raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
     chosen = []
@@ -84,16 +97,18 @@ def parse_stabilisers(text: str) -> list[tuple[str, dict[str, Any]]]:
         if name == NO_STABILISER and not assignments:
             chosen.append((NO_STABILISER, {}))
             continue
-        if name not in STABILISERS:
+        if name not in classes:
             raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, "
-                             f"{', '.join(STABILISERS)}")
+                             f"{', '.join(classes)}")
+        if not applies(classes[name]):
+            raise ValueError(f"stabilisers: {name} does not apply to {setting}")
         params = {}
         for assignment in assignments:
             key, equals, value = assignment.partition("=")
             if not equals or not key:
                 raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
-            params[key] = _value(value)
-        chosen.append((name, STABILISERS[name].from_params(**params).params()))
+            params[key] = parameter_value(value)
+        chosen.append((name, classes[name].from_params(**params).params()))
     unique = {(name, canonical_params(params)): (name, params) for name, params in chosen}
     return list(unique.values())
 

@@ -3,7 +3,6 @@ before anything runs."""
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 from verify.real.configs import RealConfig
 from verify.real.runner import RealRunner, stabiliser_classes
 from verify.real.source import RealSource
-from verify.tasks import NO_STABILISER, Task, canonical_params
+from verify.sweep_cli import parse_stabilisers
+from verify.tasks import Task, canonical_params
 
 
 @dataclass(frozen=True)
@@ -47,45 +47,13 @@ def config_name(task: str, config: RealConfig, max_length: int | None) -> str:
     return f"real_{task.replace('-', '_')}_{batch}_T{config.n_steps}_{step}_loo{left_out}{tokens}"
 
 
-def _parameter_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        return text
-
-
 def select_stabilisers(text: str, setting: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
     """Parse ``--stabilisers`` as ``ftstab verify`` does (``NAME`` or ``NAME:key=value[:key=value]``,
     ``none``, ``all``), with each name's class for this kind (:func:`stabiliser_classes`); ``all`` is
     plain training plus every stabiliser that applies to the setting, at its defaults."""
-    classes = stabiliser_classes(kind)
     trainer = "head" if setting == "head" else "mlp"
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if items == ["all"]:
-        items = [NO_STABILISER, *(name for name, cls in classes.items() if trainer in cls.applies_to)]
-    if not items:
-        raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
-    chosen = []
-    for item in items:
-        name, *assignments = item.split(":")
-        if name == NO_STABILISER and not assignments:
-            chosen.append((NO_STABILISER, {}))
-            continue
-        if name not in classes:
-            raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, "
-                             f"{', '.join(classes)}")
-        if trainer not in classes[name].applies_to:
-            raise ValueError(f"stabilisers: {name} does not apply to {setting} tuning")
-        params = {}
-        for assignment in assignments:
-            key, equals, value = assignment.partition("=")
-            if not equals or not key:
-                raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
-            params[key] = _parameter_value(value)
-        chosen.append((name, classes[name].from_params(**params).params()))
-    return list({(name, canonical_params(params)): (name, params) for name, params in chosen}.values())
+    return parse_stabilisers(text, stabiliser_classes(kind),
+                             applies=lambda cls: trainer in cls.applies_to, setting=f"{setting} tuning")
 
 
 def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
