@@ -51,7 +51,7 @@ def test_list_prints_one_line_per_dataset_and_writes_nothing(grid, tmp_path, cap
 
 def test_list_smoke_grid(capsys):
     assert main(["synth", "--grid", "smoke", "--list"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 12
+    assert len(capsys.readouterr().out.splitlines()) == 14
 
 
 @pytest.mark.parametrize("grid_text, argv_grid, message", [
