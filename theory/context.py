@@ -31,6 +31,9 @@ class RunContext:
         Flat initial weights, weights of A(S) and of A(S\\i) at this iteration.
     l2sp : float
         Strength λ of ½λ‖w − w0‖² in the objective.
+    weight_decay : float
+        Strength λ_wd of ½λ_wd‖w‖² in the objective (decay toward 0), if any; for least squares the
+        constants include it exactly.
     objective : callable or None
         For MLPs, a torch function ``(w_flat, sample_weights) -> scalar`` returning the weighted mean
         loss ``Σ_j s_j ℓ_j(w) / Σ_j s_j`` (so one-hot weights give one sample's loss).
@@ -51,6 +54,7 @@ class RunContext:
     w_full: np.ndarray
     w_loo: np.ndarray
     l2sp: float = 0.0
+    weight_decay: float = 0.0
     objective: Callable | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)

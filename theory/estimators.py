@@ -238,24 +238,27 @@ class LeastSquaresConstants:
 
 
 @functools.lru_cache(maxsize=256)
-def _least_squares(key: ArrayKey, l2sp: float) -> LeastSquaresConstants:
+def _least_squares(key: ArrayKey, l2sp: float, weight_decay: float) -> LeastSquaresConstants:
     X, y, w0 = key.arrays
     n, d = X.shape
-    hessian = X.T @ X / n + l2sp * np.eye(d)
+    hessian = X.T @ X / n + (l2sp + weight_decay) * np.eye(d)
     spectrum = eigvalsh(hessian)
-    step = lstsq(hessian, X.T @ (y - X @ w0) / n, cond=1e-12)[0]
+    step = lstsq(hessian, X.T @ (y - X @ w0) / n - weight_decay * w0, cond=1e-12)[0]
     w_star = w0 + step
-    gradients = X * (X @ w_star - y)[:, None] + l2sp * (w_star - w0)
+    gradients = X * (X @ w_star - y)[:, None] + l2sp * (w_star - w0) + weight_decay * w_star
     return LeastSquaresConstants(n, float(max(spectrum[0], 0.0)), float(spectrum[-1]), w_star,
                                  float(np.linalg.norm(step)), np.linalg.norm(gradients, axis=1))
 
 
-def least_squares_constants(X: np.ndarray, y: np.ndarray, w0: np.ndarray, l2sp: float = 0.0
-                            ) -> LeastSquaresConstants:
-    """Exact μ, β, w*, D and ρ_j of regularised least squares fine-tuned from ``w0`` (cached)."""
+def least_squares_constants(X: np.ndarray, y: np.ndarray, w0: np.ndarray, l2sp: float = 0.0,
+                            weight_decay: float = 0.0) -> LeastSquaresConstants:
+    """Exact μ, β, w*, D and ρ_j of least squares fine-tuned from ``w0`` with ½ l2sp ‖w − w0‖² and
+    ½ weight_decay ‖w‖² added to every per-sample loss (cached)."""
     if l2sp < 0:
         raise ValueError(f"l2sp must be >= 0, got {l2sp}")
-    return _least_squares(ArrayKey(X, y, w0), float(l2sp))
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    return _least_squares(ArrayKey(X, y, w0), float(l2sp), float(weight_decay))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -213,6 +213,7 @@ class Trained:
     model: str
     evaluator: Any
     l2sp: float = 0.0
+    weight_decay: float = 0.0
     objective: Any = None
     head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
@@ -320,7 +321,8 @@ def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, 
                             n_steps=n_steps, checkpoints=checkpoints, **extra)
     return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", n_heads=1,
                    model="linear",
-                   evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)))
+                   evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)),
+                   weight_decay=float(extra.get("weight_decay", 0.0)))
 
 
 def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
@@ -434,7 +436,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)
     context = dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
-                   batch_size=config.batch_size, l2sp=trained.l2sp, objective=trained.objective,
+                   batch_size=config.batch_size, l2sp=trained.l2sp,
+                   weight_decay=trained.weight_decay, objective=trained.objective,
                    arrays=dataset.arrays, card=dataset.card)
     bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
                         context=context, setting=config.setting, max_models=config.bound_models,

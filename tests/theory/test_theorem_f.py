@@ -24,10 +24,11 @@ def _measured_and_bound(bound_name, run):
 
 @settings(max_examples=40)
 @given(seed=SEEDS, n=st.integers(2, 9), d=st.integers(1, 4), l2sp=st.sampled_from([0.0, 0.05, 0.5]),
-       lr_scale=st.floats(0.05, 1.0), steps=STEPS, left_out=st.integers(0, 8))
-def test_theorem_f_never_exceeded_by_exact_gd(seed, n, d, l2sp, lr_scale, steps, left_out):
+       weight_decay=st.sampled_from([0.0, 0.0, 0.1]), lr_scale=st.floats(0.05, 1.0), steps=STEPS,
+       left_out=st.integers(0, 8))
+def test_theorem_f_never_exceeded_by_exact_gd(seed, n, d, l2sp, weight_decay, lr_scale, steps, left_out):
     run = least_squares_instance(seed, n=n, d=d, l2sp=l2sp, lr_scale=lr_scale, steps=steps,
-                                 left_out=left_out % n)
+                                 left_out=left_out % n, weight_decay=weight_decay)
     measured = parameter_stability(run.w_full, run.w_loo[None])[0]
     for name in ("theorem_f", "bousquet_elisseeff", "hardt_sgd_convex", "hardt_sgd_strongly_convex"):
         constants, value, violated = _measured_and_bound(name, run)
@@ -114,3 +115,18 @@ def test_assumptions_name_each_violation():
     assert "mu_loo_positive" in be.assumptions(**be.estimate_constants(small))
     # Theorem F itself needs no μ' > 0: it holds with n − 1 < d.
     assert bound.assumptions(**bound.estimate_constants(small)) == []
+
+
+def test_weight_decay_is_part_of_the_least_squares_constants():
+    # Decay toward 0 moves the minimiser: without it in the constants, D and rho_i are those of
+    # another objective and Theorem F can be exceeded (seen on the default grid before this test).
+    plain = least_squares_instance(3, n=8, d=3, l2sp=0.0, lr_scale=1.0, steps=4000, left_out=2)
+    decayed = least_squares_instance(3, n=8, d=3, l2sp=0.0, lr_scale=1.0, steps=4000, left_out=2,
+                                     weight_decay=0.5)
+    c_plain, _, _ = _measured_and_bound("theorem_f", plain)
+    c_decayed, value, violated = _measured_and_bound("theorem_f", decayed)
+    assert c_decayed["mu"] == pytest.approx(c_plain["mu"] + 0.5)
+    # at convergence w_T(S) is the regularised minimiser, so D = ||w0 - w*|| is ||w0 - w_T||
+    assert c_decayed["D"] == pytest.approx(np.linalg.norm(decayed.w0 - decayed.w_full), rel=1e-6)
+    assert not violated
+    assert parameter_stability(decayed.w_full, decayed.w_loo[None])[0] <= value * (1 + 1e-9)

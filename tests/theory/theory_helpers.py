@@ -6,16 +6,16 @@ import numpy as np
 from theory.context import RunContext
 
 
-def least_squares_gd(X, y, w0, *, l2sp, lr, steps):
-    """Full-batch GD on (1/2n)‖Xw − y‖² + (λ/2)‖w − w0‖², step by step."""
+def least_squares_gd(X, y, w0, *, l2sp, lr, steps, weight_decay=0.0):
+    """Full-batch GD on (1/2n)‖Xw − y‖² + (λ/2)‖w − w0‖² + (λ_wd/2)‖w‖², step by step."""
     n = len(X)
     w = w0.copy()
     for _ in range(steps):
-        w = w - lr * (X.T @ (X @ w - y) / n + l2sp * (w - w0))
+        w = w - lr * (X.T @ (X @ w - y) / n + l2sp * (w - w0) + weight_decay * w)
     return w
 
 
-def least_squares_instance(seed, *, n, d, l2sp, lr_scale, steps, left_out=0):
+def least_squares_instance(seed, *, n, d, l2sp, lr_scale, steps, left_out=0, weight_decay=0.0):
     """A random least-squares fine-tuning run of S and S\\i with η = lr_scale / max(β_S, β_{S\\i})."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)) * rng.uniform(0.2, 2.0, size=d)
@@ -23,13 +23,14 @@ def least_squares_instance(seed, *, n, d, l2sp, lr_scale, steps, left_out=0):
     y = X @ (w0 + rng.normal(size=d)) + 0.5 * rng.normal(size=n)
     keep = np.delete(np.arange(n), left_out)
     beta = max(np.linalg.eigvalsh(X.T @ X / n)[-1],
-               np.linalg.eigvalsh(X[keep].T @ X[keep] / (n - 1))[-1]) + l2sp
+               np.linalg.eigvalsh(X[keep].T @ X[keep] / (n - 1))[-1]) + l2sp + weight_decay
     lr = lr_scale / beta
-    w_full = least_squares_gd(X, y, w0, l2sp=l2sp, lr=lr, steps=steps)
-    w_loo = least_squares_gd(X[keep], y[keep], w0, l2sp=l2sp, lr=lr, steps=steps)
+    w_full = least_squares_gd(X, y, w0, l2sp=l2sp, lr=lr, steps=steps, weight_decay=weight_decay)
+    w_loo = least_squares_gd(X[keep], y[keep], w0, l2sp=l2sp, lr=lr, steps=steps,
+                             weight_decay=weight_decay)
     return RunContext(setting="full", model="linear", loss="squared", X=X, y=y, left_out=left_out,
                       lr=lr, iteration=steps, batch_size=None, w0=w0, w_full=w_full, w_loo=w_loo,
-                      l2sp=l2sp)
+                      l2sp=l2sp, weight_decay=weight_decay)
 
 
 def certified_separable(seed, *, n, d, gamma, n_support):

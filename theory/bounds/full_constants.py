@@ -29,11 +29,13 @@ def full_constants(run: RunContext) -> dict[str, float]:
     """n, μ, μ', β (= max of S and S\\i), η, T, ρ_i, D, δ_H, ρ_max, β_sample and indicator flags."""
     i = int(run.left_out)
     if is_least_squares(run):
-        exact = least_squares_constants(run.X, run.y, run.w0, run.l2sp)
-        mu_loo, beta_loo, delta_h = least_squares_loo_constants(run.X, run.y, run.w0, run.l2sp, i)
+        # Both penalties are λ I in the Hessian; the loo spectrum only needs their sum.
+        penalty = run.l2sp + run.weight_decay
+        exact = least_squares_constants(run.X, run.y, run.w0, run.l2sp, run.weight_decay)
+        mu_loo, beta_loo, delta_h = least_squares_loo_constants(run.X, run.y, run.w0, penalty, i)
         constants = dict(mu=exact.mu, mu_loo=mu_loo, beta=max(exact.beta, beta_loo), rho=float(exact.rho[i]),
                          D=exact.D, delta_H=delta_h, rho_max=float(exact.rho.max()),
-                         beta_sample=float(np.max(np.sum(run.X ** 2, axis=1))) + run.l2sp)
+                         beta_sample=float(np.max(np.sum(run.X ** 2, axis=1))) + penalty)
     elif run.objective is not None:
         constants = _surrogate_constants(run.objective, ArrayKey(run.w_full), ArrayKey(run.w0),
                                          len(run.X), float(run.l2sp), i)

@@ -21,7 +21,7 @@ from theory.context import RunContext
 def _constants(run: RunContext) -> dict[str, float]:
     c = full_constants(run)
     reach = c["D"] + c["lr"] * c["iteration"] * c["rho_max"]
-    modulus = c["mu_loo"] if c["full_batch"] else float(run.l2sp)
+    modulus = c["mu_loo"] if c["full_batch"] else float(run.l2sp + run.weight_decay)
     return dict(n=c["n"], lr=c["lr"], iteration=c["iteration"],
                 lipschitz=c["rho_max"] + c["beta_sample"] * reach, beta_sample=c["beta_sample"],
                 strong_convexity=modulus, convex=float(is_least_squares(run)), full_batch=c["full_batch"])
