@@ -27,6 +27,10 @@ class RunContext:
         Number of steps t (the T of Theorem F).
     batch_size : int or None
         None is full-batch gradient descent.
+    plain_steps : bool
+        Every step was ``w <- w - lr * grad`` at one constant ``lr`` (no momentum, no adaptive
+        scaling such as AdamW's, no warm-up or decay). The ``full_batch`` constant of the bounds is
+        1 only for full-batch runs with plain steps: every bound here assumes gradient descent.
     w0, w_full, w_loo : ndarray
         Flat initial weights, weights of A(S) and of A(S\\i) at this iteration.
     l2sp : float
@@ -58,3 +62,9 @@ class RunContext:
     objective: Callable | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)
+    plain_steps: bool = True
+
+    @property
+    def gradient_descent(self) -> bool:
+        """Full-batch gradient descent at a constant step: what every bound's ``full_batch`` means."""
+        return self.batch_size is None and self.plain_steps

@@ -1,4 +1,5 @@
 """Theorem F and the full fine-tuning reference bounds on exactly computed least-squares GD runs."""
+import dataclasses
 import math
 
 import numpy as np
@@ -110,6 +111,17 @@ def test_assumptions_name_each_violation():
     assert bound.assumptions(**constants) == ["eta_le_1_over_beta"]
     assert math.isinf(bound.value(**constants))
     assert "full_batch" in bound.assumptions(**{**constants, "full_batch": 0.0})
+    # the same weights reached by AdamW (or momentum, or a schedule) are outside every bound
+    adaptive = dataclasses.replace(run, lr=run.lr / 1.5, plain_steps=False)
+    assert adaptive.batch_size is None and not adaptive.gradient_descent
+    for name in ("theorem_f", "bousquet_elisseeff", "hardt_sgd_convex"):
+        plain_constants = BOUNDS[name].estimate_constants(dataclasses.replace(adaptive,
+                                                                              plain_steps=True))
+        other = BOUNDS[name].estimate_constants(adaptive)
+        assert plain_constants["full_batch"] == 1.0 and other["full_batch"] == 0.0
+        assert BOUNDS[name].assumptions(**other) != []
+    assert BOUNDS["theorem_f"].assumptions(**BOUNDS["theorem_f"].estimate_constants(
+        dataclasses.replace(adaptive, plain_steps=True))) == []
     small = least_squares_instance(1, n=3, d=4, l2sp=0.0, lr_scale=0.5, steps=10)
     be = BOUNDS["bousquet_elisseeff"]
     assert "mu_loo_positive" in be.assumptions(**be.estimate_constants(small))

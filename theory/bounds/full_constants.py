@@ -42,7 +42,7 @@ def full_constants(run: RunContext) -> dict[str, float]:
     else:
         raise ValueError("run.objective must be given for model 'mlp' (Hessian-vector products)")
     return dict(n=float(len(run.X)), lr=float(run.lr), iteration=float(run.iteration),
-                quadratic=flag(is_least_squares(run)), full_batch=flag(run.batch_size is None),
+                quadratic=flag(is_least_squares(run)), full_batch=flag(run.gradient_descent),
                 **constants)
 
 

@@ -10,7 +10,18 @@ Randomness, all derived from ``seeds`` with :func:`verify.seeding.run_seed`, nev
 - head initialisation: each model's head is drawn from its seed's ``"head_init"`` stream (encoder
   starts at the pre-trained weights), torch.nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in));
 - training stream: one generator per seed (``"train_stream"``); at each step it draws the minibatch
-  indices (SGD), then each stabiliser's :meth:`~verify.stabilisers.base.Stabiliser.draw`.
+  indices (SGD), then each stabiliser's :meth:`~verify.stabilisers.base.Stabiliser.draw`, then
+  the dropout masks (when ``dropout > 0``).
+
+Optimisers (:mod:`verify.trainers.optimisers`): plain gradient steps by default (full-batch GD, or
+SGD with ``batch_size``), or momentum / AdamW (bias correction on or off) under a linear warm-up and
+decay; each model carries its own optimiser state, updated under ``vmap``.
+
+Dropout: the model declares where (:class:`synth.dropout.DropoutSite` modules in its encoder); with
+``dropout = p > 0`` every training forward pass multiplies each site's activations by an inverted
+dropout mask (entries 0 or 1/(1-p)) drawn per seed and step, one row per batch position, so the
+models sharing a seed share their masks (the coupling of S and S\\i). Training losses recorded in
+the trace, predictions and the theory's objective are evaluated without dropout (eval mode).
 
 SGD coupling (the standard one of algorithmic stability): a step's minibatch is the first
 ``batch_size`` entries of a fresh permutation of all n samples drawn from the seed's stream, the same
@@ -33,10 +44,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from synth.dropout import DropoutSite
 from verify.seeding import run_seed
 from verify.stabilisers.base import (GROUPS, FineTuningProblem, Stabiliser, StepContext,
                                      init_heads, model_generators)
 from verify.trainers.checkpoints import check_checkpoints
+from verify.trainers.optimisers import PLAIN, Optimiser, OptimiserSpec, apply_updates
 from verify.trainers.trace import Trace
 
 LOSSES = ("softmax", "logistic", "exponential")
@@ -74,9 +87,12 @@ class NetworkFunctions:
                               if g == "encoder"}
         self.head_names = {name: name.split(".", 1)[1] for name, g in groups.items() if g == "head"}
 
-    def encode(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Encoder features ``(B, h)``."""
+    def encode(self, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+               dropout_masks: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Encoder features ``(B, h)``; ``dropout_masks`` (site name -> ``(B, width)``) in training."""
         local = {short: params[name] for name, short in self.encoder_names.items()}
+        for site, mask in (dropout_masks or {}).items():
+            local[f"{site}.mask"] = mask
         return functional_call(self.model.encoder, local, (x,))
 
     def head_logits(self, params: Mapping[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
@@ -105,14 +121,22 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     return nn.functional.softplus(-margins) if loss == "logistic" else torch.exp(-margins)
 
 
+def dropout_sites(model: nn.Module) -> dict[str, int]:
+    """The encoder's dropout sites, name (relative to ``encoder``) -> width, in forward order."""
+    return {name: module.width for name, module in model.encoder.named_modules()
+            if isinstance(module, DropoutSite)}
+
+
 class ModelObjective:
     """One model's training objective, step and evaluation, shared by the batched and naive loops."""
 
-    def __init__(self, problem: FineTuningProblem, loss: str, stabilisers: Sequence[Stabiliser]):
+    def __init__(self, problem: FineTuningProblem, loss: str, stabilisers: Sequence[Stabiliser],
+                 optimiser: Optimiser | None = None):
         self.network = NetworkFunctions(problem.model, problem.groups)
         self.problem = problem
         self.loss = loss
         self.stabilisers = tuple(stabilisers)
+        self.optimiser = optimiser
 
     def context(self, x, y, weights) -> StepContext:
         return StepContext(x=x, y=y, weights=weights, reference=self.problem.reference,
@@ -129,13 +153,13 @@ class ModelObjective:
         return self.reduce(self.network.head_logits(params, self.network.encode(params, x)), y,
                            weights)
 
-    def objective(self, params, x, y, weights, noises):
+    def objective(self, params, x, y, weights, noises, dropout_masks=None):
         """Data loss plus penalties at ``params`` on one batch, and the data loss alone."""
         ctx = self.context(x, y, weights)
         forward = params
         for stabiliser, noise in zip(self.stabilisers, noises):
             forward = stabiliser.perturb(forward, replace(ctx, noise=noise))
-        features = self.network.encode(forward, x)
+        features = self.network.encode(forward, x, dropout_masks)
         data = self.reduce(self.network.head_logits(forward, features), y, weights)
         ctx = replace(ctx, forward_params=forward, features=features)
         total = data
@@ -149,11 +173,20 @@ class ModelObjective:
             grads = stabiliser.transform_grads(grads, params, replace(ctx, noise=noise))
         return grads
 
-    def step(self, params, x, y, weights, noises, lr):
-        """One GD/SGD step of one model: (new parameters, data loss at ``params``)."""
-        grads, data = grad(self.objective, has_aux=True)(params, x, y, weights, noises)
+    def apply(self, grads, state, params):
+        """The optimiser's step from transformed gradients: (new parameters, new state).
+
+        Needs the ``optimiser`` given at construction."""
+        updates, state = self.optimiser.update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    def step(self, params, state, x, y, weights, noises, dropout_masks):
+        """One optimiser step of one model: (new parameters, new state, data loss at ``params``)."""
+        grads, data = grad(self.objective, has_aux=True)(params, x, y, weights, noises,
+                                                         dropout_masks)
         grads = self.transform(grads, params, x, y, weights, noises)
-        return {name: params[name] - lr * grads[name] for name in params}, data
+        params, state = self.apply(grads, state, params)
+        return params, state, data
 
 
 # ------------------------------------------------------------------------- problem set-up -------
@@ -199,7 +232,8 @@ def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, 
     return problem
 
 
-def _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints, batch_size, stabilisers, dtype):
+def _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints, batch_size, stabilisers, dtype,
+              model, optimiser, dropout):
     X = _as_tensor(X, dtype)
     if X.dim() != 2 or X.shape[0] < 1:
         raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {tuple(X.shape)}")
@@ -229,6 +263,15 @@ def _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints, batch_size, st
     for stabiliser in stabilisers:
         if not isinstance(stabiliser, Stabiliser) or "mlp" not in stabiliser.applies_to:
             raise ValueError(f"stabilisers: {stabiliser!r} does not apply to the MLP trainer")
+    if not isinstance(optimiser, OptimiserSpec):
+        raise ValueError(f"optimiser must be an OptimiserSpec, got {optimiser!r}")
+    if optimiser.warmup_steps > n_steps:
+        raise ValueError(f"optimiser.warmup_steps must be in [0, n_steps={n_steps}], "
+                         f"got {optimiser.warmup_steps}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if dropout > 0 and not dropout_sites(model):
+        raise ValueError("dropout: the model's encoder has no DropoutSite modules (synth.dropout)")
     return (X, torch.as_tensor(y_array, dtype=torch.int64), _as_tensor(masks_array, dtype),
             seeds_array.astype(np.int64), points)
 
@@ -247,6 +290,20 @@ def draw_step(problem: FineTuningProblem, stabilisers: Sequence[Stabiliser],
     effective = n if batch_size is None else batch_size
     noises = tuple(stabiliser.draw(problem, effective, generator) for stabiliser in stabilisers)
     return indices, noises
+
+
+def draw_dropout_masks(problem: FineTuningProblem, batch_size: int | None, dropout: float,
+                       generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One seed's dropout masks for one step (after :func:`draw_step`'s draws): site ->
+    ``(B, width)`` with entries 0 or 1/(1-p); empty when ``dropout == 0``."""
+    if dropout == 0:
+        return {}
+    effective = problem.X.shape[0] if batch_size is None else batch_size
+    masks = {}
+    for site, width in dropout_sites(problem.model).items():
+        keep = torch.full((effective, width), 1.0 - dropout, dtype=problem.X.dtype)
+        masks[site] = torch.bernoulli(keep, generator=generator) / (1.0 - dropout)
+    return masks
 
 
 def batch_weights(masks: torch.Tensor, indices: torch.Tensor | None) -> torch.Tensor:
@@ -275,9 +332,9 @@ def output_weights(params: Mapping[str, torch.Tensor], problem: FineTuningProble
 def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
               loss: str = "softmax", lr: float, n_steps: int, checkpoints,
               batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
-              w0: Mapping[str, np.ndarray] | None = None,
-              dtype: torch.dtype = torch.float64) -> Trace:
-    """Fine-tune M copies of a pre-trained MLP at once (full-batch GD or minibatch SGD).
+              w0: Mapping[str, np.ndarray] | None = None, optimiser: OptimiserSpec = PLAIN,
+              dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Trace:
+    """Fine-tune M copies of a pre-trained MLP at once (GD/SGD, momentum or AdamW).
 
     Parameters
     ----------
@@ -298,7 +355,7 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
         Integer seed of each model; models sharing a seed are coupled (module docstring).
     loss : {"softmax", "logistic", "exponential"}
     lr : float
-        Step size η > 0.
+        Step size η > 0 (the peak rate under a schedule).
     n_steps : int
         Number of steps T >= 0.
     checkpoints : array of int
@@ -310,6 +367,11 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
         here (the sweep applies it for every trainer).
     w0 : mapping of str to array, optional
         Reference weights that L2-SP and Mixout pull toward; default ``init_params``.
+    optimiser : OptimiserSpec
+        Default plain steps ``w - lr * grad`` (GD, or SGD with ``batch_size``); its
+        ``warmup_steps`` must not exceed ``n_steps``.
+    dropout : float
+        Dropout rate in [0, 1) at the model's dropout sites during training.
     dtype : torch.dtype
         float64 by default.
 
@@ -322,22 +384,25 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
     """
     stabilisers = tuple(stabilisers)
     X, y, masks, seeds, points = _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints,
-                                           batch_size, stabilisers, dtype)
+                                           batch_size, stabilisers, dtype, model, optimiser,
+                                           dropout)
     problem = prepare_problem(model, init_params, X, y, masks=masks, seeds=seeds,
                               stabilisers=stabilisers, w0=w0, dtype=dtype)
-    objective = ModelObjective(problem, loss, stabilisers)
+    objective = ModelObjective(problem, loss, stabilisers,
+                               Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1)))
     streams = training_streams(seeds)
     seed_index = torch.as_tensor([list(streams).index(int(seed)) for seed in seeds])
     full_weights = batch_weights(masks, None)
 
     batch_in = None if batch_size is None else 0
-    step = vmap(objective.step, in_dims=(0, batch_in, batch_in, 0, 0, None))
+    step = vmap(objective.step, in_dims=(0, 0, batch_in, batch_in, 0, 0, 0))
     train_loss = vmap(objective.data_loss, in_dims=(0, None, None, 0))
 
     # The step's data loss is the training loss at w_t when the step sees every sample unperturbed.
-    step_loss_is_train_loss = batch_size is None and all(
+    step_loss_is_train_loss = batch_size is None and dropout == 0 and all(
         type(stabiliser).perturb is Stabiliser.perturb for stabiliser in stabilisers)
     params = {name: value.clone() for name, value in problem.params.items()}
+    state = vmap(objective.optimiser.init)(params)
     n_models = masks.shape[0]
     diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
     threshold = None
@@ -345,9 +410,10 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
     wanted = set(points.tolist())
     for t in range(n_steps + 1):
         if t < n_steps:
-            x_batch, y_batch, weights, noises = _step_inputs(problem, stabilisers, streams,
-                                                             seed_index, batch_size, full_weights)
-            new_params, step_loss = step(params, x_batch, y_batch, weights, noises, lr)
+            x_batch, y_batch, weights, dropout_masks, noises = _step_inputs(
+                problem, stabilisers, streams, seed_index, batch_size, full_weights, dropout)
+            new_params, state, step_loss = step(params, state, x_batch, y_batch, weights, noises,
+                                                dropout_masks)
         losses = (step_loss if t < n_steps and step_loss_is_train_loss
                   else train_loss(params, X, y, full_weights)).detach()
         if threshold is None:
@@ -378,9 +444,11 @@ def _rows(selected: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return selected.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _step_inputs(problem, stabilisers, streams, seed_index, batch_size, full_weights):
-    """Inputs of one batched step: batch (shared or per model), sample weights, noises (M, ...)."""
-    draws = [draw_step(problem, stabilisers, generator, batch_size)
+def _step_inputs(problem, stabilisers, streams, seed_index, batch_size, full_weights, dropout):
+    """Inputs of one batched step: batch (shared or per model), sample weights, dropout masks and
+    noises (M, ...)."""
+    draws = [(*draw_step(problem, stabilisers, generator, batch_size),
+              draw_dropout_masks(problem, batch_size, dropout, generator))
              for generator in streams.values()]
     if batch_size is None:
         x_batch, y_batch, weights = problem.X, problem.y, full_weights
@@ -388,9 +456,11 @@ def _step_inputs(problem, stabilisers, streams, seed_index, batch_size, full_wei
         indices = torch.stack([draw[0] for draw in draws])[seed_index]
         x_batch, y_batch = problem.X[indices], problem.y[indices]
         weights = batch_weights(problem.masks, indices)
+    dropout_masks = {site: torch.stack([draw[2][site] for draw in draws])[seed_index]
+                     for site in draws[0][2]}
     noises = tuple({key: torch.stack([draw[1][k][key] for draw in draws])[seed_index]
                     for key in draws[0][1][k]} for k in range(len(stabilisers)))
-    return x_batch, y_batch, weights, noises
+    return x_batch, y_batch, weights, dropout_masks, noises
 
 
 # ------------------------------------------------------------------ views for measures, theory ---

@@ -15,22 +15,25 @@ from torch import nn
 
 from verify.seeding import run_seed
 from verify.stabilisers.base import Stabiliser
-from verify.trainers.mlp import (BLOWUP, ModelObjective, _validate, batch_weights, draw_step,
-                                 prepare_problem, zero_head_loss)
+from verify.trainers.mlp import (BLOWUP, ModelObjective, _validate, batch_weights,
+                                 draw_dropout_masks, draw_step, prepare_problem, zero_head_loss)
+from verify.trainers.optimisers import PLAIN, Optimiser, OptimiserSpec
 from verify.trainers.trace import Trace
 
 
 def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
                     loss: str = "softmax", lr: float, n_steps: int, checkpoints,
                     batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
-                    w0: Mapping[str, np.ndarray] | None = None,
-                    dtype: torch.dtype = torch.float64) -> Trace:
+                    w0: Mapping[str, np.ndarray] | None = None, optimiser: OptimiserSpec = PLAIN,
+                    dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Trace:
     """Same as :func:`verify.trainers.mlp.train_mlp`, one model after the other."""
     stabilisers = tuple(stabilisers)
     X, y, masks, seeds, points = _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints,
-                                           batch_size, stabilisers, dtype)
-    per_model = [_train_one(model, init_params, X, y, masks[m:m + 1], seeds[m:m + 1], loss, lr,
-                            n_steps, set(points.tolist()), batch_size, stabilisers, w0, dtype)
+                                           batch_size, stabilisers, dtype, model, optimiser,
+                                           dropout)
+    per_model = [_train_one(model, init_params, X, y, masks[m:m + 1], seeds[m:m + 1], loss,
+                            Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1)), n_steps,
+                            set(points.tolist()), batch_size, stabilisers, w0, dropout, dtype)
                  for m in range(masks.shape[0])]
     names = per_model[0][0][0].keys()
     return Trace(iterations=points,
@@ -41,26 +44,28 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                  diverged_at=np.asarray([diverged for _, _, diverged in per_model], dtype=np.int64))
 
 
-def _train_one(model, init_params, X, y, mask, seed, loss, lr, n_steps, wanted, batch_size,
-               stabilisers, w0, dtype):
+def _train_one(model, init_params, X, y, mask, seed, loss, optimiser, n_steps, wanted, batch_size,
+               stabilisers, w0, dropout, dtype):
     problem = prepare_problem(model, init_params, X, y, masks=mask, seeds=seed,
                               stabilisers=stabilisers, w0=w0, dtype=dtype)
-    objective = ModelObjective(problem, loss, stabilisers)
+    objective = ModelObjective(problem, loss, stabilisers, optimiser)
     generator = torch.Generator().manual_seed(run_seed(int(seed[0]), "train_stream"))
     params = {name: value[0].clone() for name, value in problem.params.items()}
+    state = optimiser.init(params)
     full_weights = batch_weights(mask[0], None)
     diverged_at, threshold = -1, None
     recorded_weights, recorded_loss = [], []
     for t in range(n_steps + 1):
         if t < n_steps:
             indices, noises = draw_step(problem, stabilisers, generator, batch_size)
+            dropout_masks = draw_dropout_masks(problem, batch_size, dropout, generator)
             x_batch, y_batch = (X, y) if indices is None else (X[indices], y[indices])
             weights = batch_weights(mask[0], indices)
             leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
-            total, _ = objective.objective(leaves, x_batch, y_batch, weights, noises)
+            total, _ = objective.objective(leaves, x_batch, y_batch, weights, noises, dropout_masks)
             grads = dict(zip(leaves, torch.autograd.grad(total, list(leaves.values()))))
             grads = objective.transform(grads, params, x_batch, y_batch, weights, noises)
-            new_params = {name: params[name] - lr * grads[name] for name in params}
+            new_params, state = objective.apply(grads, state, params)
         loss_now = float(objective.data_loss(params, X, y, full_weights))
         if threshold is None:
             threshold = BLOWUP * max(loss_now, float(zero_head_loss(y, loss, problem, dtype)))

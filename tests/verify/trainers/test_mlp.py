@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 import torch
 
+from synth.dropout import DropoutSite
 from synth.mlp import build_model, init_pretraining_params
 from verify.stabilisers import LNSR, MHLoss, Mixout, Stabiliser, WeightDecay
 from verify.trainers import naive_mlp
 from verify.trainers.mlp import flat_weights, make_objective, predict_logits, train_mlp
+from verify.trainers.optimisers import OptimiserSpec
 
 ARCHITECTURE = {"n_features": 3, "hidden": [4, 4], "n_classes": 2}
 N = 6
@@ -166,3 +168,90 @@ def test_bad_input_is_a_clear_error(task, change, message):
         train_mlp(model, pretrained, X, np.arange(N), **kwargs)
     with pytest.raises(ValueError, match="init_params"):
         train_mlp(model, {"encoder.0.weight": pretrained["encoder.0.weight"]}, X, y, **kwargs)
+
+
+class DropoutNet(torch.nn.Module):
+    """A normalised encoder with two dropout sites, the shape of the deep synthetic backbones."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Sequential(nn.Linear(3, 4, dtype=torch.float64),
+                                     nn.LayerNorm(4, dtype=torch.float64), nn.Tanh(),
+                                     DropoutSite(4), nn.Linear(4, 4, dtype=torch.float64),
+                                     nn.Tanh(), DropoutSite(4))
+        self.head = nn.Linear(4, 2, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def dropout_task(task):
+    _, _, X, y = task
+    torch.manual_seed(3)
+    model = DropoutNet()
+    encoder = {name: value.detach().numpy().copy() for name, value in model.named_parameters()
+               if name.startswith("encoder.")}
+    return model, encoder, X, y
+
+
+OPTIMISERS = [OptimiserSpec(name="momentum", momentum=0.9),
+              OptimiserSpec(name="adamw", weight_decay=0.01, warmup_steps=2, decay="linear"),
+              OptimiserSpec(name="adamw", bias_correction=False),
+              OptimiserSpec(name="sgd", warmup_steps=1, decay="linear")]
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+@pytest.mark.parametrize("optimiser", OPTIMISERS,
+                         ids=["momentum", "adamw-warmup-decay", "adamw-no-bias-corr", "sgd-sched"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_batched_equals_naive_for_each_optimiser_and_dropout(dropout_task, batch_size, optimiser,
+                                                             dropout):
+    model, encoder, X, y = dropout_task
+    masks, seeds = loo_layout(N, [3, 8])
+    kwargs = dict(masks=masks, seeds=seeds, lr=0.05, n_steps=6, checkpoints=[0, 3, 6],
+                  batch_size=batch_size, optimiser=optimiser, dropout=dropout,
+                  stabilisers=(Mixout(p=0.2),) if dropout else ())
+    batched = train_mlp(model, encoder, X, y, **kwargs)
+    assert_traces_close(batched, naive_mlp.train_mlp(model, encoder, X, y, **kwargs))
+    plain = train_mlp(model, encoder, X, y, **{**kwargs, "optimiser": OptimiserSpec()})
+    assert not np.allclose(batched.weights["encoder.0.weight"][-1],
+                           plain.weights["encoder.0.weight"][-1])
+
+
+def test_dropout_changes_training_is_shared_within_a_seed_and_off_in_evaluation(dropout_task):
+    model, encoder, X, y = dropout_task
+    masks = np.ones((3, N))
+    kwargs = dict(masks=masks, seeds=[5, 5, 6], lr=0.3, n_steps=4, checkpoints=[0, 4])
+    with_dropout = train_mlp(model, encoder, X, y, dropout=0.5, **kwargs)
+    without = train_mlp(model, encoder, X, y, **kwargs)
+    np.testing.assert_array_equal(with_dropout.train_loss[0], without.train_loss[0])
+    w = with_dropout.weights["encoder.4.weight"][-1]
+    np.testing.assert_array_equal(w[0], w[1])  # same seed: same masks
+    assert not np.allclose(w[0], w[2])
+    assert not np.allclose(w[0], without.weights["encoder.4.weight"][-1][0])
+    # the recorded training loss is the eval-mode loss of the recorded weights
+    final = {name: value[-1] for name, value in with_dropout.weights.items()}
+    logits = predict_logits(model, final, X)
+    eval_loss = -np.log(np.exp(logits[0, np.arange(N), y]) / np.exp(logits[0]).sum(-1)).mean()
+    assert with_dropout.train_loss[-1, 0] == pytest.approx(eval_loss, abs=1e-12)
+
+
+def test_plain_optimiser_is_bitwise_the_gradient_step(task):
+    model, pretrained, X, y = task
+    masks, seeds = loo_layout(N, [2])
+    kwargs = dict(masks=masks, seeds=seeds, lr=0.5, n_steps=3, checkpoints=[3], batch_size=3)
+    a = train_mlp(model, pretrained, X, y, **kwargs)
+    b = train_mlp(model, pretrained, X, y, optimiser=OptimiserSpec(name="momentum", momentum=0.0),
+                  **kwargs)
+    for name in a.weights:
+        np.testing.assert_array_equal(a.weights[name], b.weights[name])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dropout": 0.2}, "DropoutSite"), ({"dropout": 1.0}, "dropout"),
+    ({"optimiser": "adamw"}, "optimiser"),
+    ({"optimiser": OptimiserSpec(warmup_steps=9)}, "warmup_steps")])
+def test_invalid_optimiser_or_dropout(task, kwargs, match):
+    model, pretrained, X, y = task
+    with pytest.raises(ValueError, match=match):
+        train_mlp(model, pretrained, X, y, masks=np.ones((1, N)), seeds=[0], lr=0.1, n_steps=3,
+                  checkpoints=[3], **kwargs)
