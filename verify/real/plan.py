@@ -9,7 +9,7 @@ from typing import Any
 
 from verify.real.configs import RealConfig
 from verify.real.runner import RealRunner, stabiliser_classes
-from verify.real.source import RealSource
+from verify.real.source import RealSource, requests
 from verify.sweep_cli import parse_stabilisers
 from verify.tasks import Task, canonical_params
 
@@ -91,8 +91,8 @@ def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
         max_length = args.max_length or (128 if defaults.setting == "head" else 64)
     config = replace(config, name=config_name(args.task, config, max_length))
     cache = args.cache or Path(args.out) / "cache"
-    source = RealSource(kind=defaults.kind, shots=shots, subsets=args.subsets,
-                        test_per_class=args.test_per_class or defaults.test_per_class, cache_dir=cache)
+    source = RealSource(requests("bbc-news" if defaults.kind == "real-text" else "digits", shots,
+                                 args.subsets, args.test_per_class or defaults.test_per_class), cache)
     stabilisers = select_stabilisers(args.stabilisers, defaults.setting, defaults.kind)
     source.validate()
     seeds = tuple(range(args.seeds))

@@ -98,11 +98,11 @@ def test_contrastive_surt_lowers_minilms_own_loss_on_the_task_texts(setup):
 
 
 def test_bbc_full_task_end_to_end_measures_the_left_out_model(tmp_path):
-    from verify.real.datasets import make_bbc_dataset
+    from verify.real.data.text_dataset import make_text_dataset
     from verify.real.runner import RealRunner
     from verify.tasks import Task
 
-    dataset = make_bbc_dataset(shots=1, test_per_class=1)
+    dataset = make_text_dataset(task="bbc-news", shots=1, test_per_class=1)
     config = RealConfig(name="t", setting="full", kinds=("real-text",), n_steps=1, lr=0.05, max_left_out=1, n_checkpoints=1,
                         init="pretrained")
     rows = RealRunner(tmp_path, max_length=16)(Task(dataset.card["id"], config, seeds=(0,)), dataset).runs
@@ -115,11 +115,11 @@ def test_bbc_full_task_end_to_end_measures_the_left_out_model(tmp_path):
 
 def test_bbc_head_task_encodes_once_and_trains_every_left_out_head(tmp_path, monkeypatch):
     from verify.real import text_features
-    from verify.real.datasets import make_bbc_dataset
+    from verify.real.data.text_dataset import make_text_dataset
     from verify.real.runner import RealRunner
     from verify.tasks import Task
 
-    dataset = make_bbc_dataset(shots=1, test_per_class=1)
+    dataset = make_text_dataset(task="bbc-news", shots=1, test_per_class=1)
     config = RealConfig(name="t", setting="head", kinds=("real-text",), n_steps=30, lr_scale=1.0, batch_size=2, n_checkpoints=2)
     runner = RealRunner(tmp_path, max_length=16)
     task = Task(dataset.card["id"], config, seeds=(0, 1))
