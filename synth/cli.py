@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
+from synth.atomic import write_json_atomic
 from synth.grids import grid_names, load_grid
-from synth.io import save_dataset, write_json_atomic
+from synth.io import INDEX_FILE, save_dataset
+
+# Staging folders are named after the process that writes them, so that a later run can tell a
+# dead run's leftovers from a live run's work.
+STAGING_PREFIX = ".staging-"
+STAGING_PATTERN = re.compile(re.escape(STAGING_PREFIX) + r"(?P<pid>[0-9]+)-[A-Za-z0-9_]+")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +59,8 @@ def write(specs, out: Path) -> None:
     """
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
         index = []
         for spec in tqdm(specs, desc="ftstab synth", unit="dataset", disable=None):
@@ -65,8 +74,44 @@ def write(specs, out: Path) -> None:
         # Arrays first, cards last: a dataset exists once its card does (see synth.io).
         for path in sorted(staging.iterdir(), key=lambda p: (p.suffix == ".json", p.name)):
             os.replace(path, out / path.name)
-        write_json_atomic(out / "index.json", index)
+        write_json_atomic(out / INDEX_FILE, index)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(out.iterdir()):
             out.rmdir()
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders in ``out`` left by ``ftstab synth`` runs that are no longer alive.
+
+    Only folders named like ours (``.staging-<pid>-<random>``) whose process is gone are removed;
+    a live run's folder, and anything else, is left alone. Returns the removed folders.
+    """
+    removed = []
+    for path in sorted(out.iterdir()):
+        match = STAGING_PATTERN.fullmatch(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        if _process_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            warnings.warn(f"could not remove the stale staging folder {path}", RuntimeWarning,
+                          stacklevel=2)
+        else:
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OverflowError:
+        return False
+    return True

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from synth.io import write_npz_atomic
+from synth.atomic import write_npz_atomic
 from synth.validation import check_random_state
 
 # Bump when the pre-training procedure changes, so stale cache entries are not reused.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from synth import load_dataset, make_quadratic_task, make_separable, save_dataset
-from synth import io
+from synth import atomic
 
 
 def test_round_trip_without_pickle(tmp_path):
@@ -13,7 +13,9 @@ def test_round_trip_without_pickle(tmp_path):
     assert npz_path == tmp_path / f"{dataset.id}.npz"
     with np.load(npz_path, allow_pickle=False) as stored:
         assert set(stored.files) == {"X", "y", "X_test", "y_test", *dataset.arrays}
-    assert json.loads((tmp_path / f"{dataset.id}.json").read_text()) == dataset.card
+    stored_card = json.loads((tmp_path / f"{dataset.id}.json").read_text())
+    assert stored_card.pop("digest").keys() == {"algorithm", "arrays", "card"}
+    assert stored_card == dataset.card
     for source in (npz_path, tmp_path / f"{dataset.id}.json"):
         loaded = load_dataset(source)
         assert loaded.card == dataset.card
@@ -39,14 +41,14 @@ def test_a_crash_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_an_interrupted_card_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "card.json"
-    io.write_json_atomic(path, {"version": 1})
+    atomic.write_json_atomic(path, {"version": 1})
 
     def crash(value):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io, "to_jsonable", crash)
+    monkeypatch.setattr(atomic, "to_jsonable", crash)
     with pytest.raises(KeyboardInterrupt):
-        io.write_json_atomic(path, {"version": 2})
+        atomic.write_json_atomic(path, {"version": 2})
     assert json.loads(path.read_text()) == {"version": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
 

@@ -88,3 +88,43 @@ def test_help(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert "--grid" in help_text and "--out" in help_text and "--list" in help_text
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(grid, tmp_path):
+    import os
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".staging-{dead_pid()}-abc123"
+    stale.mkdir()
+    (stale / "separable-000000000000.npz").write_bytes(b"half a dataset")
+    live = out / f".staging-{os.getppid()}-def456"  # a live process: maybe another run
+    live.mkdir()
+    foreign = out / ".staging-notours"
+    foreign.mkdir()
+    assert main(["synth", "--grid", str(grid), "--out", str(out)]) == 0
+    assert not stale.exists()
+    assert live.is_dir() and foreign.is_dir()
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging-") and p not in (live, foreign)]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_follow_the_umask(grid, tmp_path, umask):
+    import os
+    out = tmp_path / "out"
+    previous = os.umask(umask)
+    try:
+        assert main(["synth", "--grid", str(grid), "--out", str(out)]) == 0
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in out.iterdir()}
+    assert len(modes) == 7
+    assert set(modes.values()) == {0o666 & ~umask}
