@@ -12,9 +12,12 @@ Pre-trained weights are cached on disk by a hash of everything that determines t
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import logging
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from synth.atomic import write_npz_atomic
+from synth.digest import array_digest
 from synth.validation import check_random_state
 
 # Bump when the pre-training procedure changes, so stale cache entries are not reused.
@@ -33,6 +37,11 @@ OBJECTIVE = "masked_feature_reconstruction"
 # the stream of a task whose random_state equals the pre-training seed.
 SOURCE_STREAM = 1
 DTYPE = torch.float64
+LOSS_NAMES = ("initial_loss", "final_loss", "baseline_loss")
+# A cached entry's weights must reproduce its recorded final loss to this relative tolerance (the
+# same float64 forward pass; only the summation order of a different thread count may differ).
+CACHE_LOSS_RTOL = 1e-9
+LOGGER = logging.getLogger(__name__)
 
 
 class MLP(nn.Module):
@@ -139,20 +148,10 @@ def pretrain(params: Mapping[str, np.ndarray], X: np.ndarray, *, architecture: M
     -------
     PretrainingResult
     """
-    _, rng = check_random_state(random_state)
-    encoder = build_model({**architecture, "n_classes": 1}).encoder
-    decoder = build_decoder(architecture)
+    encoder, decoder = _pretraining_modules(params, architecture)
     modules = {"encoder": encoder, "decoder": decoder}
-    with torch.no_grad():
-        for name, value in params.items():
-            module, _, key = name.partition(".")
-            modules[module].get_parameter(key).copy_(torch.as_tensor(value, dtype=DTYPE))
     inputs = torch.as_tensor(X, dtype=DTYPE)
-    masks = torch.Generator().manual_seed(int(rng.integers(2**63)))
-
-    def draw_mask():
-        return torch.bernoulli(torch.full(inputs.shape, mask_rate, dtype=DTYPE), generator=masks)
-
+    draw_mask = _mask_sampler(inputs.shape, mask_rate, random_state)
     evaluation_mask = draw_mask()
     with torch.no_grad():
         initial = masked_reconstruction_loss(encoder, decoder, inputs, evaluation_mask).item()
@@ -168,6 +167,41 @@ def pretrain(params: Mapping[str, np.ndarray], X: np.ndarray, *, architecture: M
                for prefix, module in modules.items() for key, value in module.named_parameters()}
     return PretrainingResult(params=trained, initial_loss=initial, final_loss=final,
                              baseline_loss=baseline)
+
+
+def evaluation_loss(params: Mapping[str, np.ndarray], X: np.ndarray, *, architecture: Mapping,
+                    mask_rate: float, random_state) -> float:
+    """The loss of ``params`` on the evaluation mask that ``pretrain`` with the same inputs and
+    ``random_state`` draws first (its ``initial_loss`` for the starting weights)."""
+    encoder, decoder = _pretraining_modules(params, architecture)
+    inputs = torch.as_tensor(X, dtype=DTYPE)
+    mask = _mask_sampler(inputs.shape, mask_rate, random_state)()
+    with torch.no_grad():
+        return masked_reconstruction_loss(encoder, decoder, inputs, mask).item()
+
+
+def _pretraining_modules(params: Mapping[str, np.ndarray], architecture: Mapping
+                         ) -> tuple[nn.Module, nn.Linear]:
+    encoder = build_model({**architecture, "n_classes": 1}).encoder
+    decoder = build_decoder(architecture)
+    modules = {"encoder": encoder, "decoder": decoder}
+    with torch.no_grad():
+        for name, value in params.items():
+            module, _, key = name.partition(".")
+            modules[module].get_parameter(key).copy_(torch.as_tensor(value, dtype=DTYPE))
+    return encoder, decoder
+
+
+def _mask_sampler(shape: torch.Size, mask_rate: float, random_state):
+    """Draws successive Bernoulli(``mask_rate``) masks from one generator seeded by
+    ``random_state``."""
+    _, rng = check_random_state(random_state)
+    masks = torch.Generator().manual_seed(int(rng.integers(2**63)))
+
+    def draw_mask():
+        return torch.bernoulli(torch.full(shape, mask_rate, dtype=DTYPE), generator=masks)
+
+    return draw_mask
 
 
 def source_mixing(n_features: int, latent_dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,7 +251,10 @@ def cache_dir() -> Path:
 
 def pretrained_backbone(spec: Mapping) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
     """Pre-train on the source distribution of ``spec`` (see ``pretraining_spec``), or load the
-    cached result.
+    cached result once it has passed ``check_cache_entry``.
+
+    A cache entry that fails the check is rebuilt (atomically) with a one-line warning on the
+    ``synth.mlp`` logger.
 
     Returns
     -------
@@ -229,22 +266,77 @@ def pretrained_backbone(spec: Mapping) -> tuple[dict[str, np.ndarray], np.ndarra
         ``initial_loss``, ``final_loss``, ``baseline_loss`` on a fixed evaluation mask.
     """
     path = cache_dir() / f"{spec['cache_key']}.npz"
-    loss_names = ("initial_loss", "final_loss", "baseline_loss")
+    architecture = {"n_features": spec["n_features"], "hidden": spec["hidden"]}
+    source = spec["source"]
+    rng = np.random.default_rng(source_seed_sequence(spec["seed"]))
+    mixing = source_mixing(spec["n_features"], source["latent_dim"], rng)
+    inputs = latent_factor_inputs(mixing, source["n_samples"], noise=source["noise"], rng=rng)
+    initial_params = init_pretraining_params(architecture, rng)
+    arrays = None
     if path.exists():
+        try:
+            arrays = check_cache_entry(path, spec, mixing=mixing, inputs=inputs,
+                                       rng=copy.deepcopy(rng))
+        except ValueError as exc:
+            LOGGER.warning("ftstab: pre-training cache entry %s is unusable (%s); rebuilding it",
+                           path, exc)
+    if arrays is None:
+        result = pretrain(initial_params, inputs, architecture=architecture,
+                          n_steps=spec["n_steps"], lr=spec["lr"], mask_rate=spec["mask_rate"],
+                          random_state=rng)
+        arrays = {**result.params, "mixing": mixing,
+                  **{name: np.float64(getattr(result, name)) for name in LOSS_NAMES}}
+        write_npz_atomic(path, {**arrays, "spec": np.str_(_spec_json(spec)),
+                                "digest": np.str_(array_digest(arrays))})
+    mixing = arrays.pop("mixing")
+    losses = {name: float(arrays.pop(name)) for name in LOSS_NAMES}
+    return arrays, mixing, losses
+
+
+def check_cache_entry(path: Path, spec: Mapping, *, mixing: np.ndarray, inputs: np.ndarray,
+                      rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The arrays of a cached pre-training, once they are shown to be what ``spec`` produces.
+
+    Checked: the file is a readable .npz without pickles, it records ``spec`` and a digest of
+    its arrays that matches them, every weight and loss is present and finite, the source
+    mixing equals the one ``spec`` generates, and the cached weights reproduce the recorded
+    final loss on the evaluation mask (``rng`` is the generator's state when pre-training
+    started, so a rewritten or foreign entry cannot pass).
+
+    Raises
+    ------
+    ValueError
+        Saying which check failed.
+    """
+    try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
-    else:
-        architecture = {"n_features": spec["n_features"], "hidden": spec["hidden"]}
-        source = spec["source"]
-        rng = np.random.default_rng(source_seed_sequence(spec["seed"]))
-        mixing = source_mixing(spec["n_features"], source["latent_dim"], rng)
-        inputs = latent_factor_inputs(mixing, source["n_samples"], noise=source["noise"], rng=rng)
-        result = pretrain(init_pretraining_params(architecture, rng), inputs,
-                          architecture=architecture, n_steps=spec["n_steps"], lr=spec["lr"],
-                          mask_rate=spec["mask_rate"], random_state=rng)
-        arrays = {**result.params, "mixing": mixing,
-                  **{name: np.float64(getattr(result, name)) for name in loss_names}}
-        write_npz_atomic(path, arrays)
-    mixing = arrays.pop("mixing")
-    losses = {name: float(arrays.pop(name)) for name in loss_names}
-    return arrays, mixing, losses
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"not a readable .npz archive: {exc}") from None
+    if not all(isinstance(value, np.ndarray) for value in arrays.values()):
+        raise ValueError("not a readable .npz archive: a member is not a .npy array")
+    recorded_spec, digest = arrays.pop("spec", None), arrays.pop("digest", None)
+    if recorded_spec is None or str(recorded_spec) != _spec_json(spec):
+        raise ValueError("it does not record this pre-training's parameters")
+    if digest is None or str(digest) != array_digest(arrays):
+        raise ValueError("digest mismatch")
+    architecture = {"n_features": spec["n_features"], "hidden": spec["hidden"]}
+    names = backbone_param_names(architecture) + decoder_param_names()
+    missing = sorted(set(names + ["mixing", *LOSS_NAMES]) - set(arrays))
+    if missing:
+        raise ValueError(f"missing array {missing[0]!r}")
+    if not all(np.all(np.isfinite(value)) for value in arrays.values()):
+        raise ValueError("non-finite values")
+    if not np.array_equal(arrays["mixing"], mixing):
+        raise ValueError("its source distribution is not this pre-training's")
+    loss = evaluation_loss({name: arrays[name] for name in names}, inputs,
+                           architecture=architecture, mask_rate=spec["mask_rate"],
+                           random_state=rng)
+    if not np.isclose(loss, float(arrays["final_loss"]), rtol=CACHE_LOSS_RTOL, atol=0.0):
+        raise ValueError(f"its weights give loss {loss!r}, not the recorded final loss "
+                         f"{float(arrays['final_loss'])!r}")
+    return arrays
+
+
+def _spec_json(spec: Mapping) -> str:
+    return json.dumps(dict(spec), sort_keys=True, separators=(",", ":"))

@@ -80,7 +80,8 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
     Raises
     ------
     ValueError
-        If a parameter is outside its allowed range; the message names it.
+        If a parameter is outside its allowed range (the message names it), or if pre-training
+        did not reduce its loss (a diverged pre-training is refused, not recorded).
     """
     params = dict(n_samples=n_samples, n_features=n_features, distance=distance, hidden=hidden,
                   n_classes=n_classes, domain_shift=domain_shift, latent_dim=latent_dim,
@@ -116,6 +117,11 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
                                 source_noise=source_noise, n_steps=pretrain_steps, lr=pretrain_lr,
                                 mask_rate=mask_rate, seed=pretrain_seed)
     pretrained, source_mixing, losses = mlp.pretrained_backbone(spec)
+    if not losses["final_loss"] < losses["initial_loss"]:  # also catches NaN
+        raise ValueError(f"pretrain_lr={pretrain_lr:g}, pretrain_steps={pretrain_steps}: "
+                         f"pre-training did not reduce its masked-reconstruction loss (initial "
+                         f"{losses['initial_loss']:.4g}, final {losses['final_loss']:.4g}); use "
+                         f"a smaller pretrain_lr")
 
     target_mixing = ((source_mixing + domain_shift * mlp.source_mixing(n_features, latent_dim, rng))
                      / np.sqrt(1.0 + domain_shift**2))

@@ -127,3 +127,70 @@ def test_pretrain_continues_from_given_weights_on_new_inputs(task):
 def test_invalid_parameter_raises_naming_it(overrides, name, isolated_cache):
     with pytest.raises(ValueError, match=name):
         make_pretrained_mlp_task(**{"n_features": 5, "distance": 0.5, **overrides})
+
+
+CACHED = dict(SMALL, pretrain_seed=321, pretrain_steps=20)
+
+
+def rebuilt_after(damage, cache, caplog):
+    """Damage the cached entry, generate again: the task is identical and the entry rebuilt."""
+    first = make_pretrained_mlp_task(distance=0.3, random_state=1, **CACHED)
+    path = cache / "pretrained" / f"{first.card['pretraining']['cache_key']}.npz"
+    damage(path)
+    with caplog.at_level("WARNING", logger="synth.mlp"):
+        again = make_pretrained_mlp_task(distance=0.3, random_state=1, **CACHED)
+    warnings = [record.getMessage() for record in caplog.records if record.name == "synth.mlp"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert str(path) in warnings[0] and "rebuilding it" in warnings[0]
+    assert again.card == first.card
+    for name in first.arrays:
+        np.testing.assert_array_equal(again.arrays[name], first.arrays[name])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="synth.mlp"):
+        make_pretrained_mlp_task(distance=0.3, random_state=1, **CACHED)
+    assert not caplog.records  # the rebuilt entry passes
+    return warnings[0]
+
+
+def test_a_truncated_cache_entry_is_rebuilt_with_a_warning(isolated_cache, caplog):
+    def truncate(path):
+        path.write_bytes(path.read_bytes()[:300])
+
+    assert "not a readable" in rebuilt_after(truncate, isolated_cache, caplog)
+
+
+def test_a_rewritten_cache_entry_with_a_valid_digest_is_rebuilt(isolated_cache, caplog):
+    from synth.digest import array_digest
+
+    def rewrite(path):
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        arrays["encoder.0.weight"] = arrays["encoder.0.weight"] * 1.01
+        body = {k: v for k, v in arrays.items() if k not in ("spec", "digest")}
+        np.savez(path, **{**arrays, "digest": np.str_(array_digest(body))})
+
+    assert "recorded final loss" in rebuilt_after(rewrite, isolated_cache, caplog)
+
+
+@pytest.mark.parametrize("kind", ["no_digest", "other_spec", "edited"])
+def test_cache_entries_without_a_matching_record_are_rebuilt(isolated_cache, caplog, kind):
+    def damage(path):
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        if kind == "no_digest":  # an entry from before digests
+            arrays.pop("digest")
+            arrays.pop("spec")
+        elif kind == "other_spec":
+            arrays["spec"] = np.str_(str(arrays["spec"]).replace('"n_steps":20', '"n_steps":21'))
+        else:
+            arrays["decoder.bias"] = arrays["decoder.bias"] + 1.0
+        np.savez(path, **arrays)
+
+    message = rebuilt_after(damage, isolated_cache, caplog)
+    assert {"no_digest": "does not record", "other_spec": "does not record",
+            "edited": "digest mismatch"}[kind] in message
+
+
+def test_a_diverged_pre_training_is_refused(isolated_cache):
+    with pytest.raises(ValueError, match="pretrain_lr.*did not reduce"):
+        make_pretrained_mlp_task(distance=0.5, pretrain_lr=1e6, **SMALL)
