@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``figures`` sub-command to the ``ftstab`` parser."""
     parser = subparsers.add_parser(
         "figures", help="draw the figures and table T1 from a results database",
-        description="Draw F1-F10 and table T1 (DESIGN §8) from the results of `ftstab verify`. "
+        description="Draw F1-F10 and table T1 from the results of `ftstab verify`. "
                     "Each figure is written as PNG, PDF and the CSV of what it plots; figures "
                     "whose data is absent are skipped with a note in FIGDIR/index.md.")
     parser.add_argument("--from", dest="source", required=True, metavar="DIR",

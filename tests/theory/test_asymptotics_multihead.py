@@ -15,14 +15,23 @@ CHECKPOINTS = (100, 1000, 10000)
 @settings(max_examples=6)
 @given(seed=st.integers(0, 2 ** 32 - 1), loss=st.sampled_from(["exponential", "logistic"]))
 def test_predictor_error_relative_to_gd_shrinks_with_t(seed, loss):
+    # Soudry et al. (2018, Thm. 3): w(t) = ŵ log t + w̃ + r(t) with r(t) bounded, so the relative
+    # error ‖r(t)‖/‖w(t)‖ falls like 1/log t; how fast r itself decays (t^(−min(λ_min(A), θ))) has no
+    # computable constant, so no absolute threshold at a finite t is a theorem (the former "< 0.15 at
+    # t = 10^4" failed on 2 % of draws, e.g. seed 296961: 0.1997). Asserted: the relative error falls
+    # by at least the stated margin per decade, and the residual stays bounded by a stated factor of
+    # its value at t = 10^2. Measured on 23,000 draws per loss of this strategy: the largest ratio of
+    # consecutive relative errors is 0.74 (asserted < 0.9), the largest ‖r(10^4)‖/‖r(10^2)‖ is 1.14
+    # (asserted <= 2).
     Z, signs, _ = certified_separable(seed, n=7, d=2, gamma=0.5, n_support=2)
     X, y = signs[:, None] * Z, (signs > 0).astype(int)
     lr = 0.5 / np.max(np.sum(Z ** 2, axis=1))
     gd = exponential_tailed_gd(Z, np.zeros(2), loss=loss, lr=lr, checkpoints=CHECKPOINTS)
     predicted = asymptotic_weights(X, y, lr=lr, iteration=np.array(CHECKPOINTS))
-    errors = [np.linalg.norm(gd[t] - p) / np.linalg.norm(gd[t]) for t, p in zip(CHECKPOINTS, predicted)]
-    assert errors[0] > errors[1] > errors[2]
-    assert errors[2] < 0.15
+    residuals = [np.linalg.norm(gd[t] - p) for t, p in zip(CHECKPOINTS, predicted)]
+    errors = [r / np.linalg.norm(gd[t]) for r, t in zip(residuals, CHECKPOINTS)]
+    assert errors[1] < 0.9 * errors[0] and errors[2] < 0.9 * errors[1]
+    assert max(residuals[1:]) <= 2.0 * residuals[0]
 
 
 def test_mean_and_sum_losses_differ_by_the_step_size():

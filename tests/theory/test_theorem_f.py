@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from theory_helpers import least_squares_instance
+from theory_helpers import least_squares_gd, least_squares_instance
 
 from theory.bounds import BOUNDS
 from theory.bounds.theorem_f import theorem_f_value
@@ -142,3 +142,35 @@ def test_weight_decay_is_part_of_the_least_squares_constants():
     assert c_decayed["D"] == pytest.approx(np.linalg.norm(decayed.w0 - decayed.w_full), rel=1e-6)
     assert not violated
     assert parameter_stability(decayed.w_full, decayed.w_loo[None])[0] <= value * (1 + 1e-9)
+
+
+def test_mu_positive_alone_does_not_give_the_t_to_infinity_limit():
+    # Corollaries F.4.2/F.4.4 need mu' > 0. With n = d = 3 and X invertible, mu > 0 but mu' = 0:
+    # w* interpolates (rho_i = 0), delta_H >= mu (v in the null space of H' has v^T(H - H')v >= mu),
+    # so the D-term tends to D, not to 0, and the S\i run converges to another interpolant.
+    rng = np.random.default_rng(11)
+    X = np.linalg.qr(rng.normal(size=(3, 3)))[0] * np.sqrt(3.0) * np.array([1.0, 1.3, 1.7])
+    y, w0 = rng.normal(size=3), rng.normal(size=3)
+    lr = 0.9 / max(np.linalg.eigvalsh(X.T @ X / 3)[-1], np.linalg.eigvalsh(X[1:].T @ X[1:] / 2)[-1])
+    w_star = np.linalg.solve(X, y)
+    # GD on S\i from w0 converges to the interpolant of S\i nearest to w0.
+    w_loo_star = w0 + np.linalg.pinv(X[1:]) @ (y[1:] - X[1:] @ w0)
+    bound = BOUNDS["theorem_f"]
+    for steps in (10 ** 3, 10 ** 5):
+        w_full = least_squares_gd(X, y, w0, l2sp=0.0, lr=lr, steps=steps)
+        w_loo = least_squares_gd(X[1:], y[1:], w0, l2sp=0.0, lr=lr, steps=steps)
+        run = RunContext(setting="full", model="linear", loss="squared", X=X, y=y, left_out=0, lr=lr,
+                         iteration=steps, batch_size=None, w0=w0, w_full=w_full, w_loo=w_loo)
+        c = bound.estimate_constants(run)
+        assert c["mu"] >= 0.9 and c["mu_loo"] <= 1e-12 and c["rho"] <= 1e-12
+        assert c["delta_H"] >= c["mu"] - 1e-12
+        assert bound.assumptions(**c) == []
+        value = bound.value(**c)
+        assert value == pytest.approx(c["D"], rel=1e-9)
+        assert parameter_stability(w_full, w_loo[None])[0] <= value * (1 + 1e-9)
+    # After 10^5 steps both runs have converged: the distance is that of two different interpolants.
+    assert np.linalg.norm(w_full - w_star) <= 1e-9
+    assert np.linalg.norm(w_loo - w_loo_star) <= 1e-9
+    assert parameter_stability(w_full, w_loo[None])[0] == pytest.approx(np.linalg.norm(w_star - w_loo_star),
+                                                                        rel=1e-6)
+    assert np.linalg.norm(w_star - w_loo_star) >= 0.1 * c["D"]

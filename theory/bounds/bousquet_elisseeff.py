@@ -1,9 +1,9 @@
 """Regularised-ERM stability (Bousquet & Elisseeff 2002, the strong-convexity argument of their
-Theorem 22) carried to T steps of GD by the triangle inequality (docs/theory.md §F.4):
+Theorem 22) carried to T steps of GD by the triangle inequality (docs/theory.md, Proposition F.5):
 
 ‖w_T(S) − w_T(S\\i)‖ ≤ (1 + q'^T) Δ + (q^T + q'^T) D,  Δ = ρ_i / ((n−1) μ') ≥ ‖w*_S − w*_{S\\i}‖.
 
-This is DESIGN.md's original statement of Theorem F: valid, but never smaller than Theorem F's bound
+This is the project's first statement of Theorem F (docs/theory.md §9): valid, but never smaller than Theorem F's bound
 on a quadratic, and it needs μ' > 0.
 """
 from __future__ import annotations
