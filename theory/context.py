@@ -38,6 +38,9 @@ class RunContext:
     weight_decay : float
         Strength λ_wd of ½λ_wd‖w‖² in the objective (decay toward 0), if any; for least squares the
         constants include it exactly.
+    n_heads : int
+        Number of heads H the model trained at once (MHLoss); ``w0``, ``w_full`` and ``w_loo`` are
+        then the mean heads, which are not GD iterates of one head with step ``lr``.
     objective : callable or None
         For MLPs, a torch function ``(w_flat, sample_weights) -> scalar`` returning the weighted mean
         loss ``Σ_j s_j ℓ_j(w) / Σ_j s_j`` (so one-hot weights give one sample's loss).
@@ -59,6 +62,7 @@ class RunContext:
     w_loo: np.ndarray
     l2sp: float = 0.0
     weight_decay: float = 0.0
+    n_heads: int = 1
     objective: Callable | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)

@@ -174,3 +174,62 @@ def test_mu_positive_alone_does_not_give_the_t_to_infinity_limit():
     assert parameter_stability(w_full, w_loo[None])[0] == pytest.approx(np.linalg.norm(w_star - w_loo_star),
                                                                         rel=1e-6)
     assert np.linalg.norm(w_star - w_loo_star) >= 0.1 * c["D"]
+
+
+def _indefinite_quadratic(seed, n, d, curvature):
+    """Per-sample quadratics f_j(w) = ½(w − w*)ᵀA_j(w − w*) + g_j·(w − w*) with Σ g_j = 0, so w* is a
+    stationary point of F_S; A_j = x_j x_jᵀ − curvature·v_j v_jᵀ is indefinite for curvature > 0."""
+    rng = np.random.default_rng(seed)
+    x, v = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    A = np.einsum("ja,jb->jab", x, x) - curvature * np.einsum("ja,jb->jab", v, v)
+    g = rng.normal(size=(n, d))
+    g -= g.mean(axis=0)
+    return A, g, rng.normal(size=d), rng.normal(size=d)
+
+
+@settings(max_examples=30)
+@given(seed=SEEDS, n=st.integers(3, 8), d=st.integers(1, 4), curvature=st.floats(0.0, 0.3),
+       lr_scale=st.floats(0.05, 1.0), steps=st.sampled_from([0, 1, 5, 30, 200]), left_out=st.integers(0, 7))
+def test_theorem_f_holds_on_indefinite_quadratics(seed, n, d, curvature, lr_scale, steps, left_out):
+    # The proof needs a quadratic with a stationary point and ηβ ≤ 1, not convexity: with μ' < 0 the
+    # bound grows like (1 + η|μ'|)^T but stays finite, and exact GD never exceeds it.
+    A, g, w_star, w0 = _indefinite_quadratic(seed, n, d, curvature)
+    i = left_out % n
+    keep = np.delete(np.arange(n), i)
+    H, H_loo = A.mean(axis=0), A[keep].mean(axis=0)
+    spectrum, spectrum_loo = np.linalg.eigvalsh(H), np.linalg.eigvalsh(H_loo)
+    beta = max(spectrum[-1], spectrum_loo[-1])
+    if beta <= 0:
+        return
+    lr = lr_scale / beta
+
+    def gd(members):
+        w = w0.copy()
+        for _ in range(steps):
+            w = w - lr * np.mean([A[j] @ (w - w_star) + g[j] for j in members], axis=0)
+        return w
+
+    measured = np.linalg.norm(gd(range(n)) - gd(keep))
+    constants = dict(n=n, mu=spectrum[0], mu_loo=spectrum_loo[0], beta=beta, lr=lr, iteration=steps,
+                     rho=np.linalg.norm(g[i]), D=np.linalg.norm(w0 - w_star),
+                     delta_H=np.max(np.abs(np.linalg.eigvalsh(H - H_loo))))
+    value = theorem_f_value(**constants)
+    assert math.isfinite(value)
+    assert measured <= value * (1 + 1e-9) + 1e-12
+
+
+def test_full_bounds_are_the_sum_of_their_terms():
+    run = least_squares_instance(4, n=8, d=3, l2sp=0.1, lr_scale=0.05, steps=50, left_out=1)
+    expected_terms = {"theorem_f": {"gradient", "init"}, "theorem_f_loss": {"gradient", "init"},
+                      "bousquet_elisseeff": {"erm_gap", "init"}, "hardt_sgd_convex": {"gradient"},
+                      "hardt_sgd_strongly_convex": {"gradient"}}
+    for name, names in expected_terms.items():
+        bound = BOUNDS[name]
+        constants = bound.estimate_constants(run)
+        assert bound.assumptions(**constants) == []
+        terms = bound.terms(**constants)
+        assert set(terms) == names
+        assert bound.value(**constants) == pytest.approx(sum(terms.values()), rel=1e-15)
+        # Parameter distances and loss differences have no scale-free trivial bound.
+        assert bound.trivial is None and not bound.a_posteriori
+        assert not bound.is_vacuous(bound.value(**constants)) and bound.is_vacuous(math.inf)

@@ -119,3 +119,45 @@ def test_head_assumptions_name_violations():
     violated = apriori.assumptions(**apriori.estimate_constants(multiclass))
     assert "binary" in violated and "exponential_tailed_loss" in violated
     assert math.isinf(BOUNDS["theorem_h"].value(**BOUNDS["theorem_h"].estimate_constants(multiclass)))
+
+
+def _long_run(n_heads=1):
+    Z, signs, _ = certified_separable(7, n=6, d=3, gamma=0.5, n_support=2)
+    X, y = signs[:, None] * Z, (signs > 0).astype(int)
+    lr = 0.5 / radius(X) ** 2
+    full = exponential_tailed_gd(Z, np.zeros(3), loss="exponential", lr=lr, checkpoints=(300,))[300]
+    loo = exponential_tailed_gd(np.delete(Z, 0, 0), np.zeros(3), loss="exponential", lr=lr,
+                                checkpoints=(300,))[300]
+    return RunContext(setting="head", model="linear", loss="exponential", X=X, y=y, left_out=0, lr=lr,
+                      iteration=300, batch_size=None, w0=np.zeros(3), w_full=full, w_loo=loo,
+                      n_heads=n_heads)
+
+
+def test_head_bounds_declare_their_terms_trivial_value_and_kind():
+    run = _long_run()
+    for name in ("theorem_h", "theorem_h_apriori"):
+        bound = BOUNDS[name]
+        constants = bound.estimate_constants(run)
+        terms = bound.terms(**constants)
+        assert set(terms) == {"margin_full", "margin_loo", "support_vectors"}
+        assert bound.value(**constants) == pytest.approx(sum(terms.values()), rel=1e-15)
+        assert bound.trivial == 2.0
+        assert bound.is_vacuous(2.0) and bound.is_vacuous(math.inf) and not bound.is_vacuous(1.999)
+    assert BOUNDS["theorem_h"].a_posteriori and not BOUNDS["theorem_h_apriori"].a_posteriori
+    # At t = 300 the a priori margin-gap rate is still +inf: each margin term is the trivial 2, so the
+    # value is exactly 4 + the support-vector term, and it is vacuous.
+    apriori = BOUNDS["theorem_h_apriori"]
+    terms = apriori.terms(**apriori.estimate_constants(run))
+    assert terms["margin_full"] == terms["margin_loo"] == 2.0
+    assert apriori.is_vacuous(apriori.value(**apriori.estimate_constants(run)))
+
+
+def test_a_priori_theorem_h_does_not_apply_to_a_mean_of_heads():
+    # An MHLoss model's mean head is not a GD iterate of one head with the model's step (H.5).
+    apriori, posteriori = BOUNDS["theorem_h_apriori"], BOUNDS["theorem_h"]
+    single, averaged = _long_run(), _long_run(n_heads=4)
+    assert "single_head" not in apriori.assumptions(**apriori.estimate_constants(single))
+    assert apriori.assumptions(**apriori.estimate_constants(averaged)) == ["single_head"]
+    assert math.isinf(apriori.value(**apriori.estimate_constants(averaged)))
+    # The a posteriori bound holds for any unit vectors, so it still applies.
+    assert posteriori.assumptions(**posteriori.estimate_constants(averaged)) == []

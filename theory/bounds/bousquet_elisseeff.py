@@ -8,14 +8,13 @@ on a quadratic, and it needs μ' > 0.
 """
 from __future__ import annotations
 
-import math
-
+from theory.bounds.base import BoundTerms
 from theory.bounds.full_constants import full_constants
 from theory.bounds.theorem_f import full_assumptions
 from theory.context import RunContext
 
 
-class BousquetElisseeff:
+class BousquetElisseeff(BoundTerms):
     name = "bousquet_elisseeff"
     setting = "full"
     measure = "parameter_stability"
@@ -25,16 +24,19 @@ class BousquetElisseeff:
         all_constants = full_constants(run)
         return {key: all_constants[key] for key in self.constants}
 
-    def value(self, **c: float) -> float:
-        if [name for name in self.assumptions(**c) if name != "quadratic_objective"]:
-            return math.inf
+    def terms(self, **c: float) -> dict[str, float]:
         steps = int(c["iteration"])
         q, q_loo = 1 - c["lr"] * c["mu"], 1 - c["lr"] * c["mu_loo"]
         erm_gap = c["rho"] / ((c["n"] - 1) * c["mu_loo"])
-        return (1 + q_loo ** steps) * erm_gap + (q ** steps + q_loo ** steps) * c["D"]
+        return {"erm_gap": (1 + q_loo ** steps) * erm_gap, "init": (q ** steps + q_loo ** steps) * c["D"]}
+
+    def _inapplicable(self, c: dict[str, float]) -> bool:
+        return bool([name for name in self.assumptions(**c) if name != "quadratic_objective"])
 
     def assumptions(self, **c: float) -> list[str]:
         violated = full_assumptions(c)
+        if c["mu"] < 0 or c["mu_loo"] < 0:
+            violated.append("convex")
         if c["mu_loo"] <= 0:
             violated.append("mu_loo_positive")
         return violated

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from theory.bounds.base import RTOL
+from theory.bounds.base import RTOL, BoundTerms
 from theory.bounds.full_constants import full_constants, is_least_squares
 from theory.context import RunContext
 
@@ -27,7 +27,7 @@ def _constants(run: RunContext) -> dict[str, float]:
                 strong_convexity=modulus, convex=float(is_least_squares(run)), full_batch=c["full_batch"])
 
 
-class HardtSGDConvex:
+class HardtSGDConvex(BoundTerms):
     name = "hardt_sgd_convex"
     setting = "full"
     measure = "parameter_stability"
@@ -47,10 +47,11 @@ class HardtSGDConvex:
                             else "eta_le_1_over_beta_sample")
         return violated
 
-    def value(self, **c: float) -> float:
-        if self._numeric_violations(c):
-            return math.inf
-        return 2 * c["lr"] * c["iteration"] * c["lipschitz"] / c["n"]
+    def _inapplicable(self, c: dict[str, float]) -> bool:
+        return bool(self._numeric_violations(c))
+
+    def terms(self, **c: float) -> dict[str, float]:
+        return {"gradient": 2 * c["lr"] * c["iteration"] * c["lipschitz"] / c["n"]}
 
     def assumptions(self, **c: float) -> list[str]:
         violated = self._numeric_violations(c)
@@ -69,12 +70,10 @@ class HardtSGDStronglyConvex(HardtSGDConvex):
             violated.append("strongly_convex")
         return violated
 
-    def value(self, **c: float) -> float:
-        if self._numeric_violations(c):
-            return math.inf
+    def terms(self, **c: float) -> dict[str, float]:
         m = c["strong_convexity"]
         contraction = -math.expm1(c["iteration"] * math.log1p(-min(c["lr"] * m, 1.0 - 1e-16)))
-        return 2 * c["lipschitz"] * contraction / (c["n"] * m)
+        return {"gradient": 2 * c["lipschitz"] * contraction / (c["n"] * m)}
 
 
 HARDT_SGD_CONVEX = HardtSGDConvex()

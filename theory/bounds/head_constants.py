@@ -16,7 +16,7 @@ def head_constants(run: RunContext) -> dict[str, float]:
     base = dict(n=float(n), lr=float(run.lr), iteration=float(run.iteration),
                 binary=flag(is_binary(run.y)),
                 linear_head=flag(run.model == "linear" and np.size(run.w_full) == run.X.shape[1]),
-                full_batch=flag(run.gradient_descent),
+                full_batch=flag(run.gradient_descent), single_head=flag(int(run.n_heads) == 1),
                 exponential_tailed=flag(run.loss in EXPONENTIAL_TAILED),
                 logistic=flag(run.loss == "logistic"))
     nan = dict(gamma=np.nan, gamma_loo=np.nan, support_term=np.nan, margin_full=np.nan,

@@ -7,12 +7,10 @@ the midpoint (an estimate).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from theory.bounds.full_constants import full_constants, is_least_squares
-from theory.bounds.theorem_f import TheoremF, full_assumptions, theorem_f_value
+from theory.bounds.theorem_f import TheoremF
 from theory.context import RunContext
 from theory.estimators import least_squares_gradient, objective_functions
 
@@ -39,16 +37,10 @@ class TheoremFLoss(TheoremF):
         constants["lipschitz"] = segment_lipschitz(run)
         return constants
 
-    def value(self, **c: float) -> float:
-        if not c["full_batch"]:
-            return math.inf
-        parameter_bound = theorem_f_value(n=c["n"], mu=c["mu"], mu_loo=c["mu_loo"], beta=c["beta"],
-                                          lr=c["lr"], iteration=c["iteration"], rho=c["rho"], D=c["D"],
-                                          delta_H=c["delta_H"])
-        return c["lipschitz"] * parameter_bound if parameter_bound > 0 else 0.0
-
-    def assumptions(self, **c: float) -> list[str]:
-        return full_assumptions(c)
+    def terms(self, **c: float) -> dict[str, float]:
+        # G · (each term of Theorem F); a zero term stays zero whatever G is.
+        return {name: c["lipschitz"] * term if term > 0 else 0.0
+                for name, term in super().terms(**c).items()}
 
 
 THEOREM_F_LOSS = TheoremFLoss()

@@ -7,14 +7,13 @@ m = normalised margin of the trained head on its own training set, M the midpoin
 """
 from __future__ import annotations
 
-import math
-
+from theory.bounds.base import BoundTerms
 from theory.bounds.head_constants import head_assumptions, head_constants
 from theory.context import RunContext
 from theory.implicit_bias import midpoint_direction_bound
 
 
-class TheoremH:
+class TheoremH(BoundTerms):
     name = "theorem_h"
     setting = "head"
     measure = "head_direction_stability"
@@ -25,12 +24,17 @@ class TheoremH:
         c = head_constants(run)
         return {key: c[key] for key in self.constants}
 
-    def value(self, **c: float) -> float:
-        if head_assumptions(c):
-            return math.inf
-        return (midpoint_direction_bound(c["gamma"] - c["margin_full"], c["gamma"])
-                + midpoint_direction_bound(c["gamma_loo"] - c["margin_loo"], c["gamma_loo"])
-                + c["support_term"])
+    # Computed from the trained heads, it holds for ANY two unit vectors (docs/theory.md §3.2): a
+    # consistency check of the solver and the measurements, not evidence about training.
+    a_posteriori = True
+
+    def _inapplicable(self, c: dict[str, float]) -> bool:
+        return bool(head_assumptions(c))
+
+    def terms(self, **c: float) -> dict[str, float]:
+        return {"margin_full": midpoint_direction_bound(c["gamma"] - c["margin_full"], c["gamma"]),
+                "margin_loo": midpoint_direction_bound(c["gamma_loo"] - c["margin_loo"], c["gamma_loo"]),
+                "support_vectors": c["support_term"]}
 
     def assumptions(self, **c: float) -> list[str]:
         return head_assumptions(c)

@@ -7,40 +7,45 @@ loss, from the data alone (γ, R, n, ‖w0‖, L(w0)) and (η, t):
 """
 from __future__ import annotations
 
-import math
-
+from theory.bounds.base import BoundTerms
 from theory.bounds.head_constants import head_assumptions, head_constants
 from theory.context import RunContext
 from theory.implicit_bias import margin_gap_bound, midpoint_direction_bound, step_size_condition
 
 
-class TheoremHApriori:
+class TheoremHApriori(BoundTerms):
     name = "theorem_h_apriori"
     setting = "head"
     measure = "head_direction_stability"
     constants = ("n", "gamma", "gamma_loo", "support_term", "radius", "lr", "iteration", "init_norm",
-                 "init_loss", "init_loss_loo", "binary", "linear_head", "separable", "full_batch",
+                 "init_loss", "init_loss_loo", "binary", "linear_head", "separable", "full_batch", "single_head",
                  "exponential_tailed", "logistic")
 
     def estimate_constants(self, run: RunContext) -> dict[str, float]:
         c = head_constants(run)
         return {key: c[key] for key in self.constants}
 
-    def value(self, **c: float) -> float:
-        if self.assumptions(**c):
-            return math.inf
+    def _inapplicable(self, c: dict[str, float]) -> bool:
+        return bool(self.assumptions(**c))
+
+    def terms(self, **c: float) -> dict[str, float]:
         loss = "logistic" if c["logistic"] else "exponential"
         shared = dict(radius=c["radius"], lr=c["lr"], iteration=int(c["iteration"]), init_norm=c["init_norm"])
         gap = margin_gap_bound(loss, n=int(c["n"]), gamma=c["gamma"], init_loss=c["init_loss"], **shared)
         gap_loo = margin_gap_bound(loss, n=int(c["n"]) - 1, gamma=c["gamma_loo"],
                                    init_loss=c["init_loss_loo"], **shared)
-        return (midpoint_direction_bound(gap, c["gamma"]) + midpoint_direction_bound(gap_loo, c["gamma_loo"])
-                + c["support_term"])
+        return {"margin_full": midpoint_direction_bound(gap, c["gamma"]),
+                "margin_loo": midpoint_direction_bound(gap_loo, c["gamma_loo"]),
+                "support_vectors": c["support_term"]}
 
     def assumptions(self, **c: float) -> list[str]:
         violated = head_assumptions(c)
         if not c["full_batch"]:
             violated.append("full_batch")
+        if not c["single_head"]:
+            # The mean of H heads (MHLoss) is not a GD iterate of one head with step η: each head
+            # moves with η/H (mean reduction) and their average is outside Theorem H.5.
+            violated.append("single_head")
         if not c["exponential_tailed"]:
             violated.append("exponential_tailed_loss")
         elif not violated:
