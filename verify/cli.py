@@ -6,19 +6,17 @@ import importlib
 import os
 import sys
 
+from verify.errors import UsageError
+
 # (sub-command, module that defines ``register(subparsers)``). Each module adds its own parser and
 # sets ``func`` (args -> exit code); imports are lazy so that ``ftstab synth`` never imports torch.
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("synth", "synth.cli"),
-    ("verify", "verify.sweep_cli"),
+    ("verify", "verify.sweep.cli"),
     ("figures", "figures.cli"),
     ("real", "verify.real.cli"),
-    ("verdicts", "verify.verdicts_cli"),
+    ("verdicts", "verify.verdicts.cli"),
 )
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2, nothing written."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,7 +76,7 @@ def _sql_value(value: Any) -> Any:
     if value is None or isinstance(value, (str, bytes)):
         return value
     if isinstance(value, (dict, list, tuple)):
-        # The same canonical text as verify.tasks.canonical_params, so filters on JSON columns match.
+        # The same canonical text as verify.run.task.canonical_params, so filters on JSON columns match.
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
     if hasattr(value, "item"):
         value = value.item()

@@ -172,7 +172,7 @@ def test_sigterm_ends_the_sweep_and_its_workers_and_keeps_finished_tasks(tmp_pat
 
 def test_stabiliser_list_expands_all_completes_defaults_and_drops_duplicates():
     from verify.stabilisers import STABILISERS
-    from verify.sweep_cli import parse_stabilisers
+    from verify.sweep.cli import parse_stabilisers
     chosen = parse_stabilisers("all,l2sp:strength=1.0,l2sp")
     names = [name for name, _ in chosen]
     assert names[0] == "none" and set(names) == {"none", *STABILISERS}

@@ -130,7 +130,7 @@ def test_other_schema_version_is_refused(tmp_path):
 
 def _version_1_results(path):
     """A results file as schema version 1 wrote it: no full-set measures in ``runs``."""
-    from verify.store import FULL_SET_MEASURES, _SCHEMA
+    from verify.store import _SCHEMA, FULL_SET_MEASURES
     old_schema = _SCHEMA
     for name in FULL_SET_MEASURES:
         old_schema = old_schema.replace(f", {name} REAL", "")
@@ -178,7 +178,7 @@ def test_readonly_store_on_missing_file_creates_nothing(tmp_path):
 
 
 def test_json_filters_match_the_canonical_text(tmp_path):
-    from verify.tasks import canonical_params
+    from verify.run.task import canonical_params
     params = {"strength": 0.1, "include_head": False}
     task = {**TASK, "task_key": "ds|cfg|l2sp|x", "stabiliser": "l2sp",
             "stabiliser_params": canonical_params(params)}

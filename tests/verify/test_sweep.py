@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from verify.configs import TrainingConfig
+from verify.run.task import TaskOutput
 from verify.store import RESULTS_FILE, ResultStore
-from verify.sweep import build_tasks, run_sweep
-from verify.tasks import TaskOutput
+from verify.sweep.plan import build_tasks
+from verify.sweep.runner import run_sweep
 
 HERE = Path(__file__).resolve().parent
 
@@ -146,7 +147,7 @@ KILLED_SWEEP = """
 import sys
 sys.path.insert(0, {here!r})
 from test_sweep import standin_tasks, StandinSource, standin_runner
-from verify.sweep import run_sweep
+from verify.sweep.runner import run_sweep
 tasks = standin_tasks(n_datasets=4, stabilisers=[("standin", {{"sleep": 0.3}})])
 try:
     run_sweep(tasks, StandinSource(4), {out!r}, n_seeds=2, workers={workers}, runner=standin_runner,
@@ -194,7 +195,7 @@ TERMINATED_SWEEP = """
 import signal, sys
 sys.path.insert(0, {here!r})
 from test_sweep import standin_tasks, StandinSource, standin_runner
-from verify.sweep import run_sweep
+from verify.sweep.runner import run_sweep
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from synth.quadratic import make_quadratic_task
 from synth.separable import make_separable
 from verify.configs import CONFIGS, TrainingConfig
-from verify.sweep import execute
-from verify.tasks import Task, choose_left_out, left_out_weights, model_layout, run_task
+from verify.run.layout import choose_left_out, left_out_weights, model_layout
+from verify.run.runner import run_task
+from verify.run.task import Task
+from verify.sweep.executors import execute
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +172,8 @@ class _Given:
 
 
 def _every_stabiliser(config, kind):
+    from verify.run.task import canonical_params, trainer_for
     from verify.stabilisers import STABILISERS
-    from verify.tasks import canonical_params, trainer_for
     for name, cls in STABILISERS.items():
         if trainer_for(config, kind) in cls.applies_to:
             yield name, canonical_params(cls.from_params().params())
@@ -218,13 +220,13 @@ MLP_GD = TrainingConfig(name="test_mlp_gd", setting="full", kinds=("mlp",), loss
 
 
 def test_surt_runs_in_the_sweep_and_distance_from_init_is_measured_from_the_pretrained_w0(pretrained_mlp):
-    from verify.tasks import train_mlp_task
+    from verify.run.train import train_mlp_task
     task = Task(pretrained_mlp.id, MLP_GD, "surt", '{"lr":0.05,"mask_rate":0.25,"n_steps":30}')
     outcome = execute(task, _Source(pretrained_mlp), run_task)
     assert outcome["status"] == "done", outcome.get("error")
     left_out = choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), 2)
     layout = model_layout(task, left_out)
-    from verify.tasks import make_stabiliser
+    from verify.run.task import make_stabiliser
     trained = train_mlp_task(MLP_GD, pretrained_mlp, make_stabiliser(task), layout,
                              layout.masks(16))
     n_encoder = sum(v.size for k, v in pretrained_mlp.arrays.items() if k.startswith("w0.encoder."))
@@ -253,8 +255,8 @@ class _Source:
 
 
 def test_mhloss_heads_start_apart_even_under_a_zero_init_config(separable, monkeypatch):
-    import verify.trainers.head as head_trainer
-    from verify.sweep import build_tasks
+    import verify.run.train as head_trainer
+    from verify.sweep.plan import build_tasks
     traces = []
     original = head_trainer.train_heads
 
@@ -284,7 +286,7 @@ def test_mhloss_heads_start_apart_even_under_a_zero_init_config(separable, monke
 
 
 def test_feature_margin_is_the_relative_hard_margin_of_centred_features():
-    from verify.measures import feature_margin
+    from verify.run.rows import feature_margin
     two = np.array([[3.0, 1.0], [1.0, 1.0], [3.0, 3.0], [1.0, 3.0]])  # centred: the square (±1, ±1)
     assert math.isclose(feature_margin(two, np.array([0, 0, 1, 1])), 1.0 / math.sqrt(2))
     assert math.isnan(feature_margin(two, np.array([0, 1, 1, 0])))  # XOR: not separable
@@ -295,7 +297,7 @@ def test_feature_margin_is_the_relative_hard_margin_of_centred_features():
 
 @given(scale=st.floats(0.1, 10.0), shift=st.floats(-5.0, 5.0), seed=st.integers(0, 50))
 def test_feature_margin_ignores_scaling_and_translating_the_features(scale, shift, seed):
-    from verify.measures import feature_margin
+    from verify.run.rows import feature_margin
     rng = np.random.default_rng(seed)
     y = np.arange(12) % 3
     features = rng.normal(size=(12, 4)) + 3.0 * np.eye(4)[y]
@@ -306,9 +308,11 @@ def test_feature_margin_ignores_scaling_and_translating_the_features(scale, shif
 
 def test_mlp_rows_carry_the_feature_margin_of_the_trained_encoder_on_the_final_full_rows(pretrained_mlp):
     import torch
+
     from synth.mlp import build_model
-    from verify.measures import FlatNetwork, feature_margin
-    from verify.tasks import train_mlp_task
+    from verify.run.network import FlatNetwork
+    from verify.run.rows import feature_margin
+    from verify.run.train import train_mlp_task
     task = Task(pretrained_mlp.id, MLP_GD)
     rows = run_task(task, pretrained_mlp).runs
     last = max(row["iteration"] for row in rows)

@@ -13,14 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from verify import verdicts as verdicts_module
-from verify.cli import main
-from verify.verdicts import compute_verdicts, write_verdicts
-from verify.verdicts_corollaries import COROLLARIES, INCREASE, corollary_verdicts
-from verify.verdicts_db import open_results
 from theory.stability import Estimate
-from verify.verdicts_stats import (granulated_kendall_tau, rank_correlations, trend_verdict,
-                                   weighted_kendall_tau_b, weighted_spearman_rho)
+from verify.verdicts import write as verdicts_module
+from verify.cli import main
+from verify.verdicts.corollaries import COROLLARIES, INCREASE, corollary_verdicts
+from verify.verdicts.db import open_results
+from verify.verdicts.stats import (
+    granulated_kendall_tau,
+    rank_correlations,
+    trend_verdict,
+    weighted_kendall_tau_b,
+    weighted_spearman_rho,
+)
+from verify.verdicts.write import compute_verdicts, write_verdicts
 
 # The documented results schema (docs/internals.md section 3), written here by hand so that these
 # tests depend on the contract, not on the store's implementation.
@@ -32,11 +37,11 @@ RUN_COLUMNS = (
     "pointwise_hypothesis_stability", "train_loss", "test_loss", "test_accuracy",
     "majority_accuracy", "direction_error", "normalised_margin", "distance_from_init", "diverged",
     "diverged_at")
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
 CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
     stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
-CREATE TABLE runs ({{columns}});
+CREATE TABLE runs ({columns});
 CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
     violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
 """

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from verify.real.plan import plan_real_tasks
     from verify.store import RESULTS_FILE
-    from verify.sweep import run_sweep
+    from verify.sweep.runner import run_sweep
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"out: {args.out} exists and is not a folder")

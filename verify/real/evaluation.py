@@ -1,4 +1,4 @@
-"""Evaluators of the real models from flat weights, for :func:`verify.measures.trace_rows`.
+"""Evaluators of the real models from flat weights, for :func:`verify.run.rows.trace_rows`.
 
 A network's flat weight vector is its parameters in ``named_parameters`` order, each flattened; the
 head's entries (weight and bias) form the vector whose direction the head measures use.
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from verify.measures import Evaluator
+from verify.run.evaluators import Evaluator
 
 
 def flatten_weights(weights: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:

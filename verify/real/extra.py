@@ -5,7 +5,7 @@ import importlib
 import os
 from types import ModuleType
 
-from verify.cli import UsageError
+from verify.errors import UsageError
 
 INSTALL_HINT = "pip install 'ftstab[real]'"
 

@@ -10,8 +10,8 @@ from typing import Any
 from verify.real.configs import RealConfig
 from verify.real.runner import RealRunner, stabiliser_classes
 from verify.real.source import RealSource, requests
-from verify.sweep_cli import parse_stabilisers
-from verify.tasks import Task, canonical_params
+from verify.run.task import Task, canonical_params
+from verify.sweep.cli import parse_stabilisers
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def select_stabilisers(text: str, setting: str, kind: str) -> list[tuple[str, di
 
 
 def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
-    """Validate the options of ``ftstab real`` and build what :func:`verify.sweep.run_sweep` needs.
+    """Validate the options of ``ftstab real`` and build what :func:`verify.sweep.runner.run_sweep` needs.
 
     Raises
     ------

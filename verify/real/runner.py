@@ -1,6 +1,6 @@
 """Run one real task (dataset x config x stabiliser, every seed and left-out set) into result rows.
 
-The sweep machinery (:func:`verify.sweep.run_sweep`) calls :class:`RealRunner` for each task, so real
+The sweep machinery (:func:`verify.sweep.runner.run_sweep`) calls :class:`RealRunner` for each task, so real
 results are stored, resumed and recorded exactly like synthetic ones. Three training paths:
 
 - head tuning (both kinds): fixed features (MiniLM sentence embeddings, cached; or the pre-trained
@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verify.measures import RowInputs, linear_evaluator, trace_rows
 from verify.real.datasets import RealDataset
 from verify.real.digits import DigitsCNN
 from verify.real.evaluation import flatten_weights, head_weights, network_evaluator
 from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop
 from verify.real.surt import ContrastiveSURT, DigitsSURT
-from verify.tasks import NO_STABILISER, Task, TaskOutput, choose_left_out, left_out_weights, model_layout
-from verify.trainers.checkpoints import log_spaced_checkpoints
-
+from verify.run.evaluators import linear_evaluator
+from verify.run.layout import choose_left_out, left_out_weights, model_layout
+from verify.run.rows import RowInputs, trace_rows
+from verify.run.task import NO_STABILISER, Task, TaskOutput
+from verify.run.train import schedule
 
 # Real counterparts of registry stabilisers whose generic form does not fit a real backbone: SURT
 # continues each backbone's own objective; MiniLM's layers are transformer blocks and its inputs tokens.
@@ -48,15 +49,6 @@ def build_stabiliser(task: Task, kind: str):
     return stabiliser_classes(kind)[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
 
 
-def schedule(task: Task, stabiliser, lr: float) -> tuple[float, int, np.ndarray]:
-    """Learning rate, steps and checkpoints (with 0, for the initial weights) after the stabiliser's
-    ``adjust_schedule``."""
-    n_steps = task.config.n_steps
-    if stabiliser is not None:
-        lr, n_steps = stabiliser.adjust_schedule(lr, n_steps)
-    return lr, n_steps, log_spaced_checkpoints(n_steps, num=task.config.n_checkpoints, include_zero=True)
-
-
 def _rows(dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, diverged_at,
           layout, evaluator, masks, lr) -> TaskOutput:
     """Rows of every checkpoint after 0 (checkpoint 0 supplies each model's initial weights)."""
@@ -69,7 +61,7 @@ def _rows(dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, d
 
 @dataclass(frozen=True)
 class RealRunner:
-    """``runner(task, dataset) -> TaskOutput`` for :func:`verify.sweep.run_sweep`.
+    """``runner(task, dataset) -> TaskOutput`` for :func:`verify.sweep.runner.run_sweep`.
 
     Parameters
     ----------
@@ -115,7 +107,7 @@ class RealRunner:
     def _head(self, task, dataset, stabiliser, layout) -> TaskOutput:
         from verify.trainers.head import train_heads
         X, X_test = self.features(dataset)
-        lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate(X))
+        lr, n_steps, checkpoints = schedule(task.config, stabiliser, task.config.learning_rate(X))
         masks = layout.masks(len(dataset.y))
         extra = stabiliser.head_kwargs() if stabiliser is not None else {}
         trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
@@ -130,7 +122,7 @@ class RealRunner:
     def _digits_full(self, task, dataset, stabiliser, layout) -> TaskOutput:
         from verify.trainers.mlp import train_mlp
         model = DigitsCNN().double()
-        lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate())
+        lr, n_steps, checkpoints = schedule(task.config, stabiliser, task.config.learning_rate())
         masks = layout.masks(len(dataset.y))
         init = _digits_init(dataset)
         trace = train_mlp(model, init, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,

@@ -1,6 +1,6 @@
 """Where ``ftstab real`` gets its datasets: few-shot draws, built on demand from their requests.
 
-A :class:`RealSource` is the real path's ``verify.sweep.DatasetSource``; it pickles (it only holds
+A :class:`RealSource` is the real path's ``verify.sweep.sources.DatasetSource``; it pickles (it only holds
 settings), and each worker builds the datasets it trains.
 """
 from __future__ import annotations

@@ -19,14 +19,25 @@ import math
 import numpy as np
 import torch
 
-from verify.real.minilm_classifier import MiniLMClassifier, classifier_layers, token_rows
+from verify.real.minilm_classifier import (
+    MiniLMClassifier,
+    classifier_layers,
+    token_rows,
+)
 from verify.real.minilm_stabilisers import MiniLMLNSR
 from verify.real.surt import ContrastiveSURT
 from verify.real.text_features import shared_minilm
+from verify.run.task import TaskOutput
+from verify.run.train import schedule
 from verify.seeding import run_seed
 from verify.stabilisers.base import FineTuningProblem, init_heads, model_generators
-from verify.tasks import TaskOutput
-from verify.trainers.mlp import BLOWUP, ModelObjective, batch_weights, draw_step, sample_losses
+from verify.trainers.mlp import (
+    BLOWUP,
+    ModelObjective,
+    batch_weights,
+    draw_step,
+    sample_losses,
+)
 
 DTYPE = torch.float32
 
@@ -76,17 +87,16 @@ def _mean_head(params, head_names) -> torch.Tensor:
 def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_length) -> TaskOutput:
     """Train every model of ``layout`` (seed-major: full set, then its left-out sets) and measure it.
 
-    Returns the rows of :func:`verify.measures.trace_rows`'s layout: one per model and checkpoint
+    Returns the rows of :func:`verify.run.rows.trace_rows`'s layout: one per model and checkpoint
     after 0, the stability measures on left-out rows (against the full-set model of the same seed).
     """
-    from verify.real.runner import schedule
     minilm = shared_minilm()
     n_classes = int(dataset.card["n_classes"])
     X = token_rows(minilm, dataset.texts, max_length=max_length)
     X_test = token_rows(minilm, dataset.test_texts, max_length=max_length)
     y = torch.as_tensor(dataset.y)
     y_test = torch.as_tensor(dataset.y_test)
-    lr, n_steps, checkpoints = schedule(task, stabiliser, task.config.learning_rate())
+    lr, n_steps, checkpoints = schedule(task.config, stabiliser, task.config.learning_rate())
     wanted = [int(t) for t in checkpoints if t > 0]
     model = MiniLMClassifier(minilm, n_classes).to(DTYPE)
     layers = classifier_layers(model)

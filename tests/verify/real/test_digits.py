@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from verify.real import digits
-from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, DigitsCNN, cached_pretrained_encoder,
-                                digits_by_class, pretrain_digits_cnn)
+from verify.real.digits import (
+    FINETUNE_CLASSES,
+    PRETRAIN_CLASSES,
+    DigitsCNN,
+    cached_pretrained_encoder,
+    digits_by_class,
+    pretrain_digits_cnn,
+)
 
 
 def test_class_split_is_disjoint_relabelled_and_scaled():

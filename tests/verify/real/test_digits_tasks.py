@@ -8,8 +8,8 @@ from verify.real.configs import RealConfig
 from verify.real.datasets import make_digits_dataset
 from verify.real.runner import RealRunner, build_stabiliser
 from verify.real.surt import DigitsSURT
+from verify.run.task import Task, canonical_params
 from verify.store import ResultStore
-from verify.tasks import Task, canonical_params
 
 HEAD = RealConfig(name="h", setting="head", kinds=("real-digits",), n_steps=40, lr_scale=1.0, batch_size=4, n_checkpoints=3)
 FULL = RealConfig(name="f", setting="full", kinds=("real-digits",), n_steps=15, lr=0.1, max_left_out=2, n_checkpoints=2,

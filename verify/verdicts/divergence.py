@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from verify.verdicts_db import FINAL_CHECKPOINT_CTE, fetch_dicts
+from verify.verdicts.db import FINAL_CHECKPOINT_CTE, fetch_dicts
 
 # Too close to the edge to predict within a finite number of steps.
 EDGE_BAND = 0.02
@@ -23,7 +23,7 @@ def divergence_verdict(conn: sqlite3.Connection) -> dict:
     Parameters
     ----------
     conn : sqlite3.Connection
-        A results database (see ``verify.verdicts_db.open_results``).
+        A results database (see ``verify.verdicts.db.open_results``).
 
     Returns
     -------

@@ -10,15 +10,19 @@ import argparse
 import json
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from synth.grids import load_grid
 from verify.configs import CONFIGS, SETTINGS, select_configs
+from verify.run.task import NO_STABILISER, canonical_params, trainer_for
 from verify.store import RESULTS_FILE, ResultStore
-from verify.sweep import (FolderSource, GridSource, build_tasks, check_sweep, connect_scheduler,
-                          run_sweep, with_max_left_out)
-from verify.tasks import NO_STABILISER, canonical_params
+from verify.sweep.executors import connect_scheduler
+from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
+from verify.sweep.runner import run_sweep
+from verify.sweep.sources import FolderSource, GridSource
+from verify.verdicts.write import write_verdicts
 
 DEFAULT_SEEDS = 3
 
@@ -83,7 +87,9 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
     its parameters are completed with its defaults (``params()``), so a task names them all.
     """
     if classes is None:
-        from verify.stabilisers import STABILISERS
+        from verify.stabilisers import (
+            STABILISERS,  # lazy: the ftstab parser stays torch-free
+        )
         classes = STABILISERS
     applies = applies or (lambda cls: True)
     items = [expanded for item in _split(text)
@@ -114,13 +120,13 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
 
 
 def _stabiliser_applies(name: str, config: Any, kind: str) -> bool:
-    from verify.stabilisers import STABILISERS
-    from verify.tasks import trainer_for
+    from verify.stabilisers import (
+        STABILISERS,  # lazy: the ftstab parser stays torch-free
+    )
     return trainer_for(config, kind) in STABILISERS[name].applies_to
 
 
 def _source(grid: str, data: Path | None) -> Any:
-    from synth.grids import load_grid
     specs = load_grid(grid)
     if data is None:
         return GridSource(tuple(specs))
@@ -175,14 +181,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
           f"{summary.failed} failed, in {summary.seconds:.1f} s")
     print(f"  results:  {summary.results}")
-    try:
-        from verify.verdicts import write_verdicts
-    except ModuleNotFoundError as exc:
-        if exc.name != "verify.verdicts":
-            raise
-    else:
-        write_verdicts(args.out)
-        print(f"  verdicts: {args.out / 'verdicts.md'} and {args.out / 'verdicts.json'}")
+    write_verdicts(args.out)
+    print(f"  verdicts: {args.out / 'verdicts.md'} and {args.out / 'verdicts.json'}")
     if summary.failed:
         print(f"  {summary.failed} task(s) failed: their tracebacks are in the tasks table "
               f"(status 'failed'); re-run the same command to retry them", file=sys.stderr)

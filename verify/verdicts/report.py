@@ -10,7 +10,7 @@ MAX_ROWS = 20
 
 
 def render_markdown(verdicts: dict) -> str:
-    """Render the dict of ``verify.verdicts.compute_verdicts`` as Markdown.
+    """Render the dict of ``verify.verdicts.write.compute_verdicts`` as Markdown.
 
     Parameters
     ----------

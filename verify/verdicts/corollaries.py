@@ -1,9 +1,9 @@
 """The theory's predicted trends (corollaries) and their granulated-Kendall-tau verdicts.
 
 A corollary says that one quantity moves an instability measure in one direction, everything else
-fixed. Its evidence is a granulated Kendall tau (``verify.verdicts_stats``): left-out runs are first
-averaged over i (E_i, ``verify.verdicts_db.left_out_mean``) per dataset, config, stabiliser, seed and
-checkpoint, then grouped by every coordinate of ``verify.verdicts_db.COORDINATES`` except those that
+fixed. Its evidence is a granulated Kendall tau (``verify.verdicts.stats``): left-out runs are first
+averaged over i (E_i, ``verify.verdicts.db.left_out_mean``) per dataset, config, stabiliser, seed and
+checkpoint, then grouped by every coordinate of ``verify.verdicts.db.COORDINATES`` except those that
 make up the varied quantity. The corollary is a statement about the bounds it names
 (``claimed_by``), so the trend is computed for every bound of the same setting and measure (its value
 averaged over the left-out runs whose assumptions hold; bounds it does not name are references)
@@ -21,9 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify.seeding import run_seed
-from verify.verdicts_db import (ASSUMPTIONS_HOLD, COORDINATES, QUANTITY_COLUMNS, STABILITY_KEYS,
-                               fetch_dicts, left_out_mean)
-from verify.verdicts_stats import granulated_kendall_tau, trend_verdict
+from verify.verdicts.db import (
+    ASSUMPTIONS_HOLD,
+    COORDINATES,
+    QUANTITY_COLUMNS,
+    STABILITY_KEYS,
+    fetch_dicts,
+    left_out_mean,
+)
+from verify.verdicts.stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
 HEAD_BOUNDS = ("theorem_h", "theorem_h_apriori")
@@ -156,7 +162,7 @@ def corollary_verdicts(conn: sqlite3.Connection, *,
     Parameters
     ----------
     conn : sqlite3.Connection
-        A results database (see ``verify.verdicts_db.open_results``).
+        A results database (see ``verify.verdicts.db.open_results``).
     corollaries : tuple of Corollary, default=COROLLARIES
         The trends to test.
 

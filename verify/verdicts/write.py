@@ -15,13 +15,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from verify.verdicts_bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
-from verify.verdicts_corollaries import corollary_verdicts
-from verify.verdicts_divergence import divergence_verdict
-from verify.verdicts_datasets import rank_correlation_verdicts, seed_instability
-from verify.verdicts_db import open_results
-from verify.verdicts_report import render_markdown
-from verify.verdicts_stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
+from verify.verdicts.bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
+from verify.verdicts.corollaries import corollary_verdicts
+from verify.verdicts.datasets import rank_correlation_verdicts, seed_instability
+from verify.verdicts.db import open_results
+from verify.verdicts.divergence import divergence_verdict
+from verify.verdicts.report import render_markdown
+from verify.verdicts.stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
 
 RESULTS_FILE = "results.sqlite"
 JSON_FILE = "verdicts.json"

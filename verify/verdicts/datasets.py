@@ -14,8 +14,18 @@ from scipy.stats import DegenerateDataWarning
 
 from theory import stability
 from verify.seeding import run_seed
-from verify.verdicts_db import ASSUMPTIONS_HOLD, FINAL_CHECKPOINT_CTE, fetch_dicts, left_out_mean
-from verify.verdicts_stats import CONFIDENCE, N_RESAMPLES, rank_correlations, trend_verdict
+from verify.verdicts.db import (
+    ASSUMPTIONS_HOLD,
+    FINAL_CHECKPOINT_CTE,
+    fetch_dicts,
+    left_out_mean,
+)
+from verify.verdicts.stats import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    rank_correlations,
+    trend_verdict,
+)
 
 UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
 
@@ -82,7 +92,7 @@ def _seed_std(accuracy: np.ndarray, *, random_state: int) -> stability.Estimate:
 def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:
     """Does each bound rank the units by their instability?
 
-    The bound's value is its mean (E_i, see ``verify.verdicts_db.left_out_mean``) over the left-out
+    The bound's value is its mean (E_i, see ``verify.verdicts.db.left_out_mean``) over the left-out
     runs (all seeds) whose assumptions hold at the final checkpoint; it is compared with (a) the
     measured leave-one-out instability (E_i of the bound's measure over the unit's left-out runs)
     and (b) the seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come

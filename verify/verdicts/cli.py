@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from verify.errors import UsageError
+from verify.verdicts.write import JSON_FILE, MARKDOWN_FILE, RESULTS_FILE, write_verdicts
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``verdicts`` sub-command to the ``ftstab`` parser."""
@@ -18,9 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from verify.cli import UsageError
-    from verify.verdicts import JSON_FILE, MARKDOWN_FILE, RESULTS_FILE, write_verdicts
-
     database = args.results_dir / RESULTS_FILE
     if not database.is_file():
         raise UsageError(f"--from: no results database at {database}; run `ftstab verify` first")

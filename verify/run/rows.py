@@ -1,0 +1,218 @@
+"""Turn a batched trainer's trace into result rows: one per model and checkpoint, with every measure.
+
+Models are laid out as ``verify.run.layout.ModelLayout`` says (seed-major; the full set S, then
+each S\\i); the model family is an ``verify.run.evaluators.Evaluator``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from theory.asymptotics import asymptotic_weights
+from theory.estimators import max_margin_solution, signed_points
+from theory.stability import (
+    head_direction_stability,
+    parameter_stability,
+    pointwise_hypothesis_stability,
+)
+from verify.run.evaluators import Evaluator
+from verify.run.layout import ModelLayout
+
+
+@dataclass(frozen=True)
+class RowInputs:
+    """Everything besides the trace that the rows need.
+
+    Attributes
+    ----------
+    X, y : ndarray
+        The full training set S (inputs the evaluator takes: features for heads).
+    X_test, y_test : ndarray
+        Held-out data.
+    n_classes : int
+        0 for regression.
+    w_init : ndarray
+        (M, P) flat weights that ``distance_from_init`` is measured from: each model's initial
+        weights, or for MLP tasks the pre-trained w0 (``verify.run.train.Trained.w_pretrained``).
+    u_star : ndarray or None
+        Flat unit max-margin direction of the head (separable data), else None.
+    lr : float
+        The learning rate used.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    w_init: np.ndarray
+    u_star: np.ndarray | None
+    lr: float
+
+
+def _unit(W: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(W, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return W / norms
+
+
+def trace_rows(iterations: np.ndarray, weights: np.ndarray, train_loss: np.ndarray,
+               diverged_at: np.ndarray, *, layout: ModelLayout, evaluator: Evaluator,
+               inputs: RowInputs, masks: np.ndarray) -> list[dict]:
+    """One row per (checkpoint, model) with every measured column of the ``runs`` table.
+
+    Parameters
+    ----------
+    iterations : (K,) int
+    weights : (K, M, P) float64
+        Flat weights of every model at every checkpoint.
+    train_loss : (K, M)
+    diverged_at : (M,) int, -1 where the model never diverged
+    layout : ModelLayout
+    evaluator : Evaluator
+    inputs : RowInputs
+    masks : (M, n) 0/1
+        Training membership (the margin is taken over each model's own training samples).
+
+    Returns
+    -------
+    list of dict
+        Keys ``seed, left_out, iteration, lr`` and the measured columns; left-out rows also carry
+        the three stability measures (NaN where either model diverged).
+    """
+    full = layout.full_model()
+    loo = np.flatnonzero(layout.left_out >= 0)
+    left_out = layout.left_out[loo]
+    majority = (float(np.bincount(np.asarray(inputs.y_test, dtype=np.int64)).max() / len(inputs.y_test))
+                if inputs.n_classes else np.nan)
+    rows = []
+    for k, iteration in enumerate(np.asarray(iterations, dtype=np.int64)):
+        W = weights[k]
+        with np.errstate(all="ignore"):
+            heads = W if evaluator.head is None else W[:, evaluator.head]
+            test_loss = evaluator.per_sample_loss(W, inputs.X_test, inputs.y_test).mean(axis=1)
+            accuracy = ((evaluator.predict(W, inputs.X_test) == inputs.y_test).mean(axis=1)
+                        if evaluator.predict is not None else np.full(len(W), np.nan))
+            direction_error = (np.linalg.norm(_unit(heads) - inputs.u_star, axis=1)
+                               if inputs.u_star is not None else np.full(len(W), np.nan))
+            if evaluator.margins is not None:
+                margins = evaluator.margins(heads, inputs.X, inputs.y) / np.linalg.norm(heads, axis=1)[:, None]
+                margin = np.where(masks > 0, margins, np.inf).min(axis=1)
+            else:
+                margin = np.full(len(W), np.nan)
+            distance = np.linalg.norm(W - inputs.w_init, axis=1)
+            stability = {
+                "parameter_stability": parameter_stability(W[full[loo]], W[loo]),
+                "head_direction_stability": head_direction_stability(heads[full[loo]], heads[loo]),
+                "pointwise_hypothesis_stability": pointwise_hypothesis_stability(
+                    _loss_at(evaluator, W[full[loo]], inputs, left_out),
+                    _loss_at(evaluator, W[loo], inputs, left_out)),
+            }
+        position = {m: j for j, m in enumerate(loo)}
+        for m in range(layout.n_models):
+            step = int(diverged_at[m])
+            row = {"seed": int(layout.seeds[m]), "left_out": None, "iteration": int(iteration),
+                   "lr": float(inputs.lr), "train_loss": float(train_loss[k, m]),
+                   "test_loss": float(test_loss[m]), "test_accuracy": float(accuracy[m]),
+                   "majority_accuracy": majority, "direction_error": float(direction_error[m]),
+                   "normalised_margin": float(margin[m]), "distance_from_init": float(distance[m]),
+                   "diverged": int(0 <= step <= iteration), "diverged_at": step if step >= 0 else None}
+            if m in position:
+                j = position[m]
+                row["left_out"] = int(layout.left_out[m])
+                broken = row["diverged"] or (0 <= int(diverged_at[full[m]]) <= iteration)
+                for name, values in stability.items():
+                    row[name] = np.nan if broken else float(values[j])
+            rows.append(row)
+    return rows
+
+
+def _loss_at(evaluator: Evaluator, W: np.ndarray, inputs: RowInputs, samples: np.ndarray) -> np.ndarray:
+    """ℓ(w_j; z_{samples[j]}) for each model j."""
+    losses = evaluator.per_sample_loss(W, inputs.X[samples], inputs.y[samples])
+    return np.diagonal(losses).copy()
+
+
+def feature_margin(features: np.ndarray, y: np.ndarray) -> float:
+    """Scale-invariant hard margin γ/R of features: the quantity MMR enlarges.
+
+    The features are centred on their mean and R is the largest norm of a centred feature, as in
+    :func:`verify.stabilisers.mmr.normalised_class_distances`; γ is the no-bias hard-margin of the
+    centred features (exact QP, :func:`theory.estimators.max_margin_solution`), for several classes
+    the smallest over class pairs. The result does not change when the features are scaled or
+    translated.
+
+    Returns
+    -------
+    float
+        γ/R in (0, 1], or NaN when some pair of classes is not linearly separable (γ ≤ 0) or the
+        features are all equal.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y)
+    centred = features - features.mean(axis=0)
+    radius = float(np.linalg.norm(centred, axis=1).max())
+    classes = np.unique(y)
+    if not radius > 0 or classes.size < 2 or not np.isfinite(centred).all():
+        return np.nan
+    gammas = []
+    for a, b in combinations(classes.tolist(), 2):
+        pair = (y == a) | (y == b)
+        solution = max_margin_solution(signed_points(centred[pair], y[pair] == b))
+        if not (solution.separable and solution.gamma > 0):
+            return np.nan
+        gammas.append(solution.gamma)
+    return min(gammas) / radius
+
+
+def add_feature_margins(rows: list[dict], weights: np.ndarray, *, layout: ModelLayout,
+                        evaluator: Evaluator, X: np.ndarray, y: np.ndarray) -> None:
+    """Set ``feature_margin`` (:func:`feature_margin` of the trained encoder's features on S) on the
+    rows of the models trained on all of S at the last checkpoint; NULL (None) on every other row.
+
+    ``rows`` are checkpoint-major as :func:`trace_rows` makes them; ``weights`` is (K, M, P).
+    """
+    for row in rows:
+        row["feature_margin"] = None
+    if evaluator.features is None or not rows:
+        return
+    last = weights.shape[0] - 1
+    full = np.flatnonzero(layout.left_out < 0)
+    with np.errstate(all="ignore"):
+        features = evaluator.features(weights[last, full], X)
+    for j, m in enumerate(full):
+        row = rows[last * layout.n_models + m]
+        if not row["diverged"]:
+            row["feature_margin"] = feature_margin(features[j], y)
+
+
+def add_asymptotic_predictions(rows: list[dict], weights: np.ndarray, iterations: np.ndarray, *,
+                               layout: ModelLayout, w_init: np.ndarray, X: np.ndarray, y: np.ndarray,
+                               u_star: np.ndarray | None, head_lr: float | None) -> None:
+    """Compare the heads trained on all of S with Soudry et al.'s w(t) ≈ ŵ log t + w̃.
+
+    Sets, on every row of a model trained on all of S, ``predicted_direction_error``
+    (‖w_pred(t)/‖w_pred(t)‖ − u*‖) and ``predictor_relative_error`` (‖w(t) − w_pred(t)‖ / ‖w(t)‖),
+    with w_pred from :func:`theory.asymptotics.asymptotic_weights` (mean loss over S, step
+    ``head_lr``, the model's initial head for the component the data never moves). The caller
+    passes ``head_lr=None`` where the predictor does not apply (it needs a linear binary head on
+    separable data, full-batch GD below 2/β on the logistic or exponential loss); every column is
+    then NULL (None), as on left-out rows and on diverged models.
+    """
+    for row in rows:
+        row["predicted_direction_error"] = row["predictor_relative_error"] = None
+    if head_lr is None or not rows or not max_margin_solution(signed_points(X, y)).separable:
+        return
+    for m in np.flatnonzero(layout.left_out < 0):
+        predicted = asymptotic_weights(X, y, lr=head_lr, iteration=iterations, w0=w_init[m],
+                                       reduction="mean")
+        for k, w_pred in enumerate(predicted):
+            row = rows[k * layout.n_models + m]
+            if row["diverged"]:
+                continue
+            w = weights[k, m]
+            if u_star is not None:
+                row["predicted_direction_error"] = float(np.linalg.norm(w_pred / np.linalg.norm(w_pred) - u_star))
+            row["predictor_relative_error"] = float(np.linalg.norm(w - w_pred) / np.linalg.norm(w))

@@ -1,0 +1,127 @@
+"""A sweep's unit of work: one dataset × training config × stabiliser, all its seeds and left-out sets.
+
+Running a task (``verify.run.runner.run_task``) trains every model of the task in one batched
+trainer call and turns the trace into result rows. Every random number comes from
+``verify.seeding.run_seed`` applied to the task's coordinates, so a task's results never depend on
+which worker runs it, or when.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from verify.configs import TrainingConfig
+from verify.seeding import run_seed
+
+NO_STABILISER = "none"
+
+
+def canonical_params(params: dict[str, Any] | None) -> str:
+    """The JSON text that names a stabiliser's parameters everywhere (keys sorted, compact)."""
+    return json.dumps(params or {}, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class TaskOutput:
+    """What running a task produced, before the sweep adds the task's and dataset's columns.
+
+    Attributes
+    ----------
+    runs : list of dict
+        One per model and checkpoint: ``seed``, ``left_out`` (None for the full set S),
+        ``iteration`` and the measured columns of the ``runs`` table.
+    bounds : list of dict
+        One per left-out run and applicable bound: ``row`` (index into ``runs``), ``bound``,
+        ``measure``, ``measured``, ``value``, ``violated`` (list), ``constants`` (dict).
+    """
+
+    runs: list[dict[str, Any]]
+    bounds: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One dataset trained under one config and one stabiliser, for every seed.
+
+    Parameters
+    ----------
+    dataset_id : str
+        The dataset's stable id (``card["id"]``).
+    config : TrainingConfig
+        How every model is trained.
+    stabiliser : str
+        A name in ``verify.stabilisers.STABILISERS``, or ``"none"``.
+    stabiliser_params : str
+        The stabiliser's parameters as canonical JSON (``canonical_params``).
+    seeds : tuple of int
+        Seed indices 0..K-1 (one for a deterministic config); each becomes a model seed through
+        ``run_seed``.
+    """
+
+    dataset_id: str
+    config: TrainingConfig
+    stabiliser: str = NO_STABILISER
+    stabiliser_params: str = "{}"
+    seeds: tuple[int, ...] = (0,)
+
+    @property
+    def key(self) -> str:
+        """Readable, unique within a sweep: dataset, config, stabiliser and its parameters."""
+        return f"{self.dataset_id}|{self.config.name}|{self.stabiliser}|{self.stabiliser_params}"
+
+    def record(self) -> dict[str, Any]:
+        """The ``tasks`` table's identifying columns."""
+        return {"task_key": self.key, "dataset_id": self.dataset_id, "config": self.config.name,
+                "stabiliser": self.stabiliser, "stabiliser_params": self.stabiliser_params,
+                "seeds": list(self.seeds)}
+
+    def model_seed(self, seed: int) -> int:
+        """The seed of every model trained with seed index ``seed`` (shared by its left-out sets)."""
+        return run_seed(self.dataset_id, self.config.name, self.stabiliser, self.stabiliser_params, seed)
+
+
+def make_stabiliser(task: Task) -> Any:
+    """The task's stabiliser object, or None for plain training."""
+    if task.stabiliser == NO_STABILISER:
+        return None
+    from verify.stabilisers import (
+        STABILISERS,  # lazy: planning a sweep (and the CLI parser) stays torch-free
+    )
+    if task.stabiliser not in STABILISERS:
+        raise ValueError(f"stabilisers: unknown stabiliser {task.stabiliser!r}; "
+                         f"choose from {', '.join(sorted(STABILISERS))}")
+    return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
+
+
+def head_init(config: TrainingConfig, stabiliser: Any) -> str:
+    """The head initialisation a head task trains with.
+
+    Several heads trained at once (MHLoss) must start apart: zero heads under full-batch GD stay
+    identical, so their mean would be a single head. A zero init therefore becomes the trainer's
+    random init (from the model seeds) when the stabiliser trains more than one head.
+    """
+    n_heads = (stabiliser.head_kwargs().get("n_heads", config.n_heads) if stabiliser is not None
+               else config.n_heads)
+    return "random" if config.init == "zero" and n_heads > 1 else config.init
+
+
+def task_is_stochastic(config: TrainingConfig, stabiliser_name: str, stabiliser_params: str) -> bool:
+    """Whether the seed changes a task's training: the config's randomness, or random heads forced
+    by the stabiliser (:func:`head_init`). Names outside the registry leave the config's answer."""
+    from verify.stabilisers import (
+        STABILISERS,  # lazy: planning a sweep (and the CLI parser) stays torch-free
+    )
+    if config.stochastic or config.setting != "head" or stabiliser_name not in STABILISERS:
+        return config.stochastic
+    stabiliser = STABILISERS[stabiliser_name].from_params(**json.loads(stabiliser_params))
+    return head_init(config, stabiliser) == "random"
+
+def trainer_for(config: TrainingConfig, kind: str) -> str:
+    """Which batched trainer a config uses on a dataset kind: "head", "quadratic" or "mlp"."""
+    if kind not in config.kinds:
+        raise ValueError(f"config: {config.name} does not train datasets of kind {kind!r}")
+    if config.setting == "head":
+        return "head"
+    return "quadratic" if kind == "quadratic" else "mlp"
+

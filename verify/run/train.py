@@ -1,0 +1,179 @@
+"""Train every model of a task in one batched call: heads, least squares or a pre-trained MLP.
+
+Each ``train_*_task`` returns a :class:`Trained`: flat weights per checkpoint and model, and what the
+rows and bounds need to know about the training."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from synth.mlp import build_model
+from theory.estimators import hessian_extreme_eigenvalues, objective_functions
+from verify.configs import TrainingConfig
+from verify.run.evaluators import linear_evaluator
+from verify.run.layout import ModelLayout
+from verify.run.network import FlatNetwork
+from verify.run.task import head_init
+from verify.trainers.checkpoints import log_spaced_checkpoints
+from verify.trainers.head import smoothness, train_heads
+from verify.trainers.mlp import prepare_problem, train_mlp
+from verify.trainers.quadratic import train_quadratic
+
+
+@dataclass
+class Trained:
+    """A batched run reduced to what the measures need: flat weights per model and checkpoint.
+
+    Attributes
+    ----------
+    iterations : (K,) int
+        Checkpoints t >= 1 (the initial weights are ``w_init``).
+    weights : (K, M, P) float64
+        Flat weights (heads averaged: a multi-head model predicts with its mean head).
+    train_loss : (K, M)
+    diverged_at : (M,) int
+    w_init : (M, P)
+    lr : float
+    n_steps : int
+    loss : str
+        The loss actually trained ("logistic" becomes "softmax" on multiclass data).
+    n_heads : int
+        Heads per model actually trained (a stabiliser such as MHLoss may set it).
+    model : {"linear", "mlp"}
+    evaluator : verify.run.evaluators.Evaluator
+    l2sp : float
+    objective : callable or None
+        RunContext.objective for MLPs.
+    head_lr : float or None
+        The step each linear head takes on its own mean loss (``lr``, or ``lr / H`` for MHLoss's
+        mean reduction) where Soudry et al.'s asymptotic predictor applies (binary head, logistic
+        or exponential loss, full-batch GD with η β < 2); None elsewhere.
+    w_pretrained : (M, P) or None
+        What ``distance_from_init`` is measured from when it is not ``w_init``: for MLPs the
+        dataset's pre-trained encoder w0 with each model's initial head, so that a stabiliser
+        that changes the starting encoder (SURT, re-initialisation) is measured from the same w0
+        as plain training. The bounds' w0 (Theorem F's D) stays ``w_init``, where GD starts.
+    """
+
+    iterations: np.ndarray
+    weights: np.ndarray
+    train_loss: np.ndarray
+    diverged_at: np.ndarray
+    w_init: np.ndarray
+    lr: float
+    n_steps: int
+    loss: str
+    n_heads: int
+    model: str
+    evaluator: Any
+    l2sp: float = 0.0
+    weight_decay: float = 0.0
+    objective: Any = None
+    head_lr: float | None = None
+    w_pretrained: np.ndarray | None = None
+
+
+def schedule(config: TrainingConfig, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
+    """Learning rate, steps and checkpoints (with t = 0) after the stabiliser's schedule change."""
+    n_steps = config.n_steps
+    if stabiliser is not None:
+        lr, n_steps = stabiliser.adjust_schedule(lr, n_steps)
+    return float(lr), int(n_steps), log_spaced_checkpoints(int(n_steps), num=config.n_checkpoints,
+                                                           include_zero=True)
+
+
+def _finish(trace: Any, flat: np.ndarray, **fields: Any) -> Trained:
+    """Split off the t = 0 checkpoint as the initial weights."""
+    return Trained(iterations=trace.iterations[1:], weights=flat[1:], train_loss=trace.train_loss[1:],
+                   diverged_at=trace.diverged_at, w_init=flat[0], **fields)
+
+
+def class_count(dataset: Any) -> int:
+    return int(dataset.card.get("n_classes") or 0)
+
+
+def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                    masks: np.ndarray) -> Trained:
+    """Linear heads on the dataset's (fixed) features, every model of the task at once."""
+    n_classes = class_count(dataset)
+    loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
+    beta = float(np.max(smoothness(dataset.X, loss, masks)))
+    lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
+    extra = stabiliser.head_kwargs() if stabiliser is not None else {}
+    n_heads = extra.pop("n_heads", config.n_heads)
+    trace = train_heads(dataset.X, dataset.y, masks=masks, init=head_init(config, stabiliser),
+                        loss=loss, lr=lr,
+                        n_steps=n_steps, checkpoints=checkpoints, batch_size=config.batch_size,
+                        seeds=layout.model_seeds, n_heads=n_heads, **extra)
+    weights = trace.weights["w"]
+    if n_heads > 1:
+        weights = weights.mean(axis=2)
+    flat = weights.reshape(*weights.shape[:2], -1)
+    predictable = (n_classes == 2 and loss in ("logistic", "exponential") and config.batch_size is None
+                   and lr * beta < 2)
+    head_lr = lr / n_heads if extra.get("head_reduction", "mean") == "mean" else lr
+    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="linear",
+                   evaluator=linear_evaluator(loss, n_classes), head_lr=head_lr if predictable else None)
+
+
+def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                         masks: np.ndarray) -> Trained:
+    """Least-squares fine-tuning from the dataset's w0 by batched gradient descent."""
+    extra = stabiliser.quadratic_kwargs() if stabiliser is not None else {}
+    penalty = float(extra.get("l2sp", 0.0)) + float(extra.get("weight_decay", 0.0))
+    beta = float(np.max(smoothness(dataset.X, "squared", masks))) + penalty
+    lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
+    trace = train_quadratic(dataset.X, dataset.y, masks=masks, w0=dataset.arrays["w0"], lr=lr,
+                            n_steps=n_steps, checkpoints=checkpoints, **extra)
+    return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", n_heads=1,
+                   model="linear",
+                   evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)),
+                   weight_decay=float(extra.get("weight_decay", 0.0)))
+
+
+def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
+                   masks: np.ndarray) -> Trained:
+    """Full fine-tuning of the dataset's pre-trained MLP (heads drawn from the seeds), batched.
+
+    ``lr = lr_scale / β̂`` with β̂ the largest Hessian eigenvalue of the full-set loss at the start
+    of the first seed (Lanczos on Hessian-vector products).
+    """
+    n_classes = class_count(dataset)
+    loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
+    model = build_model(dataset.card["architecture"])
+    network = FlatNetwork.of(model, loss)
+    # Every pre-trained array (encoder and the pre-training decoder, which SURT uses); the head has
+    # no pre-trained value (heads are drawn from the seeds) but the trainer wants every name.
+    start = {name: np.zeros(shape) for name, shape in zip(network.names, network.shapes, strict=True)}
+    start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
+                  if name.startswith("w0.")})
+    stabilisers = () if stabiliser is None else (stabiliser,)
+    first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
+                            masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
+                            stabilisers=stabilisers)
+    w_start = network.flatten({name: value.detach().numpy() for name, value in first.params.items()},
+                              lead=1)[0]
+    objective = network.objective(dataset.X, dataset.y)
+    _, hvp = objective_functions(objective, w_start, np.ones(len(dataset.X)))
+    beta = hessian_extreme_eigenvalues(hvp, w_start.size)[1]
+    if not beta > 0:
+        raise ValueError(f"the loss has no positive curvature at the pre-trained weights (β̂ = {beta})")
+    lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
+    trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
+                      loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
+                      batch_size=config.batch_size, stabilisers=stabilisers)
+    l2sp = float(stabiliser.objective_kwargs().get("l2sp", 0.0)) if stabiliser is not None else 0.0
+    flat = network.flatten(trace.weights, lead=2)
+    head = np.zeros(flat.shape[2], dtype=bool)
+    head[network.head_indices()] = True
+    w_pretrained = np.where(head, flat[0], network.flatten(start, lead=0))
+    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss,
+                   n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
+                   evaluator=network.evaluator(), l2sp=l2sp, objective=objective,
+                   w_pretrained=w_pretrained)
+
+
+TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}

@@ -1,0 +1,198 @@
+"""Run tasks in this process, on a local process pool or on Dask, and package each outcome.
+
+Workers only compute; the parent is the one writer of the store (``verify.sweep.runner``).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from verify.run.task import Task, TaskOutput
+from verify.seeding import run_seed
+from verify.sweep.sources import DatasetSource
+
+TaskRunner = Callable[[Task, Any], TaskOutput]
+
+
+def run_id(task_key: str, row: dict[str, Any]) -> int:
+    """A run's primary key: a pure function of its coordinates, the same whoever computes it."""
+    return run_seed(task_key, row["seed"], row["left_out"], row["iteration"])
+
+
+def _card_columns(card: dict[str, Any]) -> dict[str, Any]:
+    params = card.get("params", {})
+    support = card.get("support_indices")
+    return {"kind": card["kind"], "n_samples": card.get("n_samples"), "n_features": card.get("n_features"),
+            "n_classes": card.get("n_classes"), "margin": card.get("margin"), "radius": card.get("radius"),
+            "label_noise": card.get("label_noise", params.get("label_noise")),
+            "distance": card.get("distance"), "n_support": None if support is None else len(support)}
+
+
+def _task_columns(task: Task) -> dict[str, Any]:
+    config = task.config
+    return {"task_key": task.key, "dataset_id": task.dataset_id, "setting": config.setting,
+            "config": config.name, "loss": config.loss, "init": config.init, "lr_scale": config.lr_scale,
+            "n_steps": config.n_steps, "batch_size": config.batch_size, "n_heads": config.n_heads,
+            "stabiliser": task.stabiliser, "stabiliser_params": task.stabiliser_params}
+
+
+_DATASETS: OrderedDict[str, Any] = OrderedDict()
+
+
+_DATASETS_KEPT = 2
+
+
+def _load(source: DatasetSource, dataset_id: str) -> Any:
+    """Per-process cache of the last datasets loaded (tasks of one dataset are submitted together).
+
+    Keyed by id alone: an id is a hash of the generator and its parameters, so it names the same
+    data whichever source produced it.
+    """
+    if dataset_id not in _DATASETS:
+        _DATASETS[dataset_id] = source.load(dataset_id)
+        while len(_DATASETS) > _DATASETS_KEPT:
+            _DATASETS.popitem(last=False)
+    _DATASETS.move_to_end(dataset_id)
+    return _DATASETS[dataset_id]
+
+
+def limit_threads() -> None:
+    """One compute thread per worker process (torch and the BLAS behind numpy); the pool supplies
+    the parallelism. Torch reads the variables when a task first imports it."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    threadpool_limits(1)
+
+
+def execute(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:
+    """Run one task where it lands (worker or parent) and package the outcome for the writer.
+
+    Never raises for a failing task: the outcome is ``status="failed"`` with the traceback, so one
+    broken task cannot stop a sweep or be mistaken for results.
+    """
+    start = time.perf_counter()
+    try:
+        dataset = _load(source, task.dataset_id)
+        output = runner(task, dataset)
+        common = {**_card_columns(dataset.card), **_task_columns(task)}
+        runs = [{**common, **row} for row in output.runs]
+        ids = [run_id(task.key, row) for row in runs]
+        for row, rid in zip(runs, ids, strict=True):
+            row["run_id"] = rid
+        bounds = [{**{k: v for k, v in bound.items() if k != "row"}, "run_id": ids[bound["row"]]}
+                  for bound in output.bounds]
+        return {"status": "done", "task": task.record(), "runs": runs, "bounds": bounds,
+                "card": dataset.card, "seconds": time.perf_counter() - start}
+    except Exception:  # a task's failure is data for the store, not a reason to stop the sweep
+        return {"status": "failed", "task": task.record(), "error": traceback.format_exc(),
+                "seconds": time.perf_counter() - start}
+
+
+def _init_pool_worker() -> None:
+    """Pool workers leave Ctrl-C to the parent, which writes what has arrived and ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+
+
+def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:
+    limit_threads()
+    return execute(task, source, runner)
+
+
+def _run_in_process(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner) -> Iterator[dict]:
+    import torch  # lazy: the ftstab parser imports this module and stays torch-free
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            for task in tasks:
+                yield execute(task, source, runner)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
+                 workers: int) -> Iterator[dict]:
+    context = multiprocessing.get_context("spawn")
+    others = set(multiprocessing.active_children())
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                  initializer=_init_pool_worker)
+    finished = False
+    try:
+        # Only as_completed holds the futures, and it lets go of each once yielded, so results do
+        # not pile up in memory over a long sweep.
+        completed = concurrent.futures.as_completed([pool.submit(execute, task, source, runner)
+                                                     for task in tasks])
+        for future in completed:
+            try:
+                outcome = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                raise RuntimeError("a worker process died (out of memory?); every finished task is "
+                                   "saved, re-run the same command to resume") from None
+            yield outcome
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            # Ctrl-C or the consumer stopped: what is in flight will not be written, so the pool's
+            # workers are ended rather than waited for.
+            _end_pool(pool, set(multiprocessing.active_children()) - others)
+
+
+def _end_pool(pool: concurrent.futures.ProcessPoolExecutor, workers: set) -> None:
+    """Stop ``pool`` now: cancel what is queued, end its ``workers`` and its manager thread.
+
+    A worker ended while sending its result leaves a partial message in the result pipe, and the
+    executor's manager thread then waits for the rest for ever (this process holds the pipe's write
+    end), so the interpreter, which joins that thread at exit, would never exit. Closing the write
+    end once the workers are gone turns that wait into end-of-file, which the executor handles as a
+    broken pool: its thread ends. (``_result_queue`` and ``_executor_manager_thread`` are
+    CPython's; they are read before ``shutdown`` drops them.)
+    """
+    result_queue = pool._result_queue
+    manager = pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join()
+    if result_queue is not None:
+        result_queue._writer.close()
+    if manager is not None:
+        manager.join()
+
+
+def connect_scheduler(address: str, *, timeout: float = 5.0) -> Any:
+    """A ``distributed.Client`` on ``address``; ValueError (naming the address) if it cannot connect."""
+    from distributed import Client
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"scheduler: cannot reach the Dask scheduler at {address} ({exc})") from None
+
+
+def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
+                 client: Any) -> Iterator[dict]:
+    from distributed import as_completed
+    completed = as_completed([client.submit(_execute_in_worker, task, source, runner, pure=False)
+                              for task in tasks])
+    try:
+        for future in completed:
+            outcome = future.result()
+            future.release()
+            yield outcome
+    finally:
+        client.cancel(list(completed.futures))

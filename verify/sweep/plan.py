@@ -1,0 +1,81 @@
+"""Which tasks a sweep runs, and the sweep facts a results file must agree with."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from verify.configs import TrainingConfig
+from verify.run.task import NO_STABILISER, Task, canonical_params, task_is_stochastic
+from verify.store import ResultStore
+
+
+def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[TrainingConfig],
+                stabilisers: Sequence[tuple[str, dict[str, Any]]], *, n_seeds: int,
+                applies: Callable[[str, TrainingConfig, str], bool] | None = None) -> list[Task]:
+    """Cross datasets × configs × stabilisers into tasks, each carrying its seeds.
+
+    Parameters
+    ----------
+    entries : sequence of (dataset_id, kind, n_classes)
+    configs : sequence of TrainingConfig
+        A config trains the datasets it says it trains (``TrainingConfig.trains``).
+    stabilisers : sequence of (name, params)
+        ``("none", {})`` is plain training.
+    n_seeds : int
+        Seeds per stochastic task; deterministic ones get seed 0 only
+        (:func:`verify.run.task.task_is_stochastic`: MHLoss makes a zero-init head config random).
+    applies : callable, optional
+        ``applies(stabiliser_name, config, kind) -> bool``; by default a stabiliser applies to every
+        config with ``with_stabilisers``.
+    """
+    if n_seeds < 1:
+        raise ValueError(f"seeds: must be >= 1, got {n_seeds}")
+    tasks = []
+    for dataset_id, kind, n_classes in entries:
+        for config in configs:
+            if not config.trains(kind, n_classes):
+                continue
+            for name, params in stabilisers:
+                if name != NO_STABILISER and not (
+                        config.with_stabilisers and (applies is None or applies(name, config, kind))):
+                    continue
+                params = canonical_params(params)
+                seeds = tuple(range(n_seeds)) if task_is_stochastic(config, name, params) else (0,)
+                tasks.append(Task(dataset_id, config, name, params, seeds))
+    return tasks
+
+
+def expected_cost(task: Task) -> int:
+    """A rough rank of a task's run time: MLP fine-tuning (2), then heads (1), then quadratic tasks."""
+    config = task.config
+    return 2 if "mlp" in config.kinds else 1 if config.setting == "head" else 0
+
+
+def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict[str, str]:
+    """The sweep facts to record, or ValueError if they contradict what ``store`` already holds.
+
+    A results file describes one sweep: one seed count, and each config name always meaning the
+    same training, or re-runs would mix old and new results under one name.
+    """
+    meta = store.meta()
+    if "n_seeds" in meta and int(meta["n_seeds"]) != n_seeds:
+        raise ValueError(f"seeds: {store.path} holds a sweep with --seeds {meta['n_seeds']}; "
+                         f"use the same value or a new output folder")
+    known = json.loads(meta.get("configs", "{}"))
+    for config in {task.config.name: task.config for task in tasks}.values():
+        definition = config.to_dict()
+        if known.setdefault(config.name, definition) != definition:
+            raise ValueError(f"configs: {store.path} holds config {config.name!r} with another "
+                             f"definition {known[config.name]}; use a new output folder")
+    return {"n_seeds": str(n_seeds), "configs": json.dumps(known, sort_keys=True)}
+
+
+def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | None) -> list[TrainingConfig]:
+    """The configs with ``max_left_out`` overridden (``--max-left-out``), or unchanged for None."""
+    if max_left_out is None:
+        return list(configs)
+    if max_left_out < 0:
+        raise ValueError(f"max-left-out: must be >= 0, got {max_left_out}")
+    return [replace(config, max_left_out=max_left_out) for config in configs]

@@ -1,0 +1,123 @@
+"""Run tasks (dataset × config × stabiliser) in-process, on a local process pool or on Dask, into the store.
+
+Workers only compute; the parent process is the one writer of ``results.sqlite``, and it writes each
+task's rows, bounds, dataset card and ``done`` status in one transaction as soon as the task comes
+back. So a sweep killed at any moment loses at most the tasks in flight, and a re-run (which skips
+tasks marked done and retries failed ones) ends with the same rows as an uninterrupted sweep.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from verify.run.task import Task
+from verify.store import RESULTS_FILE, ResultStore
+from verify.sweep.executors import (
+    TaskRunner,
+    _run_in_process,
+    _run_on_dask,
+    _run_on_pool,
+)
+from verify.sweep.plan import check_sweep, expected_cost
+from verify.sweep.sources import DatasetSource
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: task counts and wall time."""
+
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    seconds: float
+    results: Path
+
+
+def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, n_seeds: int,
+              workers: int | None = None, client: Any = None, runner: TaskRunner | None = None,
+              progress: bool = True) -> SweepSummary:
+    """Run every task not yet done into ``out/results.sqlite``.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        From :func:`build_tasks`.
+    source : DatasetSource
+        Where workers get each task's dataset.
+    out : str or Path
+        Output folder (created).
+    n_seeds : int
+        The sweep's ``--seeds`` (recorded; a re-run must use the same).
+    workers : int or None
+        Local processes; 1 runs in this process; None uses every core. Ignored with ``client``.
+    client : distributed.Client, optional
+        Run on this Dask cluster instead of locally.
+    runner : callable, optional
+        ``runner(task, dataset) -> TaskOutput``; default :func:`verify.run.runner.run_task`.
+    progress : bool
+        Show a tqdm bar with ETA on stderr.
+
+    Returns
+    -------
+    SweepSummary
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After writing every task that had arrived; the store is consistent and resumable.
+    """
+    if runner is None:
+        from verify.run.runner import (
+            run_task as runner,  # lazy: torch loads when a task runs, not with the parser
+        )
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers: must be >= 1, got {workers}")
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with ResultStore(out / RESULTS_FILE) as store:
+        store.set_meta(check_sweep(store, tasks, n_seeds))
+        store.write_datasets(source.cards())
+        done = {key for key, status in store.task_status().items() if status == "done"}
+        # Longest first, so that the pool does not end waiting on one slow task (a stable sort keeps
+        # a dataset's tasks together for the workers' dataset cache); the order never changes a
+        # result (seeds and run ids come from coordinates).
+        pending = sorted((task for task in tasks if task.key not in done), key=expected_cost, reverse=True)
+        if client is not None:
+            outcomes = _run_on_dask(pending, source, runner, client)
+        elif workers == 1 or len(pending) <= 1:
+            outcomes = _run_in_process(pending, source, runner)
+        else:
+            outcomes = _run_on_pool(pending, source, runner, min(workers, len(pending)))
+        counts = {"done": 0, "failed": 0}
+        bar = tqdm(total=len(pending), unit="task", file=sys.stderr, disable=not progress,
+                   dynamic_ncols=True, desc="verify")
+        try:
+            for outcome in outcomes:
+                _write(store, outcome)
+                counts[outcome["status"]] += 1
+                bar.set_postfix(failed=counts["failed"], refresh=False)
+                bar.update()
+        finally:
+            outcomes.close()
+            bar.close()
+    return SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending), done=counts["done"],
+                        failed=counts["failed"], seconds=time.perf_counter() - start,
+                        results=out / RESULTS_FILE)
+
+
+def _write(store: ResultStore, outcome: dict[str, Any]) -> None:
+    if outcome["status"] == "done":
+        store.write_done(outcome["task"], outcome["runs"], outcome["bounds"], seconds=outcome["seconds"],
+                         card=outcome["card"])
+    else:
+        store.write_failed(outcome["task"], error=outcome["error"], seconds=outcome["seconds"])

@@ -1,0 +1,1 @@
+"""What the results say: bounds, corollaries, datasets and stabilisers judged from a results store."""
