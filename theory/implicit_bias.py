@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
+
+from theory.estimators import max_margin_solution, radius
 
 EXPONENTIAL_TAILED = ("exponential", "logistic")
 
@@ -110,3 +113,82 @@ def mean_loss(loss: str, margins: np.ndarray) -> float:
     if loss == "logistic":
         return float(np.mean(np.logaddexp(0.0, -margins)))
     raise ValueError(f"loss must be one of {EXPONENTIAL_TAILED}, got {loss!r}")
+
+
+class SeedSpreadBound(NamedTuple):
+    """Two a priori bounds on the seed spread mean_k ‖u_k(t) − ū(t)‖² of GD heads on one S."""
+
+    midpoint: float
+    contraction: float
+
+
+def seed_spread_bound(Z: np.ndarray, inits: np.ndarray, *, loss: str, lr: float,
+                      iteration: int) -> SeedSpreadBound:
+    """Theorem S: bounds on the seed spread of K heads trained by full-batch GD on the same S.
+
+    Parameters
+    ----------
+    Z : ndarray (n, d)
+        Signed points z_j = y_j x_j of a separable binary training set.
+    inits : ndarray (K, d)
+        The heads' initial weights (one row per seed).
+    loss : {"exponential", "logistic"}
+    lr : float
+        Step η; the bounds need :func:`step_size_condition` for every initial loss.
+    iteration : int >= 1
+
+    Returns
+    -------
+    SeedSpreadBound
+        ``midpoint`` = mean_k M(ε̄_t(w_k(0)), γ)² (Lemmas H.1, H.3 and Theorem H.5 on one set: the
+        spread is at most the mean squared distance to u*). ``contraction`` = spread of the initial
+        weights · (γ / log(1/(κ n max_k Ū_t)))² (GD is non-expansive, Lemma S.1, and the norms grow,
+        Theorem H.5 (v)). +inf where the theorem does not apply (step too large, not separable, or
+        κ n Ū_t >= 1).
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    inits = np.atleast_2d(np.asarray(inits, dtype=np.float64))
+    if inits.shape[1] != Z.shape[1]:
+        raise ValueError(f"inits must have {Z.shape[1]} columns like Z, got {inits.shape[1]}")
+    if int(iteration) < 1:
+        raise ValueError(f"iteration must be >= 1, got {iteration!r}")
+    solution = max_margin_solution(Z)
+    init_losses = [mean_loss(loss, Z @ w) for w in inits]
+    R, n, gamma = radius(Z), len(Z), solution.gamma
+    if not solution.separable or not all(step_size_condition(loss, lr=lr, radius=R, init_loss=value)
+                                         for value in init_losses):
+        return SeedSpreadBound(math.inf, math.inf)
+    gaps, finals = [], []
+    for w, init_loss in zip(inits, init_losses):
+        norm = float(np.linalg.norm(w))
+        gaps.append(margin_gap_bound(loss, n=n, gamma=gamma, radius=R, lr=lr, iteration=int(iteration),
+                                     init_norm=norm, init_loss=init_loss))
+        radii = _reference_radii(gamma, lr, int(iteration), norm)
+        finals.append(float(loss_upper_bound(np.array([int(iteration)]), gamma=gamma, lr=lr,
+                                             init_norm=norm, init_loss=init_loss, radii=radii)[0]))
+    midpoint = float(np.mean([midpoint_direction_bound(gap, gamma) ** 2 for gap in gaps]))
+    kappa = 1.0 if loss == "exponential" else 2.0
+    worst = kappa * n * max(finals)
+    if worst >= 1.0:
+        return SeedSpreadBound(midpoint, math.inf)
+    init_spread = float(np.mean(np.sum((inits - inits.mean(axis=0)) ** 2, axis=1)))
+    return SeedSpreadBound(midpoint, init_spread * (gamma / math.log(1.0 / worst)) ** 2)
+
+
+def measured_contraction_spread_bound(inits: np.ndarray, heads: np.ndarray) -> float:
+    """Theorem S (b) with the measured norms: spread ≤ (1/2K²) Σ_{k,l} 4‖w_k(0) − w_l(0)‖² / (‖w_k‖ + ‖w_l‖)².
+
+    Valid for heads trained by full-batch GD on one S under :func:`step_size_condition` (pairwise
+    distances never grow, Lemma S.1; Dunkl–Williams: ‖a/‖a‖ − b/‖b‖‖ ≤ 2‖a − b‖/(‖a‖ + ‖b‖)). Unlike the
+    a posteriori Theorem H it can fail for heads not so trained.
+    """
+    inits = np.asarray(inits, dtype=np.float64)
+    heads = np.asarray(heads, dtype=np.float64)
+    if inits.shape != heads.shape or inits.ndim != 2:
+        raise ValueError(f"inits and heads must have the same shape (K, d), got {inits.shape} and {heads.shape}")
+    start = np.sum((inits[:, None] - inits[None]) ** 2, axis=-1)
+    norms = np.linalg.norm(heads, axis=1)
+    total = norms[:, None] + norms[None]
+    ratio = np.divide(4.0 * start, total ** 2, out=np.full_like(start, np.inf), where=total > 0)
+    np.fill_diagonal(ratio, 0.0)
+    return float(np.sum(ratio) / (2 * len(heads) ** 2))

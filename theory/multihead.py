@@ -4,9 +4,14 @@ With features fixed, the multi-head objective (1/H) Σ_h L(w_h) (``reduction="me
 (``"sum"``) decouples: each head runs plain GD with step η/H (mean) or η (sum), and the prediction is
 the mean logit, i.e. the linear head w̄ = (1/H) Σ_h w_h. Every gradient of L lies in the row space of X,
 so each head's component in the null space of X stays at its initial value: for i.i.d. N(0, σ²I)
-initialisations the null-space part of w̄ is N(0, (σ²/H) P_null) exactly.
+initialisations the null-space part of w̄ is N(0, (σ²/H) P_null) exactly. The row-space part is
+init-dependent too: its component in span(X) ⊖ span(support vectors) moves only through the
+non-support gradients and keeps an init-dependent limit, so full-rank X does not make the seed
+variance vanish; GD being non-expansive, the row-space variance never exceeds its initial σ² rank X / H.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import null_space
@@ -45,15 +50,31 @@ def mean_head_null_variance(X: np.ndarray, *, init_std: float, n_heads: int) -> 
     return init_std ** 2 * null_space(np.asarray(X, dtype=np.float64)).shape[1] / n_heads
 
 
-def mean_head_direction_variance(X: np.ndarray, y: np.ndarray, *, lr: float, iteration: int,
-                                 init_std: float, n_heads: int, reduction: str = "mean") -> float:
-    """First-order prediction of the seed variance E‖ū − E ū‖² of the mean head's direction.
+class VarianceRange(NamedTuple):
+    """First-order lower and upper values of a seed variance."""
 
-    On separable data the row-space part of every head tends to the init-independent ŵ log t + w̃
-    (theory.asymptotics, with the per-head step); the null-space part is the mean of the H initial
-    null-space parts. To first order in the null-space part ν, ū ≈ c/‖c‖ + (I − ĉĉᵀ)ν/‖c‖ with ν ⊥ c,
-    so E‖ū − E ū‖² ≈ E‖ν‖²/‖c‖² = σ² (d − rank X) / (H ‖c(t)‖²).
+    low: float
+    high: float
+
+
+def mean_head_direction_variance(X: np.ndarray, y: np.ndarray, *, lr: float, iteration: int,
+                                 init_std: float, n_heads: int, reduction: str = "mean") -> VarianceRange:
+    """First-order range of the seed variance E‖ū − E ū‖² of the mean head's direction (Prop. M.3).
+
+    With w̄ = c̄ + ν̄ (row space of X, null space), ν̄ ~ N(0, σ²P_null/H) is independent of c̄(t), and GD
+    is non-expansive, so E‖c̄(t) − E c̄(t)‖² ≤ σ² rank X / H at every t. To first order in the
+    init-dependent part, with ‖E w̄(t)‖ taken from the asymptotic predictor ‖c(t)‖ (theory.asymptotics,
+    per-head step):
+
+        σ² (d − rank X) / (H ‖c(t)‖²)  ≤  E‖ū − E ū‖²  ≤  σ² d / (H ‖c(t)‖²).
+
+    The lower end is the null-space part alone; the upper end adds the row-space part at its initial
+    variance. The former statement, the lower end as the prediction, is 0 for full-rank X although
+    the component in span(X) ⊖ span(support vectors) keeps an init-dependent limit.
     """
     step = per_head_lr(lr, n_heads=n_heads, reduction=reduction)
     row_part = asymptotic_weights(X, y, lr=step, iteration=iteration, reduction="mean")
-    return mean_head_null_variance(X, init_std=init_std, n_heads=n_heads) / float(row_part @ row_part)
+    scale = float(row_part @ row_part)
+    dimension = np.asarray(X).shape[1]
+    return VarianceRange(mean_head_null_variance(X, init_std=init_std, n_heads=n_heads) / scale,
+                         init_std ** 2 * dimension / (n_heads * scale))

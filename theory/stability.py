@@ -103,6 +103,42 @@ def seed_instability(test_accuracy: np.ndarray, *, confidence: float = 0.95, n_r
                         random_state=random_state)
 
 
+def _direction_spread(units: np.ndarray) -> float:
+    return float(np.mean(np.sum((units - units.mean(axis=0)) ** 2, axis=1)))
+
+
+def head_direction_spread(heads: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2000,
+                          random_state: int | np.random.Generator | None = None) -> Estimate:
+    """Seed spread of head directions on one training set, mean_k ‖u_k − ū‖², with a bootstrap CI.
+
+    Parameters
+    ----------
+    heads : ndarray of shape (K, d)
+        One trained head per seed (K >= 2), all on the same training set; u_k = w_k/‖w_k‖ and ū is
+        their mean. The value lies in [0, 1] (it is 1 − ‖ū‖²).
+    confidence, n_resamples, random_state
+        As in :func:`bootstrap_ci`; seeds are resampled with replacement.
+
+    Returns
+    -------
+    Estimate
+    """
+    heads = np.asarray(heads, dtype=np.float64)
+    if heads.ndim != 2 or len(heads) < 2:
+        raise ValueError(f"heads must have shape (K, d) with K >= 2 seeds, got {heads.shape}")
+    units = _unit(heads)
+    seeds = np.arange(len(units), dtype=np.float64)
+
+    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim == 1:
+            return np.float64(_direction_spread(units[index]))
+        return np.apply_along_axis(lambda row: _direction_spread(units[row]), axis, index)
+
+    return bootstrap_ci(seeds, statistic, confidence=confidence, n_resamples=n_resamples,
+                        random_state=random_state)
+
+
 def failed_run_rate(test_accuracy: np.ndarray, majority_accuracy: float | np.ndarray, *,
                     confidence: float = 0.95) -> Estimate:
     """Fraction of seeds whose test accuracy is at or below the majority-class accuracy, with a CI.

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from theory.stability import (bootstrap_ci, failed_run_rate, head_direction_stability,
+from theory.stability import (bootstrap_ci, failed_run_rate, head_direction_spread, head_direction_stability,
                               parameter_stability, pointwise_hypothesis_stability, seed_instability)
 
 
@@ -41,3 +41,17 @@ def test_bootstrap_ci_validates_parameters():
         bootstrap_ci([1.0, 2.0], np.mean, confidence=1.5)
     with pytest.raises(ValueError, match="n_resamples"):
         bootstrap_ci([1.0, 2.0], np.mean, n_resamples=0)
+
+
+def test_head_direction_spread_is_the_mean_squared_distance_to_the_mean_direction():
+    # Two opposite heads: ū = 0, spread 1 (its largest value); equal directions: spread 0.
+    assert head_direction_spread(np.array([[2.0, 0.0], [-1.0, 0.0]])).value == pytest.approx(1.0)
+    same = head_direction_spread(np.array([[1.0, 1.0], [3.0, 3.0], [0.5, 0.5]]))
+    assert same == (pytest.approx(0.0), pytest.approx(0.0), pytest.approx(0.0))
+    heads = np.random.default_rng(0).normal(size=(30, 3)) + np.array([2.0, 0.0, 0.0])
+    units = heads / np.linalg.norm(heads, axis=1, keepdims=True)
+    estimate = head_direction_spread(heads, random_state=1)
+    assert estimate.value == pytest.approx(1.0 - np.sum(units.mean(axis=0) ** 2))
+    assert estimate.low < estimate.value < estimate.high <= 1.0
+    with pytest.raises(ValueError, match="heads"):
+        head_direction_spread(np.ones((1, 3)))

@@ -10,8 +10,9 @@ from theory_helpers import certified_separable, exponential_tailed_gd
 from theory.bounds import BOUNDS
 from theory.context import RunContext
 from theory.estimators import max_margin_solution, normalised_margin, radius
-from theory.implicit_bias import margin_gap_bound, mean_loss, midpoint_direction_bound
-from theory.stability import head_direction_stability
+from theory.implicit_bias import (margin_gap_bound, mean_loss, measured_contraction_spread_bound,
+                                  midpoint_direction_bound, seed_spread_bound)
+from theory.stability import head_direction_spread, head_direction_stability
 
 SEEDS = st.integers(0, 2 ** 32 - 1)
 CHECKPOINTS = (10, 300, 3000)
@@ -161,3 +162,35 @@ def test_a_priori_theorem_h_does_not_apply_to_a_mean_of_heads():
     assert math.isinf(apriori.value(**apriori.estimate_constants(averaged)))
     # The a posteriori bound holds for any unit vectors, so it still applies.
     assert posteriori.assumptions(**posteriori.estimate_constants(averaged)) == []
+
+
+@settings(max_examples=8)
+@given(seed=SEEDS, loss=st.sampled_from(["exponential", "logistic"]), sigma=st.sampled_from([0.1, 0.5]))
+def test_seed_spread_of_gd_heads_is_within_theorem_s(seed, loss, sigma):
+    # K randomly initialised heads on one S: their pairwise distances never grow (GD is non-expansive,
+    # Lemma S.1), and the direction spread is below both a priori bounds, which fall with t.
+    Z, _, _ = certified_separable(seed, n=8, d=3, gamma=0.5, n_support=2)
+    inits = sigma * np.random.default_rng(seed).normal(size=(12, 3))
+    R = radius(Z)
+    init_loss = max(mean_loss(loss, Z @ w) for w in inits)
+    lr = 0.999 * (0.5 / (R ** 2 * init_loss) if loss == "exponential" else
+                  min(2.0 / (R ** 2 * init_loss), 4.0 / R ** 2))
+    checkpoints = (10, 300, 3000)
+    heads, step, previous, bounds = inits.copy(), 0, np.linalg.norm(inits[:, None] - inits[None], axis=-1), []
+    for t in checkpoints:
+        while step < t:  # full-batch GD on the mean loss, all heads at once
+            margins = heads @ Z.T
+            slope = np.exp(-margins) if loss == "exponential" else np.exp(-np.logaddexp(0.0, margins))
+            heads, step = heads + lr * slope @ Z / len(Z), step + 1
+        distances = np.linalg.norm(heads[:, None] - heads[None], axis=-1)
+        assert np.all(distances <= previous * (1 + 1e-9) + 1e-12)
+        previous = distances
+        spread = head_direction_spread(heads, n_resamples=10).value
+        bound = seed_spread_bound(Z, inits, loss=loss, lr=lr, iteration=t)
+        assert spread <= min(bound) + 1e-12, (t, spread, bound)
+        assert spread <= measured_contraction_spread_bound(inits, heads) * (1 + 1e-9) + 1e-12
+        bounds.append(bound)
+    bounds.append(seed_spread_bound(Z, inits, loss=loss, lr=lr, iteration=10 ** 7))
+    for earlier, later in zip(bounds, bounds[1:]):
+        assert later.midpoint <= earlier.midpoint and later.contraction <= earlier.contraction
+    assert math.isfinite(bounds[-1].contraction)
