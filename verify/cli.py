@@ -16,6 +16,8 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("figures", "figures.cli"),
     ("real", "verify.real.cli"),
     ("verdicts", "verify.verdicts.cli"),
+    ("freeze", "verify.golden.freeze_cli"),
+    ("check", "verify.golden.check_cli"),
 )
 
 
