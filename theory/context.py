@@ -41,6 +41,12 @@ class RunContext:
     n_heads : int
         Number of heads H the model trained at once (MHLoss); ``w0``, ``w_full`` and ``w_loo`` are
         then the mean heads, which are not GD iterates of one head with step ``lr``.
+    l2sp_anchor : ndarray or None
+        The point L2-SP pulls toward (flat); None means ``w0``.
+    l2sp_mask, weight_decay_mask : ndarray of bool or None
+        Which flat weights each penalty acts on (None: all). For MLPs the bounds' constants are those
+        of :func:`theory.objective.training_objective`, the data loss plus both penalties on these
+        weights only.
     objective : callable or None
         For MLPs, a torch function ``(w_flat, sample_weights) -> scalar`` returning the weighted mean
         loss ``Σ_j s_j ℓ_j(w) / Σ_j s_j`` (so one-hot weights give one sample's loss).
@@ -63,6 +69,9 @@ class RunContext:
     l2sp: float = 0.0
     weight_decay: float = 0.0
     n_heads: int = 1
+    l2sp_anchor: np.ndarray | None = None
+    l2sp_mask: np.ndarray | None = None
+    weight_decay_mask: np.ndarray | None = None
     objective: Callable | None = None
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
     card: Mapping[str, Any] = field(default_factory=dict)

@@ -54,6 +54,11 @@ class FlatNetwork:
         value = weights[name]
         return int(value.shape[lead]) if value.ndim == lead + len(shape) + 1 else 1
 
+    def group_mask(self, groups: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Boolean mask over the flat weights of the parameters in ``groups`` ("encoder", "head")."""
+        return np.concatenate([np.full(int(np.prod(shape)), name.split(".", 1)[0] in tuple(groups))
+                               for name, shape in zip(self.names, self.shapes, strict=True)])
+
     def head_indices(self) -> np.ndarray:
         sizes = [int(np.prod(shape)) for shape in self.shapes]
         starts = np.cumsum([0, *sizes])

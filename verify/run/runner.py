@@ -75,11 +75,17 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)
-    context = dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
-                   batch_size=config.batch_size, l2sp=trained.l2sp,
-                   weight_decay=trained.weight_decay, objective=trained.objective,
-                   arrays=dataset.arrays, card=dataset.card)
     bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
-                        context=context, setting=config.setting, max_models=config.bound_models,
+                        context=bound_context(trained, dataset, config), setting=config.setting,
+                        max_models=config.bound_models,
                         last_only=config.bound_last_only)
     return TaskOutput(runs=rows, bounds=bounds)
+
+
+def bound_context(trained: Any, dataset: Any, config: Any) -> dict[str, Any]:
+    """The RunContext fields shared by every bounded row of a task (theory.context.RunContext)."""
+    return dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
+                batch_size=config.batch_size, n_heads=trained.n_heads, l2sp=trained.l2sp,
+                weight_decay=trained.weight_decay, l2sp_anchor=trained.l2sp_anchor,
+                l2sp_mask=trained.l2sp_mask, weight_decay_mask=trained.weight_decay_mask,
+                objective=trained.objective, arrays=dataset.arrays, card=dataset.card)

@@ -17,6 +17,7 @@ from verify.run.evaluators import linear_evaluator
 from verify.run.layout import ModelLayout
 from verify.run.network import FlatNetwork
 from verify.run.task import head_init
+from verify.stabilisers.base import GROUPS
 from verify.trainers.checkpoints import log_spaced_checkpoints
 from verify.trainers.head import smoothness, train_heads
 from verify.trainers.mlp import prepare_problem, train_mlp
@@ -44,9 +45,14 @@ class Trained:
         Heads per model actually trained (a stabiliser such as MHLoss may set it).
     model : {"linear", "mlp"}
     evaluator : verify.run.evaluators.Evaluator
-    l2sp : float
+    l2sp, weight_decay : float
+        Penalty strengths of the trained objective.
+    l2sp_anchor, l2sp_mask, weight_decay_mask : ndarray or None
+        Where L2-SP pulls to and which flat weights each penalty acts on (None: w_init / all), so that
+        the bounds' constants are those of the exact trained objective
+        (:func:`theory.objective.training_objective`).
     objective : callable or None
-        RunContext.objective for MLPs.
+        RunContext.objective (the data loss) for MLPs.
     head_lr : float or None
         The step each linear head takes on its own mean loss (``lr``, or ``lr / H`` for MHLoss's
         mean reduction) where Soudry et al.'s asymptotic predictor applies (binary head, logistic
@@ -71,6 +77,9 @@ class Trained:
     evaluator: Any
     l2sp: float = 0.0
     weight_decay: float = 0.0
+    l2sp_anchor: np.ndarray | None = None
+    l2sp_mask: np.ndarray | None = None
+    weight_decay_mask: np.ndarray | None = None
     objective: Any = None
     head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
@@ -165,15 +174,29 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers)
-    l2sp = float(stabiliser.objective_kwargs().get("l2sp", 0.0)) if stabiliser is not None else 0.0
+    penalties = mlp_penalties(network, start, stabiliser)
     flat = network.flatten(trace.weights, lead=2)
     head = np.zeros(flat.shape[2], dtype=bool)
     head[network.head_indices()] = True
     w_pretrained = np.where(head, flat[0], network.flatten(start, lead=0))
     return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss,
                    n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
-                   evaluator=network.evaluator(), l2sp=l2sp, objective=objective,
-                   w_pretrained=w_pretrained)
+                   evaluator=network.evaluator(), objective=objective, w_pretrained=w_pretrained,
+                   **penalties)
+
+
+def mlp_penalties(network: FlatNetwork, start: dict[str, np.ndarray], stabiliser: Any) -> dict[str, Any]:
+    """The penalties of the trained MLP objective as RunContext fields (strengths, anchor, masks).
+
+    The same arguments as :func:`verify.trainers.mlp.make_objective` (a stabiliser's
+    ``objective_kwargs``): L2-SP anchors ``l2sp_groups`` (the encoder by default) to the pre-trained
+    ``start``, weight decay acts on ``weight_decay_groups`` (every parameter by default).
+    """
+    kwargs = stabiliser.objective_kwargs() if stabiliser is not None else {}
+    return dict(l2sp=float(kwargs.get("l2sp", 0.0)), weight_decay=float(kwargs.get("weight_decay", 0.0)),
+                l2sp_anchor=network.flatten(start, lead=0),
+                l2sp_mask=network.group_mask(tuple(kwargs.get("l2sp_groups", ("encoder",)))),
+                weight_decay_mask=network.group_mask(tuple(kwargs.get("weight_decay_groups", GROUPS))))
 
 
 TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}

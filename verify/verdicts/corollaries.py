@@ -133,8 +133,8 @@ COROLLARIES: tuple[Corollary, ...] = (
     Corollary("full_lr_iteration", "full", "lr*iteration", ("lr_scale", "iteration", "n_steps"),
               _lr_times_iteration, "parameter_stability", INCREASE,
               "Theorem F (corrected, docs/theory.md section 9.4): the instability is 0 at T = 0 and "
-              "grows with eta*T towards ||w*_S - w*_S\\i|| <= rho_i / ((n-1) mu'); DESIGN's 'larger "
-              "eta*T stabilises' holds only for DESIGN's looser bound, whose D-term decays",
+              "grows with eta*T towards ||w*_S - w*_S\\i|| <= rho_i / ((n-1) mu'); the first statement's "
+              "'larger eta*T stabilises' holds only for its looser bound, whose D-term decays",
               ()),
     Corollary("full_distance", "full", "distance", ("distance",), _column("distance"),
               "parameter_stability", INCREASE,
