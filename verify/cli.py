@@ -18,6 +18,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("verdicts", "verify.verdicts.cli"),
     ("freeze", "verify.golden.freeze_cli"),
     ("check", "verify.golden.check_cli"),
+    ("report", "figures.report.cli"),
 )
 
 
