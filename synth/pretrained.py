@@ -1,20 +1,54 @@
 """Fine-tuning tasks for a really pre-trained MLP backbone with a teacher at a controlled distance."""
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
 import scipy.special
 
 from synth.dataset import Dataset, base_card
-from synth.validation import check_float, check_int, check_random_state, split_counts
+from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Derived, Interval, Options,
+                              RandomState, Vector, check_fits_in_memory, check_random_state,
+                              split_counts, validate_params)
 
 # The teacher's labels are balanced by sampling per class from a pool of target inputs; the pool
 # grows until every class has enough members, up to this many times the number needed.
 MAX_POOL_FACTOR = 64
 # Temperature of the soft class shares (times the logits' std) used to balance the classes.
 BALANCING_TEMPERATURE = 0.01
+
+PARAMETER_CONSTRAINTS = {
+    "n_classes": [Interval(Integral, 2, None)],
+    "n_samples": [Interval(Integral, Derived("max(2, n_classes)",
+                                             lambda p: max(2, p["n_classes"])), None)],
+    "n_features": [Interval(Integral, 1, None)],
+    "distance": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "hidden": [Vector(Interval(Integral, 1, None), min_length=1)],
+    "domain_shift": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "latent_dim": [Options((None,)),
+                   Interval(Integral, 1, Derived("n_features", lambda p: p["n_features"]))],
+    "source_noise": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "n_source": [Interval(Integral, 2, None)],
+    "pretrain_steps": [Interval(Integral, 1, None)],
+    "pretrain_lr": [Interval(Real, 0.0, MAX_MAGNITUDE, "right")],
+    "mask_rate": [Interval(Real, 0.0, 1.0, "neither")],
+    "pretrain_seed": [Interval(Integral, 0, SEED_BOUND - 1)],
+    "n_test": [Interval(Integral, 1, None)],
+    "random_state": [RandomState()],
+}
+
+
+def estimated_bytes(*, n_samples: int, n_features: int, hidden: list[int], n_classes: int,
+                    n_source: int, n_test: int) -> float:
+    """Peak memory of ``make_pretrained_mlp_task``: the weights with their gradients, Adam
+    moments and flat copies; pre-training activations; the first pool of target inputs."""
+    widths = [n_features, *hidden]
+    weights = (sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:]))
+               + (hidden[-1] + 1) * (n_features + n_classes))
+    activations = n_source * (2 * n_features + sum(hidden))
+    pool = 4 * (n_samples + n_test) * (n_features + sum(hidden) + n_classes)
+    return 8.0 * (10 * weights + 4 * activations + 3 * pool)
 
 
 def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distance: float,
@@ -44,24 +78,25 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
     n_features : int, default=8
         Input dimension, at least 1.
     distance : float
-        delta = ||teacher backbone - pre-trained backbone||, at least 0.
+        delta = ||teacher backbone - pre-trained backbone||, in ``[0, 1e50]``.
     hidden : sequence of int, default=(16, 16)
         Widths of the encoder's hidden layers (at least one layer, each width at least 1).
     n_classes : int, default=2
         At least 2.
     domain_shift : float, default=0.5
-        How far the target input distribution is from the source one, at least 0.
+        How far the target input distribution is from the source one, in ``[0, 1e50]``.
     latent_dim : int, default=None
         Number of latent factors, in ``[1, n_features]``; ``None`` means
         ``max(1, n_features // 4)``.
     source_noise : float, default=0.1
-        Feature noise of source and target inputs, at least 0.
+        Feature noise of source and target inputs, in ``[0, 1e50]``.
     n_source : int, default=1024
         Pre-training inputs, at least 2.
     pretrain_steps : int, default=300
         Full-batch Adam steps of pre-training, at least 1.
     pretrain_lr : float, default=1e-2
-        Adam learning rate of pre-training, positive.
+        Adam learning rate of pre-training, in ``(0, 1e50]``; a rate at which the
+        pre-training loss does not decrease is refused.
     mask_rate : float, default=0.25
         Fraction of input entries hidden per pre-training step, in (0, 1).
     pretrain_seed : int, default=0
@@ -88,22 +123,19 @@ def make_pretrained_mlp_task(n_samples: int = 64, n_features: int = 8, *, distan
                   source_noise=source_noise, n_source=n_source, pretrain_steps=pretrain_steps,
                   pretrain_lr=pretrain_lr, mask_rate=mask_rate, pretrain_seed=pretrain_seed,
                   n_test=n_test, random_state=random_state)
-    n_classes = check_int(n_classes, "n_classes", low=2)
-    n_samples = check_int(n_samples, "n_samples", low=max(2, n_classes))
-    n_features = check_int(n_features, "n_features", low=1)
-    distance = check_float(distance, "distance", low=0.0)
-    widths = _check_hidden(hidden)
-    domain_shift = check_float(domain_shift, "domain_shift", low=0.0)
-    latent_dim = max(1, n_features // 4) if latent_dim is None else latent_dim
-    latent_dim = check_int(latent_dim, "latent_dim", low=1, high=n_features)
-    source_noise = check_float(source_noise, "source_noise", low=0.0)
-    n_source = check_int(n_source, "n_source", low=2)
-    pretrain_steps = check_int(pretrain_steps, "pretrain_steps", low=1)
-    pretrain_lr = check_float(pretrain_lr, "pretrain_lr", low=0.0, low_open=True)
-    mask_rate = check_float(mask_rate, "mask_rate", low=0.0, high=1.0, low_open=True,
-                            high_open=True)
-    pretrain_seed = check_int(pretrain_seed, "pretrain_seed", low=0, high=2**64 - 1)
-    n_test = check_int(n_test, "n_test", low=1)
+    checked = validate_params(PARAMETER_CONSTRAINTS, params)
+    (n_classes, n_samples, n_features, distance, domain_shift, source_noise, n_source,
+     pretrain_steps, pretrain_lr, mask_rate, pretrain_seed, n_test) = (
+        checked[name] for name in ("n_classes", "n_samples", "n_features", "distance",
+                                   "domain_shift", "source_noise", "n_source", "pretrain_steps",
+                                   "pretrain_lr", "mask_rate", "pretrain_seed", "n_test"))
+    widths = [int(width) for width in checked["hidden"]]
+    latent_dim = max(1, n_features // 4) if latent_dim is None else checked["latent_dim"]
+    check_fits_in_memory(
+        estimated_bytes(n_samples=n_samples, n_features=n_features, hidden=widths,
+                        n_classes=n_classes, n_source=n_source, n_test=n_test),
+        f"make_pretrained_mlp_task with n_features={n_features}, hidden={widths}, "
+        f"n_source={n_source}, n_samples={n_samples}")
     seed, rng = check_random_state(random_state)
     params["random_state"] = seed
 
@@ -195,14 +227,6 @@ def _balancing_bias(logits: np.ndarray) -> np.ndarray:
 
     return scipy.optimize.minimize(objective, -logits.mean(axis=0), jac=True,
                                    method="L-BFGS-B").x
-
-
-def _check_hidden(hidden) -> list[int]:
-    if (isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__") or len(hidden) == 0
-            or not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1
-                       for w in hidden)):
-        raise ValueError(f"hidden must be a non-empty sequence of ints >= 1; got {hidden!r}")
-    return [int(w) for w in hidden]
 
 
 def _unflatten(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

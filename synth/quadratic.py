@@ -1,12 +1,45 @@
 """Least-squares fine-tuning tasks: the loss is exactly quadratic around the pre-trained weights."""
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import scipy.linalg
 import scipy.stats
 
 from synth.dataset import Dataset, base_card
-from synth.validation import check_float, check_int, check_random_state, check_spectrum
+from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, MIN_MAGNITUDE, Derived, Interval,
+                              Options, RandomState, check_fits_in_memory, check_random_state,
+                              spectrum_constraints, spectrum_variances, validate_params)
+
+# Declared precision range. teacher - w0 is rounded entry-wise by up to eps * |w0_j|, so the
+# card's exact `distance` is within about 1.1e-16 * w0_norm / distance relative of the requested
+# one: distance >= 1e-9 * w0_norm keeps that below 1e-6 (or distance is exactly 0). Spectra up
+# to MAX_CONDITION keep mu (the smallest eigenvalue) within 1e-6 relative (measured 1e-8).
+DISTANCE_RESOLUTION = 1e-9
+
+PARAMETER_CONSTRAINTS = {
+    "n_features": [Interval(Integral, 1, None)],
+    "n_samples": [Interval(Integral, Derived("n_features + 2", lambda p: p["n_features"] + 2),
+                           None)],
+    "w0_norm": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "distance": [Options((0.0,)),
+                 Interval(Real, Derived(f"max({MIN_MAGNITUDE:g}, {DISTANCE_RESOLUTION:g} * "
+                                        f"w0_norm)",
+                                        lambda p: max(MIN_MAGNITUDE,
+                                                      DISTANCE_RESOLUTION * p["w0_norm"])),
+                          MAX_MAGNITUDE)],
+    "noise": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "spectrum": spectrum_constraints(MAX_CONDITION),
+    "n_test": [Interval(Integral, 1, None)],
+    "random_state": [RandomState()],
+}
+
+
+def estimated_bytes(n_samples: int, n_features: int, n_test: int) -> float:
+    """Peak memory of ``make_quadratic_task``: a few (n + n_test, d) arrays and d x d matrices
+    (measured with tracemalloc: at most 4.6 (n + n_test) d + 5.7 d^2 float64 values)."""
+    return 8.0 * (6 * (n_samples + n_test) * n_features + 8 * n_features**2)
 
 
 def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance: float,
@@ -28,14 +61,16 @@ def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance:
     n_features : int, default=10
         Dimension, at least 1.
     distance : float
-        delta = ||teacher - w0||, at least 0.
+        delta = ||teacher - w0||: 0, or in ``[max(1e-50, 1e-9 w0_norm), 1e50]`` (the range in
+        which the card's exact distance is the requested one to 1e-6 relative).
     noise : float, default=0.0
-        Standard deviation of the target noise, at least 0.
+        Standard deviation of the target noise, in ``[0, 1e50]``.
     spectrum : float or sequence of float, default=None
         Input covariance eigenvalues along random orthonormal axes: ``None`` isotropic (all 1),
-        a condition number ``>= 1`` (geometric decay from 1), or ``n_features`` positive values.
+        a condition number in ``[1, 1e8]`` (geometric decay from 1), or ``n_features`` values
+        in ``[1e-50, 1e50]`` with max/min at most 1e8 (so ``mu`` is exact to 1e-6 relative).
     w0_norm : float, default=1.0
-        ||w0||, at least 0; its direction is uniformly random.
+        ||w0||, in ``[0, 1e50]``; its direction is uniformly random.
     n_test : int, default=256
         Number of held-out points, at least 1.
     random_state : int, numpy.random.Generator or None, default=None
@@ -48,17 +83,20 @@ def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance:
     Raises
     ------
     ValueError
-        If a parameter is outside its allowed range; the message names it.
+        If a parameter is outside its allowed range (the message names it), or if the arrays
+        would not fit in the memory available (the message gives the estimate).
     """
     params = dict(n_samples=n_samples, n_features=n_features, distance=distance, noise=noise,
                   spectrum=spectrum, w0_norm=w0_norm, n_test=n_test, random_state=random_state)
-    n_features = check_int(n_features, "n_features", low=1)
-    n_samples = check_int(n_samples, "n_samples", low=n_features + 2)
-    distance = check_float(distance, "distance", low=0.0)
-    noise = check_float(noise, "noise", low=0.0)
-    variances = check_spectrum(spectrum, n_features)
-    w0_norm = check_float(w0_norm, "w0_norm", low=0.0)
-    n_test = check_int(n_test, "n_test", low=1)
+    checked = validate_params(PARAMETER_CONSTRAINTS, params)
+    n_features, n_samples, distance, noise, w0_norm, n_test = (
+        checked[name] for name in ("n_features", "n_samples", "distance", "noise", "w0_norm",
+                                   "n_test"))
+    distance = float(distance)
+    variances = spectrum_variances(checked["spectrum"], n_features)
+    check_fits_in_memory(estimated_bytes(n_samples, n_features, n_test),
+                         f"make_quadratic_task with n_samples={n_samples}, "
+                         f"n_features={n_features}, n_test={n_test}")
     seed, rng = check_random_state(random_state)
     params["random_state"] = seed
 

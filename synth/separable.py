@@ -24,15 +24,66 @@ and its support set is the same.
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from synth.dataset import Dataset, base_card
-from synth.validation import (check_float, check_int, check_positive_vector, check_random_state,
-                              check_spectrum, split_counts)
+from synth.validation import (MAX_MAGNITUDE, MIN_MAGNITUDE, Derived, Interval, Options,
+                              RandomState, Vector, check_fits_in_memory, check_random_state,
+                              spectrum_constraints, spectrum_variances, split_counts,
+                              validate_params)
 
 # Non-support points sit at margin >= gamma + NON_SUPPORT_GAP * (margin ceiling - gamma), so the
 # support set is unambiguous to any solver working at ~1e-6 relative precision.
 NON_SUPPORT_GAP = 0.05
+# Declared precision range. Rounding in the support points (|x| ~ R) leaves the stored data's
+# exact max margin within about 0.75e-16 * R / gamma relative of the card's (measured by a
+# rigorous primal-dual interval, tests/synth/test_certificate_precision.py): gamma >= 1e-8 R
+# certifies it to 7.4e-8 relative, inside the promised 1e-6 (1e-12 R would give 7.5e-4).
+MIN_MARGIN_RATIO = 1e-8
+# gamma at most this fraction of its ceiling keeps the non-support points at least
+# NON_SUPPORT_GAP * 1e-4 = 5e-6 relative beyond the margin: the support set stays unambiguous
+# at 1e-6.
+MAX_MARGIN_FRACTION = 1.0 - 1e-4
+
+
+def _margin_ceiling(params) -> float:
+    return params["radius"] / np.sqrt(2.0) if params["n_classes"] > 2 else params["radius"]
+
+
+def _least_support(params) -> int:
+    return params["n_classes"] if params["n_classes"] > 2 else 1
+
+
+PARAMETER_CONSTRAINTS = {
+    "n_samples": [Interval(Integral, 2, None)],
+    "n_classes": [Interval(Integral, 2, Derived("n_samples", lambda p: p["n_samples"]))],
+    "n_features": [Interval(Integral, Derived("n_classes if n_classes > 2 else 1",
+                                              _least_support), None)],
+    "radius": [Interval(Real, MIN_MAGNITUDE, MAX_MAGNITUDE)],
+    "margin": [Interval(Real, Derived(f"{MIN_MARGIN_RATIO:g} * radius",
+                                      lambda p: MIN_MARGIN_RATIO * p["radius"]),
+                        Derived(f"{MAX_MARGIN_FRACTION:g} * radius (/ sqrt(2) if n_classes > 2)",
+                                lambda p: MAX_MARGIN_FRACTION * _margin_ceiling(p)))],
+    "class_weights": [Options((None,)),
+                      Vector(Interval(Real, 0.0, None, "neither"),
+                             length=Derived("n_classes", lambda p: p["n_classes"]))],
+    "spectrum": spectrum_constraints(),
+    "label_noise": [Interval(Real, 0.0, 0.5, "left")],
+    "n_support": [Options((None,)),
+                  Interval(Integral, Derived("n_classes if n_classes > 2 else 1", _least_support),
+                           Derived("n_samples - 1", lambda p: p["n_samples"] - 1))],
+    "n_test": [Interval(Integral, 1, None)],
+    "random_state": [RandomState()],
+}
+
+
+def estimated_bytes(n_samples: int, n_features: int, n_test: int) -> float:
+    """Peak memory of ``make_separable``: a few (n + n_test, d) arrays and d x d rotations
+    (measured with tracemalloc: at most 5.3 (n + n_test) d + 4.1 d^2 float64 values)."""
+    rows = n_samples + n_test
+    return 8.0 * (6 * rows * n_features + 6 * n_features**2 + 4 * rows)
 
 
 def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
@@ -69,18 +120,21 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     n_features : int, default=2
         Dimension, at least 1 (binary) or at least ``n_classes`` (multiclass).
     margin : float
-        Certified margin gamma, in ``(0, radius)`` (binary) or ``(0, radius / sqrt(2))``
-        (multiclass).
+        Certified margin gamma, in ``[1e-8 radius, 0.9999 radius]`` (binary) or
+        ``[1e-8 radius, 0.9999 radius / sqrt(2)]`` (multiclass): the range in which the card's
+        margin is the stored data's exact max margin to 1e-6 relative and the support set is
+        unambiguous at 1e-6 (``PARAMETER_CONSTRAINTS``).
     radius : float, default=1.0
-        R = max ||x|| over the training points, attained exactly; positive.
+        R = max ||x|| over the training points, attained exactly; in ``[1e-50, 1e50]``.
     n_classes : int, default=2
         Number of classes, in ``[2, n_samples]``.
     class_weights : sequence of float, default=None
         Positive class proportions (normalised to sum 1); ``None`` is balanced. Training and
         test class counts are the largest-remainder rounding of ``n * weights``.
     spectrum : float or sequence of float, default=None
-        Anisotropy of the non-support points: ``None`` isotropic, a condition number ``>= 1``
-        (variances decay geometrically), or ``n_features`` positive variances.
+        Anisotropy of the non-support points: ``None`` isotropic, a condition number in
+        ``[1, 1e8]`` (variances decay geometrically), or ``n_features`` variances in
+        ``[1e-50, 1e50]`` with max/min at most 1e8.
     label_noise : float, default=0.0
         Fraction of flipped training labels, in ``[0, 0.5)``.
     n_support : int, default=None
@@ -106,25 +160,24 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     Raises
     ------
     ValueError
-        If a parameter is outside its allowed range; the message names it.
+        If a parameter is outside its allowed range (the message names it), or if the arrays
+        would not fit in the memory available (the message gives the estimate).
     """
     params = dict(n_samples=n_samples, n_features=n_features, margin=margin, radius=radius,
                   n_classes=n_classes, class_weights=class_weights, spectrum=spectrum,
                   label_noise=label_noise, n_support=n_support, n_test=n_test,
                   random_state=random_state)
-    n_samples = check_int(n_samples, "n_samples", low=2)
-    n_classes = check_int(n_classes, "n_classes", low=2, high=n_samples)
+    checked = validate_params(PARAMETER_CONSTRAINTS, params)
+    n_samples, n_classes, n_features, radius, margin, label_noise, n_test = (
+        checked[name] for name in ("n_samples", "n_classes", "n_features", "radius", "margin",
+                                   "label_noise", "n_test"))
     multiclass = n_classes > 2
-    n_features = check_int(n_features, "n_features", low=n_classes if multiclass else 1)
-    radius = check_float(radius, "radius", low=0.0, low_open=True)
-    margin_ceiling = radius / np.sqrt(2.0) if multiclass else radius
-    margin = check_float(margin, "margin", low=0.0, high=margin_ceiling, low_open=True,
-                         high_open=True)
-    weights = (np.ones(n_classes) if class_weights is None
-               else check_positive_vector(class_weights, "class_weights", length=n_classes))
-    variances = check_spectrum(spectrum, n_features)
-    label_noise = check_float(label_noise, "label_noise", low=0.0, high=0.5, high_open=True)
-    n_test = check_int(n_test, "n_test", low=1)
+    margin_ceiling = _margin_ceiling(checked)
+    weights = np.ones(n_classes) if class_weights is None else checked["class_weights"]
+    variances = spectrum_variances(checked["spectrum"], n_features)
+    check_fits_in_memory(estimated_bytes(n_samples, n_features, n_test),
+                         f"make_separable with n_samples={n_samples}, n_features={n_features}, "
+                         f"n_test={n_test}")
     seed, rng = check_random_state(random_state)
     params["random_state"] = seed
 
@@ -135,8 +188,8 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
                          f"samples; got counts {counts.tolist()}")
     if n_support is None:
         n_support = max(n_classes, min(n_features, n_samples // 4))
-    n_support = check_int(n_support, "n_support", low=n_classes if multiclass else 1,
-                          high=n_samples - 1)
+    n_support = validate_params({"n_support": PARAMETER_CONSTRAINTS["n_support"][1:]},
+                                {"n_support": n_support}, context=checked)["n_support"]
     support_counts = split_counts(n_support, np.ones(n_classes))
     room = 1 if n_features == (n_classes if multiclass else 1) else n_samples
     if np.any(support_counts > np.minimum(counts, room)):

@@ -1,9 +1,27 @@
-"""Parameter checks shared by the generators: one RNG from ``random_state``, and range checks whose
-``ValueError`` names the parameter and the allowed range (scikit-learn style)."""
+"""One vocabulary of declared parameter constraints (scikit-learn ``_param_validation`` style).
+
+A function declares, per parameter, a list of constraints; a value is valid when it satisfies any
+of them. ``validate_params`` checks the parameters in declaration order and raises one
+``ValueError`` naming the parameter, every allowed form and the value. A bound may depend on
+parameters declared (and checked) earlier: ``Derived("n_features + 2", lambda p: ...)``. Each
+constraint also lists ``invalid_examples`` just outside its bounds, from which the tests generate
+the invalid-parameter cases, so every declared bound is tested to be refused.
+
+Vocabulary: ``Interval`` (int or real, open/closed ends, bounds numbers or ``Derived``),
+``Options`` (a fixed set of values, e.g. ``None`` or strings), ``RandomState`` (int seed in
+``[0, 2**64)``, ``None`` or a numpy ``Generator``), ``Vector`` (a sequence of numbers with a
+length, an element interval and optionally a largest max/min ratio). Also: ``check_random_state``
+(one RNG from ``random_state``), ``check_fits_in_memory`` (refuse sizes that cannot fit, with the
+estimate and the machine's memory), and ``check_int``/``check_float`` shorthands.
+"""
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+from collections import ChainMap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +29,268 @@ import numpy as np
 # drawn here for random_state=None or a Generator lie in [0, 2**63).
 SEED_BOUND = 2**64
 DRAWN_SEED_BOUND = 2**63
+# Magnitudes (radii, distances, norms, noise, variances) are declared within [MIN, MAX]: squares
+# and products of a few of them, summed over up to 10**8 entries, stay finite and normal in float64.
+MIN_MAGNITUDE = 1e-50
+MAX_MAGNITUDE = 1e50
+# Largest condition number of a covariance spectrum: the smallest eigenvalue of X^T X / n computed
+# in float64 is then within about 1e-16 * condition relative (measured 1.0e-8 at 1e8, n <= 100,
+# d <= 30), well inside the 1e-6 that the cards promise.
+MAX_CONDITION = 1e8
+CLOSED = ("both", "left", "right", "neither")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A bound computed from parameters checked before: ``function(params) -> number``."""
+
+    text: str
+    function: Callable[[Mapping[str, Any]], float]
+
+    def value(self, params: Mapping[str, Any]) -> float:
+        return self.function(params)
+
+
+def _bound_value(bound, params):
+    return bound.value(params) if isinstance(bound, Derived) else bound
+
+
+def _bound_text(bound, params) -> str:
+    if isinstance(bound, Derived):
+        return f"{bound.text} = {_format(bound.value(params))}"
+    return _format(bound)
+
+
+def _format(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Numbers of ``type`` (``numbers.Integral`` or ``numbers.Real``) between ``low`` and ``high``.
+
+    ``None`` is an unbounded end; ``closed`` is ``"both"``, ``"left"``, ``"right"`` or
+    ``"neither"``. Real intervals admit finite values only; ints are never bools.
+    """
+
+    type: type
+    low: float | int | Derived | None
+    high: float | int | Derived | None
+    closed: str = "both"
+
+    def __post_init__(self):
+        if self.type not in (numbers.Integral, numbers.Real) or self.closed not in CLOSED:
+            raise TypeError(f"Interval needs type Integral or Real and closed in {CLOSED}")
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        if not (_is_int(value) if self.type is numbers.Integral else _is_real(value)):
+            return False
+        if not _is_int(value) and not math.isfinite(value):
+            return False
+        low, high = _bound_value(self.low, params), _bound_value(self.high, params)
+        if low is not None and (value < low or (value == low and self.closed in ("right",
+                                                                                  "neither"))):
+            return False
+        if high is not None and (value > high or (value == high and self.closed in ("left",
+                                                                                     "neither"))):
+            return False
+        return True
+
+    def convert(self, value):
+        return int(value) if self.type is numbers.Integral else float(value)
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        left = "[" if self.closed in ("both", "left") and self.low is not None else "("
+        right = "]" if self.closed in ("both", "right") and self.high is not None else ")"
+        low = "-inf" if self.low is None else _bound_text(self.low, params)
+        high = "inf" if self.high is None else _bound_text(self.high, params)
+        noun = "an int" if self.type is numbers.Integral else "a float"
+        return f"{noun} in {left}{low}, {high}{right}"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        """Values just outside each finite end, a wrong type and (real) non-finite values."""
+        examples: list[Any] = ["1", True, None]
+        integral = self.type is numbers.Integral
+        for bound, side, is_closed in ((self.low, -1, self.closed in ("both", "left")),
+                                       (self.high, 1, self.closed in ("both", "right"))):
+            value = _bound_value(bound, params)
+            if value is None or not math.isfinite(value):
+                continue
+            if integral:
+                edge = math.floor(value) + 1 if side > 0 else math.ceil(value) - 1
+                examples.append(edge if is_closed or edge != value else int(value))
+                if not is_closed and float(value).is_integer():
+                    examples.append(int(value))
+            else:
+                examples.append(float(np.nextafter(value, side * np.inf)) if is_closed
+                                else float(value))
+        if integral:
+            examples.append(2.5)
+        else:
+            examples += [math.nan, math.inf, -math.inf]
+        return examples
+
+
+@dataclass(frozen=True)
+class Options:
+    """Exactly one of ``values`` (compared with ``==``, same type; e.g. ``None``, strings, 0.0)."""
+
+    values: tuple
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        return any(value is option or (type(value) is type(option) and value == option)
+                   or (_is_real(value) and _is_real(option) and value == option)
+                   for option in self.values)
+
+    def convert(self, value):
+        return value
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        shown = ", ".join(repr(option) for option in self.values)
+        return shown if len(self.values) == 1 else f"one of {{{shown}}}"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        return ["not an option"]
+
+
+@dataclass(frozen=True)
+class RandomState:
+    """An int seed in ``[0, 2**64)``, ``None`` (fresh entropy) or a ``numpy.random.Generator``."""
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        return (value is None or isinstance(value, np.random.Generator)
+                or (_is_int(value) and 0 <= value < SEED_BOUND))
+
+    def convert(self, value):
+        return value
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        return "an int in [0, 2**64), None or a numpy Generator"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        return [-1, SEED_BOUND, "seed", 1.5, True]
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A sequence (not a string) of numbers, each in ``element``, converted to a numpy array.
+
+    ``length`` fixes the length (a number or ``Derived``); otherwise it is at least
+    ``min_length``. ``max_ratio`` bounds max/min of the elements.
+    """
+
+    element: Interval
+    length: int | Derived | None = None
+    min_length: int = 1
+    max_ratio: float | None = None
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            return False
+        items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
+        if isinstance(value, np.ndarray) and value.ndim != 1:
+            return False
+        length = _bound_value(self.length, params)
+        if (len(items) != length) if length is not None else len(items) < self.min_length:
+            return False
+        items = [item.item() if isinstance(item, np.generic) else item for item in items]
+        if not all(self.element.is_satisfied_by(item, params) for item in items):
+            return False
+        return self.max_ratio is None or not items or max(items) <= self.max_ratio * min(items)
+
+    def convert(self, value):
+        dtype = np.int64 if self.element.type is numbers.Integral else np.float64
+        return np.asarray(value, dtype=dtype).reshape(-1)
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        length = _bound_value(self.length, params)
+        size = (f"{_bound_text(self.length, params)}" if length is not None
+                else f"at least {self.min_length}")
+        ratio = "" if self.max_ratio is None else f" with max/min <= {self.max_ratio:g}"
+        return f"a sequence of {size} numbers, each {self.element.describe(params)}{ratio}"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        length = _bound_value(self.length, params)
+        size = length if length is not None else self.min_length
+        valid = next((x for x in _probe_values(self.element, params)
+                      if self.element.is_satisfied_by(x, params)), None)
+        examples: list[Any] = ["1", 3.0, [valid] * (size + 1)]
+        if size > 0:
+            examples.append([valid] * (size - 1) if length is not None or size > 1 else [])
+            examples += [[bad] + [valid] * (size - 1)
+                         for bad in self.element.invalid_examples(params)
+                         if not isinstance(bad, str)]
+        if self.max_ratio is not None and valid is not None and size >= 2:
+            examples.append([valid] + [valid * self.max_ratio * 2] * (size - 1))
+        return examples
+
+
+def _probe_values(interval: Interval, params):
+    """A few candidate valid values of an interval (its ends and midpoint-like values)."""
+    low, high = _bound_value(interval.low, params), _bound_value(interval.high, params)
+    candidates = [value for value in (low, high) if value is not None]
+    if low is not None and high is not None:
+        candidates.append(math.sqrt(low * high) if low > 0 else (low + high) / 2)
+    candidates += [1, 1.0, 2]
+    return [int(v) if interval.type is numbers.Integral and float(v).is_integer() else v
+            for v in candidates]
+
+
+Constraint = Interval | Options | RandomState | Vector
+
+
+def validate_params(constraints: Mapping[str, Sequence[Constraint]], values: Mapping[str, Any],
+                    *, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Check ``values`` against the declared ``constraints`` in declaration order.
+
+    ``context`` holds values validated before (``Derived`` bounds may use them).
+
+    Returns
+    -------
+    dict
+        The validated values (ints as ``int``, reals as ``float``, vectors as arrays), in
+        declaration order; ``Derived`` bounds see the values validated before them.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> must be <allowed form> [or <allowed form>]; got <value>"``.
+    """
+    validated: dict[str, Any] = {}
+    known = ChainMap(validated, dict(context or {}))
+    for name, allowed in constraints.items():
+        value = values[name]
+        for constraint in allowed:
+            if constraint.is_satisfied_by(value, known):
+                validated[name] = constraint.convert(value)
+                break
+        else:
+            forms = " or ".join(constraint.describe(known) for constraint in allowed)
+            raise ValueError(f"{name} must be {forms}; got {value!r}")
+    return validated
+
+
+def check_int(value, name: str, *, low: int, high: int | None = None) -> int:
+    """Check that ``value`` is an int in ``[low, high]`` (``high=None``: no upper bound)."""
+    return validate_params({name: [Interval(numbers.Integral, low, high)]}, {name: value})[name]
+
+
+def check_float(value, name: str, *, low: float, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """Check that ``value`` is a finite real number in the given interval."""
+    closed = {(False, False): "both", (False, True): "left", (True, False): "right",
+              (True, True): "neither"}[(low_open, high_open)]
+    high = None if high is not None and high == np.inf else high
+    return validate_params({name: [Interval(numbers.Real, low, high, closed)]},
+                           {name: value})[name]
 
 
 def resolve_seed(random_state: int | np.random.Generator | None) -> int:
@@ -28,17 +308,13 @@ def resolve_seed(random_state: int | np.random.Generator | None) -> int:
     int
         A seed in ``[0, 2**64)``.
     """
+    random_state = validate_params({"random_state": [RandomState()]},
+                                   {"random_state": random_state})["random_state"]
     if random_state is None:
         return int(np.random.default_rng().integers(DRAWN_SEED_BOUND))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(DRAWN_SEED_BOUND))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if not 0 <= random_state < SEED_BOUND:
-            raise ValueError(f"random_state must be an int in [0, 2**64), None or a "
-                             f"numpy Generator; got {random_state}")
-        return int(random_state)
-    raise ValueError(f"random_state must be an int in [0, 2**64), None or a numpy Generator; "
-                     f"got {random_state!r}")
+    return int(random_state)
 
 
 def check_random_state(random_state: int | np.random.Generator | None
@@ -48,52 +324,63 @@ def check_random_state(random_state: int | np.random.Generator | None
     return seed, np.random.default_rng(seed)
 
 
-def check_int(value, name: str, *, low: int, high: int | None = None) -> int:
-    """Check that ``value`` is an int in ``[low, high]`` (``high=None``: no upper bound)."""
-    allowed = f"[{low}, {'inf' if high is None else high}]"
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an int in {allowed}; got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be an int in {allowed}; got {value}")
-    return int(value)
+def check_fits_in_memory(n_bytes: float, what: str) -> None:
+    """Refuse work whose estimated peak memory exceeds the memory available now.
+
+    Raises
+    ------
+    ValueError
+        ``"<what>: needs about <estimate> of memory; this machine has <available> available
+        (<total> total)"``.
+    """
+    import psutil
+
+    memory = psutil.virtual_memory()
+    if n_bytes > memory.available:
+        raise ValueError(f"{what}: needs about {_bytes(n_bytes)} of memory; this machine has "
+                         f"{_bytes(memory.available)} available ({_bytes(memory.total)} total)")
 
 
-def check_float(value, name: str, *, low: float, high: float = np.inf,
-                low_open: bool = False, high_open: bool = False) -> float:
-    """Check that ``value`` is a finite real number in the given interval."""
-    allowed = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number in {allowed}; got {value!r}")
-    below = value <= low if low_open else value < low
-    above = value >= high if high_open else value > high
-    if below or above:
-        raise ValueError(f"{name} must be in {allowed}; got {value}")
-    return float(value)
+def _bytes(n_bytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def spectrum_variances(spectrum, n_features: int) -> np.ndarray:
+    """Feature variances along the principal axes from a validated ``spectrum`` (see
+    ``spectrum_constraints``): ``None`` is isotropic, a number ``k`` a condition number
+    (variances decay geometrically from 1 to ``1/k``), a sequence the variances themselves."""
+    if spectrum is None:
+        return np.ones(n_features)
+    if isinstance(spectrum, float):
+        return np.geomspace(1.0, 1.0 / spectrum, n_features) if n_features > 1 else np.ones(1)
+    return np.asarray(spectrum, dtype=float)
+
+
+def check_spectrum(spectrum, n_features: int) -> np.ndarray:
+    """Validate ``spectrum`` (``spectrum_constraints(MAX_CONDITION)``) and return its variances."""
+    checked = validate_params({"n_features": [Interval(numbers.Integral, 1, None)],
+                               "spectrum": spectrum_constraints(MAX_CONDITION)},
+                              {"n_features": n_features, "spectrum": spectrum})
+    return spectrum_variances(checked["spectrum"], n_features)
 
 
 def check_positive_vector(value, name: str, *, length: int) -> np.ndarray:
     """Check a sequence of ``length`` finite positive numbers and return it as float64."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must be a sequence of {length} positive numbers; got {value!r}")
-    array = np.asarray(value, dtype=float) if len(value) else np.empty(0)
-    if array.shape != (length,) or not np.all(np.isfinite(array)) or not np.all(array > 0):
-        raise ValueError(f"{name} must be a sequence of {length} finite positive numbers; "
-                         f"got {list(value)!r}")
-    return array
+    constraint = Vector(Interval(numbers.Real, 0.0, None, "neither"), length=length)
+    return validate_params({name: [constraint]}, {name: value})[name]
 
 
-def check_spectrum(spectrum, n_features: int) -> np.ndarray:
-    """Feature variances along the principal axes, largest first.
-
-    ``None`` is isotropic; a number ``k >= 1`` is a condition number (variances decay
-    geometrically from 1 to ``1/k``); a sequence gives the ``n_features`` variances themselves.
-    """
-    if spectrum is None:
-        return np.ones(n_features)
-    if isinstance(spectrum, numbers.Real) and not isinstance(spectrum, bool):
-        condition = check_float(spectrum, "spectrum", low=1.0)
-        return np.geomspace(1.0, 1.0 / condition, n_features) if n_features > 1 else np.ones(1)
-    return check_positive_vector(spectrum, "spectrum", length=n_features)
+def spectrum_constraints(max_condition: float = MAX_CONDITION) -> list[Constraint]:
+    """``spectrum``: ``None``, a condition number in ``[1, max_condition]``, or ``n_features``
+    variances in ``[MIN_MAGNITUDE, MAX_MAGNITUDE]`` with max/min at most ``max_condition``."""
+    return [Options((None,)), Interval(numbers.Real, 1.0, max_condition),
+            Vector(Interval(numbers.Real, MIN_MAGNITUDE, MAX_MAGNITUDE),
+                   length=Derived("n_features", lambda p: p["n_features"]),
+                   max_ratio=max_condition)]
 
 
 def split_counts(total: int, weights: np.ndarray) -> np.ndarray:
