@@ -15,7 +15,9 @@ from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, MIN_MAGNITUDE, Deriv
 # Declared precision range. teacher - w0 is rounded entry-wise by up to eps * |w0_j|, so the
 # card's exact `distance` is within about 1.1e-16 * w0_norm / distance relative of the requested
 # one: distance >= 1e-9 * w0_norm keeps that below 1e-6 (or distance is exactly 0). Spectra up
-# to MAX_CONDITION keep mu (the smallest eigenvalue) within 1e-6 relative (measured 1e-8).
+# to MAX_CONDITION are necessary but not sufficient: with n_samples close to n_features the
+# sample Hessians are worse conditioned than the spectrum, so a sample whose beta / mu_loo
+# exceeds MAX_CONDITION is refused (mu and mu_loo then hold to about 1e-16 * MAX_CONDITION).
 DISTANCE_RESOLUTION = 1e-9
 
 PARAMETER_CONSTRAINTS = {
@@ -83,8 +85,10 @@ def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance:
     Raises
     ------
     ValueError
-        If a parameter is outside its allowed range (the message names it), or if the arrays
-        would not fit in the memory available (the message gives the estimate).
+        If a parameter is outside its allowed range (the message names it), if the arrays
+        would not fit in the memory available (the message gives the estimate), or if the
+        sampled Hessians are too ill-conditioned (beta / mu_loo > 1e8) for mu_loo to hold to
+        1e-6.
     """
     params = dict(n_samples=n_samples, n_features=n_features, distance=distance, noise=noise,
                   spectrum=spectrum, w0_norm=w0_norm, n_test=n_test, random_state=random_state)
@@ -118,6 +122,12 @@ def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance:
                               / (n_samples - 1), subset_by_index=[0, 0])[0]
         for i in range(n_samples))
 
+    sample_condition = hessian_eigenvalues[-1] / loo_smallest if loo_smallest > 0 else np.inf
+    if not sample_condition <= MAX_CONDITION:
+        raise ValueError(f"n_samples={n_samples}, n_features={n_features}: the sampled Hessians "
+                         f"are too ill-conditioned to certify mu_loo to 1e-6 (beta / mu_loo = "
+                         f"{sample_condition:.3g} > {MAX_CONDITION:g}); use more samples or a "
+                         f"smaller spectrum condition number")
     card = base_card(kind="quadratic", generator=make_quadratic_task, params=params, seed=seed,
                      X=X, y=y, X_test=X_test, n_classes=0)
     card.update({

@@ -34,8 +34,8 @@ DRAWN_SEED_BOUND = 2**63
 MIN_MAGNITUDE = 1e-50
 MAX_MAGNITUDE = 1e50
 # Largest condition number of a covariance spectrum: the smallest eigenvalue of X^T X / n computed
-# in float64 is then within about 1e-16 * condition relative (measured 1.0e-8 at 1e8, n <= 100,
-# d <= 30), well inside the 1e-6 that the cards promise.
+# in float64 is within about 1e-16 * condition relative of the exact one (measured against
+# singular values: 3.6e-8 at 1e8, 2.0e-6 at 1e10, 4e-4 at 1e12), inside the promised 1e-6.
 MAX_CONDITION = 1e8
 CLOSED = ("both", "left", "right", "neither")
 
