@@ -94,8 +94,9 @@ def quadratic_extremes(draw):
                                                                    MAX_CONDITION),
                                log_uniform(1.0, MAX_CONDITION)))
     inner = draw(st.lists(st.floats(0.0, 1.0), min_size=n_features, max_size=n_features))
-    spectrum = draw(st.sampled_from([
-        condition, [scale * condition ** -value for value in [0.0, *inner[2:], 1.0][-n_features:]]]))
+    exponents = [0.0, *inner[2:], 1.0][-n_features:]  # both ends of the allowed ratio
+    spectrum = draw(st.sampled_from([condition,
+                                     [scale * condition ** -value for value in exponents]]))
     w0_norm = draw(st.one_of(st.just(0.0), log_uniform(MIN_MAGNITUDE, MAX_MAGNITUDE)))
     low = max(MIN_MAGNITUDE, 1e-9 * w0_norm)
     distance = draw(st.one_of(st.just(0.0), log_uniform(low, MAX_MAGNITUDE)))

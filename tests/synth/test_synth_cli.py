@@ -113,7 +113,8 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(grid, tmp_path)
     assert main(["synth", "--grid", str(grid), "--out", str(out)]) == 0
     assert not stale.exists()
     assert live.is_dir() and foreign.is_dir()
-    assert not [p for p in out.iterdir() if p.name.startswith(".staging-") and p not in (live, foreign)]
+    staging = {path for path in out.iterdir() if path.name.startswith(".staging-")}
+    assert staging == {live, foreign}
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
