@@ -19,6 +19,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("freeze", "verify.golden.freeze_cli"),
     ("check", "verify.golden.check_cli"),
     ("report", "figures.report.cli"),
+    ("check-bound", "theory.testing.cli"),
 )
 
 

@@ -15,6 +15,11 @@ from theory.context import RunContext
 
 
 class BousquetElisseeff(BoundTerms):
+    """Proposition F.5: the regularised-ERM gap carried to T steps.
+
+    Monotone: increasing in rho, D; decreasing in n.
+    """
+
     name = "bousquet_elisseeff"
     setting = "full"
     measure = "parameter_stability"

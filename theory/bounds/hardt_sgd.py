@@ -28,6 +28,11 @@ def _constants(run: RunContext) -> dict[str, float]:
 
 
 class HardtSGDConvex(BoundTerms):
+    """Hardt, Recht & Singer, convex: 2ηTL/n.
+
+    Monotone: increasing in lipschitz, iteration, lr; decreasing in n.
+    """
+
     name = "hardt_sgd_convex"
     setting = "full"
     measure = "parameter_stability"
@@ -61,6 +66,11 @@ class HardtSGDConvex(BoundTerms):
 
 
 class HardtSGDStronglyConvex(HardtSGDConvex):
+    """Hardt, Recht & Singer, m-strongly convex: 2L(1 − (1 − ηm)^T)/(nm).
+
+    Monotone: increasing in lipschitz, iteration; decreasing in n, strong_convexity.
+    """
+
     name = "hardt_sgd_strongly_convex"
     step_limit = 1.0
 

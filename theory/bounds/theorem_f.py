@@ -73,6 +73,11 @@ def theorem_f_value(**constants: float) -> float:
 
 
 class TheoremF(BoundTerms):
+    """Theorem F, the parameter form.
+
+    Monotone: increasing in rho, D, delta_H; decreasing in n, mu, mu_loo.
+    """
+
     name = "theorem_f"
     setting = "full"
     measure = "parameter_stability"

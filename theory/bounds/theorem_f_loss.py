@@ -27,6 +27,11 @@ def segment_lipschitz(run: RunContext) -> float:
 
 
 class TheoremFLoss(TheoremF):
+    """Theorem F, the loss form (G_i times each term of Theorem F).
+
+    Monotone: increasing in rho, D, delta_H, lipschitz; decreasing in n, mu, mu_loo.
+    """
+
     name = "theorem_f_loss"
     measure = "pointwise_hypothesis_stability"
     constants = TheoremF.constants + ("lipschitz",)

@@ -14,6 +14,11 @@ from theory.implicit_bias import midpoint_direction_bound
 
 
 class TheoremH(BoundTerms):
+    """Theorem H, a posteriori (from the trained heads' margins).
+
+    Monotone: increasing in support_term; decreasing in margin_full, margin_loo.
+    """
+
     name = "theorem_h"
     setting = "head"
     measure = "head_direction_stability"

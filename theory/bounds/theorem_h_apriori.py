@@ -14,6 +14,11 @@ from theory.implicit_bias import margin_gap_bound, midpoint_direction_bound, ste
 
 
 class TheoremHApriori(BoundTerms):
+    """Theorem H, a priori (from the data and (η, t)).
+
+    Monotone: increasing in support_term.
+    """
+
     name = "theorem_h_apriori"
     setting = "head"
     measure = "head_direction_stability"
