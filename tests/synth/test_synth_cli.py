@@ -129,3 +129,35 @@ def test_written_files_follow_the_umask(grid, tmp_path, umask):
     modes = {path.name: path.stat().st_mode & 0o777 for path in out.iterdir()}
     assert len(modes) == 7
     assert set(modes.values()) == {0o666 & ~umask}
+
+
+FAST_THEN_SLOW = """
+[[block]]
+generator = "make_quadratic_task"
+fixed = { n_samples = 12, n_features = 2, distance = 0.5, n_test = 4 }
+
+[[block]]
+generator = "make_quadratic_task"
+fixed = { n_samples = 4000, n_features = 60, distance = 0.5, n_test = 4 }
+"""
+
+
+def test_sigkill_during_synth_leaves_a_staging_folder_that_the_next_run_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    grid, out = tmp_path / "slow.toml", tmp_path / "out"
+    grid.write_text(FAST_THEN_SLOW)
+    child = subprocess.Popen([sys.executable, "-m", "verify.cli", "synth", "--grid", str(grid),
+                              "--out", str(out)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(out.glob(".staging-*/*.json")):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)  # while the second dataset is being generated
+    child.wait()
+    assert [path.name.split("-")[1] for path in out.glob(".staging-*")] == [str(child.pid)]
+    assert not (out / "index.json").exists()
+    grid.write_text(FAST_THEN_SLOW.split("\n\n[[block]]")[0])
+    assert main(["synth", "--grid", str(grid), "--out", str(out)]) == 0
+    assert not list(out.glob(".staging-*")) and (out / "index.json").exists()
