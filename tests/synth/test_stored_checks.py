@@ -238,3 +238,18 @@ def test_an_index_that_disagrees_with_a_card_or_misses_an_id_is_refused(data):
         load_dataset("../data/x", folder)
     with pytest.raises(ValueError, match="index.json: not found"):
         check_data_folder(folder / "..")
+
+
+def test_check_data_folder_reads_each_archive_once(data, monkeypatch):
+    from synth import checks
+    folder, ids = data
+    opened = []
+    real_load = np.load
+
+    def counting_load(path, *args, **kwargs):
+        opened.append(path)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(checks.np, "load", counting_load)
+    check_data_folder(folder)
+    assert sorted(opened) == sorted(folder / f"{dataset_id}.npz" for dataset_id in ids.values())

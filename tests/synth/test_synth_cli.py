@@ -61,6 +61,12 @@ def test_list_smoke_grid(capsys):
      'vary = { label_noise = [0.0, 0.5] }\n', None, "label_noise"),
     ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 0.1, colour = 1 }\n', None,
      "'colour'"),
+    ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 1e-300 }\n', None,
+     "margin must be a float in [1e-08 * radius"),
+    ('[[block]]\ngenerator = "make_quadratic_task"\nfixed = { distance = 1e300 }\n', None,
+     "distance must be 0.0 or a float in"),
+    ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 0.1, n_samples = 1000000000000 '
+     '}\n', None, "needs about"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, grid_text,
                                                             argv_grid, message):
