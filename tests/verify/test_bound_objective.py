@@ -68,3 +68,16 @@ def test_bound_objective_is_the_trained_objective(pretrained_mlp, name, params):
     (gradient,) = torch.autograd.grad(bound_objective(w, torch.ones(12, dtype=torch.float64)), w)
     step = (trained.w_init[full] - trained.weights[0, full]) / trained.lr
     np.testing.assert_allclose(step, gradient.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_a_priori_theorem_h_reports_mean_heads_outside_its_assumptions():
+    from synth.separable import make_separable
+    from verify.run.runner import run_task
+    dataset = make_separable(12, 3, margin=0.3, radius=1.0, random_state=0)
+    config = TrainingConfig(name="test_head_gd", setting="head", kinds=("separable",), loss="logistic",
+                            init="zero", lr_scale=1.0, n_steps=50, n_checkpoints=2, max_left_out=2)
+    for stabiliser, params, expected in (("none", "{}", False),
+                                         ("mhloss", '{"n_heads":3,"reduction":"mean"}', True)):
+        output = run_task(Task(dataset.id, config, stabiliser, params), dataset)
+        apriori = [b for b in output.bounds if b["bound"] == "theorem_h_apriori"]
+        assert apriori and all(("single_head" in b["violated"]) == expected for b in apriori)
