@@ -6,7 +6,7 @@ computed in exact rational arithmetic: the certified direction gives a lower bou
 duality: for unit w, min_i z_i . w <= the l-weighted mean of z_j . w <= |mean of z_j|). The card's
 margin must lie in it and the interval must be narrower than 1e-6 relative. Least squares: the
 card's mu, beta, mu_loo against singular values (error ~ eps sqrt(k), not eps k), distance
-against the request, D against a refined least-squares solution.
+exact and against the request, D against a refined least-squares solution.
 """
 from fractions import Fraction
 
@@ -98,8 +98,8 @@ def quadratic_extremes(draw):
     spectrum = draw(st.sampled_from([condition,
                                      [scale * condition ** -value for value in exponents]]))
     w0_norm = draw(st.one_of(st.just(0.0), log_uniform(MIN_MAGNITUDE, MAX_MAGNITUDE)))
-    low = max(MIN_MAGNITUDE, 1e-9 * w0_norm)
-    distance = draw(st.one_of(st.just(0.0), log_uniform(low, MAX_MAGNITUDE)))
+    distance = draw(st.one_of(st.just(0.0), log_uniform(MIN_MAGNITUDE, MAX_MAGNITUDE),
+                              st.floats(0.0, MAX_MAGNITUDE)))
     return dict(n_samples=draw(st.integers(n_features + 2, 40)), n_features=n_features,
                 distance=distance, noise=draw(st.one_of(st.just(0.0), log_uniform(1e-30, 1e30))),
                 spectrum=spectrum, w0_norm=w0_norm, n_test=4,
@@ -123,7 +123,9 @@ def test_least_squares_constants_hold_to_1e_6_in_the_declared_range(params):
     assert card["beta"] == pytest.approx(singular[0] ** 2 / n, rel=PRECISION)
     loo = min(scipy.linalg.svdvals(np.delete(X, i, axis=0))[-1] ** 2 for i in range(n)) / (n - 1)
     assert card["mu_loo"] == pytest.approx(loo, rel=PRECISION)
-    assert card["distance"] == pytest.approx(params["distance"], rel=PRECISION)
+    assert card["distance"] == np.linalg.norm(dataset.arrays["teacher"] - dataset.arrays["w0"])
+    assert abs(card["distance"] - params["distance"]) <= (PRECISION * params["distance"]
+                                                         + 1e-15 * params["w0_norm"])
     w_star = dataset.arrays["w_star"]
     refined = w_star + scipy.linalg.lstsq(X, dataset.y - X @ w_star)[0]
     exact_D = np.linalg.norm(dataset.arrays["w0"] - refined)

@@ -64,7 +64,7 @@ def test_list_smoke_grid(capsys):
     ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 1e-300 }\n', None,
      "margin must be a float in [1e-08 * radius"),
     ('[[block]]\ngenerator = "make_quadratic_task"\nfixed = { distance = 1e300 }\n', None,
-     "distance must be 0.0 or a float in"),
+     "distance must be a float in [0, 1e+50]"),
     ('[[block]]\ngenerator = "make_separable"\nfixed = { margin = 0.1, n_samples = 1000000000000 '
      '}\n', None, "needs about"),
 ])
