@@ -28,6 +28,7 @@ ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{12}")
 # Relative tolerance of facts recomputed from the arrays (norms, margins): the generators compute
 # them with the same float64 expressions, so they agree to a few roundings.
 RECHECK_RTOL = 1e-12
+JSON_TYPE_NAMES = {str: "string", int: "integer", dict: "object", list: "array"}
 CARD_TYPES: dict[str, type] = {
     "id": str, "kind": str, "generator": str, "params": dict, "n_samples": int,
     "n_features": int, "n_classes": int, "class_counts": list, "n_test": int, DIGEST_KEY: dict,
@@ -60,8 +61,8 @@ def read_card(card_path: Path) -> dict[str, Any]:
             raise ValueError(f"{card_path}: card has no {key!r} (written by an older ftstab? "
                              f"regenerate with `ftstab synth`)")
         if not isinstance(card[key], kind) or isinstance(card[key], bool):
-            raise ValueError(f"{card_path}: card key {key!r} must be a {kind.__name__}; got "
-                             f"{card[key]!r}")
+            raise ValueError(f"{card_path}: card key {key!r} must be a JSON "
+                             f"{JSON_TYPE_NAMES[kind]}; got {card[key]!r}")
     generator = GENERATORS.get(card["generator"])
     if generator is None:
         raise ValueError(f"{card_path}: unknown generator {card['generator']!r} (known: "

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from synth.atomic import write_json_atomic, write_npz_atomic
-from synth.checks import MAIN_ARRAYS, check_dataset_id, read_dataset_files
+from synth.checks import JSON_TYPE_NAMES, MAIN_ARRAYS, check_dataset_id, read_dataset_files
 from synth.dataset import Dataset
 from synth.digest import DIGEST_KEY, with_digest
 
@@ -133,8 +133,8 @@ def read_index(folder: Path) -> dict[str, dict]:
             if key not in entry:
                 raise ValueError(f"{where}: missing key {key!r}")
             if not isinstance(entry[key], kind):
-                raise ValueError(f"{where}: key {key!r} must be a {kind.__name__}; got "
-                                 f"{entry[key]!r}")
+                raise ValueError(f"{where}: key {key!r} must be a JSON {JSON_TYPE_NAMES[kind]}; "
+                                 f"got {entry[key]!r}")
         check_dataset_id(entry["id"], where)
         if entry["id"] in index:
             raise ValueError(f"{where}: duplicate id {entry['id']!r}")

@@ -148,7 +148,7 @@ def test_forged_class_counts_are_caught(data):
     (lambda c: c.update(generator="make_nothing"), "unknown generator"),
     (lambda c: c["params"].update(margin=0.3), "not the hash"),
     (lambda c: c.pop("digest"), "no 'digest'"),
-    (lambda c: c.update(n_samples="20"), "'n_samples' must be a int"),
+    (lambda c: c.update(n_samples="20"), "'n_samples' must be a JSON integer"),
 ])
 def test_edited_card_identity_is_refused(data, change, rule):
     folder, ids = data
@@ -210,8 +210,8 @@ def test_a_truncated_card_names_the_file(data):
     ('[3]', "entry 0: must be an object"),
     ('[{"id": "separable-000000000000", "params": {}}]', "entry 0: missing key 'kind'"),
     ('[{"id": "separable-000000000000", "kind": "separable", "params": []}]',
-     "key 'params' must be a dict"),
-    ('[{"id": 5, "kind": "separable", "params": {}}]', "key 'id' must be a str"),
+     "key 'params' must be a JSON object"),
+    ('[{"id": 5, "kind": "separable", "params": {}}]', "key 'id' must be a JSON string"),
     ('[{"id": "../../etc/passwd", "kind": "separable", "params": {}}]', "not a dataset id"),
     ('[{"id": "separable-000000000000", "kind": "separable", "params": {}}]',
      "separable-000000000000.json: not found"),
