@@ -143,3 +143,16 @@ def test_status_of_one_number(old, new, status):
 def test_keys_on_one_side_only_are_missing_or_new():
     rows = compare([Number("gone", "count", 1)], [Number("fresh", "count", 1)])
     assert [(row.key, row.status) for row in rows] == [("fresh", NEW), ("gone", MISSING)]
+
+
+def test_the_committed_smoke_golden_file_is_a_golden_file():
+    from pathlib import Path
+
+    from verify.golden.golden_file import read_golden
+
+    header, numbers = read_golden(Path(__file__).resolve().parents[1] / "golden" / "smoke.json")
+    keys = {entry.key for entry in numbers}
+    assert header["environment"]["packages"]["torch"] and header["rtol"] > 0
+    assert "summary/violations" in keys and "bound/theorem_f/violations" in keys
+    assert any(key.startswith("corollary/") and key.endswith("/verdict") for key in keys)
+    assert any(key.startswith("t1/") for key in keys)

@@ -1,0 +1,30 @@
+"""tasks.py: the provenance record the main job writes for the report."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_tasks():
+    spec = importlib.util.spec_from_file_location("ftstab_tasks_script", ROOT / "tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_provenance_names_each_input_file_with_its_sha256(tmp_path):
+    tasks = load_tasks()
+    commands = [["ftstab", "synth", "--grid", "smoke"]]
+    record = tasks._provenance(["smoke", "smoke"], commands, "2026-01-01T00:00:00+00:00")
+    files = {item["path"]: item["sha256"] for item in record["files"]}
+    for path in ("synth/grids/smoke.toml", "verify/configs.py", "constraints.txt"):
+        assert files[path] == hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+    assert len(record["files"]) == 3  # the same grid twice is listed once
+    assert record["commands"] == commands and record["started_at"] <= record["finished_at"]
+    tasks._write_json(tmp_path / "provenance.json", record)
+    assert json.loads((tmp_path / "provenance.json").read_text()) == record
+    assert [path.name for path in tmp_path.iterdir()] == ["provenance.json"]
