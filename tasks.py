@@ -161,6 +161,11 @@ def cmd_main(args: argparse.Namespace) -> int:
 def cmd_golden(args: argparse.Namespace) -> int:
     """The smoke main job, then `ftstab check` against the committed golden file (or, with
     --freeze, `ftstab freeze` to write it: a deliberate update whose diff shows what moved)."""
+    # A folder with earlier results would be resumed, not recomputed: the check needs a fresh run.
+    if (Path(args.out) / "results" / "results.sqlite").exists():
+        print(f"[tasks] golden: {Path(args.out) / 'results'} already holds results; remove it or "
+              "pass another --out", file=sys.stderr)
+        return 2
     main_args = argparse.Namespace(grid="smoke", out=args.out, workers=args.workers, seeds=10)
     code = cmd_main(main_args)
     if code:

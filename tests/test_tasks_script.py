@@ -28,3 +28,12 @@ def test_provenance_names_each_input_file_with_its_sha256(tmp_path):
     tasks._write_json(tmp_path / "provenance.json", record)
     assert json.loads((tmp_path / "provenance.json").read_text()) == record
     assert [path.name for path in tmp_path.iterdir()] == ["provenance.json"]
+
+
+def test_golden_refuses_a_folder_with_earlier_results(tmp_path, capsys):
+    tasks = load_tasks()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.sqlite").write_bytes(b"")
+    args = tasks.argparse.Namespace(out=str(tmp_path), workers=1, freeze=False)
+    assert tasks.cmd_golden(args) == 2
+    assert "already holds results" in capsys.readouterr().err
