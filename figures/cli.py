@@ -7,6 +7,7 @@ from pathlib import Path
 from figures.data import open_results
 from figures.output import Drawn
 from figures.registry import parse_only, render_figures, write_index
+from verify.errors import check_output_folder, make_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,12 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, then draw; returns the exit code."""
     keys = parse_only(args.only)
-    connection = open_results(args.source)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out: {out_dir} exists and is not a folder")
+    check_output_folder(out_dir, "--out")
+    connection = open_results(args.source)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out_dir, "--out")
         outcomes = render_figures(connection, out_dir, keys)
     finally:
         connection.close()

@@ -1,16 +1,19 @@
-"""Write a figure's files: PNG and PDF of the drawing, CSV of exactly the plotted numbers."""
+"""Write a figure's files: PNG and PDF of the drawing, CSV of exactly the plotted numbers.
+
+Every file is written atomically (``synth.atomic``: a temporary file moved into place), so a killed
+``ftstab figures`` never leaves a truncated figure under its final name, and files follow the umask.
+"""
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
-from pathlib import Path
-
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from figures.style import Panel, draw_panels, non_positive_points
+from synth.atomic import atomic_target
 
 DPI = 160
 
@@ -40,7 +43,8 @@ def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for suffix in (".png", ".pdf"):
         path = out_dir / f"{stem}{suffix}"
-        figure.savefig(path, dpi=DPI)
+        with atomic_target(path) as handle:
+            figure.savefig(handle, dpi=DPI, format=suffix[1:])
         paths.append(path)
     return paths
 
@@ -49,24 +53,17 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     """Write ``rows`` (dicts with the same keys, in order) to ``path`` atomically."""
     if not rows:
         raise ValueError(f"rows: nothing to write to {path}")
-    fieldnames = list(rows[0])
-    handle = tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, suffix=".tmp",
-                                         delete=False, encoding="utf-8")
-    with handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(handle.name, path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())
 
 
 def write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
-                                         encoding="utf-8")
-    with handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    with atomic_target(path) as handle:
+        handle.write(text.encode("utf-8"))
     return path
 
 

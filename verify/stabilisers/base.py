@@ -41,10 +41,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from verify.errors import NumberRange
 from verify.seeding import run_seed
 
 GROUPS = ("encoder", "head")
 TRAINERS = ("head", "quadratic", "mlp")
+# Penalty strengths (L2-SP, weight decay, MMR, LNSR) are declared in [0, MAX_STRENGTH]: the losses
+# the theory bounds are O(1) on the suite's datasets, so a penalty 100 times larger leaves training
+# nothing but the penalty (weight decay 1e308 gave lr = 1e-308: nothing trained, every bound Inf).
+MAX_STRENGTH = 100.0
+# Multipliers of a size or a time (heads, steps, layers) are declared up to here: far beyond what
+# any sweep of the suite uses, and small enough that a typo cannot ask for 10^9 heads.
+MAX_MULTIPLIER = 1000
 
 
 @dataclass(frozen=True)
@@ -150,11 +158,20 @@ class Stabiliser:
         ``"gamma_over_R"``, ``"init_variance"``, ``"eta_T"``.
     applies_to : frozenset of str
         Trainers it makes sense for, among ``"head"``, ``"quadratic"``, ``"mlp"``.
+    ranges : dict of str to verify.errors.NumberRange
+        The declared range of each numeric parameter (checked by :meth:`check_param`); a value
+        outside it is refused before anything trains.
     """
 
     name: ClassVar[str] = "none"
     targets: ClassVar[tuple[str, ...]] = ()
     applies_to: ClassVar[frozenset[str]] = frozenset(TRAINERS)
+    ranges: ClassVar[Mapping[str, NumberRange]] = {}
+
+    @classmethod
+    def check_param(cls, name: str, value: Any) -> Any:
+        """``value`` if it lies in ``ranges[name]``, else ValueError naming the parameter and range."""
+        return cls.ranges[name].check(name, value)
 
     @classmethod
     def from_params(cls, **params: Any) -> Stabiliser:
@@ -211,15 +228,7 @@ class Stabiliser:
 def check_number(name: str, value: Any, *, low: float, high: float = math.inf,
                  low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
     """Raise ValueError naming ``name`` and the allowed range unless ``value`` lies in it."""
-    kind = "an integer" if integer else "a number"
-    is_number = isinstance(value, (int, np.integer)) if integer else (
-        isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value))
-    inside = is_number and not isinstance(value, bool) and (
-        (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
-    if not inside:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        raise ValueError(f"{name} must be {kind} in {left}{low}, {high}{right}, got {value!r}")
+    NumberRange(low, high, low_open=low_open, high_open=high_open, integer=integer).check(name, value)
 
 
 def check_groups(groups: Any) -> tuple[str, ...]:

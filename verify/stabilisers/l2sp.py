@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.stabilisers.base import Stabiliser, check_number, selected_names
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_STRENGTH, Stabiliser, selected_names
 
 
 class L2SP(Stabiliser):
@@ -15,7 +16,7 @@ class L2SP(Stabiliser):
     Parameters
     ----------
     strength : float
-        λ >= 0.
+        λ in [0, 100] (``MAX_STRENGTH``).
     include_head : bool
         Also decay the head toward the head entries of w0 (off by default: a new head has no
         pre-trained value).
@@ -24,9 +25,10 @@ class L2SP(Stabiliser):
     name = "l2sp"
     targets = ("mu", "D")
     applies_to = frozenset({"mlp", "quadratic"})
+    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH)}
 
     def __init__(self, *, strength: float = 0.01, include_head: bool = False):
-        check_number("strength", strength, low=0.0)
+        self.check_param("strength", strength)
         if not isinstance(include_head, bool):
             raise ValueError(f"include_head must be True or False, got {include_head!r}")
         self.strength = float(strength)

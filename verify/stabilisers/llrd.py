@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.stabilisers.base import Stabiliser, check_number
+from verify.errors import NumberRange
+from verify.stabilisers.base import Stabiliser
 
 
 class LayerwiseLRDecay(Stabiliser):
@@ -22,9 +23,10 @@ class LayerwiseLRDecay(Stabiliser):
     name = "llrd"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
+    ranges = {"factor": NumberRange(0.0, 1.0, low_open=True)}
 
     def __init__(self, *, factor: float = 0.8):
-        check_number("factor", factor, low=0.0, high=1.0, low_open=True)
+        self.check_param("factor", factor)
         self.factor = float(factor)
 
     def params(self) -> dict[str, Any]:

@@ -5,7 +5,12 @@ from typing import Any
 
 import torch
 
-from verify.stabilisers.base import Stabiliser, check_number
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_STRENGTH, Stabiliser
+
+# σ is in input units; the suite's inputs are O(1) (synth), so noise beyond 10 only measures the
+# response to noise, not to the data.
+MAX_NOISE = 10.0
 
 
 class LNSR(Stabiliser):
@@ -19,18 +24,19 @@ class LNSR(Stabiliser):
     Parameters
     ----------
     strength : float
-        λ >= 0.
+        λ in [0, 100] (``MAX_STRENGTH``).
     noise : float
-        σ > 0, in input units.
+        σ in (0, 10], in input units.
     """
 
     name = "lnsr"
     targets = ("rho",)
     applies_to = frozenset({"mlp"})
+    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH), "noise": NumberRange(0.0, MAX_NOISE, low_open=True)}
 
     def __init__(self, *, strength: float = 1.0, noise: float = 0.1):
-        check_number("strength", strength, low=0.0)
-        check_number("noise", noise, low=0.0, low_open=True)
+        self.check_param("strength", strength)
+        self.check_param("noise", noise)
         self.strength = float(strength)
         self.noise = float(noise)
 

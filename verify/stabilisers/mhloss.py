@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from verify.stabilisers.base import Stabiliser, check_number, init_heads
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser, init_heads
 
 REDUCTIONS = ("mean", "sum")
 
@@ -23,16 +24,17 @@ class MHLoss(Stabiliser):
     Parameters
     ----------
     n_heads : int
-        H >= 1.
+        H in [1, 1000] (``MAX_MULTIPLIER``).
     reduction : {"mean", "sum"}
     """
 
     name = "mhloss"
     targets = ("init_variance",)
     applies_to = frozenset({"head", "mlp"})
+    ranges = {"n_heads": NumberRange(1, MAX_MULTIPLIER, integer=True)}
 
     def __init__(self, *, n_heads: int = 4, reduction: str = "sum"):
-        check_number("n_heads", n_heads, low=1, integer=True)
+        self.check_param("n_heads", n_heads)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.n_heads = int(n_heads)

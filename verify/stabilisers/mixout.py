@@ -5,7 +5,8 @@ from typing import Any
 
 import torch
 
-from verify.stabilisers.base import Stabiliser, check_groups, check_number, map_selected, selected_names
+from verify.errors import NumberRange
+from verify.stabilisers.base import Stabiliser, check_groups, map_selected, selected_names
 
 
 class Mixout(Stabiliser):
@@ -31,9 +32,10 @@ class Mixout(Stabiliser):
     name = "mixout"
     targets = ("mu", "D")
     applies_to = frozenset({"mlp"})
+    ranges = {"p": NumberRange(0.0, 1.0, high_open=True)}
 
     def __init__(self, *, p: float = 0.1, include_bias: bool = False, groups=("encoder",)):
-        check_number("p", p, low=0.0, high=1.0, high_open=True)
+        self.check_param("p", p)
         if not isinstance(include_bias, bool):
             raise ValueError(f"include_bias must be True or False, got {include_bias!r}")
         self.p = float(p)

@@ -5,7 +5,8 @@ from typing import Any
 
 import torch
 
-from verify.stabilisers.base import Stabiliser, check_number
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_STRENGTH, Stabiliser
 
 # Excluded pairs get this much lower a logit: exp(-EXCLUDED) underflows to 0 in float64, while the
 # soft-min stays finite (and its gradient zero) when a batch holds a single class.
@@ -40,6 +41,10 @@ def soft_min_margin(features: torch.Tensor, labels: torch.Tensor, weights: torch
     soft_min = -temperature * torch.logsumexp(logits.reshape(-1), 0)
     return torch.where(valid.any(), soft_min / 2, torch.zeros_like(soft_min))
 
+# τ is on the scale of normalised distances, which lie in [0, 2]: beyond 10 the soft-min is no
+# longer near the minimum distance (it tends to a mean minus τ log(pairs)).
+MAX_TEMPERATURE = 10.0
+
 
 class MMR(Stabiliser):
     """Penalise −λ · soft-min_{y_j ≠ y_k} ‖f_j − f_k‖ / (2R) over the batch's encoder features.
@@ -56,18 +61,20 @@ class MMR(Stabiliser):
     Parameters
     ----------
     strength : float
-        λ >= 0.
+        λ in [0, 100] (``MAX_STRENGTH``).
     temperature : float
-        τ > 0 of the soft-min, on the scale of normalised distances (which lie in [0, 2]).
+        τ in (0, 10] of the soft-min, on the scale of normalised distances (which lie in [0, 2]).
     """
 
     name = "mmr"
     targets = ("gamma_over_R",)
     applies_to = frozenset({"mlp"})
+    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH),
+              "temperature": NumberRange(0.0, MAX_TEMPERATURE, low_open=True)}
 
     def __init__(self, *, strength: float = 0.1, temperature: float = 0.05):
-        check_number("strength", strength, low=0.0)
-        check_number("temperature", temperature, low=0.0, low_open=True)
+        self.check_param("strength", strength)
+        self.check_param("temperature", temperature)
         self.strength = float(strength)
         self.temperature = float(temperature)
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from verify.stabilisers.base import Stabiliser, check_number, init_layer
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser, init_layer
 
 
 class ReinitTop(Stabiliser):
@@ -25,9 +26,10 @@ class ReinitTop(Stabiliser):
     name = "reinit_top"
     targets = ("D", "init_variance")
     applies_to = frozenset({"mlp"})
+    ranges = {"n_layers": NumberRange(1, MAX_MULTIPLIER, integer=True)}
 
     def __init__(self, *, n_layers: int = 1):
-        check_number("n_layers", n_layers, low=1, integer=True)
+        self.check_param("n_layers", n_layers)
         self.n_layers = int(n_layers)
 
     def params(self) -> dict[str, Any]:

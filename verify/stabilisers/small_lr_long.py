@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.stabilisers.base import Stabiliser, check_number
+from verify.errors import NumberRange
+from verify.stabilisers.base import Stabiliser
+
+# The factor multiplies the number of steps: 100 × the longest config (10^4 steps) is 10^6 steps.
+MAX_FACTOR = 100
 
 
 class SmallLRLong(Stabiliser):
@@ -17,15 +21,16 @@ class SmallLRLong(Stabiliser):
     Parameters
     ----------
     factor : int
-        c >= 1.
+        c in [1, 100].
     """
 
     name = "small_lr_long"
     targets = ("eta_T",)
     applies_to = frozenset({"head", "quadratic", "mlp"})
+    ranges = {"factor": NumberRange(1, MAX_FACTOR, integer=True)}
 
     def __init__(self, *, factor: int = 4):
-        check_number("factor", factor, low=1, integer=True)
+        self.check_param("factor", factor)
         self.factor = int(factor)
 
     def params(self) -> dict[str, Any]:

@@ -6,7 +6,11 @@ from typing import Any
 
 import torch
 
-from verify.stabilisers.base import Stabiliser, check_number
+from verify.errors import NumberRange
+from verify.stabilisers.base import Stabiliser
+
+# Re-training steps: the suite pre-trains with a few hundred (synth.pretrained, pretrain_steps).
+MAX_STEPS = 100_000
 
 
 class SURT(Stabiliser):
@@ -23,9 +27,9 @@ class SURT(Stabiliser):
     Parameters
     ----------
     n_steps : int
-        Re-training steps (full-batch Adam, as pre-training), >= 1.
+        Re-training steps (full-batch Adam, as pre-training), in [1, 100000].
     lr : float
-        Adam learning rate, > 0.
+        Adam learning rate, in (0, 1].
     mask_rate : float
         Fraction of input entries hidden per step, in (0, 1).
     """
@@ -33,11 +37,14 @@ class SURT(Stabiliser):
     name = "surt"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
+    ranges = {"n_steps": NumberRange(1, MAX_STEPS, integer=True),
+              "lr": NumberRange(0.0, 1.0, low_open=True),  # Adam steps beyond 1 only diverge
+              "mask_rate": NumberRange(0.0, 1.0, low_open=True, high_open=True)}
 
     def __init__(self, *, n_steps: int = 100, lr: float = 1e-2, mask_rate: float = 0.25):
-        check_number("n_steps", n_steps, low=1, integer=True)
-        check_number("lr", lr, low=0.0, low_open=True)
-        check_number("mask_rate", mask_rate, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.check_param("n_steps", n_steps)
+        self.check_param("lr", lr)
+        self.check_param("mask_rate", mask_rate)
         self.n_steps = int(n_steps)
         self.lr = float(lr)
         self.mask_rate = float(mask_rate)

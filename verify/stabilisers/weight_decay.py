@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.stabilisers.base import Stabiliser, check_groups, check_number, map_selected, selected_names
+from verify.errors import NumberRange
+from verify.stabilisers.base import MAX_STRENGTH, Stabiliser, check_groups, map_selected, selected_names
 
 
 class WeightDecay(Stabiliser):
@@ -17,7 +18,7 @@ class WeightDecay(Stabiliser):
     Parameters
     ----------
     strength : float
-        λ >= 0.
+        λ in [0, 100] (``MAX_STRENGTH``).
     groups : sequence of {"encoder", "head"}
         Which parameters decay (all by default).
     """
@@ -25,9 +26,10 @@ class WeightDecay(Stabiliser):
     name = "weight_decay"
     targets = ("mu",)
     applies_to = frozenset({"mlp", "quadratic"})
+    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH)}
 
     def __init__(self, *, strength: float = 0.01, groups=("encoder", "head")):
-        check_number("strength", strength, low=0.0)
+        self.check_param("strength", strength)
         self.strength = float(strength)
         self.groups = check_groups(groups)
 

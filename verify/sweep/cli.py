@@ -1,30 +1,45 @@
 """``ftstab verify``: train and measure every task of a grid into DIR/results.sqlite, then judge.
 
-Every input is checked before anything is written: an unknown grid, config or stabiliser, a bad
-worker count, a data folder that lacks the grid's datasets or an unreachable scheduler is one line on
-stderr, exit status 2, and no file.
+Every input is checked before anything is written (pre-flight): the grid, every numeric option
+against its declared range, the configs, the stabilisers (names, parameter ranges, and that each one
+named applies to some selected config), the data folder (``synth.io.check_data_folder``: index,
+cards, arrays and digests), the memory of the largest tasks against the machine's, an existing
+results file, the scheduler (a Dask handshake within a timeout) and that ``--out`` can be written.
+A failure is one line on stderr naming the option or file and the rule, exit status 2, and no file
+is created or changed. The run then holds the results folder's lock (``verify.sweep.lock``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from synth.grids import load_grid
+from synth.dataset import bind_params
+from synth.grids import GENERATORS, load_grid
+from synth.io import check_data_folder, read_index
 from verify.configs import CONFIGS, SETTINGS, select_configs
+from verify.errors import NumberRange, UsageError, check_output_folder, make_output_folder
 from verify.run.task import NO_STABILISER, canonical_params, trainer_for
 from verify.store import RESULTS_FILE, ResultStore
 from verify.sweep.executors import connect_scheduler
+from verify.sweep.lock import results_folder_lock
 from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
 from verify.sweep.runner import run_sweep
 from verify.sweep.sources import FolderSource, GridSource
 from verify.verdicts.write import write_verdicts
 
 DEFAULT_SEEDS = 3
+# Declared ranges of the numeric options. Seeds: the suite's sweeps use 3-10; 10^4 seeds per task
+# is beyond any of them (and the memory check refuses what cannot fit below that). Left-out sets:
+# 0 would measure no stability at all; more than a dataset's samples leaves every sample out once.
+SEEDS = NumberRange(1, 10_000, integer=True)
+WORKERS = NumberRange(1, 1024, integer=True)
+MAX_LEFT_OUT = NumberRange(1, 1_000_000, integer=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated stabilisers, each NAME or NAME:key=value[:key=value], "
                              "or 'all' (plain training plus every stabiliser at its defaults); "
                              "'none' is plain training (default)")
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="K",
-                        help="seeds per stochastic config (default: %(default)s)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="local worker processes (default: all cores; 1 runs in this process)")
+    parser.add_argument("--seeds", type=SEEDS, default=DEFAULT_SEEDS, metavar="K",
+                        help=f"seeds per stochastic config, in {SEEDS} (default: %(default)s)")
+    parser.add_argument("--workers", type=WORKERS, metavar="N",
+                        help=f"local worker processes, in {WORKERS} (default: all cores; 1 runs in "
+                             f"this process)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run the tasks on this Dask distributed scheduler instead")
-    parser.add_argument("--max-left-out", type=int, metavar="N",
-                        help="leave-one-out sets per seed (default: each config's own)")
+    parser.add_argument("--max-left-out", type=MAX_LEFT_OUT, metavar="N",
+                        help=f"leave-one-out sets per seed, in {MAX_LEFT_OUT} (default: each "
+                             f"config's own)")
     parser.set_defaults(func=run)
 
 
@@ -114,7 +131,10 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
             if not equals or not key:
                 raise ValueError(f"stabilisers: {item!r}: parameters are written NAME:key=value")
             params[key] = parameter_value(value)
-        chosen.append((name, classes[name].from_params(**params).params()))
+        try:
+            chosen.append((name, classes[name].from_params(**params).params()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"stabilisers: {name}: {str(exc).removeprefix(f'{name}: ')}") from None
     unique = {(name, canonical_params(params)): (name, params) for name, params in chosen}
     return list(unique.values())
 
@@ -126,20 +146,57 @@ def _stabiliser_applies(name: str, config: Any, kind: str) -> bool:
     return trainer_for(config, kind) in STABILISERS[name].applies_to
 
 
-def _source(grid: str, data: Path | None) -> Any:
-    specs = load_grid(grid)
+def _source(grid: str, specs: list[Any], data: Path | None) -> Any:
+    """The datasets of ``specs``: generated in memory, or read from ``data`` after checking every
+    file the sweep will read (``synth.io.check_data_folder``)."""
     if data is None:
         return GridSource(tuple(specs))
-    index_path = data / "index.json"
-    if not index_path.is_file():
-        raise ValueError(f"data: {index_path} not found; write it with "
+    if not (data / "index.json").is_file():
+        what = "index.json not found" if data.is_dir() else "no such folder"
+        raise UsageError(f"--data: {data}: {what}; write it with "
                          f"`ftstab synth --grid {grid} --out {data}`")
-    available = {entry["id"] for entry in json.loads(index_path.read_text())}
+    available = read_index(data)
     missing = [spec.id for spec in specs if spec.id not in available]
     if missing:
-        raise ValueError(f"data: {data} lacks {len(missing)} dataset(s) of grid {grid} "
-                         f"(e.g. {missing[0]}); regenerate it with `ftstab synth --grid {grid} --out {data}`")
-    return FolderSource(data, tuple(spec.id for spec in specs))
+        raise UsageError(f"--data: {data} lacks {len(missing)} dataset(s) of grid {grid} "
+                         f"(e.g. {missing[0]}); regenerate it with `ftstab synth --grid {grid} "
+                         f"--out {data}`")
+    ids = tuple(spec.id for spec in specs)
+    check_data_folder(data, ids)
+    return FolderSource(data, ids)
+
+
+def _dataset_params(specs: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``id -> (kind, every generator parameter)`` of a grid's datasets, without generating them."""
+    return {spec.id: (spec.kind, bind_params(GENERATORS[spec.generator].function, spec.params))
+            for spec in specs}
+
+
+def _check_stabilisers_apply(text: str, stabilisers: list[tuple[str, dict[str, Any]]],
+                             tasks: list[Any], configs: list[Any]) -> None:
+    """Refuse a stabiliser named in ``--stabilisers`` that no selected config trains with (``all``
+    takes those that apply and is never refused)."""
+    named = {item.split(":")[0] for item in _split(text)} - {"all", NO_STABILISER}
+    used = {task.stabiliser for task in tasks}
+    for name, _ in stabilisers:
+        if name in named and name not in used:
+            from verify.stabilisers import (
+                STABILISERS,  # lazy: the ftstab parser stays torch-free
+            )
+            trainers = ", ".join(sorted(STABILISERS[name].applies_to))
+            takers = [config.name for config in configs if config.with_stabilisers]
+            raise UsageError(
+                f"stabilisers: {name} applies to the {trainers} trainer(s) only, and none of the "
+                f"selected configs trains it on this grid (configs that take stabilisers: "
+                f"{', '.join(takers) or 'none selected'})")
+
+
+def _check_memory(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any]]],
+                  workers: int | None) -> None:
+    """Refuse tasks that cannot fit in this machine's memory, alone or ``workers`` at once."""
+    from verify.run.memory import check_memory, task_memory
+    estimates = [(task.key, task_memory(task, *params[task.dataset_id])) for task in tasks]
+    check_memory(estimates, workers=min(workers or os.cpu_count() or 1, len(estimates)))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -147,27 +204,50 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"workers: must be >= 1, got {args.workers}")
-    if args.seeds < 1:
-        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"out: {args.out} exists and is not a folder")
+    check_output_folder(args.out, "--out")
     configs = with_max_left_out(
         select_configs(settings=_split(args.settings),
                        names=None if args.configs is None else _split(args.configs)),
         args.max_left_out)
     stabilisers = parse_stabilisers(args.stabilisers)
-    source = _source(args.grid, args.data)
+    specs = load_grid(args.grid)
+    source = _source(args.grid, specs, args.data)
     tasks = build_tasks(source.entries(), configs, stabilisers, n_seeds=args.seeds,
                         applies=_stabiliser_applies)
+    _check_stabilisers_apply(args.stabilisers, stabilisers, tasks, configs)
     if not tasks:
-        raise ValueError(f"configs: none of the selected configs trains a dataset of grid {args.grid}")
+        raise UsageError(f"configs: none of the selected configs ({', '.join(c.name for c in configs)}) "
+                         f"trains a dataset of grid {args.grid}")
+    if args.scheduler is None:  # a cluster's memory is its machines', not this one's
+        _check_memory(tasks, _dataset_params(specs), args.workers)
     results = args.out / RESULTS_FILE
     if results.exists():
         with ResultStore(results, readonly=True) as store:
             check_sweep(store, tasks, args.seeds)
     client = connect_scheduler(args.scheduler) if args.scheduler else None
+    try:
+        created = make_output_folder(args.out, "--out")
+        try:
+            with results_folder_lock(args.out, "--out"):
+                return _sweep(args, tasks, source, client)
+        except UsageError:
+            if created:
+                _remove_if_only_lock(args.out)
+            raise
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _remove_if_only_lock(folder: Path) -> None:
+    from verify.sweep.lock import LOCK_FILE
+    if {path.name for path in folder.iterdir()} <= {LOCK_FILE}:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+def _sweep(args: argparse.Namespace, tasks: list[Any], source: Any, client: Any) -> int:
     # SIGTERM (a batch system's stop) ends the sweep the way Ctrl-C does: what has arrived is
     # written, the workers are ended, exit status 130.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -176,8 +256,6 @@ def run(args: argparse.Namespace) -> int:
                             client=client)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if client is not None:
-            client.close()
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
           f"{summary.failed} failed, in {summary.seconds:.1f} s")
     print(f"  results:  {summary.results}")

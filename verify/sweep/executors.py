@@ -8,7 +8,9 @@ import concurrent.futures
 import multiprocessing
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -100,9 +102,42 @@ def execute(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, 
                 "seconds": time.perf_counter() - start}
 
 
-def _init_pool_worker() -> None:
-    """Pool workers leave Ctrl-C to the parent, which writes what has arrived and ends them."""
+# Linux prctl(2) option: the signal a process receives when its parent dies.
+PR_SET_PDEATHSIG = 1
+WATCHDOG_SECONDS = 1.0
+
+
+def end_with_parent(parent: int) -> None:
+    """Make this process end when the process ``parent`` dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); everywhere a
+    daemon thread also polls ``os.getppid()`` and exits once the parent is gone (a dead parent's
+    children are re-parented). A parent that died before this call is caught by the first check.
+    A pool worker left alive would hold ~400 MB and the resource tracker's pipe for ever.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog below still ends us
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCHDOG_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ftstab-parent-watchdog", daemon=True).start()
+
+
+def _init_pool_worker(parent: int) -> None:
+    """Pool workers leave Ctrl-C to the parent, which writes what has arrived and ends them, and
+    end when the parent dies (:func:`end_with_parent`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    end_with_parent(parent)
     limit_threads()
 
 
@@ -128,7 +163,8 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
     context = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                  initializer=_init_pool_worker)
+                                                  initializer=_init_pool_worker,
+                                                  initargs=(os.getpid(),))
     finished = False
     try:
         # Only as_completed holds the futures, and it lets go of each once yielded, so results do
@@ -176,12 +212,63 @@ def _end_pool(pool: concurrent.futures.ProcessPoolExecutor, workers: set) -> Non
 
 
 def connect_scheduler(address: str, *, timeout: float = 5.0) -> Any:
-    """A ``distributed.Client`` on ``address``; ValueError (naming the address) if it cannot connect."""
+    """A ``distributed.Client`` on ``address``; ValueError (naming the address) if it cannot connect.
+
+    A TCP address is first probed (:func:`probe_scheduler`): a server that accepts the connection
+    but is not a Dask scheduler (an HTTP dashboard port, say) would otherwise keep the client's
+    handshake waiting for ever, since the client's timeout only bounds the TCP connect.
+    """
     from distributed import Client
+    probe_scheduler(address, timeout=timeout)
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise ValueError(f"scheduler: cannot reach the Dask scheduler at {address} ({exc})") from None
+
+
+def probe_scheduler(address: str, *, timeout: float = 5.0) -> None:
+    """Check within ``timeout`` seconds that a Dask scheduler answers at a ``tcp://`` address.
+
+    A Dask scheduler speaks first: on accepting a connection it sends its handshake. A server that
+    says nothing within ``timeout`` is asked ``HEAD / HTTP/1.0`` to tell the user what answered; a
+    server that answers with something else is named by its first line. Other schemes are left to
+    ``distributed``.
+    """
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return
+    host, _, port_text = rest.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ValueError(f"scheduler: {address!r} is not tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            try:
+                first = sock.recv(256)
+            except TimeoutError:
+                first = None
+            if first is None:
+                sock.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                try:
+                    answer = sock.recv(256)
+                except TimeoutError:
+                    answer = b""
+                what = (f"it answered an HTTP request with {_first_line(answer)!r} (a web server, "
+                        f"e.g. a Dask dashboard port?)" if answer.startswith(b"HTTP/")
+                        else "it answered nothing")
+                raise ValueError(f"scheduler: {address} accepted the connection but sent no Dask "
+                                 f"handshake within {timeout:g} s; {what}")
+    except OSError as exc:
+        raise ValueError(f"scheduler: cannot reach the Dask scheduler at {address} "
+                         f"({exc.strerror or exc})") from None
+    if first.startswith(b"HTTP/") or not first:
+        what = f"{_first_line(first)!r}" if first else "closed the connection"
+        raise ValueError(f"scheduler: {address} is not a Dask scheduler (it {'answered ' if first else ''}"
+                         f"{what})")
+
+
+def _first_line(data: bytes) -> str:
+    return data.split(b"\r\n")[0].split(b"\n")[0].decode("latin-1")[:80]
 
 
 def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
