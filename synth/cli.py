@@ -58,7 +58,10 @@ def write(specs, out: Path) -> None:
     it), so a failed run leaves nothing behind.
     """
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
     remove_stale_staging(out)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:

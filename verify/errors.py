@@ -102,7 +102,8 @@ def check_output_folder(path: Path, option: str) -> None:
     if existing.exists() and not existing.is_dir():
         what = "exists and is not a folder" if existing == path else f"lies under {existing}, a file"
         raise UsageError(f"{option}: {path} {what}")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    effective = os.access in os.supports_effective_ids
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=effective):
         where = "" if existing == path else f" (its nearest existing folder {existing} is not)"
         raise UsageError(f"{option}: {path} is not writable{where}")
 

@@ -6,7 +6,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from verify.errors import NumberRange
+
 TASKS = ("bbc-head", "bbc-full", "digits-head", "digits-full")
+# Declared ranges of the numeric options (the task's own limits, e.g. the shots a class has, are
+# checked when the plan is built).
+RANGES = {
+    "subsets": NumberRange(1, 1000, integer=True),
+    "seeds": NumberRange(1, 10_000, integer=True),
+    "steps": NumberRange(1, 1_000_000, integer=True),
+    "lr": NumberRange(0.0, 100.0, low_open=True),
+    "batch_size": NumberRange(0, 1_000_000, integer=True),
+    "left_out": NumberRange(0, 1_000_000, integer=True),
+    "test_per_class": NumberRange(1, 1_000_000, integer=True),
+    "max_length": NumberRange(2, 512, integer=True),
+    "workers": NumberRange(1, 1024, integer=True),
+}
 
 
 @dataclass(frozen=True)
@@ -45,24 +60,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
     parser.add_argument("--shots", metavar="LIST", help="examples per class, comma-separated "
                         "(default: bbc-head 4,8,16; digits-head 5,10,20; bbc-full 2; digits-full 10)")
-    parser.add_argument("--subsets", type=int, default=1, metavar="N",
+    parser.add_argument("--subsets", type=RANGES["subsets"], default=1, metavar="N",
                         help="few-shot draws per shot count (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=10, metavar="K", help="seeds (default: %(default)s)")
+    parser.add_argument("--seeds", type=RANGES["seeds"], default=10, metavar="K",
+                        help="seeds (default: %(default)s)")
     parser.add_argument("--stabilisers", default="all", metavar="LIST",
                         help="comma-separated stabilisers (NAME or NAME:key=value[:key=value]), 'none' "
                              "for plain training, or 'all' (default): plain training plus every "
                              "stabiliser that applies to the task's setting")
-    parser.add_argument("--steps", type=int, metavar="T", help="training steps")
-    parser.add_argument("--lr", type=float, metavar="ETA",
+    parser.add_argument("--steps", type=RANGES["steps"], metavar="T", help="training steps")
+    parser.add_argument("--lr", type=RANGES["lr"], metavar="ETA",
                         help="head tasks: step in units of 1/beta_hat; full tasks: absolute step")
-    parser.add_argument("--batch-size", type=int, metavar="B", help="SGD minibatch (0: full batch)")
-    parser.add_argument("--left-out", type=int, metavar="N",
+    parser.add_argument("--batch-size", type=RANGES["batch_size"], metavar="B",
+                        help="SGD minibatch (0: full batch)")
+    parser.add_argument("--left-out", type=RANGES["left_out"], metavar="N",
                         help="leave-one-out sets per seed (default: all for head tasks, "
                              "bbc-full 0, digits-full 4)")
-    parser.add_argument("--test-per-class", type=int, metavar="N", help="held-out examples per class")
-    parser.add_argument("--max-length", type=int, metavar="L",
+    parser.add_argument("--test-per-class", type=RANGES["test_per_class"], metavar="N",
+                        help="held-out examples per class")
+    parser.add_argument("--max-length", type=RANGES["max_length"], metavar="L",
                         help="MiniLM tokens per document (default: 128 for bbc-head, 64 for bbc-full)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=RANGES["workers"], default=1, metavar="N",
                         help="local worker processes (default: 1, this process)")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="feature and pre-trained weight cache (default: DIR/cache)")

@@ -233,7 +233,11 @@ def check_number(name: str, value: Any, *, low: float, high: float = math.inf,
 
 def check_groups(groups: Any) -> tuple[str, ...]:
     """Validate a selection of parameter groups and return it as a tuple."""
-    groups = tuple(groups) if not isinstance(groups, str) else (groups,)
+    if isinstance(groups, str):
+        groups = (groups,)
+    elif not isinstance(groups, (list, tuple)):
+        raise ValueError(f"groups must be a non-empty subset of {GROUPS}, got {groups!r}")
+    groups = tuple(groups)
     if not groups or any(group not in GROUPS for group in groups):
         raise ValueError(f"groups must be a non-empty subset of {GROUPS}, got {groups!r}")
     return groups

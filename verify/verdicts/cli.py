@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verify.errors import UsageError
+from verify.errors import UsageError, check_output_folder
 from verify.verdicts.write import JSON_FILE, MARKDOWN_FILE, RESULTS_FILE, write_verdicts
 
 
@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     database = args.results_dir / RESULTS_FILE
     if not database.is_file():
         raise UsageError(f"--from: no results database at {database}; run `ftstab verify` first")
+    check_output_folder(args.results_dir, "--from")  # the verdicts are written next to the results
     summary = write_verdicts(args.results_dir)["summary"]
     measured = summary["corollaries_measured"]
     print(f"{summary['violations']} violation(s) where assumptions hold; corollaries (measured): "
