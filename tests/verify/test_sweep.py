@@ -143,8 +143,11 @@ def test_rerun_with_other_seed_count_is_refused(tmp_path):
                   runner=standin_runner, progress=False)
 
 
+# The script sets its own Ctrl-C disposition: a suite started with SIGINT ignored (nohup, `cmd &`)
+# hands that to its children, and Python then installs no KeyboardInterrupt handler.
 KILLED_SWEEP = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 from test_sweep import standin_tasks, StandinSource, standin_runner
 from verify.sweep.runner import run_sweep
@@ -166,12 +169,20 @@ def _done_count(out: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers, how", [(2, signal.SIGKILL), (2, signal.SIGINT)])
-def test_sigkill_or_ctrl_c_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, workers, how):
+@pytest.mark.parametrize("workers, how, inherited", [(2, signal.SIGKILL, signal.SIG_DFL),
+                                                     (2, signal.SIGINT, signal.SIG_DFL),
+                                                     (2, signal.SIGINT, signal.SIG_IGN)])
+def test_sigkill_or_ctrl_c_midway_then_rerun_gives_the_uninterrupted_results(tmp_path, workers, how,
+                                                                              inherited):
     killed = tmp_path / "killed"
     script = KILLED_SWEEP.format(here=str(HERE), out=str(killed), workers=workers)
-    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # SIG_IGN: the suite itself was started with Ctrl-C ignored, which children inherit
+    previous = signal.signal(signal.SIGINT, inherited)
+    try:
+        process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while _done_count(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
