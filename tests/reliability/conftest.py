@@ -1,7 +1,6 @@
 """What every refused input must leave: one line on stderr, exit status 2, the file tree untouched."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -86,20 +85,6 @@ def data_copy(tiny_data, tmp_path) -> tuple[Path, Path]:
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
     return grid, copy
-
-
-@contextlib.contextmanager
-def unprivileged():
-    """Run the block without root's right to write anywhere (as ``nobody``), so that a folder's
-    permission bits decide; a no-op when not root. Root keeps its saved uid to come back."""
-    if os.geteuid() != 0:
-        yield
-        return
-    os.setresuid(65534, 65534, 0)
-    try:
-        yield
-    finally:
-        os.setresuid(0, 0, 0)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import unprivileged
+from reliability_helpers import unprivileged
 
 from verify.cli import build_parser
 from verify.errors import NumberRange
@@ -36,7 +36,8 @@ def _declared_options() -> list[tuple[str, str, NumberRange]]:
 
 
 REQUIRED = {"verify": ["--grid", "smoke", "--out", "{out}"],
-            "real": ["--task", "digits-head", "--out", "{out}"]}
+            "real": ["--task", "digits-head", "--out", "{out}"],
+            "freeze": ["--from", "{out}", "--out", "{out}/golden.json"]}
 
 
 def _text(value) -> str:
@@ -60,7 +61,7 @@ def test_every_numeric_option_declares_a_range():
 @pytest.mark.parametrize("command, option, value", OPTION_CASES)
 def test_numeric_option_outside_its_declared_range(refused, tmp_path, command, option, value):
     required = [arg.replace("{out}", str(tmp_path / "out")) for arg in REQUIRED[command]]
-    refused([command, *required, option, value], tmp_path, option, "must be")
+    refused([command, *required, f"{option}={value}"], tmp_path, option, "must be")
 
 
 STABILISER_CASES = [(name, parameter, value) for name, cls in STABILISERS.items()
