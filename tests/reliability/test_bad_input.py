@@ -396,10 +396,10 @@ def test_python_api_refuses_naming_the_parameter(tmp_path, case):
 
 
 def test_the_battery_is_at_least_200_inputs():
-    counted = (len(OPTION_CASES) + 2 * len(STABILISER_CASES) + len(DAMAGE) + len(INDEX_DAMAGE) + 1
-               + 3 + len(GRIDS) + 2 + len(NAMES) + len(SIZES) + 1 + 3 * len(_output_cases())
-               + 4 + 1 + 4 + len(API_CASES))
-    assert counted >= 200, counted
+    # the listed cases alone; the path, size and read-only tests above add about thirty more
+    listed = (len(OPTION_CASES) + 2 * len(STABILISER_CASES) + len(DAMAGE) + len(INDEX_DAMAGE)
+              + len(GRIDS) + len(NAMES) + len(API_CASES))
+    assert listed >= 200, listed
 
 
 @pytest.fixture(scope="session")

@@ -92,11 +92,15 @@ def run(args: argparse.Namespace) -> int:
     from verify.store import RESULTS_FILE
     from verify.sweep.runner import run_sweep
 
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"out: {args.out} exists and is not a folder")
+    from verify.errors import check_output_folder, make_output_folder
+    from verify.sweep.lock import results_folder_lock
+
+    check_output_folder(args.out, "--out")
     plan = plan_real_tasks(args, DEFAULTS[args.task])
-    summary = run_sweep(plan.tasks, plan.source, args.out, n_seeds=args.seeds, workers=args.workers,
-                        runner=plan.runner)
+    make_output_folder(args.out, "--out")
+    with results_folder_lock(args.out, "--out"):
+        summary = run_sweep(plan.tasks, plan.source, args.out, n_seeds=args.seeds,
+                            workers=args.workers, runner=plan.runner)
     print(f"ftstab real: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
           f"{summary.failed} failed, in {summary.seconds:.1f} s")
     print(f"  results: {args.out / RESULTS_FILE}")

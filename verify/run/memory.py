@@ -79,13 +79,14 @@ def task_memory(task: Task, kind: str, params: Mapping[str, Any]) -> MemoryEstim
     masks = n_models * n * FLOAT
     if trainer == "mlp":
         n_params, hidden = _mlp_params(params, n_outputs, heads)
-        # weights, gradients and the step's state per model; activations forward and backward
-        working = n_models * (3 * n_params + 2 * n * hidden) * FLOAT
+        # every model's weights and gradients, and its layers' activations on the batch
+        batch = min(n, config.batch_size or n)
+        working = n_models * (2 * n_params + batch * hidden) * FLOAT
     else:
         n_params = heads * n_outputs * d if trainer == "head" else d
-        # scores and loss derivatives of every sample for every model and head; per-model
-        # curvature (the smoothness of each model's own training set is a d x d matrix)
-        working = n_models * (2 * n * heads * n_outputs + d * d) * FLOAT
+        # each model's own curvature (the smoothness of its training set is a d x d matrix), and
+        # for heads the scores of every sample under every model and head
+        working = n_models * (d * d + (n * heads * n_outputs if trainer == "head" else 0)) * FLOAT
     recorded = n_checkpoints * n_models * n_params * FLOAT
     rows = n_models * (n_checkpoints - 1) * ROW_BYTES
     return MemoryEstimate(bytes=int(data + masks + working + recorded + rows), n_models=n_models,
