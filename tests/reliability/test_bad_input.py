@@ -37,7 +37,8 @@ def _declared_options() -> list[tuple[str, str, NumberRange]]:
 
 REQUIRED = {"verify": ["--grid", "smoke", "--out", "{out}"],
             "real": ["--task", "digits-head", "--out", "{out}"],
-            "freeze": ["--from", "{out}", "--out", "{out}/golden.json"]}
+            "freeze": ["--from", "{out}", "--out", "{out}/golden.json"],
+            "check-bound": ["theory.bounds.theorem_f:THEOREM_F"]}
 
 
 def _text(value) -> str:

@@ -6,6 +6,11 @@ import importlib
 import os
 import sys
 
+from verify.errors import NumberRange
+
+# hypothesis examples per property: 10^4 already takes minutes per bound
+EXAMPLES = NumberRange(1, 10_000, integer=True)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``check-bound`` sub-command to the ``ftstab`` parser."""
@@ -21,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="e.g. mybounds:MY_BOUND, or theory.bounds.theorem_f:THEOREM_F; a class "
                              "is instantiated without arguments; MODULE is imported from the "
                              "current folder too")
-    parser.add_argument("--examples", type=int, default=60, metavar="N",
+    parser.add_argument("--examples", type=EXAMPLES, default=60, metavar="N",
                         help="hypothesis examples per property (default: %(default)s)")
     parser.add_argument("--explore", action="store_true",
                         help="draw new random examples instead of the reproducible default ones")
