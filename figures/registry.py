@@ -21,10 +21,14 @@ MODULES = (
 )
 
 
+# Figure modules of plug-ins (verify.plugins.add_figure), by key, drawn after the built-in ones.
+PLUGIN_FIGURES: dict[str, ModuleType] = {}
+
+
 def figure_modules() -> dict[str, ModuleType]:
-    """Key (``"F1"`` … ``"F10"``, ``"T1"``) -> figure module, in drawing order."""
+    """Key (``"F1"`` … ``"F10"``, ``"T1"``, then plug-ins') -> figure module, in drawing order."""
     modules = [importlib.import_module(f"figures.{name}") for name in MODULES]
-    return {module.KEY: module for module in modules}
+    return {**{module.KEY: module for module in modules}, **PLUGIN_FIGURES}
 
 
 def parse_only(text: str | None) -> list[str]:

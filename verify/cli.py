@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from verify.errors import UsageError
+from verify.plugins import load_plugins
 
 # (sub-command, module that defines ``register(subparsers)``). Each module adds its own parser and
 # sets ``func`` (args -> exit code); imports are lazy so that ``ftstab synth`` never imports torch.
@@ -21,6 +22,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("check", "verify.golden.check_cli"),
     ("report", "figures.report.cli"),
     ("check-bound", "theory.testing.cli"),
+    ("list", "verify.listing"),
 )
 
 
@@ -41,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ftstab",
         description="Fine-tuning stability suite: generate certified datasets, train and measure "
                     "stability at scale, check the bounds, draw the figures.")
+    parser.add_argument("--plugins", metavar="MODULE[,MODULE]",
+                        help="import these plug-in modules (bounds, stabilisers, generators, "
+                             "figures) before the command runs; installed entry points are always loaded")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in SUBCOMMANDS:
         try:
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("FTSTAB_DEBUG"))
     prefix = f"ftstab {args.command}: error:"
     try:
+        load_plugins(args.plugins)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"ftstab {args.command}: interrupted; finished work is saved, re-run to resume",

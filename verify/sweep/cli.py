@@ -24,6 +24,7 @@ from synth.grids import GENERATORS, load_grid
 from synth.io import check_data_folder, read_index
 from verify.configs import CONFIGS, SETTINGS, select_configs
 from verify.errors import NumberRange, UsageError, check_output_folder, make_output_folder
+from verify.listing import HelpNamingStabilisers
 from verify.run.task import NO_STABILISER, canonical_params, trainer_for
 from verify.store import RESULTS_FILE, ResultStore
 from verify.sweep.executors import connect_scheduler
@@ -46,10 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``verify`` sub-command to the ``ftstab`` parser."""
     parser = subparsers.add_parser(
         "verify", help="train every task of a grid, measure stability, evaluate the bounds",
+        add_help=False,
         description="Cross a grid's datasets with training configs, stabilisers and seeds; train "
                     "every leave-one-out set of a task as one batched program; write one row per "
                     "run into DIR/results.sqlite (re-running resumes, failed tasks are retried); "
                     "then write DIR/verdicts.json and DIR/verdicts.md.")
+    parser.add_argument("-h", "--help", action=HelpNamingStabilisers,
+                        help="show this help message, naming the stabilisers, and exit")
     parser.add_argument("--grid", required=True, metavar="NAME|PATH", help="a named grid or a grid .toml")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
     parser.add_argument("--data", type=Path, metavar="DIR",

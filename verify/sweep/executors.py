@@ -19,6 +19,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from verify.plugins import load_from_environment
 from verify.run.task import Task, TaskOutput
 from verify.seeding import run_seed
 from verify.sweep.sources import DatasetSource
@@ -139,6 +140,7 @@ def _init_pool_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     end_with_parent(parent)
     limit_threads()
+    load_from_environment()  # the parent's --plugins and entry points: tasks may name their objects
 
 
 def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""``ftstab list``: what the registries hold (grids, configs, stabilisers, bounds, generators, figures).
+
+Every line is read from a registry, so a plug-in (``--plugins`` or an entry point) appears here as
+soon as it is loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from synth.dataset import to_jsonable
+from synth.grids import GENERATORS, grid_names, load_grid
+from theory.bounds import BOUNDS
+from verify.configs import CONFIGS
+
+REGISTRIES = ("grids", "configs", "stabilisers", "bounds", "generators", "figures")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``list`` sub-command to the ``ftstab`` parser."""
+    parser = subparsers.add_parser(
+        "list", help="print the grids, configs, stabilisers, bounds, generators or figures available",
+        description="Print what a registry holds, with parameters and defaults (plug-ins included).")
+    parser.add_argument("registry", choices=REGISTRIES, help="which registry to print")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("\n".join(LISTERS[args.registry]()))
+    return 0
+
+
+def _value(value: Any) -> str:
+    return json.dumps(to_jsonable(value))
+
+
+def _defaults(function: Callable[..., Any]) -> str:
+    """``name=default`` for every keyword parameter of ``function`` (``name`` when it has none)."""
+    shown = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        empty = parameter.default is inspect.Parameter.empty
+        shown.append(name if empty else f"{name}={_value(parameter.default)}")
+    return " ".join(shown) or "(no parameters)"
+
+
+def grid_lines() -> list[str]:
+    return [f"{name}  datasets={len(load_grid(name))}" for name in grid_names()]
+
+
+def config_lines() -> list[str]:
+    return [f"{c.name}  setting={c.setting} kinds={','.join(c.kinds)} loss={c.loss} init={c.init} "
+            f"lr={c.lr_scale:g}/beta_hat steps={c.n_steps}"
+            + ("" if c.batch_size is None else f" batch_size={c.batch_size}")
+            for c in CONFIGS.values()]
+
+
+def stabiliser_lines() -> list[str]:
+    from verify.stabilisers import STABILISERS  # lazy: the ftstab parser stays torch-free
+    lines = []
+    for name, cls in STABILISERS.items():
+        ranges = "; ".join(f"{key} in {declared}" for key, declared in cls.ranges.items())
+        lines.append(f"{name}  {_defaults(cls)}  targets={','.join(cls.targets) or '-'} "
+                     f"trainers={','.join(sorted(cls.applies_to))}"
+                     + (f"  ranges: {ranges}" if ranges else ""))
+    return lines
+
+
+def bound_lines() -> list[str]:
+    return [f"{b.name}  setting={b.setting} measure={b.measure} "
+            f"{'a posteriori' if b.a_posteriori else 'a priori'}  constants={','.join(b.constants)}"
+            for b in BOUNDS.values()]
+
+
+def generator_lines() -> list[str]:
+    return [f"{name}  kind={entry.kind}  {_defaults(entry.function)}"
+            for name, entry in GENERATORS.items()]
+
+
+def figure_lines() -> list[str]:
+    from figures.registry import figure_modules  # lazy: matplotlib only for `ftstab list figures`
+    return [f"{key}  {module.STEM}  {_first_line(module.__doc__)}"
+            for key, module in figure_modules().items()]
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+
+
+LISTERS: dict[str, Callable[[], list[str]]] = {
+    "grids": grid_lines, "configs": config_lines, "stabilisers": stabiliser_lines,
+    "bounds": bound_lines, "generators": generator_lines, "figures": figure_lines,
+}
+
+
+class HelpNamingStabilisers(argparse._HelpAction):
+    """``--help`` whose epilog names the registered stabilisers (``ftstab verify --help``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from verify.stabilisers import STABILISERS  # lazy: only --help pays for importing torch
+        parser.epilog = (f"stabilisers: {', '.join(STABILISERS)} "
+                         f"(parameters and ranges: `ftstab list stabilisers`)")
+        super().__call__(parser, namespace, values, option_string)
