@@ -11,7 +11,11 @@ on the models where the store records it), and every other head bound the result
 ``direction_error``, averaged over the left-out runs where it holds. Panel (c): the predictor's
 relative distance to the trained weights, ‖w(t) − w_pred(t)‖ / ‖w(t)‖
 (``predictor_relative_error``), which should fall as t grows. Stores written before those two
-columns existed give panel (b) without the predictor and no panel (c), with a note.
+columns existed give panel (b) without the predictor and no panel (c), with a note. Panel (d): the
+seed spread of the head direction on one S, mean_k ‖u_k − ū‖² (``head_seed_spread``), of full-batch
+GD heads from random initialisations on binary noiseless data (inside the seed-spread statement of
+docs/theory.md §3), mean over datasets with a 95% CI: the paper's "more iterations stabilise" in the
+seed-to-seed sense.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import numpy as np
 
 from figures.curves import column_series, measured_and_bound
 from figures.data import (MEASURE_LABEL, MissingData, at_reference, describe_reference, full_units,
-                          loo_units, restrict)
+                          loo_units, restrict, runs_columns)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, colour, mark_trivial_direction_bound
 
@@ -34,6 +38,23 @@ MEASURE = "head_direction_stability"
 BOUND = "theorem_h"
 PREDICTOR_COLUMNS = ("predicted_direction_error", "predictor_relative_error")
 HEAD_SEPARABLE = "r.setting = 'head' AND r.kind = 'separable' AND r.stabiliser = 'none'"
+# Inside the seed-spread statement: binary, noiseless, full-batch GD from random heads (one row per
+# task and checkpoint: every seed's row holds the task's spread).
+SEED_SPREAD_GD = (f"{HEAD_SEPARABLE} AND r.init = 'random' AND r.batch_size IS NULL "
+                  "AND r.n_classes = 2 AND COALESCE(r.label_noise, 0) = 0 AND r.n_heads = 1 "
+                  "AND r.seed = 0")
+
+
+def seed_spread_series(connection: sqlite3.Connection, *, where: str, x: str, xlog: bool,
+                       panel: str, label: str, figure_key: str, final_only: bool):
+    """Mean over datasets (95% CI) of ``head_seed_spread`` against column ``x``; None without data."""
+    units = full_units(connection, where=f"{where} AND r.head_seed_spread IS NOT NULL"
+                       if "head_seed_spread" in runs_columns(connection) else "0",
+                       final_only=final_only, optional=("head_seed_spread",))
+    if not len(units):
+        return None
+    return column_series(units, column="head_seed_spread", x=units[x], xlog=xlog, panel=panel,
+                         label=label, role="measured", figure_key=figure_key, line_colour=colour(3))
 
 
 def _other_head_bounds(connection: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -91,6 +112,12 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                      "runs at this setting); panel (b) shows the measured e(t) only")
     if relative is None:
         notes.append("panel (c) omitted: no predictor_relative_error on these runs")
+    spread = seed_spread_series(connection, where=SEED_SPREAD_GD, x="iteration", xlog=True,
+                                panel="seed_spread", label="GD from random heads, one S",
+                                figure_key=KEY, final_only=False)
+    if spread is None:
+        notes.append("panel (d) omitted: no head_seed_spread of full-batch GD heads from random "
+                     "initialisations (config head_gd_logistic_random) in these results")
     panels = [
         Panel(name="stability",
               title="(a) leave-one-out stability" + (f"\n{reference}" if reference else ""),
@@ -105,6 +132,11 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
               xlabel="iteration t (log scale)",
               ylabel=r"$\|w(t) - w_{pred}(t)\| \,/\, \|w(t)\|$, mean over seeds × datasets",
               series=[relative] if relative is not None else [], xlog=True, ylog=True,
+              ticks_at_data=False),
+        Panel(name="seed_spread", title="(d) seed spread of the head direction on one S",
+              xlabel="iteration t (log scale)",
+              ylabel=r"$\frac{1}{K}\sum_k \|u_k - \bar u\|^2$, mean over datasets",
+              series=[spread] if spread is not None else [], xlog=True, ylog=True,
               ticks_at_data=False),
     ]
     title = ("F2 · Head tuning over iterations: stability and direction error vs log t\n"

@@ -8,6 +8,10 @@ One panel per setting that has two or more learning rates, one line per dataset 
 seed); at each η the mean over the units (seeds × datasets) with a 95% percentile-bootstrap CI;
 diverged units are left out of the mean. The setting's bound (Theorem H / Theorem F) is averaged over
 the units where its assumptions hold, so Theorem F stops at η·β̂ = 1 (its assumption η ≤ 1/β).
+The head panel is full-batch GD at a fixed number of steps t: there the path depends on η·t, so a
+larger stable step is more stable. The claim about small learning rates is about SGD at a fixed η·t:
+panel "SGD at a fixed η·T" draws the seed spread of the head direction (``head_seed_spread``) of SGD
+heads from random initialisations at the final checkpoint of configs with equal η·T, against η.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from matplotlib.axes import Axes
 from figures.curves import lines
 from figures.data import (MEASURE_LABEL, SETTING_BOUND, SETTING_MEASURE, MissingData,
                           at_reference_within, describe_references, loo_units, swept)
+from figures.f02_iterations import HEAD_SEPARABLE, seed_spread_series
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, mark_trivial_direction_bound
 
@@ -58,12 +63,38 @@ def _panel(connection: sqlite3.Connection, setting: str) -> Panel | None:
                  decorate=mark_trivial_direction_bound if setting == "head" else mark_step_size_limits)
 
 
+# SGD heads from random inits, binary and noiseless, one row per task (every seed holds the spread).
+SEED_SPREAD_SGD = (f"{HEAD_SEPARABLE} AND r.init = 'random' AND r.batch_size IS NOT NULL "
+                   "AND r.n_classes = 2 AND COALESCE(r.label_noise, 0) = 0 AND r.n_heads = 1 "
+                   "AND r.seed = 0")
+
+
+def _sgd_panel(connection: sqlite3.Connection) -> Panel | None:
+    eta_t = connection.execute(
+        f"SELECT ROUND(r.lr_scale * r.n_steps, 6) AS eta_t, COUNT(DISTINCT r.lr_scale) AS steps "
+        f"FROM runs AS r WHERE {SEED_SPREAD_SGD} GROUP BY eta_t ORDER BY steps DESC, eta_t "
+        "LIMIT 1").fetchone()
+    if eta_t is None or eta_t[1] < 2:
+        return None
+    series = seed_spread_series(
+        connection, where=f"{SEED_SPREAD_SGD} AND ROUND(r.lr_scale * r.n_steps, 6) = {eta_t[0]!r}",
+        x="lr_key", xlog=True, panel="sgd_seed_spread",
+        label=f"SGD from random heads, η·T = {eta_t[0]:g}/β̂", figure_key=KEY, final_only=True)
+    if series is None:
+        return None
+    return Panel(name="sgd_seed_spread", title="(SGD at a fixed η·T) seed spread of the head direction",
+                 xlabel=LR_LABEL, ylabel=r"$\frac{1}{K}\sum_k \|u_k - \bar u\|^2$, mean over datasets",
+                 series=[series], xlog=True, ylog=True, ticks_at_data=False)
+
+
 def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     """Draw F3 into ``out_dir``."""
     panels = [panel for setting in ("head", "full")
               if (panel := _panel(connection, setting)) is not None and panel.series]
+    if (sgd := _sgd_panel(connection)) is not None:
+        panels.append(sgd)
     if not panels:
         raise MissingData("no setting has runs at two or more learning rates")
-    title = ("F3 · Leave-one-out stability vs learning rate\n"
+    title = ("F3 · Stability vs learning rate (head: full-batch GD at a fixed t; SGD: at a fixed η·T)\n"
              f"solid: measured ({ERROR_BARS}) · dashed: Theorem H (head) / Theorem F (full) bound")
     return write_panels_figure(out_dir, key=KEY, stem=STEM, title=title, panels=panels)

@@ -42,12 +42,21 @@ class TrainingConfig:
     batch_size : int or None
         Minibatch size for SGD; None is full-batch gradient descent.
     max_left_out : int
-        Leave-one-out sets trained per seed (support vectors first, then random others).
+        Leave-one-out sets trained per seed where E_i is estimated: a stratified random sample
+        (support vectors / others, each with a guaranteed share; ``verify.run.layout``); 0 trains
+        none (seed-to-seed measures only).
+    exact_left_out_up_to : int
+        Every sample is left out (E_i exact) where n is at most this (or at most ``max_left_out``).
     n_heads : int
         Linear heads trained at once (MHLoss); 1 is a single head.
     bound_models : int or None
         Evaluate the bounds on the first this many left-out models (seed 0 first), None for all;
         bounds whose constants need Lanczos on an MLP's Hessian cost seconds per model.
+    bound_left_out : int or None
+        Evaluate the bounds, per seed, on a stratified sub-sample of this many of the left-out sets
+        (``verify.run.layout.choose_left_out`` with this budget: a subset of the left-out sets, with its
+        own weights, ``runs.bound_weight``); None: on every left-out set. Head configs leave every
+        sample out but bound 16 per seed: a bound row per model and checkpoint would be millions.
     bound_last_only : bool
         Evaluate the bounds at the last checkpoint only.
     with_stabilisers : bool
@@ -65,8 +74,10 @@ class TrainingConfig:
     n_checkpoints: int = 12
     batch_size: int | None = None
     max_left_out: int = 16
+    exact_left_out_up_to: int = 0
     n_heads: int = 1
     bound_models: int | None = None
+    bound_left_out: int | None = None
     bound_last_only: bool = False
     with_stabilisers: bool = False
 
@@ -89,10 +100,14 @@ class TrainingConfig:
             raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
         if self.max_left_out < 0:
             raise ValueError(f"max_left_out: must be >= 0, got {self.max_left_out}")
+        if self.exact_left_out_up_to < 0:
+            raise ValueError(f"exact_left_out_up_to: must be >= 0, got {self.exact_left_out_up_to}")
         if self.n_heads < 1:
             raise ValueError(f"n_heads: must be >= 1, got {self.n_heads}")
         if self.bound_models is not None and self.bound_models < 0:
             raise ValueError(f"bound_models: must be >= 0 or None, got {self.bound_models}")
+        if self.bound_left_out is not None and self.bound_left_out < 0:
+            raise ValueError(f"bound_left_out: must be >= 0 or None, got {self.bound_left_out}")
 
     @property
     def stochastic(self) -> bool:
@@ -117,9 +132,15 @@ class TrainingConfig:
         return {**asdict(self), "kinds": list(self.kinds)}
 
 
+# Head trainers are cheap (a linear model on fixed features): every sample is left out where
+# n <= 256, so E_i is exact there (bench/bench_head.py measures the cost of the exact case).
+EXACT_HEAD_LEFT_OUT = 256
+
+
 def _head(name: str, **overrides) -> TrainingConfig:
     base = dict(setting="head", kinds=("separable",), loss="logistic", init="zero", lr_scale=1.0,
-                n_steps=10000, n_checkpoints=13, max_left_out=16)
+                n_steps=10000, n_checkpoints=13, max_left_out=16,
+                exact_left_out_up_to=EXACT_HEAD_LEFT_OUT, bound_left_out=16)
     return TrainingConfig(name=name, **{**base, **overrides})
 
 
@@ -138,8 +159,18 @@ DEFAULT_CONFIGS: tuple[TrainingConfig, ...] = (
     _head("head_gd_logistic_lr0.1", lr_scale=0.1),
     _head("head_gd_logistic_lr0.3", lr_scale=0.3),
     _head("head_gd_logistic_lr3", lr_scale=3.0),
-    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=8,
-          with_stabilisers=True),
+    # Ten seeds of SGD: every left-out set would be 10 (n + 1) models and 10x the rows of a GD task
+    # (bench/bench_left_out.py: 6.8x the time of 16 sets at n = 256), so E_i is a stratified
+    # estimate with its standard error here.
+    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=16,
+          exact_left_out_up_to=0, bound_left_out=None, with_stabilisers=True),
+    # Seed-to-seed spread of the head direction (no left-out sets): GD from random heads over t, and
+    # SGD at a fixed eta*T = 2000/beta with smaller steps (docs/theory.md, seed spread).
+    _head("head_gd_logistic_random", init="random", max_left_out=0, exact_left_out_up_to=0),
+    _head("head_sgd_logistic_random_lr0.25", init="random", batch_size=16, lr_scale=0.25, n_steps=8000,
+          max_left_out=0, exact_left_out_up_to=0),
+    _head("head_sgd_logistic_random_lr0.1", init="random", batch_size=16, lr_scale=0.1, n_steps=20000,
+          max_left_out=0, exact_left_out_up_to=0),
     _full("full_quadratic_gd", ("quadratic",), with_stabilisers=True),
     _full("full_quadratic_gd_lr0.1", ("quadratic",), lr_scale=0.1),
     _full("full_quadratic_gd_lr0.3", ("quadratic",), lr_scale=0.3),

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 # 2: runs columns feature_margin, predicted_direction_error, predictor_relative_error.
-SCHEMA_VERSION = 2
+# 3: how each left-out row enters E_i (estimator, strata used, standard errors) and the head
+#    direction's seed spread on full-set rows.
+SCHEMA_VERSION = 3
 RESULTS_FILE = "results.sqlite"
 
 DATASET_COLUMNS = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise",
@@ -24,20 +26,27 @@ DATASET_COLUMNS = ("kind", "n_samples", "n_features", "n_classes", "margin", "ra
 TRAINING_COLUMNS = ("setting", "config", "loss", "init", "lr", "lr_scale", "n_steps", "batch_size",
                     "n_heads", "stabiliser", "stabiliser_params")
 LEFT_OUT_MEASURES = ("parameter_stability", "head_direction_stability", "pointwise_hypothesis_stability")
+# How a left-out row enters E_i (verify.run.layout.LeftOutPlan) and the standard error of E_i of each
+# measure for its seed and checkpoint.
+LEFT_OUT_ESTIMATE = ("left_out_estimator", "left_out_n_support", "left_out_n_other", "bound_weight",
+                     "parameter_stability_se", "head_direction_stability_se",
+                     "pointwise_hypothesis_stability_se")
 ROW_MEASURES = ("train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
                 "normalised_margin", "distance_from_init", "diverged", "diverged_at")
 # Measured on the rows of models trained on all of S only (NULL elsewhere; docs/results-schema.md).
-FULL_SET_MEASURES = ("feature_margin", "predicted_direction_error", "predictor_relative_error")
+FULL_SET_MEASURES = ("feature_margin", "predicted_direction_error", "predictor_relative_error",
+                     "head_seed_spread", "head_seed_spread_low", "head_seed_spread_high")
 KEY_COLUMNS = ("run_id", "task_key", "dataset_id", "seed", "left_out", "left_out_support",
                "left_out_weight", "iteration")
-RUN_COLUMNS = (KEY_COLUMNS + DATASET_COLUMNS + TRAINING_COLUMNS + LEFT_OUT_MEASURES + ROW_MEASURES
-               + FULL_SET_MEASURES)
+RUN_COLUMNS = (KEY_COLUMNS + DATASET_COLUMNS + TRAINING_COLUMNS + LEFT_OUT_MEASURES + LEFT_OUT_ESTIMATE
+               + ROW_MEASURES + FULL_SET_MEASURES)
 BOUND_COLUMNS = ("run_id", "bound", "measure", "measured", "value", "violated", "constants")
 
 _INTEGER = {"run_id", "seed", "left_out", "left_out_support", "iteration", "n_samples", "n_features",
-            "n_classes", "n_support", "n_steps", "batch_size", "n_heads", "diverged", "diverged_at"}
+            "n_classes", "n_support", "n_steps", "batch_size", "n_heads", "diverged", "diverged_at",
+            "left_out_n_support", "left_out_n_other"}
 _TEXT = {"task_key", "dataset_id", "kind", "setting", "config", "loss", "init", "stabiliser",
-         "stabiliser_params"}
+         "stabiliser_params", "left_out_estimator"}
 
 
 def _column_type(name: str) -> str:

@@ -38,7 +38,8 @@ def test_bound_objective_is_the_trained_objective(pretrained_mlp, name, params):
     dataset = pretrained_mlp
     task = Task(dataset.id, MLP_GD, name, params)
     stabiliser = make_stabiliser(task)
-    layout = model_layout(task, choose_left_out(task.dataset_id, 12, np.empty(0, dtype=np.int64), 2))
+    layout = model_layout(task, choose_left_out(task.dataset_id, 12, np.empty(0, dtype=np.int64),
+                                                budget=2).samples)
     trained = train_mlp_task(MLP_GD, dataset, stabiliser, layout, layout.masks(12))
     context = bound_context(trained, dataset, replace(MLP_GD))
     full = int(layout.full_model()[0])

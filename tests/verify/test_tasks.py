@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from synth.quadratic import make_quadratic_task
 from synth.separable import make_separable
 from verify.configs import CONFIGS, TrainingConfig
-from verify.run.layout import choose_left_out, left_out_weights, model_layout
+from verify.run.layout import choose_left_out, model_layout
 from verify.run.runner import run_task
 from verify.run.task import Task
 from verify.sweep.executors import execute
@@ -38,34 +38,6 @@ QUADRATIC_GD = TrainingConfig(name="test_quadratic_gd", setting="full", kinds=("
 @pytest.fixture(scope="module")
 def head_output(separable):
     return run_task(Task(separable.id, HEAD_GD), separable)
-
-
-@given(n=st.integers(1, 60), data=st.data())
-def test_left_out_takes_support_vectors_first_and_is_a_function_of_the_dataset(n, data):
-    support = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))), dtype=np.int64)
-    limit = data.draw(st.integers(0, n))
-    chosen = choose_left_out("ds", n, support, limit)
-    assert len(chosen) == min(limit, n) and len(set(chosen.tolist())) == len(chosen)
-    k = min(len(support), limit)
-    assert set(chosen[:k].tolist()) <= set(support.tolist())
-    np.testing.assert_array_equal(chosen, choose_left_out("ds", n, support, limit))
-    if limit:
-        weights = left_out_weights(chosen, support, n)
-        assert math.isclose(weights.sum(), 1.0)
-        if limit == n:
-            np.testing.assert_allclose(weights, 1.0 / n)
-
-
-def test_left_out_weights_make_an_unbiased_estimate_of_the_mean_over_all_samples():
-    n, support = 20, np.array([2, 5, 11])
-    values = np.random.default_rng(0).random(n) + np.isin(np.arange(n), support) * 5.0
-    estimates = []
-    for draw in range(400):
-        chosen = choose_left_out(f"ds{draw}", n, support, 7)
-        estimates.append(left_out_weights(chosen, support, n) @ values[chosen])
-    assert abs(np.mean(estimates) - values.mean()) < 0.05 * values.mean()
-    plain = [values[choose_left_out(f"ds{d}", n, support, 7)].mean() for d in range(50)]
-    assert np.mean(plain) > 1.3 * values.mean(), "the plain mean over-weights support vectors"
 
 
 def test_layout_masks_leave_out_exactly_one_sample_per_left_out_model():
@@ -224,7 +196,7 @@ def test_surt_runs_in_the_sweep_and_distance_from_init_is_measured_from_the_pret
     task = Task(pretrained_mlp.id, MLP_GD, "surt", '{"lr":0.05,"mask_rate":0.25,"n_steps":30}')
     outcome = execute(task, _Source(pretrained_mlp), run_task)
     assert outcome["status"] == "done", outcome.get("error")
-    left_out = choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), 2)
+    left_out = choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), budget=2).samples
     layout = model_layout(task, left_out)
     from verify.run.task import make_stabiliser
     trained = train_mlp_task(MLP_GD, pretrained_mlp, make_stabiliser(task), layout,
@@ -318,7 +290,7 @@ def test_mlp_rows_carry_the_feature_margin_of_the_trained_encoder_on_the_final_f
     last = max(row["iteration"] for row in rows)
     measured = [row for row in rows if row["feature_margin"] is not None]
     assert [(row["left_out"], row["iteration"]) for row in measured] == [(None, last)]
-    layout = model_layout(task, choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), 2))
+    layout = model_layout(task, choose_left_out(task.dataset_id, 16, np.empty(0, dtype=np.int64), budget=2).samples)
     trained = train_mlp_task(MLP_GD, pretrained_mlp, None, layout, layout.masks(16))
     model = build_model(pretrained_mlp.card["architecture"])
     network = FlatNetwork.of(model, "logistic")

@@ -69,10 +69,11 @@ def make_results(folder: Path, runs: list[dict], bounds: list[dict] = (),
                      (row["task_key"], row["dataset_id"], row["config"], row["stabiliser"],
                       row["stabiliser_params"]))
     for bound in bounds:
-        conn.execute("INSERT INTO bounds VALUES (?, ?, ?, ?, ?, ?, '{}')",
+        conn.execute("INSERT INTO bounds VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (bound["run"], bound.get("bound", "theorem_h"),
                       bound.get("measure", "head_direction_stability"), bound["measured"],
-                      bound["value"], json.dumps(bound.get("violated", []))))
+                      bound["value"], json.dumps(bound.get("violated", [])),
+                      json.dumps(bound.get("constants", {}))))
     for task in failed_tasks:
         conn.execute("INSERT INTO tasks VALUES (?, 'd9', 'head_gd', 'none', '{}', '[0]', 'failed', "
                      "?, 1, '')", (task["task_key"], task["error"]))
@@ -127,12 +128,20 @@ def test_tightness_matches_numpy_over_assumption_holding_runs(pairs, n_vacuous,
     with tempfile.TemporaryDirectory() as folder:
         verdicts = judge(Path(folder), [dict(left_out=i) for i in range(len(bounds))], bounds)
     verdict = verdicts["bounds"]["theorem_h"]
-    ratios = np.array([min(m, v) / v for m, v in pairs])
-    assert verdict["tightness"]["n"] == len(pairs)
-    assert verdict["tightness"]["median"] == pytest.approx(np.median(ratios), rel=1e-12)
-    assert verdict["tightness"]["p90"] == pytest.approx(np.quantile(ratios, 0.9), rel=1e-12)
-    assert verdict["tightness"]["worst"] == pytest.approx(ratios.max(), rel=1e-12)
-    assert verdict["vacuous"] == n_vacuous and verdict["violations"] == 0
+    # theorem_h bounds a distance of unit vectors: a value >= 2 says nothing (vacuous), and
+    # tightness is over the other values only.
+    informative = [(m, v) for m, v in pairs if v < 2.0]
+    ratios = np.array([min(m, v) / v for m, v in informative])
+    assert verdict["tightness"]["n"] == len(informative)
+    if informative:
+        assert verdict["tightness"]["median"] == pytest.approx(np.median(ratios), rel=1e-12)
+        assert verdict["tightness"]["p90"] == pytest.approx(np.quantile(ratios, 0.9), rel=1e-12)
+        assert verdict["tightness"]["worst"] == pytest.approx(ratios.max(), rel=1e-12)
+    n_vacuous_total = n_vacuous + len(pairs) - len(informative)
+    assert verdict["vacuous"] == n_vacuous_total and verdict["violations"] == 0
+    assert verdict["non_vacuous"] == len(informative)
+    assert verdict["vacuous_share"] == pytest.approx(n_vacuous_total / (len(pairs) + n_vacuous))
+    assert verdict["a_posteriori"] and verdict["trivial"] == 2.0
 
 
 def test_tightest_bound_is_the_valid_one_with_median_ratio_closest_to_one(tmp_path):
@@ -202,7 +211,8 @@ def margin_sweep(measure_of, n_groups=4):
                 runs.append(dict(dataset_id=f"n{n_samples}_m{margin}", n_samples=n_samples,
                                  margin=margin, left_out=left_out, lr=0.5 / (1 + step),
                                  head_direction_stability=measure_of(group, step, left_out)))
-                bounds.append(dict(run=len(runs) - 1, measured=0.0, value=1.0 / margin))
+                # Below 2, the trivial value of a head-direction distance (vacuous from there on).
+                bounds.append(dict(run=len(runs) - 1, measured=0.0, value=0.05 / margin))
     return runs, bounds
 
 
@@ -397,7 +407,8 @@ def dataset_panel(rng):
                                      iteration=iteration))
                     bounds.append(dict(run=len(runs) - 1,
                                        measured=measured[d] + 0.1 * left_out if final else 9.0,
-                                       value=bound_value[d] + seed if final else -float(d)))
+                                       # / 10: below 2, the trivial value of the measure
+                                       value=(bound_value[d] + seed) / 10 if final else -float(d)))
     return runs, bounds, bound_value, measured, accuracies
 
 
@@ -437,7 +448,8 @@ def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
     (tmp_path / "verdicts.json").write_text("stale")
     returned = write_verdicts(tmp_path)
     assert json.loads((tmp_path / "verdicts.json").read_text()) == returned
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite", "verdicts.json",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "claims.md",
+                                                         "results.sqlite", "verdicts.json",
                                                          "verdicts.md"]
     summary = returned["summary"]
     assert (summary["tasks_failed"], summary["violations"]) == (1, 1)
@@ -445,9 +457,14 @@ def test_files_are_valid_json_and_markdown_and_replace_old_ones(tmp_path):
     report = (tmp_path / "verdicts.md").read_text()
     assert "1 failed" in report and "1 bound violation(s)" in report
     assert "✘ theorem_h_bad" in report and "✔ theorem_h" in report
-    assert "| head_margin | margin/radius → head_direction_stability | decrease | measured |" in report
-    assert "| reference bound theorem_h_bad |" in report and "| bound theorem_h |" in report
-    assert summary["corollaries_bounds"]["pass"] == 1  # theorem_h's margin trend only
+    assert ("| head_margin | margin/radius → head_direction_stability | decrease | measured, inside "
+            "the theorem |") in report
+    assert "| bound theorem_h_bad (reference;" in report
+    # The a posteriori bound is a consistency check, never evidence.
+    assert "| bound theorem_h (consistency check;" in report
+    # theorem_h's margin trend passes, but an a posteriori bound is not evidence.
+    assert summary["corollaries_bounds"]["pass"] == 0
+    assert summary["consistency_checks"] == ["theorem_h"] and "theorem_h" not in summary["evidence_bounds"]
 
 
 def test_verdicts_are_reproducible(tmp_path):
@@ -498,3 +515,193 @@ def test_cli_writes_the_verdicts(tmp_path, capsys):
     assert "0 violation(s)" in capsys.readouterr().out
     assert json.loads((tmp_path / "verdicts.json").read_text())["bounds"]["theorem_h"][
         "tightness"]["median"] == 0.5
+
+
+# -- scope, vacuity, terms, seed spread, claims (issue: verdicts a referee can trust) ------------
+
+def _corollary(verdicts, name):
+    return next(c for c in verdicts["corollaries"] if c["name"] == name)
+
+
+def test_corollary_is_judged_inside_the_theorem_and_noisy_and_multiclass_runs_apart(tmp_path):
+    runs, _ = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    # Label noise: instability grows with the margin here (the old verdict pooled these rows).
+    noisy, _ = margin_sweep(lambda group, step, left_out: 1.0 + step, n_groups=8)
+    for run in noisy:
+        run.update(label_noise=0.1, dataset_id=run["dataset_id"] + "_noisy")
+    multiclass, _ = margin_sweep(lambda group, step, left_out: 1.0 + step)
+    for run in multiclass:
+        run.update(n_classes=3, dataset_id=run["dataset_id"] + "_3")
+    corollary = _corollary(judge(tmp_path, runs + noisy + multiclass), "head_margin")
+    assert corollary["measured"]["verdict"] == "pass" and corollary["measured"]["n_groups"] == 4
+    outside = corollary["outside"]
+    assert set(outside) == {"outside the theorem: label noise", "outside the theorem: multiclass"}
+    assert outside["outside the theorem: label noise"]["verdict"] == "fail"
+    assert outside["outside the theorem: label noise"]["n_groups"] == 8
+    assert outside["outside the theorem: multiclass"]["tau"] == 1.0
+    assert "label noise" in corollary["scope"] and "multiclass" in corollary["scope"]
+
+
+def test_partial_left_out_estimates_are_left_out_of_the_trends_and_counted(tmp_path):
+    runs, _ = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    for run in runs:
+        run["left_out_estimator"] = "stratified"
+    partial, _ = margin_sweep(lambda group, step, left_out: 1.0 + step, n_groups=8)
+    for run in partial:
+        run.update(left_out_estimator="partial", dataset_id=run["dataset_id"] + "_p")
+    verdicts = judge(tmp_path, runs + partial)
+    corollary = _corollary(verdicts, "head_margin")
+    assert corollary["measured"]["verdict"] == "pass" and corollary["measured"]["n_groups"] == 4
+    assert corollary["partial_left_out"] == 32  # 8 groups x 4 margins, one E_i group each
+    assert verdicts["summary"]["left_out_estimates"] == {"partial": 32, "stratified": 16}
+
+
+def _apriori_constants(support_term: float) -> dict:
+    """theorem_h_apriori constants whose margin-gap rate is infinite (t = 1): each margin term is the
+    trivial 2, so the value is 4 + the support-vector term."""
+    return dict(n=20.0, gamma=0.1, gamma_loo=0.1, support_term=support_term, radius=1.0, lr=1.0,
+                iteration=1.0, init_norm=0.0, init_loss=0.6931471805599453,
+                init_loss_loo=0.6931471805599453, binary=1.0, linear_head=1.0, separable=1.0,
+                full_batch=1.0, single_head=1.0, exponential_tailed=1.0, logistic=1.0)
+
+
+def test_bound_at_or_above_the_trivial_value_is_vacuous_and_out_of_trends_and_evidence(tmp_path):
+    from theory.bounds import BOUNDS
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    apriori = []
+    for bound in bounds:
+        support = 0.5 * runs[bound["run"]]["margin"]
+        constants = _apriori_constants(support)
+        value = BOUNDS["theorem_h_apriori"].value(**constants)
+        assert value == pytest.approx(4 + support)
+        apriori.append(dict(run=bound["run"], bound="theorem_h_apriori", measured=0.1, value=value,
+                            constants=constants))
+    verdicts = judge(tmp_path, runs, apriori)
+    verdict = verdicts["bounds"]["theorem_h_apriori"]
+    assert verdict["vacuous"] == len(apriori) and verdict["non_vacuous"] == 0
+    assert verdict["vacuous_share"] == 1.0 and verdict["tightness"]["n"] == 0
+    trend = _corollary(verdicts, "head_margin")["bounds"]["theorem_h_apriori"]
+    # The old verdict passed this trend: it is the exact support-vector term alone, on values >= 4.
+    assert trend["verdict"] == "no data" and trend["vacuous_groups"] == trend["groups"] == 16
+    assert verdicts["summary"]["vacuous_bounds"] == ["theorem_h_apriori"]
+    assert verdicts["summary"]["evidence_bounds"] == []
+    assert "theorem_h_apriori" not in verdicts["rank_correlations"] or \
+        verdicts["rank_correlations"]["theorem_h_apriori"]["leave_one_out"]["n_units"] == 0
+
+
+def test_a_trend_carried_by_one_exact_term_says_so_and_a_posteriori_is_a_consistency_check(tmp_path):
+    from theory.bounds import BOUNDS
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    posteriori = []
+    for bound in bounds:
+        margin = runs[bound["run"]]["margin"]
+        # Trained heads at the max-margin direction: both margin terms are 0, the value is the
+        # support-vector term, which shrinks with the margin.
+        constants = dict(n=20.0, gamma=margin, gamma_loo=margin, support_term=0.05 / margin,
+                         margin_full=margin, margin_loo=margin, binary=1.0, linear_head=1.0,
+                         separable=1.0)
+        posteriori.append(dict(run=bound["run"], bound="theorem_h", measured=0.01,
+                               value=BOUNDS["theorem_h"].value(**constants), constants=constants))
+    verdicts = judge(tmp_path, runs, posteriori)
+    trend = _corollary(verdicts, "head_margin")["bounds"]["theorem_h"]
+    assert trend["verdict"] == "pass" and trend["carried_by"] == "support_vectors"
+    assert trend["role"] == "consistency check"
+    assert verdicts["summary"]["corollaries_bounds"]["pass"] == 0
+    assert verdicts["summary"]["consistency_checks"] == ["theorem_h"]
+    assert verdicts["rank_correlations"]["theorem_h"]["role"] == "consistency check"
+
+
+def _seed_spread_rows(configs):
+    """Full-set rows of random-init head tasks: three seeds per task, spread per checkpoint."""
+    runs = []
+    for dataset in range(3):
+        for config, (lr_scale, batch_size, n_steps, spread_of) in configs.items():
+            for iteration in (n_steps // 100, n_steps // 10, n_steps):
+                spread = spread_of(dataset, iteration)
+                for seed in range(3):
+                    runs.append(dict(dataset_id=f"d{dataset}", n_samples=20 + dataset, config=config,
+                                     left_out=None, seed=seed, init="random", lr_scale=lr_scale,
+                                     batch_size=batch_size, n_steps=n_steps, iteration=iteration,
+                                     head_seed_spread=spread, head_seed_spread_low=spread / 2,
+                                     head_seed_spread_high=spread * 2))
+    return runs
+
+
+def test_seed_spread_corollaries_over_iterations_and_steps_at_a_fixed_eta_t(tmp_path):
+    gd = {"gd_random": (1.0, None, 1000, lambda d, t: 1.0 / t + 0.01 * d)}
+    # SGD: equal eta*T = 1000; a smaller step gives a smaller spread at the end.
+    sgd = {"sgd_1": (1.0, 4, 1000, lambda d, t: 0.3 + 0.01 * d),
+           "sgd_0.1": (0.1, 4, 10000, lambda d, t: 0.1 + 0.01 * d)}
+    verdicts = judge(tmp_path, _seed_spread_rows({**gd, **sgd}))
+    over_t = _corollary(verdicts, "head_seed_iteration")
+    assert over_t["measured"]["verdict"] == "pass" and over_t["measured"]["n_groups"] == 3
+    assert set(over_t["outside"]) == {"outside the theorem: SGD"}
+    step = _corollary(verdicts, "head_sgd_step_at_fixed_eta_t")
+    assert step["measured"]["verdict"] == "pass" and step["measured"]["n_groups"] == 3
+    assert step["measured"]["n_rows"] == 6  # final checkpoints only, two steps per dataset
+    # The verdict table says which learning-rate claim is tested.
+    assert "SGD" in step["tested"] and "eta*T" in step["tested"]
+    assert "GD" in _corollary(verdicts, "head_lr")["tested"]
+    assert "same checkpoint" in _corollary(verdicts, "head_lr")["tested"]
+
+
+def test_stabiliser_is_compared_with_plain_training_on_the_same_dataset_and_config(tmp_path):
+    runs = []
+    for d in range(5):
+        for stabiliser, accuracy in (("none", (0.6, 0.9, 0.75)), ("mhloss", (0.74, 0.76, 0.75))):
+            for seed, a in enumerate(accuracy):
+                runs.append(dict(dataset_id=f"d{d}", stabiliser=stabiliser, seed=seed, left_out=None,
+                                 test_accuracy=a + 0.01 * d))
+    verdicts = judge(tmp_path, runs)
+    entry = verdicts["stabilisers"]["mhloss"]["accuracy_std"]
+    assert entry["n_pairs"] == 5 and entry["verdict"] == "pass"
+    assert entry["median_difference"]["value"] == pytest.approx(
+        np.std([0.74, 0.76, 0.75], ddof=1) - np.std([0.6, 0.9, 0.75], ddof=1))
+
+
+def test_claims_scorecard_has_one_row_per_claim_judged_by_its_statistic(tmp_path):
+    from verify.verdicts.claims import CLAIM_VERDICTS, CLAIMS, claim_rows, results_facts, rewrite_readme
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    verdicts = write_verdicts(make_results(tmp_path, runs, bounds).parent)
+    written = json.loads((tmp_path / "claims.json").read_text())
+    rows = written["claims"]
+    assert written["results"] == results_facts(verdicts) and written["results"]["datasets"] == 16
+    assert rows == claim_rows(verdicts) and [r["id"] for r in rows] == [c.id for c in CLAIMS]
+    assert len({r["id"] for r in rows}) == len(rows)
+    by_id = {r["id"]: r for r in rows}
+    assert all(r["verdict"] in CLAIM_VERDICTS and r["figure"] and r["judged_on"] for r in rows)
+    margin = _corollary(verdicts, "head_margin")["measured"]
+    assert by_id["paper_margin"]["verdict"] == "supported"
+    assert by_id["paper_margin"]["statistic"] == {"name": "granulated Kendall tau",
+                                                  "value": margin["tau"], "low": margin["low"],
+                                                  "high": margin["high"]}
+    # No run of these: not testable, never supported by default.
+    assert by_id["paper_surt"]["verdict"] == "not testable here"
+    assert by_id["full_eta_t_grows"]["verdict"] == "not testable here"
+    # The a posteriori bound is never evidence, whatever it says.
+    assert by_id["theorem_h_a_posteriori"]["verdict"] == "not testable here"
+    text = rewrite_readme("intro\n<!-- claims:begin (generated by `ftstab verdicts --from DIR "
+                          "--readme README.md`) -->\nSTALE-BLOCK\n<!-- claims:end -->\nrest\n", rows,
+                          written["results"])
+    assert text.startswith("intro\n") and text.endswith("\nrest\n") and "STALE-BLOCK" not in text
+    assert "| Larger margin" not in text and by_id["paper_margin"]["claim"] in text
+    with pytest.raises(ValueError, match="readme"):
+        rewrite_readme("no markers", rows, written["results"])
+
+
+def test_paper_claim_opposite_to_a_corollary_is_contradicted_when_the_corollary_passes():
+    from verify.verdicts.claims import trend
+    verdicts = {"corollaries": [{"name": "full_lr_iteration", "setting": "full", "tested": "t",
+                                 "measured": {"tau": 0.8, "low": 0.6, "high": 0.9, "n_groups": 5,
+                                              "n_rows": 20, "verdict": "pass"}, "outside": {}}]}
+    assert trend("full_lr_iteration")(verdicts)[2] == "supported"
+    assert trend("full_lr_iteration", agrees=False)(verdicts)[2] == "contradicted"
+
+
+def test_readme_claims_block_is_generated_from_the_committed_scorecard():
+    from verify.verdicts.claims import README_BEGIN, README_END, readme_block
+    root = Path(__file__).resolve().parents[2]
+    scorecard = json.loads((root / "docs" / "claims.json").read_text(encoding="utf-8"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
+    assert readme[start:end] == readme_block(scorecard["claims"], scorecard["results"])

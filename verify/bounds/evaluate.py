@@ -10,7 +10,7 @@ from verify.run.layout import ModelLayout
 
 def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, layout: ModelLayout,
                context: dict, setting: str, max_models: int | None = None,
-               last_only: bool = False) -> list[dict]:
+               last_only: bool = False, models: np.ndarray | None = None) -> list[dict]:
     """Evaluate every bound of ``setting`` in ``theory.bounds.BOUNDS`` on every left-out row.
 
     Parameters
@@ -26,6 +26,8 @@ def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, lay
     setting : {"head", "full"}
     max_models : int or None
         Bound only the first this many left-out models in layout order (None: all).
+    models : (M,) bool or None
+        Bound only these models (None: every left-out model); ``max_models`` applies among them.
     last_only : bool
         Bound the last checkpoint only (where constants are costly, e.g. Lanczos on an MLP).
 
@@ -41,7 +43,8 @@ def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, lay
     full = layout.full_model()
     n_models = layout.n_models
     last = max(row["iteration"] for row in rows) if rows else 0
-    bounded = set(np.flatnonzero(layout.left_out >= 0)[:max_models].tolist())
+    eligible = layout.left_out >= 0 if models is None else (layout.left_out >= 0) & models
+    bounded = set(np.flatnonzero(eligible)[:max_models].tolist())
     out = []
     for r, row in enumerate(rows):
         k, m = divmod(r, n_models)

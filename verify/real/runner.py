@@ -23,8 +23,8 @@ from verify.real.evaluation import flatten_weights, head_weights, network_evalua
 from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop
 from verify.real.surt import ContrastiveSURT, DigitsSURT
 from verify.run.evaluators import linear_evaluator
-from verify.run.layout import choose_left_out, left_out_weights, model_layout
-from verify.run.rows import RowInputs, trace_rows
+from verify.run.layout import LeftOutPlan, choose_left_out, model_layout
+from verify.run.rows import RowInputs, add_left_out_estimates, trace_rows
 from verify.run.task import NO_STABILISER, Task, TaskOutput
 from verify.run.train import schedule
 
@@ -79,8 +79,8 @@ class RealRunner:
         n = len(dataset.y)
         max_left_out = n if task.config.max_left_out is None else task.config.max_left_out
         # No support vectors are known on real data: left-out samples are a uniform random choice.
-        left_out = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), max_left_out)
-        layout = model_layout(task, left_out)
+        plan = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), budget=max_left_out)
+        layout = model_layout(task, plan.samples)
         if task.config.setting == "head":
             output = self._head(task, dataset, stabiliser, layout)
         elif dataset.card["kind"] == "real-digits":
@@ -89,7 +89,7 @@ class RealRunner:
             from verify.real.text_finetune import finetune_minilm_task
             output = finetune_minilm_task(task, dataset, stabiliser, layout, cache_dir=self.cache_dir,
                                           max_length=self.max_length)
-        _training_columns(output.runs, task, stabiliser, left_out, n)
+        _training_columns(output.runs, task, stabiliser, plan)
         return output
 
     def features(self, dataset: RealDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -136,20 +136,17 @@ class RealRunner:
                      evaluator=network_evaluator(model), masks=masks, lr=lr)
 
 
-def _training_columns(rows: list[dict], task: Task, stabiliser, left_out: np.ndarray, n: int) -> None:
+def _training_columns(rows: list[dict], task: Task, stabiliser, plan: LeftOutPlan) -> None:
     """Columns the rows share with the synthetic sweep's: steps and heads as trained (after the
     stabiliser), and each left-out row's weight in the estimate of E_i over S."""
     n_steps, n_heads = task.config.n_steps, task.config.n_heads
     if stabiliser is not None:
         _, n_steps = stabiliser.adjust_schedule(1.0, n_steps)  # only the step count is recorded here
         n_heads = stabiliser.head_kwargs().get("n_heads", n_heads)
-    weights = dict(zip(left_out.tolist(), left_out_weights(left_out, np.zeros(0, dtype=np.int64), n).tolist()))
+    add_left_out_estimates(rows, plan)
     for row in rows:
         row["n_steps"] = n_steps
         row["n_heads"] = n_heads
-        if row["left_out"] is not None:
-            row["left_out_support"] = 0
-            row["left_out_weight"] = weights[row["left_out"]]
 
 
 def _batch(task: Task, n: int) -> int | None:

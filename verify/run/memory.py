@@ -71,7 +71,9 @@ def task_memory(task: Task, kind: str, params: Mapping[str, Any]) -> MemoryEstim
     n_test = int(params.get("n_test", 0))
     n_classes = int(params.get("n_classes", 0) or 0)
     n_outputs = n_classes if n_classes > 2 else 1
-    n_models = len(task.seeds) * (1 + min(config.max_left_out, n))
+    # Every sample is left out where n <= exact_left_out_up_to (verify.run.layout.choose_left_out).
+    left_out = n if n <= max(config.exact_left_out_up_to, config.max_left_out) else config.max_left_out
+    n_models = len(task.seeds) * (1 + left_out)
     n_checkpoints = len(config.checkpoints()) + 1  # with the initial weights
     heads = _n_heads(task)
     trainer = trainer_for(config, kind)

@@ -5,20 +5,26 @@ each S\\i); the model family is an ``verify.run.evaluators.Evaluator``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from scipy.stats import DegenerateDataWarning
 
 from theory.asymptotics import asymptotic_weights
 from theory.estimators import max_margin_solution, signed_points
 from theory.stability import (
+    head_direction_spread,
     head_direction_stability,
     parameter_stability,
     pointwise_hypothesis_stability,
 )
 from verify.run.evaluators import Evaluator
-from verify.run.layout import ModelLayout
+from verify.run.layout import LeftOutPlan, ModelLayout
+
+STABILITY_MEASURES = ("parameter_stability", "head_direction_stability",
+                      "pointwise_hypothesis_stability")
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,14 @@ def trace_rows(iterations: np.ndarray, weights: np.ndarray, train_loss: np.ndarr
             else:
                 margin = np.full(len(W), np.nan)
             distance = np.linalg.norm(W - inputs.w_init, axis=1)
+            # A seed-spread task has no left-out model (and nothing to compare).
             stability = {
                 "parameter_stability": parameter_stability(W[full[loo]], W[loo]),
                 "head_direction_stability": head_direction_stability(heads[full[loo]], heads[loo]),
                 "pointwise_hypothesis_stability": pointwise_hypothesis_stability(
                     _loss_at(evaluator, W[full[loo]], inputs, left_out),
                     _loss_at(evaluator, W[loo], inputs, left_out)),
-            }
+            } if len(loo) else {}
         position = {m: j for j, m in enumerate(loo)}
         for m in range(layout.n_models):
             step = int(diverged_at[m])
@@ -127,6 +134,54 @@ def trace_rows(iterations: np.ndarray, weights: np.ndarray, train_loss: np.ndarr
                     row[name] = np.nan if broken else float(values[j])
             rows.append(row)
     return rows
+
+
+def add_left_out_estimates(rows: list[dict], plan: LeftOutPlan) -> None:
+    """Say on every left-out row how it enters E_i (its model's stratum and weight, the estimator,
+    how many of each stratum were left out) and the standard error of E_i of each stability measure
+    for its seed and checkpoint (:meth:`LeftOutPlan.standard_error`: 0 where exact, NaN where
+    undefined). Rows of models trained on all of S get NULL (None) in these columns."""
+    weights = plan.weights()
+    position = {int(sample): j for j, sample in enumerate(plan.samples)}
+    n_other, n_support = (int(count) for count in plan.used())
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for row in rows:
+        for column in ("left_out_support", "left_out_weight", "left_out_estimator",
+                       "left_out_n_support", "left_out_n_other", *(f"{m}_se" for m in STABILITY_MEASURES)):
+            row[column] = None
+        if row["left_out"] is None:
+            continue
+        j = position[row["left_out"]]
+        row.update(left_out_support=int(plan.stratum[j]), left_out_weight=float(weights[j]),
+                   left_out_estimator=plan.estimator, left_out_n_support=n_support,
+                   left_out_n_other=n_other)
+        groups.setdefault((row["seed"], row["iteration"]), []).append(row)
+    for group in groups.values():
+        order = np.argsort([position[row["left_out"]] for row in group])
+        for measure in STABILITY_MEASURES:
+            values = np.array([group[k][measure] for k in order], dtype=np.float64)
+            error = plan.standard_error(values)
+            for row in group:
+                row[f"{measure}_se"] = error
+
+
+def add_bound_weights(rows: list[dict], layout: ModelLayout, plan: LeftOutPlan,
+                      bounded: LeftOutPlan) -> np.ndarray:
+    """Which left-out models the bounds are evaluated on (``bounded``: a plan whose samples are a
+    subset of ``plan``'s, drawn from the same random order), and each one's weight in the E_i of a
+    bound's value (``bound_weight``; NULL on rows whose model is not bounded).
+
+    Returns
+    -------
+    (M,) bool
+        The models to bound.
+    """
+    if not set(bounded.samples.tolist()) <= set(plan.samples.tolist()):
+        raise ValueError("bounded: the bounded left-out samples must be left out")
+    weight = dict(zip(bounded.samples.tolist(), bounded.weights().tolist()))
+    for row in rows:
+        row["bound_weight"] = None if row["left_out"] is None else weight.get(row["left_out"])
+    return np.isin(layout.left_out, bounded.samples) & (layout.left_out >= 0)
 
 
 def _loss_at(evaluator: Evaluator, W: np.ndarray, inputs: RowInputs, samples: np.ndarray) -> np.ndarray:
@@ -186,6 +241,39 @@ def add_feature_margins(rows: list[dict], weights: np.ndarray, *, layout: ModelL
         row = rows[last * layout.n_models + m]
         if not row["diverged"]:
             row["feature_margin"] = feature_margin(features[j], y)
+
+
+def add_head_seed_spread(rows: list[dict], weights: np.ndarray | None, *, layout: ModelLayout,
+                         evaluator: Evaluator, random_state: int) -> None:
+    """Set ``head_seed_spread`` and its bootstrap interval ``head_seed_spread_low`` /
+    ``head_seed_spread_high`` on the rows of the models trained on all of S, at every checkpoint.
+
+    The spread is mean_k ‖u_k − ū‖² over the seeds' head directions u_k = w_k/‖w_k‖ on the same S
+    (:func:`theory.stability.head_direction_spread`, seeds resampled), every seed's row of one
+    checkpoint holding the same value. NULL (None) on left-out rows, where fewer than two seeds have
+    a model that did not diverge, and everywhere when ``weights`` is None (the caller's choice for
+    full fine-tuning, whose last layer sits on moving features).
+    """
+    for row in rows:
+        row["head_seed_spread"] = row["head_seed_spread_low"] = row["head_seed_spread_high"] = None
+    full = np.flatnonzero(layout.left_out < 0)
+    if weights is None or len(full) < 2 or not rows:
+        return
+    for k in range(weights.shape[0]):
+        members = [m for m in full if not rows[k * layout.n_models + m]["diverged"]]
+        if len(members) < 2:
+            continue
+        heads = weights[k, members] if evaluator.head is None else weights[k, members][:, evaluator.head]
+        with warnings.catch_warnings():
+            # Few seeds or equal directions make the BCa interval degenerate (theory.stability then
+            # falls back to the percentile interval); the warnings on the way say nothing actionable.
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            estimate = head_direction_spread(heads, random_state=np.random.default_rng([random_state, k]))
+        for m in members:
+            rows[k * layout.n_models + m].update(head_seed_spread=estimate.value,
+                                                 head_seed_spread_low=estimate.low,
+                                                 head_seed_spread_high=estimate.high)
 
 
 def add_asymptotic_predictions(rows: list[dict], weights: np.ndarray, iterations: np.ndarray, *,

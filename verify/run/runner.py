@@ -6,22 +6,27 @@ from typing import Any
 import numpy as np
 
 from verify.bounds.evaluate import bound_rows
-from verify.run.layout import choose_left_out, left_out_weights, model_layout
+from verify.run.layout import choose_left_out, model_layout
 from verify.run.rows import (
     RowInputs,
     add_asymptotic_predictions,
+    add_bound_weights,
+    add_head_seed_spread,
+    add_left_out_estimates,
     add_feature_margins,
     trace_rows,
 )
 from verify.run.task import Task, TaskOutput, head_init, make_stabiliser, trainer_for
 from verify.run.train import TRAINERS, class_count
+from verify.seeding import run_seed
 
 
 def run_task(task: Task, dataset: Any) -> TaskOutput:
     """Train every model of ``task`` in one batched call, measure every row and bound it.
 
     The models are, for each seed, the one trained on all of S and one per left-out sample
-    (:func:`choose_left_out`, up to ``config.max_left_out``). A failing trainer raises (the sweep
+    (:func:`choose_left_out`: every sample where n <= ``config.exact_left_out_up_to``, else a
+    stratified sample of ``config.max_left_out``). A failing trainer raises (the sweep
     records the task as failed); a failing bound estimate is recorded in that bound's row.
 
     Parameters
@@ -43,8 +48,9 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
         raise ValueError(f"stabilisers: {task.stabiliser} does not apply to the {trainer} trainer")
     n_samples = len(dataset.X)
     support = np.asarray(dataset.arrays.get("support", np.empty(0, dtype=np.int64)), dtype=np.int64)
-    left_out = choose_left_out(task.dataset_id, n_samples, support, config.max_left_out)
-    layout = model_layout(task, left_out)
+    plan = choose_left_out(task.dataset_id, n_samples, support, budget=config.max_left_out,
+                           exact_up_to=config.exact_left_out_up_to)
+    layout = model_layout(task, plan.samples)
     masks = layout.masks(n_samples)
     trained = TRAINERS[trainer](config, dataset, stabiliser, layout, masks)
 
@@ -59,26 +65,29 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
                        w_init=trained.w_init if trained.w_pretrained is None else trained.w_pretrained)
     rows = trace_rows(trained.iterations, trained.weights, trained.train_loss, trained.diverged_at,
                       layout=layout, evaluator=trained.evaluator, inputs=inputs, masks=masks)
-    weights = dict(zip(left_out.tolist(), left_out_weights(left_out, support, n_samples).tolist()))
-    support_set = set(support.tolist())
+    add_left_out_estimates(rows, plan)
     for row in rows:
         row["n_steps"] = trained.n_steps
         row["loss"] = trained.loss
         row["n_heads"] = trained.n_heads
         if config.setting == "head":
             row["init"] = head_init(config, stabiliser)
-        if row["left_out"] is not None:
-            row["left_out_support"] = int(row["left_out"] in support_set)
-            row["left_out_weight"] = weights[row["left_out"]]
     add_feature_margins(rows, trained.weights, layout=layout, evaluator=trained.evaluator,
                         X=dataset.X, y=dataset.y)
+    add_head_seed_spread(rows, trained.weights if config.setting == "head" else None, layout=layout,
+                         evaluator=trained.evaluator,
+                         random_state=run_seed(task.dataset_id, config.name, task.stabiliser,
+                                               task.stabiliser_params, "head_seed_spread"))
     add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)
+    bounded_plan = (plan if config.bound_left_out is None or config.bound_left_out >= len(plan.samples)
+                    else choose_left_out(task.dataset_id, n_samples, support, budget=config.bound_left_out))
+    bounded = add_bound_weights(rows, layout, plan, bounded_plan)
     bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
                         context=bound_context(trained, dataset, config), setting=config.setting,
-                        max_models=config.bound_models,
-                        last_only=config.bound_last_only)
+                        max_models=config.bound_models, last_only=config.bound_last_only,
+                        models=bounded)
     return TaskOutput(runs=rows, bounds=bounds)
 
 

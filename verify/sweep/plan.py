@@ -73,9 +73,10 @@ def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict
 
 
 def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | None) -> list[TrainingConfig]:
-    """The configs with ``max_left_out`` overridden (``--max-left-out``), or unchanged for None."""
+    """The configs with ``max_left_out`` overridden (``--max-left-out N``: at most N left-out sets
+    per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None."""
     if max_left_out is None:
         return list(configs)
     if max_left_out < 0:
         raise ValueError(f"max-left-out: must be >= 0, got {max_left_out}")
-    return [replace(config, max_left_out=max_left_out) for config in configs]
+    return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0) for config in configs]

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 
+from theory.bounds import BOUNDS
 from verify.verdicts.db import ASSUMPTIONS_HOLD, RUN_IDENTITY, fetch_dicts
 
 # A run violates a bound when measured > value * (1 + RTOL) + ATOL: float64 round-off in the
@@ -35,11 +36,15 @@ def bound_verdicts(conn: sqlite3.Connection) -> dict:
         ``measure``, ``runs_evaluated``, ``runs_assumptions_hold``, ``assumption_failures``
         (violated assumption name -> runs), ``violations`` (runs whose assumptions hold and whose
         measurement exceeds the bound), ``worst_violations`` (up to 10, with their run
-        coordinates), ``vacuous`` (infinite value), ``undefined`` (NaN measured or value) and
-        ``tightness`` (measured/value over assumption-holding runs with a finite value above the
-        round-off tolerance 1e-12:
-        ``n``, ``median``, ``p90``, ``worst`` = max). ``tightest`` names, per setting and measure,
-        the bound without violations whose median ratio is closest to 1.
+        coordinates), ``trivial`` (the trivial value of its measure, None where it has none),
+        ``a_posteriori`` (computed from the trained weights, it holds for any weights: a
+        consistency check, never evidence), ``vacuous`` (assumption-holding runs whose value is
+        infinite or at or above ``trivial``), ``non_vacuous``, ``vacuous_share`` and
+        ``non_vacuous_share`` (of the defined values), ``undefined`` (NaN measured or value) and
+        ``tightness`` (measured/value over the non-vacuous values above the round-off tolerance
+        1e-12: ``n``, ``median``, ``p90``, ``worst`` = max). ``tightest`` names, per setting and
+        measure, the bound without violations, not a posteriori, whose median ratio is closest to
+        1.
     """
     summaries: dict[str, dict] = {}
     counts = conn.execute(
@@ -77,9 +82,21 @@ def _judge(conn: sqlite3.Connection, bound: str, summary: dict) -> dict:
     # SQLite stores NaN as NULL, which arrives here as NaN again.
     measured, value = pairs[:, 0], pairs[:, 1]
     defined = np.isfinite(measured) & ~np.isnan(value)
+    definition = BOUNDS.get(bound)
+    trivial = None if definition is None else definition.trivial
+    vacuous = defined & np.isposinf(value)
+    if trivial is not None:
+        vacuous |= defined & (value >= trivial)
+    non_vacuous = defined & ~vacuous
     # Below the absolute tolerance both numbers are round-off and their ratio says nothing.
-    usable = defined & np.isfinite(value) & (value > VIOLATION_ATOL)
+    usable = non_vacuous & (value > VIOLATION_ATOL)
     ratios = measured[usable] / value[usable]
+    n_defined = int(defined.sum())
+    surrogate = np.array(conn.execute(
+        "SELECT b.measured, b.value FROM bounds b WHERE b.bound = ? "
+        "AND b.violated = '[\"quadratic_objective\"]'", (bound,)).fetchall(), dtype=float).reshape(-1, 2)
+    finite = np.isfinite(surrogate[:, 0]) & np.isfinite(surrogate[:, 1]) & (surrogate[:, 1] > VIOLATION_ATOL)
+    surrogate_ratio = surrogate[finite, 0] / surrogate[finite, 1]
     return {
         "settings": sorted(summary["settings"]),
         "measure": ", ".join(sorted(summary["measures"])),
@@ -88,9 +105,19 @@ def _judge(conn: sqlite3.Connection, bound: str, summary: dict) -> dict:
         "assumption_failures": dict(sorted(summary["assumption_failures"].items())),
         "violations": int(n_violations),
         "worst_violations": worst,
-        "vacuous": int(np.sum(defined & np.isposinf(value))),
+        "trivial": trivial,
+        "a_posteriori": bool(definition is not None and definition.a_posteriori),
+        "vacuous": int(vacuous.sum()),
+        "non_vacuous": int(non_vacuous.sum()),
+        "vacuous_share": float(vacuous.sum() / n_defined) if n_defined else None,
+        "non_vacuous_share": float(non_vacuous.sum() / n_defined) if n_defined else None,
         "undefined": int(np.sum(~defined)),
         "tightness": _tightness(ratios),
+        # Where only the quadratic objective fails (an MLP's Taylor surrogate): a prediction, not a
+        # theorem, reported apart.
+        "surrogate": {"n": int(len(surrogate)), "finite": int(finite.sum()),
+                      "exceeded": int(np.sum(surrogate_ratio > 1 + VIOLATION_RTOL)),
+                      "median_ratio": float(np.median(surrogate_ratio)) if finite.any() else None},
     }
 
 
@@ -105,7 +132,7 @@ def _tightest(verdicts: dict[str, dict]) -> list[dict]:
     best: dict[tuple[str, str], tuple[float, str]] = {}
     for bound, verdict in verdicts.items():
         median = verdict["tightness"]["median"]
-        if verdict["violations"] or median is None:
+        if verdict["violations"] or median is None or verdict["a_posteriori"]:
             continue
         for setting in verdict["settings"]:
             key = (setting, verdict["measure"])

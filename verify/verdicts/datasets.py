@@ -6,6 +6,7 @@ checkpoint of its task.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import warnings
 
@@ -13,12 +14,17 @@ import numpy as np
 from scipy.stats import DegenerateDataWarning
 
 from theory import stability
+from theory.bounds import BOUNDS
 from verify.seeding import run_seed
 from verify.verdicts.db import (
     ASSUMPTIONS_HOLD,
     FINAL_CHECKPOINT_CTE,
+    bound_mean,
+    estimator_filter,
+    bound_terms,
     fetch_dicts,
     left_out_mean,
+    run_columns,
 )
 from verify.verdicts.stats import (
     CONFIDENCE,
@@ -92,46 +98,98 @@ def _seed_std(accuracy: np.ndarray, *, random_state: int) -> stability.Estimate:
 def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict]) -> dict:
     """Does each bound rank the units by their instability?
 
-    The bound's value is its mean (E_i, see ``verify.verdicts.db.left_out_mean``) over the left-out
-    runs (all seeds) whose assumptions hold at the final checkpoint; it is compared with (a) the
-    measured leave-one-out instability (E_i of the bound's measure over the unit's left-out runs)
-    and (b) the seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come
-    with a bootstrap CI over datasets; the verdict is "pass" when the CI of tau lies above 0 (the
-    bound predicts), "fail" below 0.
+    The bound's value is its mean (E_i, see ``verify.verdicts.db.bound_mean``) over the bounded
+    left-out runs (all seeds) whose assumptions hold at the final checkpoint; units whose value is
+    vacuous (infinite, or at or above the trivial value of the measure) and units whose left-out
+    estimate is partial are left out and counted. It is compared with (a) the measured
+    leave-one-out instability (E_i of the bound's measure over the unit's left-out runs) and (b) the
+    seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come with a
+    bootstrap CI over datasets; the verdict is "pass" when the CI of tau lies above 0 (the bound
+    predicts), "fail" below 0.
 
     Returns
     -------
     dict
-        bound name -> ``{"measure", "leave_one_out": {...}, "seed_std": {...}}``, each with
-        ``n_units``, ``n_datasets``, ``kendall_tau``, ``spearman_rho`` (``{value, low, high}`` or
-        None) and ``verdict``.
+        bound name -> ``{"measure", "role", "vacuous_units", "carried_by", "leave_one_out": {...},
+        "seed_std": {...}}``; ``role`` is "consistency check" for an a posteriori bound (never
+        evidence) else "evidence"; ``carried_by`` names the one term that varies across the units
+        when every other term is the same on all of them (the ranking is that term's alone), else
+        None. Each correlation has ``n_units``, ``n_datasets``, ``kendall_tau``, ``spearman_rho``
+        (``{value, low, high}`` or None) and ``verdict``.
     """
     held_value = f"CASE WHEN {ASSUMPTIONS_HOLD} THEN b.value END"
+    complete, _ = estimator_filter(conn)
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
               f"r.stabiliser, r.stabiliser_params, {left_out_mean(conn, 'b.measured')} AS measured, "
-              f"{left_out_mean(conn, held_value)} AS value FROM bounds b "
+              f"{bound_mean(conn, held_value)} AS value, {complete} AS complete FROM bounds b "
               "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
               "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params ORDER BY b.bound, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params")
     seed_std = {_unit(v): v["accuracy_std"]["value"] for v in seed_verdicts if v["accuracy_std"]}
     by_bound: dict[str, list[dict]] = {}
+    vacuous: dict[str, int] = {}
+    partial: dict[str, int] = {}
     for row in rows:
-        if row["value"] is not None:
+        definition = BOUNDS.get(row["bound"])
+        if row["value"] is None:
+            continue
+        if not row["complete"]:
+            partial[row["bound"]] = partial.get(row["bound"], 0) + 1
+        elif definition is not None and definition.is_vacuous(row["value"]):
+            vacuous[row["bound"]] = vacuous.get(row["bound"], 0) + 1
+        else:
             by_bound.setdefault(row["bound"], []).append(row)
     verdicts = {}
-    for bound, units in sorted(by_bound.items()):
+    for bound in sorted(set(by_bound) | set(vacuous) | set(partial)):
+        units = by_bound.get(bound, [])
+        definition = BOUNDS.get(bound)
         loo = [(u["value"], u["measured"], u["dataset_id"]) for u in units
                if u["measured"] is not None]
         seeds = [(u["value"], seed_std[_unit(u)], u["dataset_id"]) for u in units
                  if _unit(u) in seed_std]
         verdicts[bound] = {
-            "measure": units[0]["measure"],
+            "measure": definition.measure if definition is not None else units[0]["measure"],
+            "role": ("consistency check" if definition is not None and definition.a_posteriori
+                     else "evidence"),
+            "vacuous_units": vacuous.get(bound, 0), "partial_units": partial.get(bound, 0),
+            "carried_by": _ranking_carried_by(conn, bound, units),
             "leave_one_out": _correlate(loo, seed=run_seed("verdicts", "rank", bound, "loo")),
             "seed_std": _correlate(seeds, seed=run_seed("verdicts", "rank", bound, "seed_std")),
         }
     return verdicts
+
+
+def _ranking_carried_by(conn: sqlite3.Connection, bound: str, units: list[dict]) -> str | None:
+    """The one term of ``bound`` whose E_i differs across ``units`` while every other term is the
+    same on all of them (to 1e-12, relative); None otherwise."""
+    definition = BOUNDS.get(bound)
+    if definition is None or len(units) < 2:
+        return None
+    wanted = {_unit(u) for u in units}
+    weight = ("COALESCE(r.bound_weight, r.left_out_weight)" if "bound_weight" in run_columns(conn)
+              else "1.0")
+    sums: dict[tuple, dict[str, float]] = {}
+    for row in fetch_dicts(
+            conn, f"{FINAL_CHECKPOINT_CTE} SELECT r.dataset_id, r.config, r.stabiliser, "
+                  f"r.stabiliser_params, {weight} AS weight, b.constants FROM bounds b "
+                  "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
+                  f"AND r.iteration = f.iteration WHERE b.bound = ? AND {ASSUMPTIONS_HOLD} "
+                  "AND b.value IS NOT NULL", (bound,)):
+        if _unit(row) not in wanted:
+            continue
+        total = sums.setdefault(_unit(row), {"": 0.0})
+        w = 1.0 if row["weight"] is None else float(row["weight"])
+        total[""] += w
+        for name, term in bound_terms(definition, row["constants"]).items():
+            total[name] = total.get(name, 0.0) + w * term
+    means = [{name: value / total[""] for name, value in total.items() if name} for total in sums.values()]
+    if not means:
+        return None
+    varying = [name for name in sorted(means[0])
+               if np.ptp([m.get(name, np.nan) for m in means]) > 1e-12 * max(1.0, max(abs(m.get(name, 0.0)) for m in means))]
+    return varying[0] if len(varying) == 1 and len(means[0]) > 1 else None
 
 
 def _correlate(triples: list[tuple], *, seed: int) -> dict:

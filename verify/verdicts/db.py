@@ -69,6 +69,34 @@ def open_results(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def run_columns(conn: sqlite3.Connection) -> set[str]:
+    """The columns of the ``runs`` table (older schemas lack some)."""
+    return {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+
+
+def estimator_filter(conn: sqlite3.Connection) -> tuple[str, str]:
+    """``(having, partial_groups)``: a HAVING condition that keeps the E_i groups whose left-out
+    estimate is exact or stratified, and a query of the groups it drops (columns ``setting`` and the
+    ``STABILITY_KEYS``), for counting them. Results without ``left_out_estimator`` drop nothing."""
+    keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
+    if "left_out_estimator" not in run_columns(conn):
+        return "1", "SELECT NULL AS setting WHERE 0"
+    return ("SUM(r.left_out_estimator = 'partial') = 0",
+            f"SELECT r.setting, {keys} FROM runs r WHERE r.left_out IS NOT NULL "
+            f"AND r.left_out_estimator = 'partial' GROUP BY {keys}")
+
+
+def bound_mean(conn: sqlite3.Connection, expression: str) -> str:
+    """SQL aggregate for E_i of a bound's ``expression`` over the bounded left-out rows of a group:
+    weighted by ``bound_weight`` (the bounded models are a stratified sub-sample of the left-out
+    ones) where the results record it, else as :func:`left_out_mean`."""
+    if "bound_weight" not in run_columns(conn):
+        return left_out_mean(conn, expression)
+    weight = "COALESCE(r.bound_weight, r.left_out_weight)"
+    return (f"SUM({weight} * ({expression})) / "
+            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN {weight} END)")
+
+
 def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
     """SQL aggregate for E_i of ``expression`` over the left-out rows of a group.
 
@@ -76,8 +104,7 @@ def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
     so the plain mean over left-out rows is biased) the mean is weighted by it; otherwise it is the
     plain ``AVG`` of the documented schema. Rows where ``expression`` is NULL are left out of both.
     """
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "left_out_weight" not in columns:
+    if "left_out_weight" not in run_columns(conn):
         return f"AVG({expression})"
     return (f"SUM(r.left_out_weight * ({expression})) / "
             f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END)")
@@ -96,3 +123,12 @@ def fetch_dicts(conn: sqlite3.Connection, sql: str, parameters: tuple = ()) -> l
         if "stabiliser_params" in row:
             row["stabiliser_params"] = canonical_params(row["stabiliser_params"])
     return rows
+
+
+def bound_terms(bound, constants: str | None) -> dict[str, float]:
+    """The terms of ``bound`` (``theory.bounds`` object) from a bound row's stored constants; empty
+    where they cannot be recomputed (constants missing, as in results written without them)."""
+    try:
+        return bound.terms(**json.loads(constants or "{}"))
+    except (KeyError, TypeError, ValueError):
+        return {}

@@ -27,7 +27,8 @@ def render_markdown(verdicts: dict) -> str:
              _bounds(verdicts["bounds"]), _tightest(verdicts["tightest"]),
              _corollaries(verdicts["corollaries"]), _divergence(verdicts["divergence"]),
              _rank_correlations(verdicts["rank_correlations"]),
-             _seed_instability(verdicts["seed_instability"]), _method(verdicts["method"])]
+             _seed_instability(verdicts["seed_instability"]),
+             _stabilisers(verdicts.get("stabilisers") or {}), _method(verdicts["method"])]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -36,8 +37,19 @@ def _summary(summary: dict) -> str:
         return ", ".join(f"{counts[verdict]} {word}" for verdict, word in _TALLY.items())
 
     violations = summary["violations"]
-    verdict = ("no bound is violated where its assumptions hold" if violations == 0
+    evidence = ", ".join(summary.get("evidence_bounds", [])) or "none"
+    checks = ", ".join(summary.get("consistency_checks", [])) or "none"
+    vacuous = ", ".join(summary.get("vacuous_bounds", [])) or "none"
+    verdict = ((f"no bound is violated where its assumptions hold (evidence, bounds with "
+                f"non-vacuous values: {evidence}; vacuous wherever they apply: {vacuous}; a "
+                f"posteriori consistency checks, which hold for any weights and are not "
+                f"evidence: {checks})") if violations == 0
                else f"**{violations} bound violation(s) where the assumptions hold** (listed below)")
+    estimates = summary.get("left_out_estimates") or {}
+    if estimates:
+        verdict += (". E_i groups (task, seed, checkpoint): " + ", ".join(
+            f"{count} {kind}" for kind, count in sorted(estimates.items()))
+            + (" (partial ones are left out of the verdicts)" if estimates.get("partial") else ""))
     return (f"{summary['datasets']} datasets, {summary['tasks_done']} tasks done and "
             f"{summary['tasks_failed']} failed, {summary['trained_models']} trained models "
             f"({summary['run_rows']} checkpoint rows, {summary['bound_rows']} bound evaluations). "
@@ -62,16 +74,31 @@ def _bounds(bounds: dict) -> str:
     for name, b in bounds.items():
         failures = ", ".join(f"{kind} ({n})" for kind, n in b["assumption_failures"].items())
         t = b["tightness"]
-        rows.append([f"{MARKS['pass'] if b['violations'] == 0 else MARKS['fail']} {name}",
+        label = f"{name} (a posteriori: consistency check)" if b.get("a_posteriori") else name
+        rows.append([f"{MARKS['pass'] if b['violations'] == 0 else MARKS['fail']} {label}",
                      ", ".join(b["settings"]), b["measure"], b["runs_evaluated"],
-                     b["runs_assumptions_hold"], failures or "–", b["violations"], b["vacuous"],
+                     b["runs_assumptions_hold"], failures or "–", b["violations"],
+                     _number(b.get("trivial")), _share(b.get("vacuous"), b.get("vacuous_share")),
+                     _share(b.get("non_vacuous"), b.get("non_vacuous_share")),
                      _number(t["median"]), _number(t["p90"]), _number(t["worst"])])
         offenders += [[name, w["dataset_id"], w["config"], w["stabiliser"], w["seed"],
                        w["left_out"], w["iteration"], _number(w["measured"]), _number(w["value"])]
                       for w in b["worst_violations"]]
     text = _table(("bound", "setting", "measure", "runs", "assumptions hold",
-                   "assumption failures (runs)", "violations", "vacuous", "median measured/bound",
-                   "p90", "worst"), rows)
+                   "assumption failures (runs)", "violations", "trivial value", "vacuous",
+                   "non-vacuous", "median measured/bound (non-vacuous)", "p90", "worst"), rows)
+    text += ("\n\nA value at or above the trivial value of its measure (or infinite) is vacuous; "
+             "tightness is over non-vacuous values only. theorem_h (a posteriori) holds for any two "
+             "unit vectors: it can only catch solver or measurement bugs, and it splits the "
+             "instability into unfinished optimisation (its margin terms) and intrinsic "
+             "instability (the support-vector term); it is never evidence for the theory.")
+    surrogates = [f"{name}: {b['surrogate']['n']} evaluations, {b['surrogate']['finite']} finite, "
+                  f"measured above the value on {b['surrogate']['exceeded']}, median measured/value "
+                  f"{_number(b['surrogate']['median_ratio'])}"
+                  for name, b in bounds.items() if (b.get("surrogate") or {}).get("n")]
+    if surrogates:
+        text += ("\n\nWhere only `quadratic_objective` fails (an MLP's Taylor surrogate: a "
+                 "prediction, not a theorem, so not counted above): " + "; ".join(surrogates) + ".")
     if offenders:
         text += "\n\nWorst violations (assumptions hold, measured > bound):\n\n" + _table(
             ("bound", "dataset", "config", "stabiliser", "seed", "left out", "iteration",
@@ -90,16 +117,26 @@ def _tightest(tightest: list[dict]) -> str:
 def _corollaries(corollaries: list[dict]) -> str:
     rows, claims = [], []
     for c in corollaries:
-        series = {"measured": c["measured"],
-                  **{f"{'bound' if t['claimed'] else 'reference bound'} {b}": t
-                     for b, t in c["bounds"].items()}}
+        series = {"measured, inside the theorem": c["measured"],
+                  **{f"measured, {label}": t for label, t in c.get("outside", {}).items()}}
+        for b, t in c["bounds"].items():
+            role = t.get("role", "evidence" if t["claimed"] else "reference")
+            note = f"{role}; {t.get('vacuous_groups', 0)} of {t.get('groups', 0)} groups vacuous"
+            if t.get("carried_by"):
+                note += f"; carried by the {t['carried_by']} term alone"
+            series[f"bound {b} ({note})"] = t
         for label, trend in series.items():
             rows.append([c["name"], f"{c['varied']} → {c['measure']}", c["predicted"], label,
                          _tau(trend["tau"]), _ci(trend["low"], trend["high"]), trend["n_groups"],
                          f"{MARKS[trend['verdict']]} {trend['verdict']}"])
-        claims.append(f"- `{c['name']}` ({c['setting']}): {c['statement']}.")
+        partial = c.get("partial_left_out")
+        extra = f" Left out: {partial} E_i groups with a partial left-out estimate." if partial else ""
+        claims.append(f"- `{c['name']}` ({c['setting']}): {c['statement']}. Tested: "
+                      f"{c.get('tested') or '–'}; proof: {c.get('theory') or '–'}.{extra}")
     text = _table(("corollary", "quantity → measure", "predicted", "trend of", "granulated τ",
                    "95% CI", "groups", "verdict"), rows)
+    text += ("\n\nThe verdict of a corollary is its measured trend inside the theorem's "
+             "assumptions; rows 'outside the theorem' are reported apart and never pooled.")
     return _section("Corollaries (predicted trends)", text + "\n\n" + "\n".join(claims))
 
 
@@ -128,7 +165,12 @@ def _rank_correlations(correlations: dict) -> str:
         for label, key in (("leave-one-out", "leave_one_out"), ("seed std", "seed_std")):
             r = c[key]
             tau, rho = r["kendall_tau"] or {}, r["spearman_rho"] or {}
-            rows.append([bound, c["measure"], label, r["n_units"], r["n_datasets"],
+            name = bound + (" (consistency check)" if c.get("role") == "consistency check" else "")
+            if c.get("carried_by"):
+                name += f" (ranking = its {c['carried_by']} term alone)"
+            if c.get("vacuous_units"):
+                name += f" ({c['vacuous_units']} vacuous units left out)"
+            rows.append([name, c["measure"], label, r["n_units"], r["n_datasets"],
                          _tau(tau.get("value")), _ci(tau.get("low"), tau.get("high")),
                          _tau(rho.get("value")), _ci(rho.get("low"), rho.get("high")),
                          f"{MARKS[r['verdict']]} {r['verdict']}"])
@@ -168,6 +210,21 @@ def _seed_instability(units: list[dict]) -> str:
     return _section("Seed instability (final checkpoint)", text)
 
 
+def _stabilisers(stabilisers: dict) -> str:
+    if not stabilisers:
+        return ""
+    rows = []
+    for name, entry in stabilisers.items():
+        e = entry["accuracy_std"]
+        m = e["median_difference"] or {}
+        rows.append([name, ", ".join(e["configs"]), e["n_pairs"], e["n_datasets"],
+                     _number(m.get("value")), _ci(m.get("low"), m.get("high"), signed=False),
+                     f"{MARKS[e['verdict']]} {e['verdict']}"])
+    return _section("Stabilisers against plain training (seed std of test accuracy)", _table(
+        ("stabiliser", "configs", "pairs", "datasets", "median difference (stabilised − plain)",
+         "95% CI", "stabilises"), rows))
+
+
 def _method(method: dict) -> str:
     def text(value) -> str:
         if isinstance(value, dict):
@@ -195,6 +252,12 @@ def _more(items: list) -> str:
 
 def _stabiliser(name: str, params: str) -> str:
     return name if params in ("{}", "", None) else f"{name} {params}"
+
+
+def _share(count: int | None, share: float | None) -> str:
+    if count is None:
+        return "–"
+    return f"{count} ({share:.0%})" if share is not None else str(count)
 
 
 def _number(value: float | None) -> str:

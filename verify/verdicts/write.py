@@ -3,7 +3,8 @@ it predict (corollary trends, ranking of unstable datasets)?
 
 ``write_verdicts(DIR)`` reads ``DIR/results.sqlite`` (schema: docs/internals.md section 3) and writes
 ``DIR/verdicts.json`` (machine-readable, stable keys; ``null`` where a number is undefined or
-infinite) and ``DIR/verdicts.md`` (the same content as a readable report), each atomically.
+infinite) and ``DIR/verdicts.md`` (the same content as a readable report), and the claims scorecard
+``DIR/claims.json`` / ``DIR/claims.md`` (``verify.verdicts.claims``), each atomically.
 """
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ from typing import Any
 from verify.verdicts.bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
 from verify.verdicts.corollaries import corollary_verdicts
 from verify.verdicts.datasets import rank_correlation_verdicts, seed_instability
-from verify.verdicts.db import open_results
+from verify.verdicts.db import open_results, run_columns
+from verify.verdicts.claims import claim_rows, render_claims_markdown, results_facts
 from verify.verdicts.divergence import divergence_verdict
+from verify.verdicts.stabilisers import stabiliser_verdicts
 from verify.verdicts.report import render_markdown
 from verify.verdicts.stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
 
 RESULTS_FILE = "results.sqlite"
 JSON_FILE = "verdicts.json"
 MARKDOWN_FILE = "verdicts.md"
+CLAIMS_JSON = "claims.json"
+CLAIMS_MARKDOWN = "claims.md"
 VERDICTS = ("pass", "fail", "inconclusive", "no data")
 
 
@@ -64,16 +69,27 @@ def compute_verdicts(database: Path) -> dict:
             "divergence": divergence_verdict(conn),
             "rank_correlations": rank_correlation_verdicts(conn, seeds),
             "seed_instability": seeds,
+            "stabilisers": stabiliser_verdicts(seeds),
             "method": {
                 "violation": f"measured > value * (1 + {VIOLATION_RTOL:g}) + {VIOLATION_ATOL:g} "
                              "on runs whose assumptions hold",
                 "tightness": "measured / value over runs whose assumptions hold and whose value "
-                             f"is finite and above {VIOLATION_ATOL:g}",
+                             f"is non-vacuous (finite, below the trivial value of the measure) "
+                             f"and above {VIOLATION_ATOL:g}",
+                "vacuous": "a value at or above the trivial value of its measure (2 for the head "
+                           "direction: two unit vectors are at most 2 apart) or infinite; "
+                           "parameter and loss distances have no trivial value",
+                "a_posteriori": "a bound computed from the trained weights holds for any weights "
+                                "(theorem_h: any two unit vectors); it checks solvers and "
+                                "measurements and is never counted as evidence",
+                "scope": "each corollary is judged on the runs inside its theorem's assumptions; "
+                         "runs outside are reported per first broken assumption, never pooled",
                 "granulated_tau": "Kendall tau-b per group of rows agreeing on every other "
                                   "coordinate (groups with >= 2 distinct values), groups weighted "
                                   "equally",
-                "mean_over_left_out": "weighted by left_out_weight where the results record it, "
-                                      "else the plain mean",
+                "mean_over_left_out": "weighted by left_out_weight (bounds: bound_weight) where "
+                                      "the results record it, else the plain mean; groups whose "
+                                      "left-out estimate is partial are left out and counted",
                 "corollary_rows": "diverged runs are left out of the trends",
                 "confidence": CONFIDENCE,
                 "n_resamples": {"granulated_tau_over_groups": N_RESAMPLES,
@@ -106,8 +122,13 @@ def write_verdicts(results_dir: Path) -> dict:
     verdicts = compute_verdicts(results_dir / RESULTS_FILE)
     as_json = json.dumps(verdicts, indent=2, sort_keys=True, allow_nan=False) + "\n"
     as_markdown = render_markdown(verdicts)
-    _write_atomically(results_dir / JSON_FILE, as_json)
-    _write_atomically(results_dir / MARKDOWN_FILE, as_markdown)
+    claims = claim_rows(verdicts)
+    claims_json = json.dumps({"claims": claims, "results": results_facts(verdicts)}, indent=2,
+                             sort_keys=True, allow_nan=False) + "\n"
+    write_atomically(results_dir / JSON_FILE, as_json)
+    write_atomically(results_dir / MARKDOWN_FILE, as_markdown)
+    write_atomically(results_dir / CLAIMS_JSON, claims_json)
+    write_atomically(results_dir / CLAIMS_MARKDOWN, render_claims_markdown(claims))
     return verdicts
 
 
@@ -118,7 +139,8 @@ def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) ->
     tasks = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall())
     measured = Counter(c["measured"]["verdict"] for c in corollaries)
     of_bounds = Counter(t["verdict"] for c in corollaries for t in c["bounds"].values()
-                        if t["claimed"])
+                        if t["claimed"] and t["role"] == "evidence")
+    verdicts = bounds["bounds"]
     return {
         "datasets": count("SELECT COUNT(DISTINCT dataset_id) FROM runs"),
         "tasks_done": tasks.get("done", 0),
@@ -127,10 +149,29 @@ def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) ->
                                 "FROM runs)"),
         "run_rows": count("SELECT COUNT(*) FROM runs"),
         "bound_rows": count("SELECT COUNT(*) FROM bounds"),
-        "violations": sum(v["violations"] for v in bounds["bounds"].values()),
+        "violations": sum(v["violations"] for v in verdicts.values()),
+        # A bound is evidence where it holds with values that say something: not a posteriori
+        # (those hold for any weights) and not vacuous everywhere.
+        "evidence_bounds": sorted(name for name, v in verdicts.items()
+                                  if not v["a_posteriori"] and v["violations"] == 0
+                                  and v["non_vacuous"] > 0),
+        "vacuous_bounds": sorted(name for name, v in verdicts.items()
+                                 if not v["a_posteriori"] and v["runs_assumptions_hold"] > 0
+                                 and v["non_vacuous"] == 0),
+        "consistency_checks": sorted(name for name, v in verdicts.items() if v["a_posteriori"]),
+        "left_out_estimates": _left_out_estimates(conn),
         "corollaries_measured": {verdict: measured[verdict] for verdict in VERDICTS},
         "corollaries_bounds": {verdict: of_bounds[verdict] for verdict in VERDICTS},
     }
+
+
+def _left_out_estimates(conn: sqlite3.Connection) -> dict:
+    """How many E_i groups (task, seed, checkpoint) are exact, stratified or partial."""
+    if "left_out_estimator" not in run_columns(conn):
+        return {}
+    return dict(conn.execute(
+        "SELECT estimator, COUNT(*) FROM (SELECT MAX(left_out_estimator) AS estimator FROM runs "
+        "WHERE left_out IS NOT NULL GROUP BY task_key, seed, iteration) GROUP BY estimator").fetchall())
 
 
 def _failed_tasks(conn: sqlite3.Connection) -> list[dict]:
@@ -157,7 +198,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
