@@ -2,8 +2,9 @@
 exit status 2, no traceback, and nothing written or modified (the watched folder's tree, sizes,
 mtimes and contents are compared before and after).
 
-Numeric options and stabiliser parameters are generated from their declarations (each
-``NumberRange`` of the parser and of ``Stabiliser.ranges``, each bound violated); the rest are the
+Numeric options, stabiliser parameters and grid parameters are generated from their declarations
+(each ``NumberRange`` of the parser and of ``Stabiliser.ranges``, each generator's
+``PARAMETER_CONSTRAINTS``, each bound violated); the rest are the
 damaged files, paths and names a user can hand to ``ftstab``. Calls are in-process
 (``verify.cli.main``), so the battery takes seconds.
 """
@@ -399,7 +400,7 @@ def test_python_api_refuses_naming_the_parameter(tmp_path, case):
 def test_the_battery_is_at_least_200_inputs():
     # the listed cases alone; the path, size and read-only tests above add about thirty more
     listed = (len(OPTION_CASES) + 2 * len(STABILISER_CASES) + len(DAMAGE) + len(INDEX_DAMAGE)
-              + len(GRIDS) + len(NAMES) + len(API_CASES))
+              + len(GRIDS) + len(NAMES) + len(API_CASES) + len(GRID_PARAMETER_CASES))
     assert listed >= 200, listed
 
 
@@ -413,3 +414,56 @@ def tiny_results(tmp_path_factory, tiny_data) -> Path:
                  "1", "--configs", "full_quadratic_gd", "--max-left-out", "2"]) == 0
     return out
 
+
+
+# ------------------------------------------- grid parameters, from the generators' declarations --
+
+def _toml(value) -> str | None:
+    """``value`` as a TOML value, or None where TOML cannot write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) \
+            else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        items = [_toml(item) for item in value]
+        return None if None in items else f"[{', '.join(items)}]"
+    return None
+
+
+def _grid_cases():
+    from synth import pretrained, quadratic, separable
+    from synth.dataset import bind_params
+    from synth.validation import validate_params
+    bases = {"make_separable": (separable, {"n_samples": 20, "n_features": 4, "margin": 0.2}),
+             "make_quadratic_task": (quadratic, {"n_samples": 12, "n_features": 3, "distance": 0.5}),
+             "make_pretrained_mlp_task": (pretrained, {"n_features": 5, "distance": 0.5})}
+    cases = []
+    for generator, (module, base) in bases.items():
+        constraints = module.PARAMETER_CONSTRAINTS
+        context = validate_params(constraints, bind_params(getattr(module, generator), base))
+        for name, allowed in constraints.items():
+            for constraint in allowed:
+                for bad in constraint.invalid_examples(context):
+                    text = _toml(bad)
+                    if text is None or any(c.is_satisfied_by(bad, context) for c in allowed):
+                        continue
+                    fixed = ", ".join(f"{key} = {_toml(value)}" for key, value in base.items()
+                                      if key != name)
+                    cases.append((generator, name, f"{{ {fixed}{', ' if fixed else ''}{name} = {text} }}"))
+    return list(dict.fromkeys(cases))
+
+
+GRID_PARAMETER_CASES = _grid_cases()
+
+
+@pytest.mark.parametrize("generator, name, fixed", GRID_PARAMETER_CASES)
+def test_grid_parameter_outside_its_declared_range_is_refused_before_any_task(refused, tmp_path,
+                                                                             generator, name, fixed):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'[[block]]\ngenerator = "{generator}"\nfixed = {fixed}\n')
+    refused(["verify", "--grid", grid, "--out", tmp_path / "out"], tmp_path, f"{name} must be")

@@ -22,6 +22,7 @@ from typing import Any
 from synth.dataset import bind_params
 from synth.grids import GENERATORS, load_grid
 from synth.io import check_data_folder, read_index
+from synth.validation import validate_params
 from verify.configs import CONFIGS, SETTINGS, select_configs
 from verify.errors import NumberRange, UsageError, check_output_folder, make_output_folder
 from verify.listing import HelpNamingStabilisers
@@ -154,6 +155,7 @@ def _source(grid: str, specs: list[Any], data: Path | None) -> Any:
     """The datasets of ``specs``: generated in memory, or read from ``data`` after checking every
     file the sweep will read (``synth.io.check_data_folder``)."""
     if data is None:
+        _check_grid_params(grid, specs)
         return GridSource(tuple(specs))
     if not (data / "index.json").is_file():
         what = "index.json not found" if data.is_dir() else "no such folder"
@@ -168,6 +170,22 @@ def _source(grid: str, specs: list[Any], data: Path | None) -> Any:
     ids = tuple(spec.id for spec in specs)
     check_data_folder(data, ids)
     return FolderSource(data, ids)
+
+
+def _check_grid_params(grid: str, specs: list[Any]) -> None:
+    """Check every dataset's parameters against its generator's declared constraints
+    (``PARAMETER_CONSTRAINTS`` of the generator's module, ``synth.validation``) before any worker
+    generates it: an out-of-range value would otherwise fail inside the task, after the results
+    file was created."""
+    for spec in specs:
+        function = GENERATORS[spec.generator].function
+        constraints = getattr(sys.modules[function.__module__], "PARAMETER_CONSTRAINTS", None)
+        if constraints is None:
+            continue
+        try:
+            validate_params(constraints, bind_params(function, spec.params))
+        except ValueError as exc:
+            raise UsageError(f"--grid {grid}: dataset {spec.id} ({spec.generator}): {exc}") from None
 
 
 def _dataset_params(specs: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
