@@ -1,6 +1,7 @@
 """``ftstab verify``: train and measure every task of a grid into DIR/results.sqlite, then judge.
 
-Every input is checked before anything is written (pre-flight): the grid, every numeric option
+Every input is checked before anything is written (pre-flight): the grid (and, without --data, every
+dataset's parameters against its generator's declared constraints), every numeric option
 against its declared range, the configs, the stabilisers (names, parameter ranges, and that each one
 named applies to some selected config), the data folder (``synth.io.check_data_folder``: index,
 cards, arrays and digests), the memory of the largest tasks against the machine's, an existing
