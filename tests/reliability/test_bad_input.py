@@ -258,6 +258,8 @@ NAMES = [
     (["--stabilisers", "mhloss:n_heads=1000000000"], "n_heads must be an integer in [1, 1000]"),
     (["--stabilisers", "weight_decay:strength=1e308"], "strength must be a finite number in [0, 100]"),
     (["--max-left-out", "0"], "--max-left-out"),
+    (["--stabilisers", "reinit_top:n_layers=3", "--configs", "full_mlp_gd"],
+     "stabilisers: reinit_top: n_layers must be in [1, 2] for this encoder, got 3"),
     (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
     (["--scheduler", "not an address"], "scheduler"),
     (["--scheduler", "tcp://127.0.0.1:notaport"], "scheduler"),

@@ -186,6 +186,10 @@ class Stabiliser:
         """JSON-serialisable parameters, such that ``from_params(**params())`` rebuilds it."""
         return {}
 
+    def check_encoder(self, n_layers: int) -> None:
+        """Refuse (ValueError) before training when this stabiliser cannot act on an encoder of
+        ``n_layers`` layers (the sweep's pre-flight calls it for every MLP dataset)."""
+
     def adjust_schedule(self, lr: float, n_steps: int) -> tuple[float, int]:
         """Learning rate and number of steps to train with instead of ``(lr, n_steps)``."""
         return lr, n_steps

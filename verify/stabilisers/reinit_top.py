@@ -35,11 +35,14 @@ class ReinitTop(Stabiliser):
     def params(self) -> dict[str, Any]:
         return {"n_layers": self.n_layers}
 
+    def check_encoder(self, n_layers: int) -> None:
+        if self.n_layers > n_layers:
+            raise ValueError(f"n_layers must be in [1, {n_layers}] for this encoder, "
+                             f"got {self.n_layers}")
+
     def selected_layers(self, problem) -> list[tuple[str, ...]]:
         encoder_layers = [layer for layer in problem.layers if problem.groups[layer[0]] == "encoder"]
-        if self.n_layers > len(encoder_layers):
-            raise ValueError(f"n_layers must be in [1, {len(encoder_layers)}] for this encoder, "
-                             f"got {self.n_layers}")
+        self.check_encoder(len(encoder_layers))
         return encoder_layers[len(encoder_layers) - self.n_layers:]
 
     def prepare(self, problem, generators):

@@ -214,6 +214,21 @@ def _check_stabilisers_apply(text: str, stabilisers: list[tuple[str, dict[str, A
                 f"{', '.join(takers) or 'none selected'})")
 
 
+def _check_encoders(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Refuse a stabiliser that cannot act on an MLP dataset's encoder (e.g. re-initialising more
+    layers than it has) before any task trains."""
+    from verify.run.task import make_stabiliser
+    for task in tasks:
+        kind, dataset_params = params[task.dataset_id]
+        if task.stabiliser == NO_STABILISER or kind != "mlp":
+            continue
+        try:
+            make_stabiliser(task).check_encoder(len(dataset_params.get("hidden", ())))
+        except ValueError as exc:
+            raise UsageError(f"stabilisers: {task.stabiliser}: {exc} (dataset {task.dataset_id} "
+                             f"has hidden={list(dataset_params['hidden'])})") from None
+
+
 def _check_memory(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any]]],
                   workers: int | None) -> None:
     """Refuse tasks that cannot fit in this machine's memory, alone or ``workers`` at once."""
@@ -241,8 +256,10 @@ def run(args: argparse.Namespace) -> int:
     if not tasks:
         raise UsageError(f"configs: none of the selected configs ({', '.join(c.name for c in configs)}) "
                          f"trains a dataset of grid {args.grid}")
+    params = _dataset_params(specs)
+    _check_encoders(tasks, params)
     if args.scheduler is None:  # a cluster's memory is its machines', not this one's
-        _check_memory(tasks, _dataset_params(specs), args.workers)
+        _check_memory(tasks, params, args.workers)
     results = args.out / RESULTS_FILE
     if results.exists():
         with ResultStore(results, readonly=True) as store:
