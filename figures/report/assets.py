@@ -20,7 +20,7 @@ h3 { font-size: 16px; margin: 18px 0 6px; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13px; width: auto; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; vertical-align: top; }
-th { background: var(--band); cursor: pointer; user-select: none; white-space: nowrap; }
+th { background: var(--band); cursor: pointer; user-select: none; vertical-align: bottom; }
 th.sorted-asc::after { content: " \\25B2"; font-size: 10px; }
 th.sorted-desc::after { content: " \\25BC"; font-size: 10px; }
 tbody tr:nth-child(even) { background: #fafbfc; }
