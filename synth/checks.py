@@ -183,6 +183,7 @@ CERTIFIED_FACTS: dict[str, dict[str, Callable[[Mapping, Mapping], float]]] = {
     "separable": {"radius": _radius, "margin": _separable_margin},
     "quadratic": {"distance": _distance, "D": _least_squares_D},
     "mlp": {"distance": _distance},
+    "deep_mlp": {"distance": _distance},
 }
 
 

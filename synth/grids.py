@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from synth.dataset import Dataset, bind_params, dataset_id, to_jsonable
+from synth.deep_tasks import make_deep_finetuning_task
 from synth.pretrained import make_pretrained_mlp_task
 from synth.quadratic import make_quadratic_task
 from synth.separable import make_separable
@@ -45,6 +46,9 @@ GENERATORS: dict[str, Generator] = {
     "make_pretrained_mlp_task": Generator("mlp", make_pretrained_mlp_task,
                                           ("n_samples", "n_features", "hidden", "n_classes",
                                            "distance")),
+    "make_deep_finetuning_task": Generator("deep_mlp", make_deep_finetuning_task,
+                                           ("n_per_class", "depth", "width", "teacher",
+                                            "distance", "random_state")),
 }
 
 

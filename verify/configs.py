@@ -1,8 +1,17 @@
 """Named training configurations: what a sweep trains on each dataset, one entry per figure need.
 
-The learning rate is never absolute: ``lr = lr_scale / beta_hat`` with ``beta_hat`` the smoothness of
-the training objective on the dataset (the largest over the task's training sets S and S\\i), so one config means the same thing on every
-dataset and ``lr_scale`` reads directly against the theory's ``eta <= 1/beta`` and ``eta < 2/beta``.
+For the theorems' optimisers (GD, SGD) the learning rate is never absolute: ``lr = lr_scale / beta_hat``
+with ``beta_hat`` the smoothness of the training objective on the dataset (the largest over the task's
+training sets S and S\\i), so one config means the same thing on every dataset and ``lr_scale`` reads
+directly against the theory's ``eta <= 1/beta`` and ``eta < 2/beta``. The practice's optimisers
+(AdamW, whose step is about ``lr`` per coordinate whatever the curvature) take ``lr_unit="absolute"``:
+then ``lr = lr_scale``.
+
+The ``full_deep_*`` configs train the ``instability`` grid (kind ``deep_mlp``): ``full_deep_adamw_nobc``
+is plain fine-tuning as the literature's unstable runs did it (AdamW without bias correction at a
+large step, no warm-up, dropout 0.1, a fresh head, few steps); each other ``full_deep_*`` config moves
+one training knob to its other end, and ``full_deep_recipe`` moves all of them (bias correction, a
+smaller step, warm-up and decay), as Mosbach et al. (2021) recommend.
 """
 from __future__ import annotations
 
@@ -11,8 +20,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from verify.trainers.optimisers import PLAIN, OptimiserSpec
+
 SETTINGS = ("head", "full")
-KINDS = ("separable", "quadratic", "mlp")
+KINDS = ("separable", "quadratic", "mlp", "deep_mlp")
+LR_UNITS = ("inverse_beta", "absolute")
 LOSSES = ("logistic", "exponential", "softmax", "squared")
 INITS = ("zero", "random", "pretrained")
 
@@ -32,9 +44,11 @@ class TrainingConfig:
     loss : {"logistic", "exponential", "softmax", "squared"}
         Training loss; "logistic" means softmax cross-entropy on multiclass datasets.
     init : {"zero", "random", "pretrained"}
-        Head initialisation, or "pretrained" (start from the dataset's ``w0``) for full fine-tuning.
+        Head initialisation, or "pretrained" (start from the dataset's ``w0``) for full fine-tuning;
+        for full fine-tuning of an MLP, "random" says that the seed's fresh head makes runs differ.
     lr_scale : float
-        Learning rate in units of ``1 / beta_hat``.
+        Learning rate in units of ``1 / beta_hat`` (``lr_unit="inverse_beta"``) or the learning
+        rate itself (``lr_unit="absolute"``).
     n_steps : int
         Training iterations T.
     n_checkpoints : int
@@ -62,6 +76,13 @@ class TrainingConfig:
     with_stabilisers : bool
         Whether ``--stabilisers`` crosses this config (the base configs of each setting do; the
         learning-rate sweeps are compared without stabilisers).
+    optimiser : OptimiserSpec
+        Plain gradient steps by default (GD, or SGD with ``batch_size``); momentum or AdamW with
+        a warm-up / decay schedule otherwise (MLP trainers only).
+    lr_unit : {"inverse_beta", "absolute"}
+        How ``lr_scale`` becomes the learning rate.
+    dropout : float
+        Dropout rate in [0, 1) at the backbone's dropout sites while training (MLP only).
     """
 
     name: str
@@ -80,6 +101,9 @@ class TrainingConfig:
     bound_left_out: int | None = None
     bound_last_only: bool = False
     with_stabilisers: bool = False
+    optimiser: OptimiserSpec = PLAIN
+    lr_unit: str = "inverse_beta"
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
@@ -108,11 +132,39 @@ class TrainingConfig:
             raise ValueError(f"bound_models: must be >= 0 or None, got {self.bound_models}")
         if self.bound_left_out is not None and self.bound_left_out < 0:
             raise ValueError(f"bound_left_out: must be >= 0 or None, got {self.bound_left_out}")
+        if not isinstance(self.optimiser, OptimiserSpec):
+            raise ValueError(f"optimiser: must be an OptimiserSpec, got {self.optimiser!r}")
+        if self.optimiser.warmup_steps > self.n_steps:
+            raise ValueError(f"optimiser.warmup_steps: must be <= n_steps={self.n_steps}, got "
+                             f"{self.optimiser.warmup_steps}")
+        if self.lr_unit not in LR_UNITS:
+            raise ValueError(f"lr_unit: must be one of {LR_UNITS}, got {self.lr_unit!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
+        mlp_only = not self.optimiser.is_plain or self.dropout > 0
+        if mlp_only and (self.setting != "full" or "quadratic" in self.kinds):
+            raise ValueError("optimiser/dropout: only full fine-tuning of MLP kinds takes a "
+                             "non-plain optimiser or dropout")
 
     @property
     def stochastic(self) -> bool:
-        """Whether the seed changes training (random init or SGD); deterministic configs train seed 0 only."""
-        return self.init == "random" or self.batch_size is not None
+        """Whether the seed changes training (random init, SGD or dropout); deterministic configs
+        train seed 0 only."""
+        return self.init == "random" or self.batch_size is not None or self.dropout > 0
+
+    @property
+    def plain_steps(self) -> bool:
+        """Whether every step is ``w - lr * grad`` at one constant lr (the theorems' optimisers)."""
+        return self.optimiser.is_plain
+
+    def learning_rate(self, beta_hat: float | None) -> float:
+        """The learning rate on a dataset whose smoothness estimate is ``beta_hat`` (unused, and
+        may be None, when ``lr_unit="absolute"``)."""
+        if self.lr_unit == "absolute":
+            return self.lr_scale
+        if beta_hat is None or not beta_hat > 0:
+            raise ValueError(f"beta_hat: must be > 0 for lr_unit='inverse_beta', got {beta_hat!r}")
+        return self.lr_scale / beta_hat
 
     @property
     def binary_only(self) -> bool:
@@ -129,7 +181,7 @@ class TrainingConfig:
         return np.unique(np.rint(points).astype(np.int64))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "kinds": list(self.kinds)}
+        return {**asdict(self), "kinds": list(self.kinds), "optimiser": self.optimiser.to_dict()}
 
 
 # Head trainers are cheap (a linear model on fixed features): every sample is left out where
@@ -147,6 +199,22 @@ def _head(name: str, **overrides) -> TrainingConfig:
 def _full(name: str, kinds: tuple[str, ...], **overrides) -> TrainingConfig:
     base = dict(setting="full", kinds=kinds, loss="squared", init="pretrained", lr_scale=1.0,
                 n_steps=2000, n_checkpoints=12, max_left_out=16)
+    return TrainingConfig(name=name, **{**base, **overrides})
+
+
+# Plain fine-tuning on the deep tasks as the unstable runs of the literature did it (AdamW without
+# bias correction, a large step, no warm-up, dropout 0.1, 100 full-batch steps), and the knob ends.
+DEEP_STEPS = 100
+DEEP_WARMUP = 10
+UNSTABLE_ADAMW = OptimiserSpec(name="adamw", bias_correction=False)
+
+
+def _deep(name: str, **overrides) -> TrainingConfig:
+    # init "random": the encoder starts at w0 and the head is fresh, drawn from each seed.
+    base = dict(setting="full", kinds=("deep_mlp",), loss="logistic", init="random",
+                lr_scale=5e-2, lr_unit="absolute", optimiser=UNSTABLE_ADAMW, dropout=0.1,
+                n_steps=DEEP_STEPS, n_checkpoints=4, max_left_out=0, bound_models=0,
+                bound_last_only=True)
     return TrainingConfig(name=name, **{**base, **overrides})
 
 
@@ -180,6 +248,15 @@ DEFAULT_CONFIGS: tuple[TrainingConfig, ...] = (
           bound_models=2, bound_last_only=True, with_stabilisers=True),
     _full("full_mlp_sgd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, batch_size=16,
           max_left_out=4, bound_models=2, bound_last_only=True, with_stabilisers=True),
+    _deep("full_deep_adamw_nobc", max_left_out=2, with_stabilisers=True),
+    _deep("full_deep_adamw_bc", optimiser=OptimiserSpec(name="adamw")),
+    _deep("full_deep_adamw_nobc_lr1e-2", lr_scale=1e-2),
+    _deep("full_deep_adamw_nobc_warmup",
+          optimiser=OptimiserSpec(name="adamw", bias_correction=False, warmup_steps=DEEP_WARMUP,
+                                  decay="linear")),
+    _deep("full_deep_adamw_nobc_nodropout", dropout=0.0),
+    _deep("full_deep_recipe", lr_scale=1e-2,
+          optimiser=OptimiserSpec(name="adamw", warmup_steps=DEEP_WARMUP, decay="linear")),
 )
 CONFIGS: dict[str, TrainingConfig] = {config.name: config for config in DEFAULT_CONFIGS}
 

@@ -18,7 +18,8 @@ from typing import Any
 # 2: runs columns feature_margin, predicted_direction_error, predictor_relative_error.
 # 3: how each left-out row enters E_i (estimator, strata used, standard errors) and the head
 #    direction's seed spread on full-set rows.
-SCHEMA_VERSION = 3
+# 4: runs columns distance_from_start and the teacher distances (START_MEASURES).
+SCHEMA_VERSION = 4
 RESULTS_FILE = "results.sqlite"
 
 DATASET_COLUMNS = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise",
@@ -36,10 +37,14 @@ ROW_MEASURES = ("train_loss", "test_loss", "test_accuracy", "majority_accuracy",
 # Measured on the rows of models trained on all of S only (NULL elsewhere; docs/results-schema.md).
 FULL_SET_MEASURES = ("feature_margin", "predicted_direction_error", "predictor_relative_error",
                      "head_seed_spread", "head_seed_spread_low", "head_seed_spread_high")
+# Where training started (after a stabiliser's stage such as SURT) against the pre-trained weights
+# and the task's teacher backbone; teacher columns NULL for tasks without one.
+START_MEASURES = ("distance_from_start", "teacher_distance_pretrained", "teacher_distance_start",
+                  "teacher_distance", "start_move_cosine")
 KEY_COLUMNS = ("run_id", "task_key", "dataset_id", "seed", "left_out", "left_out_support",
                "left_out_weight", "iteration")
 RUN_COLUMNS = (KEY_COLUMNS + DATASET_COLUMNS + TRAINING_COLUMNS + LEFT_OUT_MEASURES + LEFT_OUT_ESTIMATE
-               + ROW_MEASURES + FULL_SET_MEASURES)
+               + ROW_MEASURES + FULL_SET_MEASURES + START_MEASURES)
 BOUND_COLUMNS = ("run_id", "bound", "measure", "measured", "value", "violated", "constants")
 
 _INTEGER = {"run_id", "seed", "left_out", "left_out_support", "iteration", "n_samples", "n_features",

@@ -120,6 +120,8 @@ def test_assumptions_name_each_violation():
         other = BOUNDS[name].estimate_constants(adaptive)
         assert plain_constants["full_batch"] == 1.0 and other["full_batch"] == 0.0
         assert BOUNDS[name].assumptions(**other) != []
+    hardt = BOUNDS["hardt_sgd_convex"]
+    assert "plain_gradient_steps" in hardt.assumptions(**hardt.estimate_constants(adaptive))
     assert BOUNDS["theorem_f"].assumptions(**BOUNDS["theorem_f"].estimate_constants(
         dataclasses.replace(adaptive, plain_steps=True))) == []
     small = least_squares_instance(1, n=3, d=4, l2sp=0.0, lr_scale=0.5, steps=10)

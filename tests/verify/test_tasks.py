@@ -208,8 +208,16 @@ def test_surt_runs_in_the_sweep_and_distance_from_init_is_measured_from_the_pret
     np.testing.assert_array_equal(trained.w_pretrained[:, n_encoder:], trained.w_init[:, n_encoder:])
     moved_by_surt = np.linalg.norm(trained.w_init - trained.w_pretrained, axis=1)
     assert np.all(moved_by_surt > 1e-3), "SURT re-trained the encoder before fine-tuning"
-    # Models on S and S\i see different unlabelled inputs, so SURT moves them differently.
-    assert len({round(float(d), 12) for d in moved_by_surt}) == 3
+    # Shared reading (default): S and every S\i re-train on the same inputs, so start alike.
+    np.testing.assert_array_equal(trained.w_init[1:, :n_encoder],
+                                  np.broadcast_to(trained.w_init[0, :n_encoder], (2, n_encoder)))
+    # Own inputs: models on S and S\i see different unlabelled inputs, so SURT moves them apart.
+    own = Task(pretrained_mlp.id, MLP_GD, "surt",
+               '{"inputs":"own","lr":0.05,"mask_rate":0.25,"n_steps":30}')
+    trained_own = train_mlp_task(MLP_GD, pretrained_mlp, make_stabiliser(own), layout,
+                                 layout.masks(16))
+    moved_own = np.linalg.norm(trained_own.w_init - trained_own.w_pretrained, axis=1)
+    assert len({round(float(d), 12) for d in moved_own}) == 3
     first = [row for row in outcome["runs"] if row["iteration"] == trained.iterations[0]]
     travelled = np.linalg.norm(trained.weights[0] - trained.w_init, axis=1)
     for m, row in enumerate(first):
@@ -319,3 +327,44 @@ def test_asymptotic_predictor_on_plain_gd_heads_becomes_accurate_as_t_grows():
     assert all(row["predictor_relative_error"] is None for row in rows if row["left_out"] is not None)
     sgd = replace(config, name="test_head_sgd", batch_size=4, n_steps=50)
     assert all(row["predictor_relative_error"] is None for row in run_task(Task(data.id, sgd), data).runs)
+
+
+@pytest.fixture(scope="module")
+def deep_task(tmp_path_factory):
+    from synth.deep_tasks import make_deep_finetuning_task
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FTSTAB_CACHE", str(tmp_path_factory.mktemp("ftstab-cache")))
+        yield make_deep_finetuning_task(n_per_class=4, n_features=6, depth=2, width=8,
+                                        n_source=128, pretrain_steps=60, adapt_steps=60,
+                                        n_teacher_pool=256, n_pool=128, n_test=16, random_state=0)
+
+
+def test_deep_task_trains_with_adamw_and_measures_where_surt_starts(deep_task):
+    config = replace(CONFIGS["full_deep_adamw_nobc"], n_steps=8, max_left_out=1, bound_models=1)
+    plain = run_task(Task(deep_task.id, config, seeds=(0, 1)), deep_task)
+    surt = run_task(Task(deep_task.id, config, "surt", '{"n_steps":60}', seeds=(0, 1)), deep_task)
+    assert {row["lr"] for row in plain.runs} == {0.05}  # absolute: no curvature estimate
+    for row in plain.runs:
+        assert row["teacher_distance_start"] == row["teacher_distance_pretrained"] > 0
+        assert row["start_move_cosine"] is None
+    first = [row for row in plain.runs if row["iteration"] == plain.runs[0]["iteration"]]
+    assert first[0]["distance_from_start"] > 0
+    # the target-adapted teacher: SURT's re-training on the target pool moves toward it
+    for row in surt.runs:
+        assert row["start_move_cosine"] > 0.3
+        assert row["teacher_distance_start"] < row["teacher_distance_pretrained"]
+    # AdamW is outside every bound's assumptions (they are about gradient descent)
+    assert plain.bounds and all("full_batch" in b["violated"] or "deterministic_run" in b["violated"]
+                                for b in plain.bounds)
+
+
+def test_memory_estimate_reads_the_deep_family_parameters():
+    from synth.dataset import bind_params
+    from synth.deep_tasks import make_deep_finetuning_task
+    from verify.run.memory import task_memory
+    params = bind_params(make_deep_finetuning_task, {"n_per_class": 4, "depth": 6, "width": 32})
+    estimate = task_memory(Task("deep_mlp-000000000000", CONFIGS["full_deep_adamw_nobc"],
+                                seeds=tuple(range(10))), "deep_mlp", params)
+    assert estimate.n_models == 10 * (1 + 2)
+    linear_weights = (16 + 1) * 32 + 5 * (32 + 1) * 32 + (32 + 1)  # LayerNorms not counted
+    assert estimate.n_params == linear_weights and estimate.bytes > 0

@@ -24,7 +24,8 @@ def _constants(run: RunContext) -> dict[str, float]:
     modulus = c["mu_loo"] if c["full_batch"] else float(run.l2sp + run.weight_decay)
     return dict(n=c["n"], lr=c["lr"], iteration=c["iteration"],
                 lipschitz=c["rho_max"] + c["beta_sample"] * reach, beta_sample=c["beta_sample"],
-                strong_convexity=modulus, convex=float(is_least_squares(run)), full_batch=c["full_batch"])
+                strong_convexity=modulus, convex=float(is_least_squares(run)), full_batch=c["full_batch"],
+                plain_steps=float(bool(run.plain_steps)))
 
 
 class HardtSGDConvex(BoundTerms):
@@ -37,7 +38,7 @@ class HardtSGDConvex(BoundTerms):
     setting = "full"
     measure = "parameter_stability"
     constants = ("n", "lr", "iteration", "lipschitz", "beta_sample", "strong_convexity", "convex",
-                 "full_batch")
+                 "full_batch", "plain_steps")
     step_limit = 2.0
 
     def estimate_constants(self, run: RunContext) -> dict[str, float]:
@@ -62,6 +63,8 @@ class HardtSGDConvex(BoundTerms):
         violated = self._numeric_violations(c)
         if not c["full_batch"]:
             violated.append("deterministic_run")
+        if not c.get("plain_steps", 1.0):  # the bound is about (S)GD steps, not momentum or AdamW
+            violated.append("plain_gradient_steps")
         return violated
 
 

@@ -57,7 +57,9 @@ def _n_heads(task: Task) -> int:
 def _mlp_params(params: Mapping[str, Any], n_outputs: int, n_heads: int) -> tuple[int, int]:
     """(parameters, hidden units) of the pre-trained MLP a dataset's parameters describe, with
     ``n_heads`` heads on its encoder."""
-    widths = [int(params["n_features"]), *(int(h) for h in params.get("hidden", ()))]
+    hidden = (params["hidden"] if "hidden" in params
+              else [params["width"]] * int(params.get("depth", 0)))  # the deep family's blocks
+    widths = [int(params["n_features"]), *(int(h) for h in hidden)]
     encoder = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
     return encoder + n_heads * (widths[-1] + 1) * n_outputs, sum(widths[1:])
 
@@ -66,7 +68,8 @@ def task_memory(task: Task, kind: str, params: Mapping[str, Any]) -> MemoryEstim
     """A lower bound on the memory of running ``task`` on a dataset of ``kind`` with generator
     parameters ``params`` (``n_samples``, ``n_features``, ``n_classes``, ``hidden``, ``n_test``)."""
     config = task.config
-    n = int(params["n_samples"])
+    n = (int(params["n_samples"]) if "n_samples" in params
+         else int(params["n_per_class"]) * max(2, int(params.get("n_classes", 2))))
     d = int(params["n_features"])
     n_test = int(params.get("n_test", 0))
     n_classes = int(params.get("n_classes", 0) or 0)

@@ -304,3 +304,40 @@ def add_asymptotic_predictions(rows: list[dict], weights: np.ndarray, iterations
             if u_star is not None:
                 row["predicted_direction_error"] = float(np.linalg.norm(w_pred / np.linalg.norm(w_pred) - u_star))
             row["predictor_relative_error"] = float(np.linalg.norm(w - w_pred) / np.linalg.norm(w))
+
+
+def add_start_distances(rows: list[dict], weights: np.ndarray, *, layout: ModelLayout,
+                        w_start: np.ndarray, w_pretrained: np.ndarray,
+                        teacher: np.ndarray | None) -> None:
+    """Where training started, against the pre-trained weights and the teacher, on every row.
+
+    Sets ``distance_from_start`` (‖w_t − w_start‖ over all weights: the fine-tuning move from where
+    training began, after a stabiliser's stage such as SURT; at the last checkpoint it estimates
+    Theorem F's D), and, when the task has a teacher backbone (``teacher``: flat, NaN outside the
+    encoder), on the encoder weights: ``teacher_distance_pretrained`` (‖w0 − θ*‖, before SURT),
+    ``teacher_distance_start`` (‖w_start − θ*‖, after it), ``teacher_distance`` (‖w_t − θ*‖) and
+    ``start_move_cosine``, the cosine between the stage's move w_start − w0 and the teacher
+    direction θ* − w0 (NULL when the stage did not move the encoder). Teacher columns are NULL
+    without a teacher, every column on diverged models.
+
+    ``w_start``, ``w_pretrained`` are (M, P): each model's first weights and the dataset's w0 with
+    that model's initial head (:class:`verify.run.train.Trained`).
+    """
+    encoder = None if teacher is None else np.isfinite(teacher)
+    for r, row in enumerate(rows):
+        k, m = divmod(r, layout.n_models)
+        values = dict.fromkeys(("distance_from_start", "teacher_distance_pretrained",
+                                "teacher_distance_start", "teacher_distance", "start_move_cosine"))
+        if not row["diverged"]:
+            values["distance_from_start"] = float(np.linalg.norm(weights[k, m] - w_start[m]))
+            if encoder is not None:
+                target = teacher[encoder]
+                w0, start, now = w_pretrained[m][encoder], w_start[m][encoder], weights[k, m][encoder]
+                move, direction = start - w0, target - w0
+                values.update(teacher_distance_pretrained=float(np.linalg.norm(direction)),
+                              teacher_distance_start=float(np.linalg.norm(target - start)),
+                              teacher_distance=float(np.linalg.norm(target - now)))
+                scale = np.linalg.norm(move) * np.linalg.norm(direction)
+                if scale > 0:
+                    values["start_move_cosine"] = float(move @ direction / scale)
+        row.update(values)

@@ -14,6 +14,7 @@ from verify.run.rows import (
     add_head_seed_spread,
     add_left_out_estimates,
     add_feature_margins,
+    add_start_distances,
     trace_rows,
 )
 from verify.run.task import Task, TaskOutput, head_init, make_stabiliser, trainer_for
@@ -78,6 +79,9 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
                          evaluator=trained.evaluator,
                          random_state=run_seed(task.dataset_id, config.name, task.stabiliser,
                                                task.stabiliser_params, "head_seed_spread"))
+    add_start_distances(rows, trained.weights, layout=layout, w_start=trained.w_init,
+                        w_pretrained=(trained.w_init if trained.w_pretrained is None
+                                      else trained.w_pretrained), teacher=trained.teacher)
     add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)
@@ -94,7 +98,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
 def bound_context(trained: Any, dataset: Any, config: Any) -> dict[str, Any]:
     """The RunContext fields shared by every bounded row of a task (theory.context.RunContext)."""
     return dict(model=trained.model, loss=trained.loss, X=dataset.X, y=dataset.y, lr=trained.lr,
-                batch_size=config.batch_size, n_heads=trained.n_heads, l2sp=trained.l2sp,
+                batch_size=config.batch_size, plain_steps=trained.plain_steps,
+                n_heads=trained.n_heads, l2sp=trained.l2sp,
                 weight_decay=trained.weight_decay, l2sp_anchor=trained.l2sp_anchor,
                 l2sp_mask=trained.l2sp_mask, weight_decay_mask=trained.weight_decay_mask,
                 objective=trained.objective, arrays=dataset.arrays, card=dataset.card)

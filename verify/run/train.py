@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synth.mlp import build_model
+from synth.backbones import build_network
 from theory.estimators import hessian_extreme_eigenvalues, objective_functions
 from verify.configs import TrainingConfig
 from verify.run.evaluators import linear_evaluator
@@ -62,6 +62,11 @@ class Trained:
         dataset's pre-trained encoder w0 with each model's initial head, so that a stabiliser
         that changes the starting encoder (SURT, re-initialisation) is measured from the same w0
         as plain training. The bounds' w0 (Theorem F's D) stays ``w_init``, where GD starts.
+    plain_steps : bool
+        Every step was ``w - lr * grad`` at one constant lr (RunContext.plain_steps).
+    teacher : (P,) or None
+        For MLP tasks with a teacher backbone, the flat weights whose encoder part is the
+        teacher's (head entries NaN: a teacher head is not a fine-tuned head's target).
     """
 
     iterations: np.ndarray
@@ -83,6 +88,8 @@ class Trained:
     objective: Any = None
     head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
+    plain_steps: bool = True
+    teacher: np.ndarray | None = None
 
 
 def schedule(config: TrainingConfig, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
@@ -148,11 +155,13 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     """Full fine-tuning of the dataset's pre-trained MLP (heads drawn from the seeds), batched.
 
     ``lr = lr_scale / β̂`` with β̂ the largest Hessian eigenvalue of the full-set loss at the start
-    of the first seed (Lanczos on Hessian-vector products).
+    of the first seed (Lanczos on Hessian-vector products), or ``lr = lr_scale`` for configs with
+    ``lr_unit="absolute"`` (AdamW). The config's optimiser and dropout rate are the trainer's; the
+    dataset's unlabelled ``target_pool``, when it has one, goes to the stabilisers (SURT).
     """
     n_classes = class_count(dataset)
     loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
-    model = build_model(dataset.card["architecture"])
+    model = build_network(dataset.card["architecture"])
     network = FlatNetwork.of(model, loss)
     # Every pre-trained array (encoder and the pre-training decoder, which SURT uses); the head has
     # no pre-trained value (heads are drawn from the seeds) but the trainer wants every name.
@@ -160,20 +169,25 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
                   if name.startswith("w0.")})
     stabilisers = () if stabiliser is None else (stabiliser,)
-    first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
-                            masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
-                            stabilisers=stabilisers)
-    w_start = network.flatten({name: value.detach().numpy() for name, value in first.params.items()},
-                              lead=1)[0]
+    pool = dataset.arrays.get("target_pool")
     objective = network.objective(dataset.X, dataset.y)
-    _, hvp = objective_functions(objective, w_start, np.ones(len(dataset.X)))
-    beta = hessian_extreme_eigenvalues(hvp, w_start.size)[1]
-    if not beta > 0:
-        raise ValueError(f"the loss has no positive curvature at the pre-trained weights (β̂ = {beta})")
-    lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
+    beta = None
+    if config.lr_unit != "absolute":
+        first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
+                                masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
+                                stabilisers=stabilisers, unlabelled=pool)
+        w_start = network.flatten({name: value.detach().numpy()
+                                   for name, value in first.params.items()}, lead=1)[0]
+        _, hvp = objective_functions(objective, w_start, np.ones(len(dataset.X)))
+        beta = hessian_extreme_eigenvalues(hvp, w_start.size)[1]
+        if not beta > 0:
+            raise ValueError(f"the loss has no positive curvature at the pre-trained weights "
+                             f"(β̂ = {beta})")
+    lr, n_steps, checkpoints = schedule(config, stabiliser, config.learning_rate(beta))
     trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
-                      batch_size=config.batch_size, stabilisers=stabilisers)
+                      batch_size=config.batch_size, stabilisers=stabilisers,
+                      optimiser=config.optimiser, dropout=config.dropout, unlabelled=pool)
     penalties = mlp_penalties(network, start, stabiliser)
     flat = network.flatten(trace.weights, lead=2)
     head = np.zeros(flat.shape[2], dtype=bool)
@@ -182,7 +196,19 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss,
                    n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
                    evaluator=network.evaluator(), objective=objective, w_pretrained=w_pretrained,
+                   plain_steps=config.plain_steps, teacher=teacher_weights(network, dataset),
                    **penalties)
+
+
+def teacher_weights(network: FlatNetwork, dataset: Any) -> np.ndarray | None:
+    """The teacher backbone in the flat layout (head entries NaN), or None without a teacher."""
+    encoder = [name for name in network.names if name.startswith("encoder.")]
+    if not all(f"teacher.{name}" in dataset.arrays for name in encoder):
+        return None
+    values = {name: (np.asarray(dataset.arrays[f"teacher.{name}"]) if name in encoder
+                     else np.full(shape, np.nan))
+              for name, shape in zip(network.names, network.shapes, strict=True)}
+    return network.flatten(values, lead=0)
 
 
 def mlp_penalties(network: FlatNetwork, start: dict[str, np.ndarray], stabiliser: Any) -> dict[str, Any]:

@@ -89,6 +89,9 @@ class FineTuningProblem:
     pretrained : dict of str to numpy.ndarray
         Everything the pre-trained checkpoint provides, including parts outside the fine-tuned
         model (e.g. the pre-training decoder ``decoder.*`` that SURT continues to train).
+    unlabelled : numpy.ndarray or None
+        ``(N, d)`` unlabelled target inputs of the task (the target pool SURT re-trains on), the
+        same for every model; None when the task has none.
     """
 
     model: nn.Module
@@ -103,6 +106,7 @@ class FineTuningProblem:
     n_heads: int = 1
     head_reduction: str = "mean"
     pretrained: dict[str, np.ndarray] = field(default_factory=dict)
+    unlabelled: np.ndarray | None = None
 
     @property
     def n_models(self) -> int:

@@ -197,7 +197,7 @@ def _as_tensor(value, dtype) -> torch.Tensor:
 
 def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
                     stabilisers: Sequence[Stabiliser] = (), w0: Mapping[str, np.ndarray] | None = None,
-                    dtype: torch.dtype = torch.float64) -> FineTuningProblem:
+                    unlabelled=None, dtype: torch.dtype = torch.float64) -> FineTuningProblem:
     """The problem as training starts: encoders at ``init_params``, heads drawn from the seeds, then
     every stabiliser's ``prepare`` in order. Each model's start depends only on its own seed and
     mask."""
@@ -226,10 +226,23 @@ def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, 
     problem = FineTuningProblem(
         model=model, params=params, reference=reference, X=X, y=y, masks=masks,
         seeds=np.asarray(seeds), layers=layers, groups=groups,
-        pretrained={name: np.asarray(value) for name, value in init_params.items()})
+        pretrained={name: np.asarray(value) for name, value in init_params.items()},
+        unlabelled=_check_unlabelled(unlabelled, X.shape[1]))
     for stabiliser in stabilisers:
         problem = stabiliser.prepare(problem, model_generators(seeds, f"prepare:{stabiliser.name}"))
     return problem
+
+
+def _check_unlabelled(unlabelled, n_features: int) -> np.ndarray | None:
+    if unlabelled is None:
+        return None
+    array = np.asarray(unlabelled, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] != n_features:
+        raise ValueError(f"unlabelled must be a non-empty (N, {n_features}) array, got shape "
+                         f"{array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("unlabelled must be finite")
+    return array
 
 
 def _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints, batch_size, stabilisers, dtype,
@@ -333,7 +346,7 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
               loss: str = "softmax", lr: float, n_steps: int, checkpoints,
               batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
               w0: Mapping[str, np.ndarray] | None = None, optimiser: OptimiserSpec = PLAIN,
-              dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Trace:
+              dropout: float = 0.0, unlabelled=None, dtype: torch.dtype = torch.float64) -> Trace:
     """Fine-tune M copies of a pre-trained MLP at once (GD/SGD, momentum or AdamW).
 
     Parameters
@@ -372,6 +385,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
         ``warmup_steps`` must not exceed ``n_steps``.
     dropout : float
         Dropout rate in [0, 1) at the model's dropout sites during training.
+    unlabelled : array of shape (N, d), optional
+        The task's unlabelled target pool, handed to the stabilisers (SURT re-trains on it).
     dtype : torch.dtype
         float64 by default.
 
@@ -387,7 +402,7 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                                            batch_size, stabilisers, dtype, model, optimiser,
                                            dropout)
     problem = prepare_problem(model, init_params, X, y, masks=masks, seeds=seeds,
-                              stabilisers=stabilisers, w0=w0, dtype=dtype)
+                              stabilisers=stabilisers, w0=w0, unlabelled=unlabelled, dtype=dtype)
     objective = ModelObjective(problem, loss, stabilisers,
                                Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1)))
     streams = training_streams(seeds)

@@ -25,7 +25,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                     loss: str = "softmax", lr: float, n_steps: int, checkpoints,
                     batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
                     w0: Mapping[str, np.ndarray] | None = None, optimiser: OptimiserSpec = PLAIN,
-                    dropout: float = 0.0, dtype: torch.dtype = torch.float64) -> Trace:
+                    dropout: float = 0.0, unlabelled=None,
+                    dtype: torch.dtype = torch.float64) -> Trace:
     """Same as :func:`verify.trainers.mlp.train_mlp`, one model after the other."""
     stabilisers = tuple(stabilisers)
     X, y, masks, seeds, points = _validate(X, y, masks, seeds, loss, lr, n_steps, checkpoints,
@@ -33,7 +34,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                                            dropout)
     per_model = [_train_one(model, init_params, X, y, masks[m:m + 1], seeds[m:m + 1], loss,
                             Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1)), n_steps,
-                            set(points.tolist()), batch_size, stabilisers, w0, dropout, dtype)
+                            set(points.tolist()), batch_size, stabilisers, w0, dropout,
+                            unlabelled, dtype)
                  for m in range(masks.shape[0])]
     names = per_model[0][0][0].keys()
     return Trace(iterations=points,
@@ -45,9 +47,9 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
 
 
 def _train_one(model, init_params, X, y, mask, seed, loss, optimiser, n_steps, wanted, batch_size,
-               stabilisers, w0, dropout, dtype):
+               stabilisers, w0, dropout, unlabelled, dtype):
     problem = prepare_problem(model, init_params, X, y, masks=mask, seeds=seed,
-                              stabilisers=stabilisers, w0=w0, dtype=dtype)
+                              stabilisers=stabilisers, w0=w0, unlabelled=unlabelled, dtype=dtype)
     objective = ModelObjective(problem, loss, stabilisers, optimiser)
     generator = torch.Generator().manual_seed(run_seed(int(seed[0]), "train_stream"))
     params = {name: value[0].clone() for name, value in problem.params.items()}

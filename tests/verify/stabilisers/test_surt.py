@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from synth.mlp import build_model, init_pretraining_params, pretrain
+from verify.seeding import run_seed
 from verify.stabilisers import SURT
 from verify.trainers.mlp import prepare_problem, train_mlp
 
@@ -49,14 +50,14 @@ def test_surt_reduces_the_distance_to_the_target_optimum(shifted_task):
     assert end["surt"].max() < end["plain"].min()
 
 
-def test_surt_on_s_without_i_never_sees_x_i(shifted_task):
+def test_surt_on_own_inputs_never_lets_s_without_i_see_x_i(shifted_task):
     model, w0, _, X, y = shifted_task
     masks = torch.ones(2, len(X), dtype=torch.float64)
     masks[1, 4] = 0
     moved = X.copy()
     moved[4] += 3.0
     prepared = [prepare_problem(model, w0, torch.as_tensor(inputs), torch.as_tensor(y), masks=masks,
-                                seeds=np.array([5, 5]), stabilisers=(SURT(n_steps=20),))
+                                seeds=np.array([5, 5]), stabilisers=(SURT(n_steps=20, inputs="own"),))
                 for inputs in (X, moved)]
     for name in ENCODER:
         torch.testing.assert_close(prepared[0].params[name][1], prepared[1].params[name][1],
@@ -70,3 +71,55 @@ def test_surt_needs_the_pretraining_decoder(shifted_task):
     with pytest.raises(ValueError, match="decoder"):
         train_mlp(model, encoder_only, X, y, masks=np.ones((1, len(X))), seeds=[0], lr=0.1,
                   n_steps=1, checkpoints=[1], stabilisers=(SURT(n_steps=2),))
+
+
+def test_shared_surt_starts_s_and_s_without_i_alike_from_the_target_pool(shifted_task):
+    model, w0, _, X, y = shifted_task
+    masks = torch.ones(3, len(X), dtype=torch.float64)
+    masks[1, 4] = 0
+    pool = np.random.default_rng(3).normal(size=(50, X.shape[1]))
+    moved = X.copy()
+    moved[4] += 3.0
+
+    def start(labelled, unlabelled, **surt):
+        problem = prepare_problem(model, w0, torch.as_tensor(labelled), torch.as_tensor(y),
+                                  masks=masks, seeds=np.array([5, 5, 6]), unlabelled=unlabelled,
+                                  stabilisers=(SURT(n_steps=20, **surt),))
+        return problem.params["encoder.0.weight"]
+
+    with_pool = start(X, pool)
+    torch.testing.assert_close(with_pool[0], with_pool[1], rtol=0, atol=0)  # S and S\\i start alike
+    assert not torch.allclose(with_pool[0], with_pool[2])  # other seed, other masks
+    # the labelled inputs play no part when there is a pool; the pool does
+    torch.testing.assert_close(start(moved, pool), with_pool, rtol=0, atol=0)
+    assert not torch.allclose(start(X, pool + 1.0)[0], with_pool[0])
+    # without a pool, the shared reading re-trains on the inputs of the full set S (x_i included)
+    without_pool = start(X, None)
+    torch.testing.assert_close(without_pool[0], without_pool[1], rtol=0, atol=0)
+    assert not torch.allclose(start(moved, None)[1], without_pool[1])
+    own = start(X, pool, inputs="own")
+    assert not torch.allclose(own[0], own[1])  # own inputs: the starts differ by construction
+
+
+def test_surt_continues_the_deep_backbone_objective():
+    from synth.backbones import build_network
+    from synth.deep_backbone import init_pretraining_params as init_deep
+    from synth.deep_backbone import pretrain_deep
+
+    architecture = {"family": "layernorm_tanh", "n_features": 5, "width": 6, "depth": 2}
+    rng = np.random.default_rng(1)
+    w0 = init_deep(architecture, rng)
+    pool = rng.normal(size=(40, 5))
+    X, y = rng.normal(size=(6, 5)), np.array([0, 1] * 3)
+    model = build_network({**architecture, "n_classes": 2})
+    problem = prepare_problem(model, w0, torch.as_tensor(X), torch.as_tensor(y),
+                              masks=torch.ones(1, 6, dtype=torch.float64), seeds=np.array([2]),
+                              unlabelled=pool, stabilisers=(SURT(n_steps=5),))
+    generator = torch.Generator().manual_seed(run_seed(2, "prepare:surt"))
+    expected = pretrain_deep(w0, pool, architecture=architecture, n_steps=5, lr=1e-2,
+                             mask_rate=0.25,
+                             random_state=int(torch.randint(2**32, (1,), generator=generator)))
+    for name in ("encoder.0.weight", "encoder.1.weight", "encoder.5.bias"):
+        np.testing.assert_array_equal(problem.params[name][0].numpy(), expected.params[name])
+    with pytest.raises(ValueError, match="inputs"):
+        SURT(inputs="pool")
