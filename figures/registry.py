@@ -17,7 +17,7 @@ from figures.output import Drawn, Skipped, write_text
 MODULES = (
     "f01_margin", "f02_iterations", "f03_learning_rate", "f04_samples", "f05_full_samples",
     "f06_distance", "f07_curvature_lipschitz", "f08_step_budget", "f09_stabilisers",
-    "f10_bound_vs_measured", "t1_stabilisers",
+    "f10_bound_vs_measured", "t1_stabilisers", "t2_real", "f12_real_seeds",
 )
 
 
@@ -26,7 +26,7 @@ PLUGIN_FIGURES: dict[str, ModuleType] = {}
 
 
 def figure_modules() -> dict[str, ModuleType]:
-    """Key (``"F1"`` … ``"F10"``, ``"T1"``, then plug-ins') -> figure module, in drawing order."""
+    """Key (``"F1"`` … ``"F12"``, ``"T1"``, ``"T2"``, then plug-ins') -> figure module, in drawing order."""
     modules = [importlib.import_module(f"figures.{name}") for name in MODULES]
     return {**{module.KEY: module for module in modules}, **PLUGIN_FIGURES}
 

@@ -56,7 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "re-running resumes and retries failed tasks). bbc-*: all-MiniLM-L6-v2 on BBC "
                     "News (needs the [real] extra); digits-*: a CNN ftstab pre-trains on digits 0-4, "
                     "fine-tuned on digits 5-9. Defaults per task are in docs/real.md.")
-    parser.add_argument("--task", required=True, choices=TASKS)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=TASKS, help="one task with its options (below)")
+    what.add_argument("--suite", metavar="NAME",
+                      help="a named suite of text tasks x encoders x methods under the practitioners' "
+                           "protocol (real-smoke, paper-small, paper; docs/real.md); draws T2 and F12 "
+                           "into DIR/figures")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder")
     parser.add_argument("--shots", metavar="LIST", help="examples per class, comma-separated "
                         "(default: bbc-head 4,8,16; digits-head 5,10,20; bbc-full 2; digits-full 10)")
@@ -84,6 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="local worker processes (default: 1, this process)")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="feature and pre-trained weight cache (default: DIR/cache)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                        help="--suite: where to fine-tune (auto: CUDA when present; default: %(default)s)")
     parser.set_defaults(func=run)
 
 
@@ -96,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     from verify.sweep.lock import results_folder_lock
 
     check_output_folder(args.out, "--out")
+    if args.suite is not None:
+        from verify.real.protocol.run import run_suite
+        return run_suite(args)
     plan = plan_real_tasks(args, DEFAULTS[args.task])
     make_output_folder(args.out, "--out")
     with results_folder_lock(args.out, "--out"):

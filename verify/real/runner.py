@@ -28,6 +28,7 @@ from verify.run.rows import RowInputs, add_left_out_estimates, trace_rows
 from verify.run.task import NO_STABILISER, Task, TaskOutput
 from verify.run.train import schedule
 
+
 # Real counterparts of registry stabilisers whose generic form does not fit a real backbone: SURT
 # continues each backbone's own objective; MiniLM's layers are transformer blocks and its inputs tokens.
 REAL_COUNTERPARTS = {
@@ -73,6 +74,7 @@ class RealRunner:
 
     cache_dir: Path
     max_length: int = 128
+    device: str = "cpu"
 
     def __call__(self, task: Task, dataset: RealDataset) -> TaskOutput:
         stabiliser = build_stabiliser(task, dataset.card["kind"])
@@ -81,7 +83,12 @@ class RealRunner:
         # No support vectors are known on real data: left-out samples are a uniform random choice.
         plan = choose_left_out(task.dataset_id, n, np.zeros(0, dtype=np.int64), budget=max_left_out)
         layout = model_layout(task, plan.samples)
-        if task.config.setting == "head":
+        from verify.real.protocol.config import ProtocolConfig
+        if isinstance(task.config, ProtocolConfig):
+            from verify.real.protocol.finetune import finetune_protocol_task
+            output = finetune_protocol_task(task, dataset, stabiliser, cache_dir=self.cache_dir,
+                                            device=self.device)
+        elif task.config.setting == "head":
             output = self._head(task, dataset, stabiliser, layout)
         elif dataset.card["kind"] == "real-digits":
             output = self._digits_full(task, dataset, stabiliser, layout)
@@ -92,13 +99,14 @@ class RealRunner:
         _training_columns(output.runs, task, stabiliser, plan)
         return output
 
-    def features(self, dataset: RealDataset) -> tuple[np.ndarray, np.ndarray]:
-        """Training and test features the heads see (cached MiniLM embeddings, or CNN features)."""
+    def features(self, dataset: RealDataset, encoder: str = "minilm-l6") -> tuple[np.ndarray, np.ndarray]:
+        """Training and test features the heads see (cached sentence embeddings of ``encoder``, or
+        CNN features)."""
         if dataset.card["kind"] == "real-text":
             from verify.real.text_features import minilm_features
-            return (minilm_features(dataset.texts, cache_dir=self.cache_dir, max_length=self.max_length),
-                    minilm_features(dataset.test_texts, cache_dir=self.cache_dir,
-                                    max_length=self.max_length))
+            return tuple(minilm_features(texts, cache_dir=self.cache_dir, max_length=self.max_length,
+                                         encoder=encoder)
+                         for texts in (dataset.texts, dataset.test_texts))
         model = _digits_model(dataset)
         with torch.no_grad():
             return tuple(model.encoder(torch.as_tensor(inputs)).numpy()
@@ -106,18 +114,22 @@ class RealRunner:
 
     def _head(self, task, dataset, stabiliser, layout) -> TaskOutput:
         from verify.trainers.head import train_heads
-        X, X_test = self.features(dataset)
+        X, X_test = self.features(dataset, task.config.encoder)
         lr, n_steps, checkpoints = schedule(task.config, stabiliser, task.config.learning_rate(X))
         masks = layout.masks(len(dataset.y))
         extra = stabiliser.head_kwargs() if stabiliser is not None else {}
         trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
                             lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                             batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds, **extra)
-        return _rows(dataset, X=X, X_test=X_test, iterations=trace.iterations,
-                     weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
-                     diverged_at=trace.diverged_at, layout=layout,
-                     evaluator=linear_evaluator(task.config.loss, int(dataset.card["n_classes"])),
-                     masks=masks, lr=lr)
+        output = _rows(dataset, X=X, X_test=X_test, iterations=trace.iterations,
+                       weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
+                       diverged_at=trace.diverged_at, layout=layout,
+                       evaluator=linear_evaluator(task.config.loss, int(dataset.card["n_classes"])),
+                       masks=masks, lr=lr)
+        margin, radius = feature_geometry(X, dataset.y)
+        for row in output.runs:
+            row.update(margin=margin, radius=radius, n_features=int(X.shape[1]))
+        return output
 
     def _digits_full(self, task, dataset, stabiliser, layout) -> TaskOutput:
         from verify.trainers.mlp import train_mlp
@@ -134,6 +146,23 @@ class RealRunner:
                      weights=flatten_weights(_mean_head(trace.weights), names),
                      train_loss=trace.train_loss, diverged_at=trace.diverged_at, layout=layout,
                      evaluator=network_evaluator(model), masks=masks, lr=lr)
+
+
+def feature_geometry(X: np.ndarray, y: np.ndarray) -> tuple[float | None, float]:
+    """The head's margin γ and radius R on features ``X``: R the largest feature norm, γ the no-bias
+    hard margin (exact QP), for several classes the smallest over class pairs (as the synthetic
+    cards); γ is None when some pair is not linearly separable through the origin."""
+    from itertools import combinations
+
+    from theory.estimators import max_margin_solution, signed_points
+    gammas = []
+    for a, b in combinations(np.unique(y).tolist(), 2):
+        pair = (y == a) | (y == b)
+        solution = max_margin_solution(signed_points(X[pair], y[pair] == b))
+        if not (solution.separable and solution.gamma > 0):
+            return None, float(np.linalg.norm(X, axis=1).max())
+        gammas.append(solution.gamma)
+    return min(gammas), float(np.linalg.norm(X, axis=1).max())
 
 
 def _training_columns(rows: list[dict], task: Task, stabiliser, plan: LeftOutPlan) -> None:

