@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from figures.t1_stabilisers import table_rows as t1_rows
+from verify.verdicts.claims import claim_rows
 from verify.verdicts.db import open_results
 from verify.verdicts.write import RESULTS_FILE, compute_verdicts
 
@@ -66,7 +67,7 @@ def golden_numbers(results_dir: Path, *, rtol: float = RTOL) -> list[Number]:
     Returns
     -------
     list of Number
-        Sorted by key: summary counts, per bound (violations, runs whose assumptions hold, vacuous
+        Sorted by key: each claim's statistic and verdict, summary counts, per bound (violations, runs whose assumptions hold, vacuous
         share, tightness quantiles), per corollary (the measured trend's and each bound trend's tau
         and verdict), divergence, rank correlations, and T1's cells.
     """
@@ -74,7 +75,8 @@ def golden_numbers(results_dir: Path, *, rtol: float = RTOL) -> list[Number]:
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
     database = Path(results_dir) / RESULTS_FILE
     verdicts = compute_verdicts(database)
-    numbers = [*_summary(verdicts["summary"]), *_bounds(verdicts["bounds"], rtol),
+    numbers = [*_claims(claim_rows(verdicts)), *_summary(verdicts["summary"]),
+               *_bounds(verdicts["bounds"], rtol),
                *_corollaries(verdicts["corollaries"]), *_divergence(verdicts["divergence"]),
                *_rank_correlations(verdicts["rank_correlations"])]
     conn = open_results(database)
@@ -91,6 +93,20 @@ def golden_numbers(results_dir: Path, *, rtol: float = RTOL) -> list[Number]:
 
 def as_records(numbers: list[Number]) -> list[dict]:
     return [asdict(entry) for entry in numbers]
+
+
+def _claims(rows: list[dict]) -> list[Number]:
+    """Each claim of the scorecard: its statistic (a number with its CI, or an exact count) and verdict."""
+    numbers = []
+    for row in rows:
+        key, stat = f"claim/{row['id']}", row["statistic"] or {}
+        value = stat.get("value")
+        if isinstance(value, float) or value is None:
+            numbers.append(statistic(f"{key}/{stat.get('name', 'statistic')}", stat))
+        else:
+            numbers.append(Number(f"{key}/{stat.get('name', 'statistic')}", "count", value))
+        numbers.append(Number(f"{key}/verdict", "verdict", row["verdict"]))
+    return numbers
 
 
 def _summary(summary: dict) -> list[Number]:
