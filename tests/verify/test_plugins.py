@@ -22,7 +22,7 @@ from verify.stabilisers import STABILISERS
 PLUGIN = '''
 from synth.grids import GENERATORS
 from theory.bounds import BOUNDS
-from verify.plugins import add_bound, add_generator, add_stabiliser
+from verify.plugins import add_bound, add_figure, add_generator, add_stabiliser
 from verify.stabilisers import STABILISERS
 
 
@@ -60,6 +60,32 @@ class StrongDecay(STABILISERS["weight_decay"]):
 add_bound(TwiceTheoremF(BOUNDS["theorem_f"]))
 add_stabiliser(StrongDecay)
 add_generator("plugin_separable", GENERATORS["make_separable"])
+
+
+class _FigureModule:
+    """A one-line table: the mean of the finite twice_theorem_f values."""
+
+    KEY = "P1"
+    STEM = "p1_twice_theorem_f"
+    PRODUCED_BY = "any full fine-tuning sweep with this plug-in loaded"
+
+    @staticmethod
+    def render(connection, out_dir):
+        from figures.data import MissingData
+        from figures.output import Drawn, write_text
+        values = [row[0] for row in connection.execute(
+            "SELECT value FROM bounds WHERE bound = 'twice_theorem_f' AND abs(value) < 1e308")]
+        if not values:
+            raise MissingData("no twice_theorem_f rows")
+        path = write_text(out_dir / "p1_twice_theorem_f.md", f"mean {sum(values) / len(values)!r}\\n")
+        return Drawn(key="P1", stem="p1_twice_theorem_f", title="twice Theorem F", files=(path,))
+
+
+import types
+FIGURE = types.ModuleType("ftstab_test_plugin_figure")
+for attr in ("KEY", "STEM", "PRODUCED_BY", "render"):
+    setattr(FIGURE, attr, getattr(_FigureModule, attr))
+add_figure(FIGURE)
 '''
 
 GRID = """
@@ -99,7 +125,7 @@ def _rows(out, bound):
             (bound,))]
 
 
-def test_plugin_module_runs_through_synth_verify_verdicts_and_list(tmp_path, capsys, plugin_module):
+def test_plugin_module_runs_through_synth_verify_verdicts_figures_and_list(tmp_path, capsys, plugin_module):
     grid = tmp_path / "tiny.toml"
     grid.write_text(GRID)
     data, out = tmp_path / "data", tmp_path / "results"
@@ -115,6 +141,14 @@ def test_plugin_module_runs_through_synth_verify_verdicts_and_list(tmp_path, cap
             math.isinf(row["value"]) and math.isinf(by_run[row["run_id"]]))
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert verdicts
+    figures = tmp_path / "figures"
+    assert main(["--plugins", plugin_module, "figures", "--from", str(out), "--out", str(figures),
+                 "--only", "P1,F5"]) == 0
+    finite = [row["value"] for row in twice if math.isfinite(row["value"])]
+    assert finite  # gradient descent at lr = 1/beta on a least-squares task: Theorem F applies
+    drawn = float((figures / "p1_twice_theorem_f.md").read_text().removeprefix("mean "))
+    assert math.isclose(drawn, sum(finite) / len(finite), rel_tol=1e-12)  # summation order only
+    assert "P1" in (figures / "index.md").read_text()
     capsys.readouterr()
     assert main(["--plugins", plugin_module, "list", "bounds"]) == 0
     assert "twice_theorem_f  setting=full" in capsys.readouterr().out
