@@ -8,7 +8,7 @@ import sys
 from typing import NoReturn
 
 from verify.errors import UsageError
-from verify.plugins import load_plugins
+from verify.plugins import LoadPlugins, load_plugins
 
 # (sub-command, module that defines ``register(subparsers)``). Each module adds its own parser and
 # sets ``func`` (args -> exit code); imports are lazy so that ``ftstab synth`` never imports torch.
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ftstab",
         description="Fine-tuning stability suite: generate certified datasets, train and measure "
                     "stability at scale, check the bounds, draw the figures.")
-    parser.add_argument("--plugins", metavar="MODULE[,MODULE]",
+    parser.add_argument("--plugins", metavar="MODULE[,MODULE]", action=LoadPlugins,
                         help="import these plug-in modules (bounds, stabilisers, generators, "
                              "figures) before the command runs; installed entry points are always loaded")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -15,6 +15,7 @@ from synth.dataset import to_jsonable
 from synth.grids import GENERATORS, grid_names, load_grid
 from theory.bounds import BOUNDS
 from verify.configs import CONFIGS
+from verify.plugins import load_entry_points
 
 REGISTRIES = ("grids", "configs", "stabilisers", "bounds", "generators", "figures")
 
@@ -103,6 +104,7 @@ class HelpNamingStabilisers(argparse._HelpAction):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         from verify.stabilisers import STABILISERS  # lazy: only --help pays for importing torch
+        load_entry_points()  # before the sub-command runs, when ftstab loads them otherwise
         parser.epilog = (f"stabilisers: {', '.join(STABILISERS)} "
                          f"(parameters and ranges: `ftstab list stabilisers`)")
         super().__call__(parser, namespace, values, option_string)

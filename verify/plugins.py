@@ -15,6 +15,7 @@ plug-in that fails to import, is a one-line :class:`verify.errors.UsageError` na
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 from collections.abc import Iterable, MutableMapping
@@ -129,3 +130,16 @@ def load_plugins(modules: str | None) -> None:
 def load_from_environment() -> None:
     """In a worker process: the entry points and the modules the parent recorded in ``FTSTAB_PLUGINS``."""
     load_plugins(os.environ.get(ENVIRONMENT))
+
+
+class LoadPlugins(argparse.Action):
+    """``--plugins MODULE[,MODULE]``: imported as soon as the option is parsed, so that the
+    sub-command's own parsing (``ftstab --plugins m verify --help``) already sees what they add."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        try:
+            load_modules(split(values))
+        except UsageError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        setattr(namespace, self.dest, values)

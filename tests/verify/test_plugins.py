@@ -228,3 +228,17 @@ def test_a_plugin_registering_a_taken_name_is_one_line_exit_2(tmp_path, monkeypa
     assert "plug-in bound 'theorem_h': the name is already registered" in err
     assert err.count("\n") == 1
     sys.modules.pop("clashing_plugin", None)
+
+
+def test_verify_help_names_the_stabilisers_of_plugins_loaded_before_it(capsys, plugin_module):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--plugins", plugin_module, "verify", "--help"])
+    assert exit_.value.code == 0
+    assert "strong_decay (parameters" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_plugin_that_fails_to_import_while_parsing_is_one_line_exit_2(capsys, clean_registries):
+    assert main(["--plugins", "no_such_plugin_module", "verify", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --plugins: plugins: cannot import plug-in module 'no_such_plugin_module'" in err
+    assert err.count("\n") == 1
