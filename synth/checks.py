@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from synth.dataset import dataset_id
+from synth.distances import euclidean_distance
 from synth.digest import DIGEST_KEY, array_digest, card_digest
 from synth.grids import GENERATORS
 
@@ -168,7 +169,7 @@ def _separable_margin(card, arrays) -> float:
 
 def _distance(card, arrays) -> float:
     if card["kind"] == "quadratic":
-        return float(np.linalg.norm(arrays["teacher"] - arrays["w0"]))
+        return euclidean_distance(arrays["teacher"], arrays["w0"])
     names = [name.removeprefix("w0.") for name in arrays if name.startswith("w0.encoder.")]
     return float(np.linalg.norm(np.concatenate(
         [(arrays[f"teacher.{name}"] - arrays[f"w0.{name}"]).ravel() for name in names])))

@@ -8,6 +8,7 @@ import scipy.linalg
 import scipy.stats
 
 from synth.dataset import Dataset, base_card
+from synth.distances import euclidean_distance
 from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, Derived, Interval, RandomState,
                               check_fits_in_memory, check_random_state,
                               spectrum_constraints, spectrum_variances, validate_params)
@@ -125,7 +126,7 @@ def make_quadratic_task(n_samples: int = 100, n_features: int = 10, *, distance:
     card.update({
         "loss": "squared: (x . w - y)^2 / 2, mean over samples",
         "distance_requested": distance,
-        "distance": float(np.linalg.norm(teacher - w0)),
+        "distance": euclidean_distance(teacher, w0),
         "D": float(np.linalg.norm(w0 - w_star)),
         "mu": float(hessian_eigenvalues[0]),
         "beta": float(hessian_eigenvalues[-1]),

@@ -17,6 +17,7 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from synth import make_quadratic_task, make_separable
+from synth.distances import euclidean_distance
 from synth.separable import MAX_MARGIN_FRACTION, MIN_MARGIN_RATIO
 from synth.validation import MAX_CONDITION, MAX_MAGNITUDE, MIN_MAGNITUDE
 
@@ -123,7 +124,7 @@ def test_least_squares_constants_hold_to_1e_6_in_the_declared_range(params):
     assert card["beta"] == pytest.approx(singular[0] ** 2 / n, rel=PRECISION)
     loo = min(scipy.linalg.svdvals(np.delete(X, i, axis=0))[-1] ** 2 for i in range(n)) / (n - 1)
     assert card["mu_loo"] == pytest.approx(loo, rel=PRECISION)
-    assert card["distance"] == np.linalg.norm(dataset.arrays["teacher"] - dataset.arrays["w0"])
+    assert card["distance"] == euclidean_distance(dataset.arrays["teacher"], dataset.arrays["w0"])
     assert abs(card["distance"] - params["distance"]) <= (PRECISION * params["distance"]
                                                          + 1e-15 * params["w0_norm"])
     w_star = dataset.arrays["w_star"]
@@ -131,3 +132,18 @@ def test_least_squares_constants_hold_to_1e_6_in_the_declared_range(params):
     exact_D = np.linalg.norm(dataset.arrays["w0"] - refined)
     # D is exact up to the least-squares solve: 1e-6 relative, or 1e-10 of |w*| when D is tiny.
     assert abs(card["D"] - exact_D) <= PRECISION * exact_D + 1e-10 * np.linalg.norm(refined)
+
+
+@pytest.mark.parametrize("distance", [1.83e-259, 1e-300, 3e-200])
+def test_a_tiny_distance_is_certified_although_its_square_underflows(distance):
+    # ||teacher - w0||^2 underflows to 0 below about 1e-154: the card must still hold delta itself.
+    dataset = make_quadratic_task(12, 3, distance=distance, w0_norm=0.0, random_state=0)
+    assert dataset.card["distance"] == pytest.approx(distance, rel=PRECISION)
+    assert euclidean_distance(dataset.arrays["teacher"], dataset.arrays["w0"]) == dataset.card["distance"]
+
+
+def test_the_distance_is_numpys_norm_in_the_normal_range():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=7), rng.normal(size=7)
+    assert euclidean_distance(a, b) == np.linalg.norm(a - b)
+    assert euclidean_distance(a * 1e200, b * 1e200) == pytest.approx(np.linalg.norm(a - b) * 1e200, rel=1e-15)
