@@ -14,6 +14,7 @@ from verify.errors import UsageError
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("synth", "synth.cli"),
     ("verify", "verify.sweep.cli"),
+    ("bounds", "verify.bounds.cli"),
     ("figures", "figures.cli"),
     ("real", "verify.real.cli"),
     ("verdicts", "verify.verdicts.cli"),

@@ -263,21 +263,3 @@ def test_f9_mmr_panel_is_the_feature_margin_against_the_mmr_strength(drawn, know
         assert min(separable) <= float(row["ci_low"]) <= float(row["ci_high"]) <= max(separable)
 
 
-@pytest.fixture(scope="module")
-def drawn_legacy(legacy_results, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("legacy-figures")
-    assert main(["figures", "--from", str(legacy_results.folder), "--out", str(out)]) == 0
-    return out
-
-
-def test_a_store_without_the_new_columns_keeps_the_earlier_figures(drawn_legacy, known_results):
-    model = known_results.model
-    index = (drawn_legacy / "index.md").read_text(encoding="utf-8")
-    assert "## Skipped\n\n- (nothing)" in index
-    assert "no asymptotic predictor in these results" in index
-    assert "panel (c) omitted: no predictor_relative_error" in index
-    rows = read_csv(drawn_legacy / "f02_iterations.csv")
-    assert {row["panel"] for row in rows} == {"stability", "direction_error"}
-    assert {row["role"] for row in rows} == {"measured", "bound"}
-    margin = points(drawn_legacy, "f09_stabilisers", panel="mmr", series="head, mmr(strength=0.5)")
-    assert sorted(margin) == pytest.approx([model.normalised_margin(0.2, 0.5)])

@@ -1,28 +1,29 @@
-"""Run one task: train its models, measure every row, evaluate the bounds on its left-out rows."""
+"""Run one task: train its models, measure every row, keep the weights the bounds step reads."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from verify.bounds.evaluate import bound_rows
 from verify.run.layout import choose_left_out, left_out_weights, model_layout
+from verify.run.output import DATASET_FIELDS, TaskOutput, TaskWeights
 from verify.run.rows import (
     RowInputs,
     add_asymptotic_predictions,
     add_feature_margins,
     trace_rows,
 )
-from verify.run.task import Task, TaskOutput, head_init, make_stabiliser, trainer_for
+from verify.run.task import Task, head_init, make_stabiliser, trainer_for
 from verify.run.train import TRAINERS, class_count
 
 
 def run_task(task: Task, dataset: Any) -> TaskOutput:
-    """Train every model of ``task`` in one batched call, measure every row and bound it.
+    """Train every model of ``task`` in one batched call and measure every row.
 
     The models are, for each seed, the one trained on all of S and one per left-out sample
     (:func:`choose_left_out`, up to ``config.max_left_out``). A failing trainer raises (the sweep
-    records the task as failed); a failing bound estimate is recorded in that bound's row.
+    records the task as failed). The bounds are evaluated later, from the returned weights
+    (``verify.bounds.stored``), by the bounds step.
 
     Parameters
     ----------
@@ -75,11 +76,16 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)
-    bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
-                        context=bound_context(trained, dataset, config), setting=config.setting,
-                        max_models=config.bound_models,
-                        last_only=config.bound_last_only)
-    return TaskOutput(runs=rows, bounds=bounds)
+    # What the dataset supplies (X, y, arrays, card, and the MLP objective rebuilt from X, y) is not
+    # stored with the weights; the bounds step adds it back (verify.bounds.stored).
+    stored = {name: value for name, value in bound_context(trained, dataset, config).items()
+              if name not in DATASET_FIELDS}
+    objective = ({"architecture": dataset.card["architecture"], "loss": trained.loss}
+                 if trained.objective is not None else None)
+    weights_record = TaskWeights(task_key=task.key, setting=config.setting, iterations=trained.iterations,
+                                 weights=trained.weights, w_init=trained.w_init, layout=layout,
+                                 context=stored, objective=objective, config=config.to_dict())
+    return TaskOutput(runs=rows, weights=weights_record)
 
 
 def bound_context(trained: Any, dataset: Any, config: Any) -> dict[str, Any]:

@@ -19,16 +19,14 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from verify.run.task import Task, TaskOutput
-from verify.seeding import run_seed
+from verify.run.output import TaskOutput
+from verify.run.task import Task, run_id
 from verify.sweep.sources import DatasetSource
 
 TaskRunner = Callable[[Task, Any], TaskOutput]
-
-
-def run_id(task_key: str, row: dict[str, Any]) -> int:
-    """A run's primary key: a pure function of its coordinates, the same whoever computes it."""
-    return run_seed(task_key, row["seed"], row["left_out"], row["iteration"])
+# ``execute_one(item, source, runner) -> outcome`` runs one unit of work where it lands: a training
+# task (:func:`execute`) or a task's bound evaluation (``verify.bounds.step.execute_bounds``).
+Execute = Callable[[Any, DatasetSource, Callable], dict]
 
 
 def _card_columns(card: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +52,7 @@ _DATASETS: OrderedDict[str, Any] = OrderedDict()
 _DATASETS_KEPT = 2
 
 
-def _load(source: DatasetSource, dataset_id: str) -> Any:
+def load_cached(source: DatasetSource, dataset_id: str) -> Any:
     """Per-process cache of the last datasets loaded (tasks of one dataset are submitted together).
 
     Keyed by id alone: an id is a hash of the generator and its parameters, so it names the same
@@ -86,16 +84,14 @@ def execute(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, 
     """
     start = time.perf_counter()
     try:
-        dataset = _load(source, task.dataset_id)
+        dataset = load_cached(source, task.dataset_id)
         output = runner(task, dataset)
         common = {**_card_columns(dataset.card), **_task_columns(task)}
         runs = [{**common, **row} for row in output.runs]
-        ids = [run_id(task.key, row) for row in runs]
-        for row, rid in zip(runs, ids, strict=True):
-            row["run_id"] = rid
-        bounds = [{**{k: v for k, v in bound.items() if k != "row"}, "run_id": ids[bound["row"]]}
-                  for bound in output.bounds]
-        return {"status": "done", "task": task.record(), "runs": runs, "bounds": bounds,
+        for row in runs:
+            row["run_id"] = run_id(task.key, row)
+        weights = None if output.weights is None else (output.weights.arrays(), output.weights.info())
+        return {"status": "done", "task": task.record(), "runs": runs, "weights": weights,
                 "card": dataset.card, "seconds": time.perf_counter() - start}
     except Exception:  # a task's failure is data for the store, not a reason to stop the sweep
         return {"status": "failed", "task": task.record(), "error": traceback.format_exc(),
@@ -141,25 +137,27 @@ def _init_pool_worker(parent: int) -> None:
     limit_threads()
 
 
-def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:
+def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner,
+                       execute_one: Execute = execute) -> dict[str, Any]:
     limit_threads()
-    return execute(task, source, runner)
+    return execute_one(task, source, runner)
 
 
-def _run_in_process(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner) -> Iterator[dict]:
+def _run_in_process(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner, *,
+                    execute_one: Execute = execute) -> Iterator[dict]:
     import torch  # lazy: the ftstab parser imports this module and stays torch-free
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with threadpool_limits(1):
             for task in tasks:
-                yield execute(task, source, runner)
+                yield execute_one(task, source, runner)
     finally:
         torch.set_num_threads(previous)
 
 
 def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
-                 workers: int) -> Iterator[dict]:
+                 workers: int, *, execute_one: Execute = execute) -> Iterator[dict]:
     context = multiprocessing.get_context("spawn")
     others = set(multiprocessing.active_children())
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
@@ -169,7 +167,7 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
     try:
         # Only as_completed holds the futures, and it lets go of each once yielded, so results do
         # not pile up in memory over a long sweep.
-        completed = concurrent.futures.as_completed([pool.submit(execute, task, source, runner)
+        completed = concurrent.futures.as_completed([pool.submit(execute_one, task, source, runner)
                                                      for task in tasks])
         for future in completed:
             try:
@@ -272,9 +270,10 @@ def _first_line(data: bytes) -> str:
 
 
 def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
-                 client: Any) -> Iterator[dict]:
+                 client: Any, *, execute_one: Execute = execute) -> Iterator[dict]:
     from distributed import as_completed
-    completed = as_completed([client.submit(_execute_in_worker, task, source, runner, pure=False)
+    completed = as_completed([client.submit(_execute_in_worker, task, source, runner, execute_one,
+                                            pure=False)
                               for task in tasks])
     try:
         for future in completed:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verify.errors import UsageError, check_output_folder
-from verify.verdicts.write import JSON_FILE, MARKDOWN_FILE, RESULTS_FILE, write_verdicts
+from verify.errors import check_output_folder
+from verify.store.read import open_results_option
+from verify.verdicts.write import JSON_FILE, MARKDOWN_FILE, write_verdicts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    database = args.results_dir / RESULTS_FILE
-    if not database.is_file():
-        raise UsageError(f"--from: no results database at {database}; run `ftstab verify` first")
     check_output_folder(args.results_dir, "--from")  # the verdicts are written next to the results
+    with open_results_option(args.results_dir, "--from"):  # missing, damaged, foreign: one line
+        pass
     summary = write_verdicts(args.results_dir)["summary"]
     measured = summary["corollaries_measured"]
     print(f"{summary['violations']} violation(s) where assumptions hold; corollaries (measured): "

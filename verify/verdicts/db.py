@@ -1,12 +1,12 @@
 """Read-only access to ``results.sqlite`` for the verdicts (schema: docs/internals.md section 3)."""
 from __future__ import annotations
 
-import functools
-import json
 import sqlite3
 from pathlib import Path
 
-REQUIRED_TABLES = ("datasets", "tasks", "runs", "bounds")
+from verify.store import canonical_params
+from verify.store import left_out_mean as store_left_out_mean
+from verify.store import open_results as store_open_results
 
 # Coordinates that identify a left-out run's setting apart from its dataset id and config name,
 # so that runs of different datasets/configs can be compared when only one coordinate differs.
@@ -33,60 +33,18 @@ ASSUMPTIONS_HOLD = "json_array_length(b.violated) = 0"
 
 
 def open_results(path: Path) -> sqlite3.Connection:
-    """Open a results database read-only, checking that it has the documented tables.
+    """Open a results database read-only through ``verify.store.open_results`` (which checks it).
 
-    Parameters
-    ----------
-    path : Path
-        The ``results.sqlite`` file.
-
-    Returns
-    -------
-    sqlite3.Connection
-        A read-only connection whose rows are ``sqlite3.Row``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist (nothing is created).
-    ValueError
-        If it is not a results database.
+    Returns the connection (rows are ``sqlite3.Row``); ValueError in one line if the file is
+    missing, damaged, of another schema version or lacks part of the schema.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no results database at {path}; run `ftstab verify` first")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise ValueError(f"{path} is not an SQLite results database ({exc})") from None
-    missing = [table for table in REQUIRED_TABLES if table not in present]
-    if missing:
-        conn.close()
-        raise ValueError(f"{path} is not a results database: missing table(s) {', '.join(missing)}")
-    return conn
+    return store_open_results(path).connection
 
 
 def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
-    """SQL aggregate for E_i of ``expression`` over the left-out rows of a group.
-
-    Where the store records ``left_out_weight`` (left-out samples are drawn support vectors first,
-    so the plain mean over left-out rows is biased) the mean is weighted by it; otherwise it is the
-    plain ``AVG`` of the documented schema. Rows where ``expression`` is NULL are left out of both.
-    """
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "left_out_weight" not in columns:
-        return f"AVG({expression})"
-    return (f"SUM(r.left_out_weight * ({expression})) / "
-            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END)")
-
-
-@functools.lru_cache(maxsize=4096)
-def canonical_params(text: str | None) -> str:
-    """``stabiliser_params`` as canonical JSON (sorted keys), so equal parameters compare equal."""
-    return json.dumps(json.loads(text) if text else {}, sort_keys=True, separators=(",", ":"))
+    """SQL aggregate for E_i of ``expression`` over the left-out rows of a group
+    (``verify.store.left_out_mean``: weighted by ``left_out_weight``)."""
+    return store_left_out_mean(expression)
 
 
 def fetch_dicts(conn: sqlite3.Connection, sql: str, parameters: tuple = ()) -> list[dict]:
