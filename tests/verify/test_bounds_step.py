@@ -23,12 +23,13 @@ from verify.run.task import Task, run_id
 from verify.store import RESULTS_FILE, open_results
 from verify.store.weights import read_weights, weights_bytes, write_weights
 from verify.sweep.plan import build_tasks
+from verify.sweep.cli import _stabiliser_applies
 from verify.sweep.runner import run_sweep
 from verify.sweep.sources import CardSource, GridSource
 
 SPECS = (DatasetSpec("make_quadratic_task", {"n_samples": 12, "n_features": 3, "distance": 1.0,
                                              "noise": 0.1, "n_test": 16, "random_state": 1}),
-         DatasetSpec("make_separable", {"n_samples": 12, "n_features": 3, "margin": 0.2, "n_test": 16,
+         DatasetSpec("make_separable", {"n_samples": 20, "n_features": 3, "margin": 0.2, "n_test": 16,
                                         "random_state": 2}))
 CONFIG_NAMES = ("full_quadratic_gd", "head_gd_logistic", "head_sgd_logistic_random")
 
@@ -40,8 +41,10 @@ def small_configs():
 def sweep(out: Path) -> list[Task]:
     source = GridSource(SPECS)
     tasks = build_tasks(source.entries(), small_configs(), [("none", {}), ("l2sp", {"strength": 0.1})],
-                        n_seeds=2)
-    run_sweep(tasks, source, out, n_seeds=2, workers=1, progress=False)
+                        n_seeds=2, applies=_stabiliser_applies)
+    summary = run_sweep(tasks, source, out, n_seeds=2, workers=1, progress=False)
+    assert summary.failed == 0
+    run_bounds(out, source=source, workers=1, progress=False)  # what `ftstab verify` does next
     return tasks
 
 

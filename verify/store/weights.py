@@ -44,7 +44,7 @@ def weights_bytes(arrays: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> 
     if INFO in arrays:
         raise ValueError(f"arrays: the name {INFO!r} is reserved for the info entry")
     buffer = io.BytesIO()
-    members = {**{name: np.asarray(arrays[name]) for name in sorted(arrays)},
+    members = {**{name: np.require(arrays[name], requirements="C") for name in sorted(arrays)},
                INFO: np.array(jsontext.dumps(info))}
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, value in members.items():
@@ -53,7 +53,7 @@ def weights_bytes(arrays: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> 
             member = zipfile.ZipInfo(f"{name}.npy", date_time=_DATE)
             member.external_attr = 0o644 << 16
             with archive.open(member, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.ascontiguousarray(value), allow_pickle=False)
+                np.lib.format.write_array(handle, value, allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -82,7 +82,7 @@ def read_weights(folder: Path, sha: str) -> StoredWeights:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-        info = jsontext.loads(str(arrays.pop(INFO)))
+        info = jsontext.loads(str(arrays.pop(INFO)[()]))
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
         raise ValueError(f"weights: {path} is not a weights file ({exc})") from None
     return StoredWeights(arrays=arrays, info=info, sha256=sha)
