@@ -223,3 +223,35 @@ def test_bounds_cli_refuses_unknown_bounds_and_missing_results_in_one_line(swept
     assert main(["bounds", "--from", str(tmp_path / "nowhere")]) == 2
     assert "no results file" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.slow
+def test_mlp_bounds_from_stored_weights_are_bitwise_repeatable(tmp_path):
+    """Lanczos on the MLP's Hessian starts from a fixed vector: two evaluations of the stored
+    weights (each as the bounds step runs them, one thread) give identical constants, bit for bit,
+    and equal the in-process evaluation right after training."""
+    import torch
+
+    from synth.pretrained import make_pretrained_mlp_task
+    dataset = make_pretrained_mlp_task(16, 4, distance=0.5, hidden=(4, 4), n_source=64, pretrain_steps=20,
+                                       n_test=32, random_state=0)
+    config = replace(CONFIGS["full_mlp_gd"], n_steps=10, n_checkpoints=3, max_left_out=2, bound_models=2)
+    task = Task(dataset.id, config, "l2sp", '{"include_head":false,"strength":0.1}')
+    output = run_task(task, dataset)
+    ids = [run_id(task.key, row) for row in output.runs]
+    measured = dict(zip(ids, output.runs, strict=True))
+    sha = write_weights(tmp_path, output.weights.arrays(), output.weights.info())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        evaluations = []
+        for _ in range(2):
+            stored = read_weights(tmp_path, sha)
+            record = TaskWeights.from_stored(stored.arrays, stored.info)
+            evaluations.append(task_bound_rows(record, dataset, list(BOUNDS.values()), measured))
+        fresh = task_bound_rows(output.weights, dataset, list(BOUNDS.values()), measured)
+    finally:
+        torch.set_num_threads(previous)
+    rows = [row for rows in evaluations[0].values() for row in rows]
+    assert rows and any(row["constants"] for row in rows)
+    assert repr(evaluations[0]) == repr(evaluations[1]) == repr(fresh)
