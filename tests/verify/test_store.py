@@ -386,3 +386,18 @@ def test_the_schema_page_shows_every_table_and_column_as_the_schema_declares():
     for table in TABLES:
         for column in table.columns:
             assert f"| `{column.name}` | {column.type}" in blocks[table.name]
+
+
+@pytest.mark.parametrize("command", ["verdicts", "figures", "bounds", "export"])
+def test_every_reader_refuses_an_older_schema_version_in_one_line(tmp_path, capsys, command):
+    from verify.cli import main
+    before = _old_results(tmp_path / "results.sqlite", 1)
+    argv = {"verdicts": ["verdicts", "--from", str(tmp_path)],
+            "figures": ["figures", "--from", str(tmp_path), "--out", str(tmp_path / "figs")],
+            "bounds": ["bounds", "--from", str(tmp_path), "--workers", "1"],
+            "export": ["export", "--from", str(tmp_path), "--table", "runs"]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ftstab {command}: error:") and "schema version 1" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite"]
+    assert (tmp_path / "results.sqlite").read_bytes() == before
