@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from verify.store import open_results
+from verify.sweep.cli import WORKERS
 from verify.sweep.executors import connect_scheduler
 from verify.sweep.sources import FolderSource
 
@@ -28,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, metavar="DIR",
                         help="the `ftstab synth` folder the sweep read (default: regenerate each "
                              "dataset from its stored card)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="local worker processes (default: all cores; 1 runs in this process)")
+    parser.add_argument("--workers", type=WORKERS, metavar="N",
+                        help=f"local worker processes, in {WORKERS} (default: all cores; 1 runs in "
+                             f"this process)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="run on this Dask distributed scheduler (its workers must see DIR)")
     parser.set_defaults(func=run)

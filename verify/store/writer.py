@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from synth.atomic import current_umask
 from verify.store import jsontext
 from verify.store.checks import check_path, check_results, connect_readonly
 from verify.store.read import Results, sql_value
@@ -28,6 +29,7 @@ def _create(path: Path) -> None:
     """Create an empty results file atomically: a killed process never leaves half a schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(descriptor, 0o666 & ~current_umask())  # an ordinary file's mode, not mkstemp's 0600
     os.close(descriptor)
     try:
         connection = sqlite3.connect(temp)
