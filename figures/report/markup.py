@@ -29,8 +29,9 @@ def interval(low, high) -> str:
     return f"[{low:+.2f}, {high:+.2f}]"
 
 
-VERDICT_CLASSES = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive",
-                   "no data": "nodata"}
+# Trend verdicts and the claims scorecard's words for them share the badge colours.
+VERDICT_CLASSES = {"pass": "pass", "supported": "pass", "fail": "fail", "contradicted": "fail",
+                   "inconclusive": "inconclusive", "no data": "nodata"}
 
 
 def verdict(value: str | None) -> Markup:
