@@ -14,6 +14,7 @@ from matplotlib.image import imread
 
 from figures.report.build import write_report
 from figures.report.figure_index import read_index
+from figures.report.markup import verdict
 from verify.cli import main
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -244,3 +245,11 @@ def test_the_screenshot_of_the_report_is_not_blank(report, tmp_path):
     assert pixels.shape[:2] == (2400, 1400) and float(np.std(pixels)) > 0.05
     # The dark header band is drawn: the first rows are far darker than a white page.
     assert float(pixels[:40].mean()) < 0.5
+
+
+@pytest.mark.parametrize("word, colour", [("pass", "pass"), ("supported", "pass"),
+                                          ("fail", "fail"), ("contradicted", "fail"),
+                                          ("inconclusive", "inconclusive"), (None, "nodata"),
+                                          ("an unknown word", "nodata")])
+def test_trend_and_claim_verdicts_share_the_badge_colours(word, colour):
+    assert f'class="verdict {colour}"' in str(verdict(word))
