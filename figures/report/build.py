@@ -12,14 +12,18 @@ from figures.report.figure_index import FigureEntry, from_outcomes, read_index
 from figures.report.page import render_page
 from figures.report.provenance import run_provenance
 from figures.t1_stabilisers import table_rows
-from verify.verdicts.write import RESULTS_FILE, compute_verdicts
+from verify.verdicts.write import load_verdicts
 
 CLAIMS_FILE = "claims.json"
 INDEX = "index.html"
 
 
 def write_report(results_dir: Path, out_dir: Path, *, figures_dir: Path | None = None) -> Path:
-    """Judge ``results_dir/results.sqlite`` and write the report into ``out_dir``.
+    """Write the report of ``results_dir`` into ``out_dir``.
+
+    The verdicts are read from ``results_dir/verdicts.json`` when it judged the present
+    ``results.sqlite`` (``ftstab verdicts`` or the main job wrote it), else computed; the page says
+    which.
 
     Parameters
     ----------
@@ -38,7 +42,7 @@ def write_report(results_dir: Path, out_dir: Path, *, figures_dir: Path | None =
         ``out_dir/index.html``, written last and atomically.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
-    verdicts = compute_verdicts(results_dir / RESULTS_FILE)
+    verdicts, verdicts_from_file = load_verdicts(results_dir)
     claims = _claims(results_dir / CLAIMS_FILE)
     figures_out = out_dir / "figures"
     figures_out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,8 @@ def write_report(results_dir: Path, out_dir: Path, *, figures_dir: Path | None =
     finally:
         conn.close()
     page = render_page(verdicts=verdicts, claims=claims, t1=t1, figures=entries, cards=cards,
-                       provenance=provenance, source=results_dir)
+                       provenance=provenance, source=results_dir,
+                       verdicts_from_file=verdicts_from_file)
     return write_text(out_dir / INDEX, page)
 
 

@@ -30,8 +30,13 @@ NAVIGATION = (("scorecard", "Scorecard"), ("bounds", "Bounds"), ("corollaries", 
 
 
 def render_page(*, verdicts: dict, claims: list[dict] | None, t1: list[dict],
-                figures: list[FigureEntry], cards: list[dict], provenance: dict, source: Path) -> str:
-    """The whole ``index.html``: inline style and script, relative links only."""
+                figures: list[FigureEntry], cards: list[dict], provenance: dict, source: Path,
+                verdicts_from_file: bool) -> str:
+    """The whole ``index.html``: inline style and script, relative links only.
+
+    ``verdicts_from_file`` says whether the verdicts are the folder's ``verdicts.json`` (True) or
+    were computed for this page because that file was absent or judged other results (False).
+    """
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = verdicts["summary"]
     body = [
@@ -50,6 +55,7 @@ def render_page(*, verdicts: dict, claims: list[dict] | None, t1: list[dict],
             f"<style>{STYLE}</style></head><body>"
             f"<header><h1>ftstab report</h1><p>{summary['datasets']} datasets, "
             f"{summary['trained_models']} trained models, from <code>{escape(source)}</code> · "
+            f"verdicts {'from verdicts.json' if verdicts_from_file else 'computed for this report'} · "
             f"generated {escape(generated)}</p></header>"
             f"<nav>{navigation}</nav><main>{''.join(body)}</main>"
             f"<script>{SCRIPT}</script></body></html>\n")

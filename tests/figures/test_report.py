@@ -16,6 +16,7 @@ from figures.report.build import write_report
 from figures.report.figure_index import read_index
 from figures.report.markup import verdict
 from verify.cli import main
+from verify.verdicts.write import write_verdicts
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -105,6 +106,23 @@ def test_claims_are_shown_at_the_top_when_the_results_have_them(known_results, t
     html = (write_report(results, tmp_path / "report")).read_text(encoding="utf-8")
     assert html.index('id="claims"') < html.index('id="bounds"')
     assert "-0.5 [-0.70, -0.30]" in html and "a larger margin stabilises the head" in html
+
+
+def test_the_report_shows_the_folders_verdicts_json_while_it_judged_these_results(known_results,
+                                                                                   tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copyfile(known_results.folder / "results.sqlite", results / "results.sqlite")
+    written = write_verdicts(results)
+    # A marker only the file carries: the page must show the file's verdicts, not recompute them.
+    written["summary"]["datasets"] = 4321
+    (results / "verdicts.json").write_text(json.dumps(written))
+    html = write_report(results, tmp_path / "report").read_text(encoding="utf-8")
+    assert "4321 datasets" in html and "verdicts from verdicts.json" in html
+    written["source"]["results_sha256"] = "0" * 64
+    (results / "verdicts.json").write_text(json.dumps(written))
+    html = write_report(results, tmp_path / "report").read_text(encoding="utf-8")
+    assert "4321 datasets" not in html and "verdicts computed for this report" in html
 
 
 def test_copied_figures_are_the_drawn_files(known_results, tmp_path):

@@ -25,7 +25,8 @@ from verify.verdicts.stats import (
     weighted_kendall_tau_b,
     weighted_spearman_rho,
 )
-from verify.verdicts.write import compute_verdicts, write_verdicts
+from verify.verdicts.write import (compute_verdicts, load_verdicts, results_sha256,
+                                   write_verdicts)
 
 # The documented results schema (docs/internals.md section 3), written here by hand so that these
 # tests depend on the contract, not on the store's implementation.
@@ -472,6 +473,26 @@ def test_verdicts_are_reproducible(tmp_path):
     make_results(tmp_path, runs, bounds)
     first = (write_verdicts(tmp_path), (tmp_path / "verdicts.md").read_text())
     assert (write_verdicts(tmp_path), (tmp_path / "verdicts.md").read_text()) == first
+
+
+def test_verdicts_json_is_read_back_only_while_it_judged_the_present_results(tmp_path):
+    runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))
+    database = make_results(tmp_path, runs, bounds)
+    assert load_verdicts(tmp_path) == (compute_verdicts(database), False)
+    written = write_verdicts(tmp_path)
+    assert written["source"] == {"results_sha256": results_sha256(database)}
+    assert load_verdicts(tmp_path) == (written, True)
+    # Results changed after judging (a new bound row): the file no longer describes them.
+    conn = sqlite3.connect(database)
+    conn.execute("INSERT INTO bounds VALUES (0, 'theorem_h_bad', 'head_direction_stability', 9.0, "
+                 "1.0, '[]', '{}')")
+    conn.commit()
+    conn.close()
+    verdicts, from_file = load_verdicts(tmp_path)
+    assert not from_file and verdicts["summary"]["violations"] == 1
+    assert written["summary"]["violations"] == 0
+    (tmp_path / "verdicts.json").write_text("{not json")
+    assert load_verdicts(tmp_path)[1] is False
 
 
 def test_a_sweep_where_every_task_failed_still_gets_a_report(tmp_path):

@@ -5,9 +5,12 @@ it predict (corollary trends, ranking of unstable datasets)?
 ``DIR/verdicts.json`` (machine-readable, stable keys; ``null`` where a number is undefined or
 infinite) and ``DIR/verdicts.md`` (the same content as a readable report), and the claims scorecard
 ``DIR/claims.json`` / ``DIR/claims.md`` (``verify.verdicts.claims``), each atomically.
+``verdicts.json`` records the sha256 of the results it judged, so ``load_verdicts(DIR)`` reads it back
+only while it still describes ``DIR/results.sqlite`` and judges afresh otherwise.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -119,7 +122,9 @@ def write_verdicts(results_dir: Path) -> dict:
         The verdicts, as written to ``verdicts.json``.
     """
     results_dir = Path(results_dir)
-    verdicts = compute_verdicts(results_dir / RESULTS_FILE)
+    digest = results_sha256(results_dir / RESULTS_FILE)
+    verdicts = {**compute_verdicts(results_dir / RESULTS_FILE),
+                "source": {"results_sha256": digest}}
     as_json = json.dumps(verdicts, indent=2, sort_keys=True, allow_nan=False) + "\n"
     as_markdown = render_markdown(verdicts)
     claims = claim_rows(verdicts)
@@ -130,6 +135,44 @@ def write_verdicts(results_dir: Path) -> dict:
     write_atomically(results_dir / CLAIMS_JSON, claims_json)
     write_atomically(results_dir / CLAIMS_MARKDOWN, render_claims_markdown(claims))
     return verdicts
+
+
+def load_verdicts(results_dir: Path) -> tuple[dict, bool]:
+    """The verdicts of ``results_dir``: ``verdicts.json`` when it judged the present results.
+
+    Parameters
+    ----------
+    results_dir : Path
+        The folder of a sweep (``ftstab verify --out``).
+
+    Returns
+    -------
+    verdicts : dict
+        As ``compute_verdicts`` returns them (plus ``source`` when read from the file).
+    from_file : bool
+        True when ``verdicts.json`` was read; False when it is absent, unreadable or was written for
+        other results (its ``source.results_sha256`` differs), and the verdicts were computed.
+    """
+    results_dir = Path(results_dir)
+    database = results_dir / RESULTS_FILE
+    try:
+        written = json.loads((results_dir / JSON_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = None
+    if (isinstance(written, dict) and isinstance(written.get("source"), dict)
+            and written["source"].get("results_sha256") == results_sha256(database)):
+        return written, True
+    return compute_verdicts(database), False
+
+
+def results_sha256(database: Path) -> str:
+    """The sha256 of a results file's bytes (and of its write-ahead log, when one is present)."""
+    digest = hashlib.sha256()
+    for path in (Path(database), Path(f"{database}-wal")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) -> dict:
