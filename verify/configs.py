@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from verify.trainers.optimisers import PLAIN, OptimiserSpec
+from verify.optimiser_spec import PLAIN, OptimiserSpec
 
 SETTINGS = ("head", "full")
 KINDS = ("separable", "quadratic", "mlp", "deep_mlp")

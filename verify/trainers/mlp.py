@@ -45,11 +45,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from synth.dropout import DropoutSite
+from verify.optimiser_spec import PLAIN, OptimiserSpec
 from verify.seeding import run_seed
 from verify.stabilisers.base import (GROUPS, FineTuningProblem, Stabiliser, StepContext,
                                      init_heads, model_generators)
 from verify.trainers.checkpoints import check_checkpoints
-from verify.trainers.optimisers import PLAIN, Optimiser, OptimiserSpec, apply_updates
+from verify.trainers.optimisers import Optimiser, apply_updates
 from verify.trainers.trace import Trace
 
 LOSSES = ("softmax", "logistic", "exponential")

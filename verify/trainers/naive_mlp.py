@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from verify.optimiser_spec import PLAIN, OptimiserSpec
 from verify.seeding import run_seed
 from verify.stabilisers.base import Stabiliser
 from verify.trainers.mlp import (BLOWUP, ModelObjective, _validate, batch_weights,
                                  draw_dropout_masks, draw_step, prepare_problem, zero_head_loss)
-from verify.trainers.optimisers import PLAIN, Optimiser, OptimiserSpec
+from verify.trainers.optimisers import Optimiser
 from verify.trainers.trace import Trace
 
 

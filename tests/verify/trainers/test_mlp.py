@@ -8,7 +8,7 @@ from synth.mlp import build_model, init_pretraining_params
 from verify.stabilisers import LNSR, MHLoss, Mixout, Stabiliser, WeightDecay
 from verify.trainers import naive_mlp
 from verify.trainers.mlp import flat_weights, make_objective, predict_logits, train_mlp
-from verify.trainers.optimisers import OptimiserSpec
+from verify.optimiser_spec import OptimiserSpec
 
 ARCHITECTURE = {"n_features": 3, "hidden": [4, 4], "n_classes": 2}
 N = 6

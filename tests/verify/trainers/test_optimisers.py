@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.func import vmap
 
-from verify.trainers.optimisers import (Optimiser, OptimiserSpec, TorchOptimiser, apply_updates,
-                                        schedule_factor)
+from verify.optimiser_spec import OptimiserSpec
+from verify.trainers.optimisers import Optimiser, TorchOptimiser, apply_updates, schedule_factor
 
 
 def small_module(seed):

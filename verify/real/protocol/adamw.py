@@ -1,4 +1,4 @@
-"""AdamW of :class:`verify.trainers.optimisers.OptimiserSpec`, updating the weights in place.
+"""AdamW of :class:`verify.optimiser_spec.OptimiserSpec`, updating the weights in place.
 
 The same update rule and schedule as :class:`verify.trainers.optimisers.Optimiser` (tested equal),
 written with in-place tensor operations: on a transformer of 17M weights the functional form's
@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 import torch
 
-from verify.trainers.optimisers import OptimiserSpec, schedule_factor
+from verify.optimiser_spec import OptimiserSpec
+from verify.trainers.optimisers import schedule_factor
 
 
 class InPlaceAdamW:

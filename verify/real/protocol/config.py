@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from verify.real.models.registry import ENCODERS
-from verify.trainers.optimisers import OptimiserSpec
+from verify.optimiser_spec import OptimiserSpec
 
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4)
 BATCH_SIZES = (8, 16)

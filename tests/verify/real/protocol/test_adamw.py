@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from verify.real.protocol.adamw import InPlaceAdamW
-from verify.trainers.optimisers import Optimiser, OptimiserSpec, apply_updates
+from verify.optimiser_spec import OptimiserSpec
+from verify.trainers.optimisers import Optimiser, apply_updates
 
 
 @pytest.mark.parametrize("bias_correction", [True, False])
