@@ -99,3 +99,40 @@ def naive_model_count(args: argparse.Namespace) -> int | None:
 def report(result: dict, args: argparse.Namespace, line: Callable[[dict], str]) -> None:
     """Print the result as JSON (``--json``) or as its one-line description."""
     print(json.dumps(result) if args.json else line(result))
+
+
+def module_at_revision(revision: str, path: str, name: str):
+    """The module at ``path`` as it was at git ``revision``, imported under ``name``.
+
+    Its own imports resolve to today's packages, so it can only stand in for a module whose
+    dependencies have not changed since; the benchmarks use it to time a trainer against its
+    previous version in one process, alternating the two.
+    """
+    import importlib.util
+    import pathlib
+    import subprocess
+    import sys
+    import tempfile
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="ftstab-revision-"))
+    file = directory / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module   # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def alternate(functions: dict[str, Callable[[], object]], *, rounds: int) -> dict[str, float]:
+    """Best CPU seconds of each function over ``rounds`` rounds, the functions taking turns."""
+    best = dict.fromkeys(functions, np.inf)
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.process_time()
+            function()
+            best[name] = min(best[name], time.process_time() - start)
+    return best

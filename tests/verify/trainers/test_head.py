@@ -298,3 +298,43 @@ def test_a_masked_out_outlier_does_not_trigger_divergence():
     assert -margin > np.log(head.BLOWUP) + 5     # exp(-margin) of the outlier alone exceeds the bound
     assert trace.diverged_at[0] == -1 and trace.diverged_at[1] >= 0   # (the one training on it blows up)
     np.testing.assert_array_equal(trace.diverged_at, naive.train_heads(X, y, **arguments).diverged_at)
+
+
+MULTICLASS_CASES = [dict(init="zero"),
+                    dict(init="random", n_heads=2),
+                    dict(init="random", batch_size=8, n_heads=3, head_reduction="sum")]
+
+
+@pytest.mark.parametrize("case", MULTICLASS_CASES,
+                         ids=lambda case: ",".join(f"{k}={v}" for k, v in case.items()))
+def test_class_major_multiclass_heads_equal_the_per_model_loop_to_1e_12(case):
+    # The batched trainer lays the classes out leading (columns c-major, softmax over axis 1); the
+    # per-model loop keeps them innermost, as the batched trainer did before. Every left-out set of
+    # a 4-class dataset, 300 steps at lr = 1/β̂ (weights of order 1): equal to 1e-12.
+    X, y = blobs(24, 5, n_classes=4, seed=2)
+    masks = leave_one_out_masks(24, seeds=2)
+    seeds = np.repeat([7, 8], 25)
+    arguments = dict(loss="softmax", lr=1.0 / head.smoothness(X, "softmax"), n_steps=300,
+                     checkpoints=log_spaced_checkpoints(300, include_zero=True), **case)
+    batched = head.train_heads(X, y, masks=masks, seeds=seeds, **arguments)
+    checked = [0, 13, 25, 49]
+    loop = naive.train_heads(X, y, masks=masks[checked], seeds=seeds[checked], **arguments)
+    assert np.abs(batched.weights["w"]).max() > 0.5
+    np.testing.assert_allclose(batched.weights["w"][:, checked], loop.weights["w"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(batched.train_loss[:, checked], loop.train_loss, rtol=0, atol=1e-12)
+
+
+def test_a_diverging_multiclass_model_is_frozen_without_touching_the_others():
+    # Three classes on three nearly parallel samples: a step of 1e7 makes the full-set model's
+    # logits overshoot until its loss blows up at t = 2; the models on fewer samples stay finite.
+    X, y = np.array([[1.0, 0.2], [1.0, -0.1], [0.9, 0.0]]), np.array([1, 0, 2])
+    masks = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+    arguments = dict(init="random", loss="softmax", lr=1e7, n_steps=12, checkpoints=np.arange(13),
+                     n_heads=2)
+    trace = head.train_heads(X, y, masks=masks, seeds=[1, 2, 3], **arguments)
+    loop = naive.train_heads(X, y, masks=masks, seeds=[1, 2, 3], **arguments)
+    assert trace.diverged_at.tolist() == loop.diverged_at.tolist() == [2, -1, -1]
+    assert np.isnan(trace.weights["w"][2:, 0]).all() and np.isfinite(trace.weights["w"][:, 1:]).all()
+    np.testing.assert_allclose(trace.weights["w"], loop.weights["w"], rtol=1e-12, atol=0)
+    alone = head.train_heads(X, y, masks=masks[1:], seeds=[2, 3], **arguments)
+    np.testing.assert_array_equal(trace.weights["w"][:, 1:], alone.weights["w"])
