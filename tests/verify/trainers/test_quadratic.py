@@ -76,12 +76,18 @@ def test_penalties_move_the_minimiser_as_documented():
         np.testing.assert_allclose(gradient, 0.0, atol=1e-12)
 
 
-def test_masked_out_sample_has_no_influence():
-    X, y, w0 = instance(3, 7, 3)
+# d = 3 trains through each model's own Hessian, d = DOWNDATE_MIN_FEATURES through the rank-one
+# downdates of the Gram matrix (module docstring).
+PATHS = pytest.mark.parametrize("d", [3, quadratic.DOWNDATE_MIN_FEATURES], ids=["dense", "downdate"])
+
+
+@PATHS
+def test_masked_out_sample_has_no_influence(d):
+    X, y, w0 = instance(3, 7, d)
     masks = leave_one_out_masks(7)
     arguments = dict(masks=masks, w0=w0, lr=0.1, n_steps=50, checkpoints=[50])
     changed_X, changed_y = X.copy(), y.copy()
-    changed_X[4], changed_y[4] = [2.0, -1.0, 1.5], 10.0
+    changed_X[4], changed_y[4] = np.linspace(-1.0, 2.0, d), 10.0
     before = quadratic.train_quadratic(X, y, **arguments).weights["w"][0]
     after = quadratic.train_quadratic(changed_X, changed_y, **arguments).weights["w"][0]
     excludes = ~masks[:, 4]
@@ -89,8 +95,9 @@ def test_masked_out_sample_has_no_influence():
     assert np.abs(after[~excludes] - before[~excludes]).min() > 1e-6
 
 
-def test_divergence_beyond_two_over_beta_at_the_step_the_closed_form_predicts():
-    X, y, w0 = instance(4, 8, 3)
+@PATHS
+def test_divergence_beyond_two_over_beta_at_the_step_the_closed_form_predicts(d):
+    X, y, w0 = instance(4, 8, d)
     masks = leave_one_out_masks(8)
     beta = smoothness(X, "squared", masks=masks)
     lr = 2.2 / beta[0]                  # beyond 2/beta for the full set, and for most S\i
@@ -125,3 +132,24 @@ def test_invalid_arguments_raise_naming_the_parameter(change, message):
     arguments = dict(masks=np.ones((2, 6)), w0=w0, lr=0.1, n_steps=10, checkpoints=[10])
     with pytest.raises(ValueError, match=message):
         quadratic.train_quadratic(X, y, **{**arguments, **change})
+
+
+@pytest.mark.parametrize("penalties", [dict(), dict(l2sp=0.3, weight_decay=0.05)], ids=["plain", "penalised"])
+def test_rank_one_downdates_equal_the_per_model_hessians_to_1e_12(penalties):
+    # Every left-out set of a default-grid shape (n = 40, d = 32 > DOWNDATE_MIN_FEATURES): the
+    # downdated Gram matrix gives the weights of each model's own Hessian (the per-model loop,
+    # and the closed form by eigendecomposition) to 1e-12 after 1000 steps at lr = 1/β̂.
+    X, y, w0 = instance(5, 40, 32)
+    masks = leave_one_out_masks(40)
+    lr = 1.0 / (smoothness(X, "squared", masks=masks).max() + sum(penalties.values()))
+    points = [0, 1, 30, 1000]
+    arguments = dict(masks=masks, w0=w0, lr=lr, **penalties)
+    trace = quadratic.train_quadratic(X, y, n_steps=1000, checkpoints=points, **arguments)
+    exact = quadratic.quadratic_closed_form(X, y, iterations=points, **arguments)
+    checked = [0, 17, 40]
+    loop = naive.train_quadratic(X, y, n_steps=1000, checkpoints=points,
+                                 **{**arguments, "masks": masks[checked]})
+    assert np.abs(trace.weights["w"][-1] - w0).max() > 0.1
+    np.testing.assert_allclose(trace.weights["w"][:, checked], loop.weights["w"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.weights["w"], exact, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.train_loss[:, checked], loop.train_loss, rtol=1e-12, atol=0)
