@@ -10,7 +10,8 @@ the invalid-parameter cases, so every declared bound is tested to be refused.
 Vocabulary: ``Interval`` (int or real, open/closed ends, bounds numbers or ``Derived``),
 ``Options`` (a fixed set of values, e.g. ``None`` or strings), ``RandomState`` (int seed in
 ``[0, 2**64)``, ``None`` or a numpy ``Generator``), ``Vector`` (a sequence of numbers with a
-length, an element interval and optionally a largest max/min ratio). Also: ``check_random_state``
+length, an element interval and optionally a largest max/min ratio), ``Text`` (a string matching
+a pattern), ``Subset`` (distinct members of a fixed set) and ``InstanceOf``. Also: ``check_random_state``
 (one RNG from ``random_state``), ``check_fits_in_memory`` (refuse sizes that cannot fit, with the
 estimate and the machine's memory), and ``check_int``/``check_float`` shorthands.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections import ChainMap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -233,6 +235,69 @@ class Vector:
         return examples
 
 
+@dataclass(frozen=True)
+class Text:
+    """A string matching the regular expression ``pattern`` in full (``what`` says it in words)."""
+
+    pattern: str
+    what: str
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.pattern, value) is not None
+
+    def convert(self, value):
+        return value
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        return self.what
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        return [value for value in ("", " ", "a|b", "a\nb", 1, None)
+                if not self.is_satisfied_by(value, params)]
+
+
+@dataclass(frozen=True)
+class Subset:
+    """A non-empty sequence (not a string) of distinct members of ``values``, converted to a tuple."""
+
+    values: tuple
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            return False
+        items = list(value)
+        return (bool(items) and all(item in self.values for item in items)
+                and len(set(items)) == len(items))
+
+    def convert(self, value):
+        return tuple(value)
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        return f"a non-empty list of distinct values from {{{', '.join(map(repr, self.values))}}}"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        return [[], ["not an option"], [self.values[0], self.values[0]], self.values[0], None]
+
+
+@dataclass(frozen=True)
+class InstanceOf:
+    """An instance of ``type``."""
+
+    type: type
+
+    def is_satisfied_by(self, value, params: Mapping[str, Any]) -> bool:
+        return isinstance(value, self.type)
+
+    def convert(self, value):
+        return value
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        return f"an instance of {self.type.__name__}"
+
+    def invalid_examples(self, params: Mapping[str, Any]) -> list:
+        return ["not an instance", None]
+
+
 def _probe_values(interval: Interval, params):
     """A few candidate valid values of an interval (its ends and midpoint-like values)."""
     low, high = _bound_value(interval.low, params), _bound_value(interval.high, params)
@@ -244,7 +309,7 @@ def _probe_values(interval: Interval, params):
             for v in candidates]
 
 
-Constraint = Interval | Options | RandomState | Vector
+Constraint = Interval | Options | RandomState | Vector | Text | Subset | InstanceOf
 
 
 def validate_params(constraints: Mapping[str, Sequence[Constraint]], values: Mapping[str, Any],

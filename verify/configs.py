@@ -15,11 +15,16 @@ smaller step, warm-up and decay), as Mosbach et al. (2021) recommend.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import numbers
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from synth.validation import Constraint, InstanceOf, Interval, Options, Subset, Text, validate_params
 from verify.optimiser_spec import PLAIN, OptimiserSpec
 
 SETTINGS = ("head", "full")
@@ -27,6 +32,23 @@ KINDS = ("separable", "quadratic", "mlp", "deep_mlp")
 LR_UNITS = ("inverse_beta", "absolute")
 LOSSES = ("logistic", "exponential", "softmax", "squared")
 INITS = ("zero", "random", "pretrained")
+# A config's name is a results column and part of every task key ("|"-separated) and run seed.
+NAME = Text(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", "a name of letters, digits and _.+- (not starting with "
+            "_.+-)")
+COUNT = Interval(numbers.Integral, 1, None)
+SIZE = Interval(numbers.Integral, 0, None)
+BOOLEAN = Options((True, False))
+# The declared range of every parameter, in field order (synth.validation's vocabulary).
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "name": [NAME], "setting": [Options(SETTINGS)], "kinds": [Subset(KINDS)],
+    "loss": [Options(LOSSES)], "init": [Options(INITS)],
+    "lr_scale": [Interval(numbers.Real, 0.0, None, "neither")], "n_steps": [COUNT],
+    "n_checkpoints": [COUNT], "batch_size": [Options((None,)), COUNT], "max_left_out": [SIZE],
+    "exact_left_out_up_to": [SIZE], "n_heads": [COUNT], "bound_models": [Options((None,)), SIZE],
+    "bound_left_out": [Options((None,)), SIZE], "bound_last_only": [BOOLEAN],
+    "with_stabilisers": [BOOLEAN], "optimiser": [InstanceOf(OptimiserSpec)],
+    "lr_unit": [Options(LR_UNITS)], "dropout": [Interval(numbers.Real, 0.0, 1.0, "left")],
+}
 
 
 @dataclass(frozen=True)
@@ -106,41 +128,12 @@ class TrainingConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.setting not in SETTINGS:
-            raise ValueError(f"setting: must be one of {SETTINGS}, got {self.setting!r}")
-        if not self.kinds or set(self.kinds) - set(KINDS):
-            raise ValueError(f"kinds: must be a non-empty subset of {KINDS}, got {self.kinds!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: must be one of {LOSSES}, got {self.loss!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init: must be one of {INITS}, got {self.init!r}")
-        if not self.lr_scale > 0:
-            raise ValueError(f"lr_scale: must be > 0, got {self.lr_scale}")
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps: must be >= 1, got {self.n_steps}")
-        if self.n_checkpoints < 1:
-            raise ValueError(f"n_checkpoints: must be >= 1, got {self.n_checkpoints}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
-        if self.max_left_out < 0:
-            raise ValueError(f"max_left_out: must be >= 0, got {self.max_left_out}")
-        if self.exact_left_out_up_to < 0:
-            raise ValueError(f"exact_left_out_up_to: must be >= 0, got {self.exact_left_out_up_to}")
-        if self.n_heads < 1:
-            raise ValueError(f"n_heads: must be >= 1, got {self.n_heads}")
-        if self.bound_models is not None and self.bound_models < 0:
-            raise ValueError(f"bound_models: must be >= 0 or None, got {self.bound_models}")
-        if self.bound_left_out is not None and self.bound_left_out < 0:
-            raise ValueError(f"bound_left_out: must be >= 0 or None, got {self.bound_left_out}")
-        if not isinstance(self.optimiser, OptimiserSpec):
-            raise ValueError(f"optimiser: must be an OptimiserSpec, got {self.optimiser!r}")
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name, value in validate_params(PARAMETER_CONSTRAINTS, values).items():
+            object.__setattr__(self, name, value)
         if self.optimiser.warmup_steps > self.n_steps:
-            raise ValueError(f"optimiser.warmup_steps: must be <= n_steps={self.n_steps}, got "
-                             f"{self.optimiser.warmup_steps}")
-        if self.lr_unit not in LR_UNITS:
-            raise ValueError(f"lr_unit: must be one of {LR_UNITS}, got {self.lr_unit!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
+            raise ValueError(f"optimiser.warmup_steps must be an int in [0, n_steps = {self.n_steps}]; "
+                             f"got {self.optimiser.warmup_steps}")
         mlp_only = not self.optimiser.is_plain or self.dropout > 0
         if mlp_only and (self.setting != "full" or "quadratic" in self.kinds):
             raise ValueError("optimiser/dropout: only full fine-tuning of MLP kinds takes a "
@@ -182,6 +175,104 @@ class TrainingConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "kinds": list(self.kinds), "optimiser": self.optimiser.to_dict()}
+
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+FILE_KEYS = ("description", "defaults", "config")
+REQUIRED = tuple(field.name for field in fields(TrainingConfig) if field.default is MISSING)
+
+
+def config_file_names() -> list[str]:
+    """Names of the config files shipped in ``verify/configs`` (``head``, ``full_mlp``, ...)."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config_file(name_or_path: str | Path) -> list[TrainingConfig]:
+    """The training configs of a shipped config file (by name) or of a ``.toml`` file, in file order.
+
+    A file has an optional ``description``, an optional ``[defaults]`` table (parameters shared by
+    its configs) and a non-empty list of ``[[config]]`` tables; a config is ``[defaults]`` updated
+    with its own table (an ``optimiser`` table replaces the default one whole), and its parameters
+    are :class:`TrainingConfig`'s (``kinds`` a list, ``optimiser`` an inline table of
+    :class:`~verify.optimiser_spec.OptimiserSpec`'s fields). TOML has no null: a parameter whose
+    value is None (``batch_size``, ``bound_models``, ``bound_left_out``) is left out.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file, the config and the key with its rule: unreadable or malformed
+        TOML, an unknown, missing or invalid key, a duplicate name.
+    """
+    path = Path(name_or_path)
+    if not path.is_file():
+        if str(name_or_path) not in config_file_names():
+            raise ValueError(f"configs: no config file {str(name_or_path)!r}: use one of "
+                             f"{', '.join(config_file_names())} or the path of a .toml file")
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+    try:
+        document = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"configs {path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"configs {path}: malformed TOML: {exc}") from None
+    _check_keys(document, FILE_KEYS, f"configs {path}")
+    defaults = document.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ValueError(f"configs {path}: key 'defaults' must be a table")
+    _check_keys(defaults, tuple(PARAMETER_CONSTRAINTS)[1:], f"configs {path}, [defaults]")
+    entries = document.get("config")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"configs {path}: key 'config' must be a non-empty list of [[config]] tables")
+    configs: dict[str, TrainingConfig] = {}
+    for number, entry in enumerate(entries, start=1):
+        where = f"configs {path}, config {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be a table")
+        if isinstance(entry.get("name"), str):
+            where += f" ({entry['name']})"
+        config = _config(entry, defaults, where)
+        if config.name in configs:
+            raise ValueError(f"{where}: duplicate name {config.name!r}")
+        configs[config.name] = config
+    return list(configs.values())
+
+
+def _config(entry: Mapping[str, Any], defaults: Mapping[str, Any], where: str) -> TrainingConfig:
+    _check_keys(entry, tuple(PARAMETER_CONSTRAINTS), where)
+    values = {**defaults, **entry}
+    missing = [name for name in REQUIRED if name not in values]
+    if missing:
+        raise ValueError(f"{where}: key {missing[0]!r} is required (in the config or [defaults])")
+    if "optimiser" in values:
+        if not isinstance(values["optimiser"], dict):
+            raise ValueError(f"{where}: key 'optimiser' must be a table of "
+                             f"{', '.join(field.name for field in fields(OptimiserSpec))}")
+        try:
+            values["optimiser"] = OptimiserSpec.from_dict(values["optimiser"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: optimiser: {str(exc).removeprefix('optimiser: ')}") from None
+    try:
+        return TrainingConfig(**values)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(allowed)})")
+
+
+def shipped_configs() -> dict[str, TrainingConfig]:
+    """Every config of the shipped files, by name: files in name order, each in file order."""
+    configs: dict[str, TrainingConfig] = {}
+    for file_name in config_file_names():
+        for config in load_config_file(file_name):
+            if config.name in configs:
+                raise ValueError(f"configs {CONFIG_DIR / file_name}.toml: config {config.name!r} is "
+                                 f"also defined in another file of {CONFIG_DIR}")
+            configs[config.name] = config
+    return configs
 
 
 # Head trainers are cheap (a linear model on fixed features): every sample is left out where
