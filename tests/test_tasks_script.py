@@ -21,9 +21,11 @@ def test_provenance_names_each_input_file_with_its_sha256(tmp_path):
     commands = [["ftstab", "synth", "--grid", "smoke"]]
     record = tasks._provenance(["smoke", "smoke"], commands, "2026-01-01T00:00:00+00:00")
     files = {item["path"]: item["sha256"] for item in record["files"]}
-    for path in ("synth/grids/smoke.toml", "verify/configs.py", "constraints.txt"):
+    config_files = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "verify" / "configs").glob("*.toml"))
+    assert len(config_files) >= 4
+    for path in ("synth/grids/smoke.toml", *config_files, "constraints.txt"):
         assert files[path] == hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
-    assert len(record["files"]) == 3  # the same grid twice is listed once
+    assert len(record["files"]) == 2 + len(config_files)  # the same grid twice is listed once
     assert record["commands"] == commands and record["started_at"] <= record["finished_at"]
     tasks._write_json(tmp_path / "provenance.json", record)
     assert json.loads((tmp_path / "provenance.json").read_text()) == record

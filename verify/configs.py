@@ -1,4 +1,9 @@
-"""Named training configurations: what a sweep trains on each dataset, one entry per figure need.
+"""Named training configurations: what a sweep trains on each dataset, written as TOML files.
+
+The shipped configs are the ``[[config]]`` tables of ``verify/configs/*.toml`` (one file per family:
+``head``, ``full_quadratic``, ``full_mlp``, ``full_deep``; each file's ``[defaults]`` are shared by its
+configs), loaded into :data:`CONFIGS` in file-name order; adding a config is adding a table there,
+and ``ftstab verify --configs PATH.toml`` trains a user's own file (:func:`load_config_file`).
 
 For the theorems' optimisers (GD, SGD) the learning rate is never absolute: ``lr = lr_scale / beta_hat``
 with ``beta_hat`` the smoothness of the training objective on the dataset (the largest over the task's
@@ -6,12 +11,6 @@ training sets S and S\\i), so one config means the same thing on every dataset a
 directly against the theory's ``eta <= 1/beta`` and ``eta < 2/beta``. The practice's optimisers
 (AdamW, whose step is about ``lr`` per coordinate whatever the curvature) take ``lr_unit="absolute"``:
 then ``lr = lr_scale``.
-
-The ``full_deep_*`` configs train the ``instability`` grid (kind ``deep_mlp``): ``full_deep_adamw_nobc``
-is plain fine-tuning as the literature's unstable runs did it (AdamW without bias correction at a
-large step, no warm-up, dropout 0.1, a fresh head, few steps); each other ``full_deep_*`` config moves
-one training knob to its other end, and ``full_deep_recipe`` moves all of them (bias correction, a
-smaller step, warm-up and decay), as Mosbach et al. (2021) recommend.
 """
 from __future__ import annotations
 
@@ -275,109 +274,50 @@ def shipped_configs() -> dict[str, TrainingConfig]:
     return configs
 
 
-# Head trainers are cheap (a linear model on fixed features): every sample is left out where
-# n <= 256, so E_i is exact there (bench/bench_head.py measures the cost of the exact case).
-EXACT_HEAD_LEFT_OUT = 256
-
-
-def _head(name: str, **overrides) -> TrainingConfig:
-    base = dict(setting="head", kinds=("separable",), loss="logistic", init="zero", lr_scale=1.0,
-                n_steps=10000, n_checkpoints=13, max_left_out=16,
-                exact_left_out_up_to=EXACT_HEAD_LEFT_OUT, bound_left_out=16)
-    return TrainingConfig(name=name, **{**base, **overrides})
-
-
-def _full(name: str, kinds: tuple[str, ...], **overrides) -> TrainingConfig:
-    base = dict(setting="full", kinds=kinds, loss="squared", init="pretrained", lr_scale=1.0,
-                n_steps=2000, n_checkpoints=12, max_left_out=16)
-    return TrainingConfig(name=name, **{**base, **overrides})
-
-
-# Plain fine-tuning on the deep tasks as the unstable runs of the literature did it (AdamW without
-# bias correction, a large step, no warm-up, dropout 0.1, 100 full-batch steps), and the knob ends.
-DEEP_STEPS = 100
-DEEP_WARMUP = 10
-UNSTABLE_ADAMW = OptimiserSpec(name="adamw", bias_correction=False)
-
-
-def _deep(name: str, **overrides) -> TrainingConfig:
-    # init "random": the encoder starts at w0 and the head is fresh, drawn from each seed.
-    base = dict(setting="full", kinds=("deep_mlp",), loss="logistic", init="random",
-                lr_scale=5e-2, lr_unit="absolute", optimiser=UNSTABLE_ADAMW, dropout=0.1,
-                n_steps=DEEP_STEPS, n_checkpoints=4, max_left_out=0, bound_models=0,
-                bound_last_only=True)
-    return TrainingConfig(name=name, **{**base, **overrides})
-
-
-# F1, F2, F4, F10: GD on separable features up to T; F3: the learning-rate sweep; seed instability:
-# SGD from a random head. F5-F8, F10: quadratic full fine-tuning at eta <= 1/beta, an eta*T sweep that
-# crosses 2/beta (divergence), and the pre-trained MLP tasks.
-DEFAULT_CONFIGS: tuple[TrainingConfig, ...] = (
-    _head("head_gd_logistic", with_stabilisers=True),
-    _head("head_gd_exponential", loss="exponential"),
-    _head("head_gd_logistic_lr0.1", lr_scale=0.1),
-    _head("head_gd_logistic_lr0.3", lr_scale=0.3),
-    _head("head_gd_logistic_lr3", lr_scale=3.0),
-    # Ten seeds of SGD: every left-out set would be 10 (n + 1) models and 10x the rows of a GD task
-    # (bench/bench_left_out.py: 6.8x the time of 16 sets at n = 256), so E_i is a stratified
-    # estimate with its standard error here.
-    _head("head_sgd_logistic_random", init="random", batch_size=16, n_steps=2000, max_left_out=16,
-          exact_left_out_up_to=0, bound_left_out=None, with_stabilisers=True),
-    # Seed-to-seed spread of the head direction (no left-out sets): GD from random heads over t, and
-    # SGD at a fixed eta*T = 2000/beta with smaller steps (docs/theory.md, seed spread).
-    _head("head_gd_logistic_random", init="random", max_left_out=0, exact_left_out_up_to=0),
-    _head("head_sgd_logistic_random_lr0.25", init="random", batch_size=16, lr_scale=0.25, n_steps=8000,
-          max_left_out=0, exact_left_out_up_to=0),
-    _head("head_sgd_logistic_random_lr0.1", init="random", batch_size=16, lr_scale=0.1, n_steps=20000,
-          max_left_out=0, exact_left_out_up_to=0),
-    _full("full_quadratic_gd", ("quadratic",), with_stabilisers=True),
-    _full("full_quadratic_gd_lr0.1", ("quadratic",), lr_scale=0.1),
-    _full("full_quadratic_gd_lr0.3", ("quadratic",), lr_scale=0.3),
-    _full("full_quadratic_gd_lr1.9", ("quadratic",), lr_scale=1.9),
-    _full("full_quadratic_gd_lr2.2", ("quadratic",), lr_scale=2.2),
-    _full("full_mlp_gd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, max_left_out=8,
-          bound_models=2, bound_last_only=True, with_stabilisers=True),
-    _full("full_mlp_sgd", ("mlp",), loss="logistic", n_steps=300, n_checkpoints=8, batch_size=16,
-          max_left_out=4, bound_models=2, bound_last_only=True, with_stabilisers=True),
-    _deep("full_deep_adamw_nobc", max_left_out=2, with_stabilisers=True),
-    _deep("full_deep_adamw_bc", optimiser=OptimiserSpec(name="adamw")),
-    _deep("full_deep_adamw_nobc_lr1e-2", lr_scale=1e-2),
-    _deep("full_deep_adamw_nobc_warmup",
-          optimiser=OptimiserSpec(name="adamw", bias_correction=False, warmup_steps=DEEP_WARMUP,
-                                  decay="linear")),
-    _deep("full_deep_adamw_nobc_nodropout", dropout=0.0),
-    _deep("full_deep_recipe", lr_scale=1e-2,
-          optimiser=OptimiserSpec(name="adamw", warmup_steps=DEEP_WARMUP, decay="linear")),
-)
-CONFIGS: dict[str, TrainingConfig] = {config.name: config for config in DEFAULT_CONFIGS}
+CONFIGS: dict[str, TrainingConfig] = shipped_configs()
 
 
 def select_configs(*, settings: Iterable[str] | None = None,
                    names: Iterable[str] | None = None) -> list[TrainingConfig]:
-    """The configs a sweep runs: by setting and/or by name, in the registry's order.
+    """The configs a sweep runs: by setting and/or by name or file.
 
     Parameters
     ----------
     settings : iterable of {"head", "full"}, optional
         Keep configs of these settings (all when None).
     names : iterable of str, optional
-        Keep configs with these names (all when None).
+        Names of shipped configs (:data:`CONFIGS`) and paths of ``.toml`` config files (every
+        config of the file, :func:`load_config_file`); all shipped configs when None. Shipped
+        configs come in the registry's order, then the files' in file order.
 
     Raises
     ------
     ValueError
-        On an unknown setting or config name, or when nothing is selected.
+        On an unknown setting or config name, a config file that does not load, a file's config
+        that redefines a shipped (or an earlier file's) config under its name, or when nothing is
+        selected.
     """
     settings = None if settings is None else list(settings)
     names = None if names is None else list(names)
     for setting in settings or ():
         if setting not in SETTINGS:
             raise ValueError(f"settings: unknown setting {setting!r}; choose from {', '.join(SETTINGS)}")
+    available, chosen_names = dict(CONFIGS), set(CONFIGS) if names is None else set()
     for name in names or ():
-        if name not in CONFIGS:
-            raise ValueError(f"configs: unknown config {name!r}; choose from {', '.join(CONFIGS)}")
-    chosen = [config for config in DEFAULT_CONFIGS
-              if (settings is None or config.setting in settings) and (names is None or config.name in names)]
+        if not name.endswith(".toml"):
+            if name not in CONFIGS:
+                raise ValueError(f"configs: unknown config {name!r}; choose from {', '.join(CONFIGS)} "
+                                 f"or give the path of a .toml config file")
+            chosen_names.add(name)
+            continue
+        for config in load_config_file(name):
+            if available.get(config.name, config) != config:
+                raise ValueError(f"configs {name}: config {config.name!r} differs from the config of "
+                                 f"that name already defined; give it another name")
+            available[config.name] = config
+            chosen_names.add(config.name)
+    chosen = [config for config in available.values() if config.name in chosen_names
+              and (settings is None or config.setting in settings)]
     if not chosen:
         raise ValueError(f"configs: no config matches settings={settings} and configs={names}")
     return chosen

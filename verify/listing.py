@@ -1,7 +1,7 @@
 """``ftstab list``: what the registries hold (grids, configs, stabilisers, bounds, generators, figures).
 
 Every line is read from a registry, so a plug-in (``--plugins`` or an entry point) appears here as
-soon as it is loaded.
+soon as it is loaded; a last line starting with ``#`` gives shared defaults (configs).
 """
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import argparse
 import inspect
 import json
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from typing import Any
 
 from synth.dataset import to_jsonable
 from synth.grids import GENERATORS, grid_names, load_grid
 from theory.bounds import BOUNDS
-from verify.configs import CONFIGS
+from verify.configs import CONFIGS, TrainingConfig, config_file_names, load_config_file
+from verify.optimiser_spec import PLAIN, OptimiserSpec
 from verify.plugins import load_entry_points
 
 REGISTRIES = ("grids", "configs", "stabilisers", "bounds", "generators", "figures")
@@ -54,10 +56,35 @@ def grid_lines() -> list[str]:
 
 
 def config_lines() -> list[str]:
-    return [f"{c.name}  setting={c.setting} kinds={','.join(c.kinds)} loss={c.loss} init={c.init} "
-            f"lr={c.lr_scale:g}/beta_hat steps={c.n_steps}"
-            + ("" if c.batch_size is None else f" batch_size={c.batch_size}")
-            for c in CONFIGS.values()]
+    """One line per shipped config: its file and every parameter that is not at its default; a
+    last line (``#``) gives the defaults."""
+    defaults = {field.name: field.default for field in fields(TrainingConfig)
+                if field.default is not MISSING}
+    files = {config.name: file for file in config_file_names() for config in load_config_file(file)}
+    lines = []
+    for config in CONFIGS.values():
+        shown = [f"{key}={_config_value(value)}" for key, value in config.to_dict().items()
+                 if key != "name" and (key not in defaults or value != _plain(defaults[key]))]
+        lines.append(f"{config.name}  {files[config.name]}.toml  {' '.join(shown)}")
+    return lines + ["# defaults: " + " ".join(f"{key}={_config_value(_plain(value))}"
+                                               for key, value in defaults.items())]
+
+
+def _plain(value: Any) -> Any:
+    return value.to_dict() if isinstance(value, OptimiserSpec) else value
+
+
+def _config_value(value: Any) -> str:
+    if isinstance(value, dict):  # the optimiser: its name and the fields not at their defaults
+        plain = PLAIN.to_dict()
+        changed = [f"{key}={_config_value(item)}" for key, item in value.items()
+                   if key != "name" and item != plain[key]]
+        return value["name"] + (f"({','.join(changed)})" if changed else "")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join(value)
+    return f"{value:g}" if isinstance(value, float) else _value(value)
 
 
 def stabiliser_lines() -> list[str]:

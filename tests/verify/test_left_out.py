@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synth.separable import make_separable
-from verify.configs import CONFIGS, EXACT_HEAD_LEFT_OUT, TrainingConfig
+from verify.configs import CONFIGS, TrainingConfig
 from verify.run.layout import EXACT, MIN_PER_STRATUM, PARTIAL, STRATIFIED, choose_left_out
 from verify.run.runner import run_task
 from verify.run.task import Task
@@ -129,7 +129,7 @@ def test_stored_e_i_is_the_exact_mean_over_all_samples_within_its_standard_error
 def test_deterministic_head_configs_leave_out_every_sample_up_to_256():
     for config in CONFIGS.values():
         if config.setting == "head" and config.max_left_out and not config.stochastic:
-            assert config.exact_left_out_up_to == EXACT_HEAD_LEFT_OUT == 256
+            assert config.exact_left_out_up_to == 256
     config = CONFIGS["head_gd_logistic"]
     assert choose_left_out("d", 256, np.arange(32), budget=config.max_left_out,
                            exact_up_to=config.exact_left_out_up_to).estimator == EXACT

@@ -20,7 +20,7 @@ def _listed(capsys, registry: str) -> list[str]:
 
 
 def _names(lines: list[str]) -> list[str]:
-    return [line.split()[0] for line in lines]
+    return [line.split()[0] for line in lines if not line.startswith("#")]
 
 
 @pytest.mark.parametrize("registry, names", [
@@ -34,9 +34,15 @@ def test_every_registered_name_is_listed_once_in_registry_order(capsys, registry
 def test_lines_show_parameters_defaults_and_declared_ranges(capsys):
     grids = dict(zip(grid_names(), _listed(capsys, "grids"), strict=True))
     assert grids["smoke"].endswith(f"datasets={len(load_grid('smoke'))}")
-    configs = dict(zip(CONFIGS, _listed(capsys, "configs"), strict=True))
-    assert configs["full_mlp_sgd"] == ("full_mlp_sgd  setting=full kinds=mlp loss=logistic init=pretrained "
-                                       "lr=1/beta_hat steps=300 batch_size=16")
+    *config_lines, config_defaults = _listed(capsys, "configs")
+    configs = dict(zip(CONFIGS, config_lines, strict=True))
+    assert configs["full_mlp_sgd"] == (
+        "full_mlp_sgd  full_mlp.toml  setting=full kinds=mlp loss=logistic init=pretrained lr_scale=1 "
+        "n_steps=300 n_checkpoints=8 batch_size=16 max_left_out=4 bound_models=2 bound_last_only=true "
+        "with_stabilisers=true")
+    assert configs["full_deep_recipe"].endswith(
+        "optimiser=adamw(warmup_steps=10,decay=linear) lr_unit=absolute dropout=0.1")
+    assert config_defaults.startswith("# defaults: n_checkpoints=12 batch_size=null max_left_out=16 ")
     stabilisers = dict(zip(STABILISERS, _listed(capsys, "stabilisers"), strict=True))
     decay = stabilisers["weight_decay"]
     assert 'strength=0.01 groups=["encoder", "head"]' in decay

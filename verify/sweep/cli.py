@@ -63,8 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: generate them in memory)")
     parser.add_argument("--settings", metavar="LIST", default=",".join(SETTINGS),
                         help="comma-separated subset of head,full (default: both)")
-    parser.add_argument("--configs", metavar="LIST",
-                        help=f"comma-separated config names (default: all of {', '.join(CONFIGS)})")
+    parser.add_argument("--configs", metavar="NAME|PATH.toml[,...]", action="append",
+                        help=f"configs to train: names of shipped configs and .toml config files "
+                             f"(all their configs), comma-separated, repeatable (default: all of "
+                             f"{', '.join(CONFIGS)}; `ftstab list configs`)")
     parser.add_argument("--stabilisers", metavar="LIST", default=NO_STABILISER,
                         help="comma-separated stabilisers, each NAME or NAME:key=value[:key=value], "
                              "or 'all' (plain training plus every stabiliser at its defaults); "
@@ -245,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out")
     configs = with_max_left_out(
         select_configs(settings=_split(args.settings),
-                       names=None if args.configs is None else _split(args.configs)),
+                       names=None if args.configs is None else
+                       [name for text in args.configs for name in _split(text)]),
         args.max_left_out)
     stabilisers = parse_stabilisers(args.stabilisers)
     specs = load_grid(args.grid)
