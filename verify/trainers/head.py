@@ -63,6 +63,9 @@ HEAD_REDUCTIONS = ("mean", "sum")
 BLOWUP = 1e6
 INIT_STREAM = "head_init"
 BATCH_STREAM = "train_stream"
+# SGD draws its minibatches this many (sample, model) coefficients ahead (1 MiB of float64: the
+# chunk stays in a core's L2 cache).
+BATCH_CHUNK = 1 << 17
 
 
 # ------------------------------------------------------------------------------ the losses -------
@@ -342,7 +345,10 @@ class _BatchedHeads:
             self.generators = [torch.Generator().manual_seed(run_seed(int(seed), BATCH_STREAM))
                                for seed in seed_values]
             self.seed_of_model = torch.as_tensor(seed_of_model)
-            self.batch_coefficients_t = torch.zeros(n_models, n, dtype=dtype)
+            chunk = max(1, min(int(problem.checkpoints[-1]), BATCH_CHUNK // (n * n_models)))
+            self.batch_buffer = torch.empty(chunk, n, n_models, dtype=dtype)
+            self.batches = self.batch_buffer[:0]                      # the steps drawn ahead
+            self.batches_start = 0
         self.diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
         # A model's loss is at most heads_factor times the largest loss of one of its heads.
         self.heads_factor = 1.0 if problem.head_reduction == "mean" else float(problem.n_heads)
@@ -392,19 +398,37 @@ class _BatchedHeads:
                 columns[:, :, newly] = 0.0
             self.step_size[newly] = 0.0
             self.coefficients[:, newly] = 0.0
+            if self.problem.batch_size is not None:
+                self.batches[:, :, newly] = 0.0
             losses = torch.where(self.alive, losses, torch.nan)
         return losses
 
-    def batch_coefficients(self) -> torch.Tensor:
-        """(n, M) per-sample step coefficients of this step's minibatches."""
-        batches = torch.stack([torch.randperm(len(self.mean_weights), generator=generator)
-                               [:self.problem.batch_size] for generator in self.generators])
-        rows = batches[self.seed_of_model]                                       # (M, b)
-        members = self.masks.gather(1, rows)
-        counts = members.sum(1, keepdim=True).clamp(min=1.0)
-        self.batch_coefficients_t.zero_()
-        self.batch_coefficients_t.scatter_(1, rows, members * (self.step_size[:, None] / counts))
-        return self.batch_coefficients_t.t()
+    def batch_coefficients(self, t: int) -> torch.Tensor:
+        """(n, M) per-sample step coefficients of step t's minibatches.
+
+        The minibatches of the next steps are drawn together, up to ``BATCH_CHUNK`` coefficients
+        (each seed's generator draws its permutations in the same order as one step at a time), so
+        the gathers and scatters run once per chunk instead of once per step.
+        """
+        k = t - self.batches_start
+        if k >= len(self.batches):
+            remaining = int(self.problem.checkpoints[-1]) - t
+            self.batches = self.draw_batches(max(1, min(remaining, len(self.batch_buffer))))
+            self.batches_start, k = t, 0
+        return self.batches[k]
+
+    def draw_batches(self, n_steps: int) -> torch.Tensor:
+        """(n_steps, n, M) coefficients ``step_m / |B ∩ S_m|`` on the members of each batch."""
+        n = self.mean_weights.shape[0]
+        permutations = torch.stack([torch.stack([torch.randperm(n, generator=generator)
+                                                 for _ in range(n_steps)])
+                                    for generator in self.generators], 1)         # (K, seeds, n)
+        rows = permutations[:, self.seed_of_model, :self.problem.batch_size]      # (K, M, b)
+        members = self.masks.expand(n_steps, -1, -1).gather(2, rows)
+        counts = members.sum(2, keepdim=True).clamp(min=1.0)
+        coefficients = self.batch_buffer[:n_steps].zero_()
+        coefficients.transpose(1, 2).scatter_(2, rows, members * (self.step_size[:, None] / counts))
+        return coefficients
 
     def run(self) -> Trace:
         problem = self.problem
@@ -427,7 +451,7 @@ class _BatchedHeads:
                 k += 1
                 if k == len(points):
                     break
-            coefficients = self.coefficients if problem.batch_size is None else self.batch_coefficients()
+            coefficients = self.coefficients if problem.batch_size is None else self.batch_coefficients(t)
             terms = self.loss.derivative_(self.view4(self.scores))
             if n_outputs == n_heads == 1:
                 terms.view(n, n_models).mul_(coefficients)

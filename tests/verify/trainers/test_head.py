@@ -338,3 +338,39 @@ def test_a_diverging_multiclass_model_is_frozen_without_touching_the_others():
     np.testing.assert_allclose(trace.weights["w"], loop.weights["w"], rtol=1e-12, atol=0)
     alone = head.train_heads(X, y, masks=masks[1:], seeds=[2, 3], **arguments)
     np.testing.assert_array_equal(trace.weights["w"][:, 1:], alone.weights["w"])
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 7, None], ids=["per-step", "chunks-of-7", "default"])
+def test_sgd_minibatches_drawn_ahead_in_chunks_equal_one_step_at_a_time(monkeypatch, chunk_steps):
+    # SGD draws the minibatches of several steps at once; the seeds' streams, and so the weights,
+    # are bitwise those of drawing one step at a time (chunk of 1), across chunk boundaries and a
+    # partial last chunk (60 steps in chunks of 7), and equal the per-model loop.
+    X, y = blobs(8, 3)
+    masks = leave_one_out_masks(8, seeds=2)
+    arguments = dict(masks=masks, loss="logistic", init="random", seeds=np.repeat([3, 4], 9),
+                     lr=1.0, n_steps=60, checkpoints=[0, 5, 31, 60], batch_size=3)
+    monkeypatch.setattr(head, "BATCH_CHUNK", 8 * 18)
+    one_at_a_time = head.train_heads(X, y, **arguments)
+    if chunk_steps is not None:
+        monkeypatch.setattr(head, "BATCH_CHUNK", chunk_steps * 8 * 18)
+    else:
+        monkeypatch.undo()
+    chunked = head.train_heads(X, y, **arguments)
+    np.testing.assert_array_equal(chunked.weights["w"], one_at_a_time.weights["w"])
+    np.testing.assert_allclose(chunked.weights["w"], naive.train_heads(X, y, **arguments).weights["w"],
+                               rtol=0, atol=1e-10)
+
+
+def test_sgd_model_diverging_inside_a_chunk_is_frozen(monkeypatch):
+    # Full batches (SGD = GD) on the two opposite samples of the divergence test, in chunks of 3
+    # steps: the full-set model blows up mid-chunk at the step GD predicts; the other is untouched.
+    monkeypatch.setattr(head, "BATCH_CHUNK", 3 * 2 * 2)
+    X, y = np.array([[1.0], [1.0]]), np.array([1, 0])
+    masks = np.array([[1, 1], [1, 0]])
+    arguments = dict(masks=masks, init=np.array([[0.5], [0.5]]), loss="logistic", lr=4e6,
+                     n_steps=10, checkpoints=np.arange(11))
+    gd = head.train_heads(X, y, **arguments)
+    sgd = head.train_heads(X, y, batch_size=2, seeds=[0, 1], **arguments)
+    assert 1 < gd.diverged_at[0] < 10 and gd.diverged_at[0] % 3 != 0
+    assert sgd.diverged_at.tolist() == gd.diverged_at.tolist()
+    np.testing.assert_array_equal(sgd.weights["w"], gd.weights["w"])
