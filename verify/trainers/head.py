@@ -43,8 +43,9 @@ zeroed) so it cannot disturb the others. The test is exact and cheap: a bound on
 from the extreme scores (``phi(max Q)``; for softmax ``max z - min z + log C``) is compared with the
 smallest threshold, and only when it crosses it are the per-model losses computed. For the logistic
 and softmax losses, whose derivatives are bounded by 1, one step moves any score by at most
-``lr * max_i ||x_i||²``, so after a passing test the next one is due only when the scores could have
-used up the headroom; the exponential loss is tested at every iteration.
+``lr * max_i ||x_i||²`` (the largest lr where models have their own), so after a passing test the
+next one is due only when the scores could have used up the headroom; the exponential loss is
+tested at every iteration.
 """
 from __future__ import annotations
 
@@ -163,7 +164,7 @@ class HeadProblem:
     masks: np.ndarray        # (M, n) bool
     init: np.ndarray         # (M, H, C, d) initial heads; C = 1 for the binary losses
     loss: str
-    lr: float
+    lr: np.ndarray           # (M,) step size of each model
     n_steps: int
     checkpoints: np.ndarray  # (K,) int64
     batch_size: int | None
@@ -221,8 +222,7 @@ def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, bat
     n_models = masks.shape[0]
     if not masks.any(axis=1).all():
         raise ValueError("masks: every model needs at least one sample, got an all-zero row")
-    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a finite number > 0, got {lr!r}")
+    lr = _step_sizes(lr, n_models)
     if not _is_int(n_steps) or n_steps < 0:
         raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
     points = check_checkpoints(checkpoints, n_steps)
@@ -241,10 +241,24 @@ def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, bat
         raise ValueError("seeds: required (one integer per model) for SGD or random initialisation")
     n_outputs = int(y.max()) + 1 if loss == "softmax" else 1
     heads = _initial_heads(init, seeds, (n_models, n_heads, n_outputs, d), loss)
-    return HeadProblem(X=X, y=y, masks=masks, init=heads, loss=loss, lr=float(lr),
+    return HeadProblem(X=X, y=y, masks=masks, init=heads, loss=loss, lr=lr,
                        n_steps=int(n_steps), checkpoints=points,
                        batch_size=None if batch_size is None else int(batch_size),
                        seeds=seeds, n_heads=int(n_heads), head_reduction=head_reduction)
+
+
+def _step_sizes(lr, n_models: int) -> np.ndarray:
+    """``lr`` as (M,) step sizes: one finite number > 0, or one per model."""
+    if isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool):
+        values = np.full(n_models, float(lr))
+    else:
+        values = np.asarray(lr, dtype=np.float64) if isinstance(lr, (list, tuple, np.ndarray)) else None
+        if values is None or values.shape != (n_models,):
+            raise ValueError(f"lr: must be a finite number > 0 or {n_models} of them (one per "
+                             f"model), got {lr!r}")
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"lr: must be finite and > 0, got {lr!r}")
+    return values
 
 
 def _initial_heads(init, seeds, shape: tuple[int, int, int, int], loss: str) -> np.ndarray:
@@ -286,8 +300,9 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
     init : {"zero", "random"} or array of shape (M, [n_heads,] [C,] d)
         Initial heads (see the module docstring for "random").
     loss : {"logistic", "exponential", "softmax"}
-    lr : float
-        Step size η > 0 (of the model's loss; see ``head_reduction``).
+    lr : float or array of shape (M,)
+        Step size η > 0 (of the model's loss; see ``head_reduction``), shared or one per model
+        (so that configs differing only in their step train in one call).
     n_steps : int
         Number of updates T >= 0.
     checkpoints : sequence of int
@@ -337,7 +352,7 @@ class _BatchedHeads:
         masks = torch.as_tensor(problem.masks, dtype=dtype)
         self.mean_weights = (masks / masks.sum(1, keepdim=True)).t().contiguous()  # (n, M)
         self.alive = torch.ones(n_models, dtype=torch.bool)
-        self.step_size = torch.full((n_models,), problem.lr * problem.head_scale, dtype=dtype)
+        self.step_size = torch.as_tensor(problem.lr * problem.head_scale, dtype=dtype)
         self.coefficients = (self.mean_weights * self.step_size).contiguous()  # GD: (n, M)
         if problem.batch_size is not None:
             self.masks = masks
@@ -354,7 +369,8 @@ class _BatchedHeads:
         self.heads_factor = 1.0 if problem.head_reduction == "mean" else float(problem.n_heads)
         self.threshold = torch.full((n_models,), math.inf, dtype=dtype)
         self.safe_level = math.inf
-        self.score_drift = problem.lr * problem.head_scale * float((self.features ** 2).sum(1).max())
+        self.score_drift = (float(problem.lr.max()) * problem.head_scale
+                            * float((self.features ** 2).sum(1).max()))
         self.next_check = 0
 
     def view4(self, columns: torch.Tensor) -> torch.Tensor:

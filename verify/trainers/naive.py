@@ -85,7 +85,7 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
                 if len(batch) == 0:
                     continue
                 gradient = loss_and_gradient(W, X[batch], y[batch])[1]
-            W = W - problem.lr * gradient
+            W = W - problem.lr[m] * gradient
     return Trace(iterations=problem.checkpoints,
                  weights={"w": weights.reshape((len(points),) + problem.weights_shape(n_models))},
                  train_loss=losses, diverged_at=diverged_at)

@@ -255,6 +255,9 @@ def test_smoothness_bounds_the_hessian(loss):
 @pytest.mark.parametrize("change, message", [
     (dict(loss="hinge"), "loss"),
     (dict(lr=0.0), "lr"),
+    (dict(lr=[1.0, 1.0, 1.0]), "lr"),
+    (dict(lr=np.array([1.0, np.inf])), "lr"),
+    (dict(lr=True), "lr"),
     (dict(n_steps=-1), "n_steps"),
     (dict(checkpoints=[5, 3]), "checkpoints"),
     (dict(checkpoints=[11]), "checkpoints"),
@@ -374,3 +377,25 @@ def test_sgd_model_diverging_inside_a_chunk_is_frozen(monkeypatch):
     assert 1 < gd.diverged_at[0] < 10 and gd.diverged_at[0] % 3 != 0
     assert sgd.diverged_at.tolist() == gd.diverged_at.tolist()
     np.testing.assert_array_equal(sgd.weights["w"], gd.weights["w"])
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax"])
+def test_per_model_step_sizes_equal_one_call_per_step_size(loss):
+    # Configs that differ only in their step (a learning-rate sweep) train in one call with one lr
+    # per model: each block of models equals its own call at its scalar lr (to 1e-12), and the
+    # per-model loop.
+    X, y = blobs(10, 3, n_classes=3 if loss == "softmax" else 2, seed=5)
+    block = leave_one_out_masks(10)
+    scales = [0.1, 1.0, 3.0]
+    beta = head.smoothness(X, loss)
+    arguments = dict(loss=loss, init="zero", n_steps=400, checkpoints=[0, 9, 400])
+    merged = head.train_heads(X, y, masks=np.tile(block, (3, 1)),
+                              lr=np.repeat(np.array(scales) / beta, len(block)), **arguments)
+    for c, scale in enumerate(scales):
+        alone = head.train_heads(X, y, masks=block, lr=scale / beta, **arguments)
+        rows = slice(c * len(block), (c + 1) * len(block))
+        np.testing.assert_allclose(merged.weights["w"][:, rows], alone.weights["w"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(merged.train_loss[:, rows], alone.train_loss, rtol=0, atol=1e-12)
+    loop = naive.train_heads(X, y, masks=block[[0, 4, 0]], lr=np.array(scales) / beta, **arguments)
+    np.testing.assert_allclose(merged.weights["w"][:, [0, 15, 22]], loop.weights["w"], rtol=0, atol=1e-12)
+    assert not np.allclose(merged.weights["w"][-1, 0], merged.weights["w"][-1, 11])
