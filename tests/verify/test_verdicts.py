@@ -666,18 +666,53 @@ def test_seed_spread_corollaries_over_iterations_and_steps_at_a_fixed_eta_t(tmp_
     assert "same checkpoint" in _corollary(verdicts, "head_lr")["tested"]
 
 
-def test_stabiliser_is_compared_with_plain_training_on_the_same_dataset_and_config(tmp_path):
-    runs = []
+def test_stabiliser_is_paired_with_plain_training_on_the_same_datasets_configs_and_seeds(tmp_path):
+    from verify.verdicts.claims import claim_rows
+    from verify.verdicts.stabilisers import task_family
+    runs, cards = [], {}
+    plain_accuracy, calm_accuracy = (0.6, 0.9, 0.75), (0.675, 0.825, 0.75)  # half the deviations
     for d in range(5):
-        for stabiliser, accuracy in (("none", (0.6, 0.9, 0.75)), ("mhloss", (0.74, 0.76, 0.75))):
+        teacher = "target-adapted" if d < 4 else "random-direction (null control)"
+        cards[f"d{d}"] = {"params": {"teacher": teacher.split(" ")[0]}, "teacher": teacher}
+        for stabiliser, accuracy, margin, move in (("none", plain_accuracy, 0.1, 2.0),
+                                                   ("mmr", calm_accuracy, 0.2, 1.0)):
+            common = dict(dataset_id=f"d{d}", kind="deep_mlp", setting="full", config="full_deep",
+                          stabiliser=stabiliser, stabiliser_params="{}" if stabiliser == "none"
+                          else '{"strength":0.1,"temperature":0.05}')
             for seed, a in enumerate(accuracy):
-                runs.append(dict(dataset_id=f"d{d}", stabiliser=stabiliser, seed=seed, left_out=None,
-                                 test_accuracy=a + 0.01 * d))
-    verdicts = judge(tmp_path, runs)
-    entry = verdicts["stabilisers"]["mhloss"]["accuracy_std"]
-    assert entry["n_pairs"] == 5 and entry["verdict"] == "pass"
-    assert entry["median_difference"]["value"] == pytest.approx(
-        np.std([0.74, 0.76, 0.75], ddof=1) - np.std([0.6, 0.9, 0.75], ddof=1))
+                runs.append(dict(common, seed=seed, left_out=None, test_accuracy=a + 0.01 * d,
+                                 majority_accuracy=0.65, feature_margin=margin + 0.01 * d,
+                                 distance_from_start=move))
+                for i in range(2):
+                    runs.append(dict(common, seed=seed, left_out=i, left_out_weight=0.5,
+                                     left_out_estimator="stratified",
+                                     parameter_stability=(1.0 if stabiliser == "none" else 0.25)))
+    database = make_results(tmp_path, runs)
+    for dataset_id, card in cards.items():
+        add_card(database, dataset_id, card)
+    verdicts = compute_verdicts(database)
+    rows = {r["family"]: r for r in verdicts["stabilisers"]}
+    fair = "deep_mlp, target-adapted teacher"
+    assert set(rows) == {fair, "deep_mlp, random-direction (null control) teacher"}
+    assert task_family("deep_mlp", cards["d0"]) == fair
+    row = rows[fair]
+    assert row["stabiliser"] == "mmr" and row["is_default"] and row["n_datasets"] == 4
+    measures = row["measures"]
+    assert measures["seed_std"]["value"] == pytest.approx(0.5)
+    assert measures["seed_std"]["verdict"] == row["verdict"] == "stabilises"
+    # Failed (at or below the majority's 0.65): plain's 0.6 + 0.01 d on d < 5, never MMR's.
+    assert measures["failed_rate"]["value"] == pytest.approx(-1 / 3)
+    assert measures["leave_one_out"]["value"] == pytest.approx(0.25)
+    margin = measures["target:gamma_over_R"]
+    assert margin["value"] == pytest.approx(sum(0.2 + 0.01 * d for d in range(4))
+                                            / sum(0.1 + 0.01 * d for d in range(4)))
+    assert margin["verdict"] == "raised" and margin["as_intended"] is True
+    claims = {c["id"]: c for c in claim_rows(verdicts)}
+    assert claims["paper_mmr"]["verdict"] == "supported"
+    assert claims["paper_mmr"]["statistic"]["value"] == pytest.approx(0.5)
+    assert "null control" in claims["paper_mmr"]["judged_on"]
+    assert claims["mmr_margin"]["verdict"] == "supported"
+    assert "Stabilisers against plain training" in verdicts_module.render_markdown(verdicts)
 
 
 def test_claims_scorecard_has_one_row_per_claim_judged_by_its_statistic(tmp_path):

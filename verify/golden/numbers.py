@@ -69,7 +69,7 @@ def golden_numbers(results_dir: Path, *, rtol: float = RTOL) -> list[Number]:
     list of Number
         Sorted by key: each claim's statistic and verdict, summary counts, per bound (violations, runs whose assumptions hold, vacuous
         share, tightness quantiles), per corollary (the measured trend's and each bound trend's tau
-        and verdict), divergence, rank correlations, and T1's cells.
+        and verdict), divergence, rank correlations, paired stabiliser verdicts, and T1's cells.
     """
     if not 0 <= rtol < 1:
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
@@ -78,7 +78,8 @@ def golden_numbers(results_dir: Path, *, rtol: float = RTOL) -> list[Number]:
     numbers = [*_claims(claim_rows(verdicts)), *_summary(verdicts["summary"]),
                *_bounds(verdicts["bounds"], rtol),
                *_corollaries(verdicts["corollaries"]), *_divergence(verdicts["divergence"]),
-               *_rank_correlations(verdicts["rank_correlations"])]
+               *_rank_correlations(verdicts["rank_correlations"]),
+               *_stabilisers(verdicts["stabilisers"])]
     conn = open_results(database)
     try:
         numbers += _t1(conn, rtol)
@@ -153,6 +154,17 @@ def _rank_correlations(correlations: dict) -> list[Number]:
             numbers += [statistic(f"{key}/kendall_tau", result["kendall_tau"]),
                         statistic(f"{key}/spearman_rho", result["spearman_rho"]),
                         Number(f"{key}/verdict", "verdict", result["verdict"])]
+    return numbers
+
+
+def _stabilisers(rows: list[dict]) -> list[Number]:
+    """Each paired stabiliser verdict: every measure's estimate (with its CI) and verdict."""
+    numbers = []
+    for row in rows:
+        key = f"stabiliser/{row['stabiliser']}/{row['family']}/{row['selection']}"
+        for name, measure in row["measures"].items():
+            numbers += [statistic(f"{key}/{name}", measure),
+                        Number(f"{key}/{name}/verdict", "verdict", measure["verdict"])]
     return numbers
 
 

@@ -1,67 +1,137 @@
-"""Does a stabiliser lower seed instability against plain training on the same dataset and config?
+"""Stabilisers against plain training: the results' final checkpoints as paired units
+(:class:`verify.verdicts.paired.Unit`), judged by :func:`verify.verdicts.paired.paired_verdicts`.
 
-A pair is one dataset trained with one config, once plain and once with the stabiliser (one pair per
-setting of its parameters). The statistic is the median over pairs of the paired difference of the
-seed std of test accuracy (stabilised − plain, ``verify.verdicts.datasets.seed_instability``), with a
-bootstrap CI over datasets; "pass" when the CI lies below 0 (it stabilises), "fail" above.
+What each stabiliser targets and its default setting come from its declaration in the registry
+(``verify.stabilisers.STABILISERS``, plug-ins included); how each target quantity is measured from
+``verify.verdicts.targets``.
 """
 from __future__ import annotations
 
-import warnings
+import json
+import math
+import sqlite3
 
 import numpy as np
-from scipy.stats import DegenerateDataWarning
 
-from theory.stability import bootstrap_ci
-from verify.seeding import run_seed
-from verify.verdicts.stats import CONFIDENCE, N_RESAMPLES, trend_verdict
+from verify.verdicts.db import (
+    FINAL_CHECKPOINT_CTE,
+    canonical_params,
+    estimator_filter,
+    fetch_dicts,
+    left_out_mean,
+    run_columns,
+)
+from verify.verdicts.paired import Unit, paired_verdicts
+from verify.verdicts.targets import QUANTITIES, TARGETS
+
+UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
+# The leave-one-out measure of each setting: the head's direction (Theorem H), all weights (F).
+LEAVE_ONE_OUT = ("CASE WHEN r.setting = 'head' THEN r.head_direction_stability "
+                 "ELSE r.parameter_stability END")
+VALIDATION_COLUMN = "validation_accuracy"
 
 
-def stabiliser_verdicts(seed_verdicts: list[dict]) -> dict:
-    """Paired comparison of each stabiliser with plain training.
+def stabiliser_declarations() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """``(targets, defaults)`` of every registered stabiliser: its declared target quantities and
+    the canonical JSON of its default parameters."""
+    from verify.stabilisers import STABILISERS  # lazy: the verdicts import torch only here
 
-    Parameters
-    ----------
-    seed_verdicts : list of dict
-        ``verify.verdicts.datasets.seed_instability``'s units.
+    targets = {name: tuple(cls.targets) for name, cls in STABILISERS.items()}
+    defaults = {name: canonical_params(json.dumps(cls().params())) for name, cls in STABILISERS.items()}
+    return targets, defaults
 
-    Returns
-    -------
-    dict
-        stabiliser -> {"accuracy_std": {"n_pairs", "n_datasets", "configs", "median_difference"
-        ({value, low, high} or None), "verdict"}}.
-    """
-    plain = {(u["dataset_id"], u["config"]): u["accuracy_std"]["value"] for u in seed_verdicts
-             if u["stabiliser"] == "none" and u["accuracy_std"]}
-    pairs: dict[str, list[tuple[str, str, float]]] = {}
-    for unit in seed_verdicts:
-        key = (unit["dataset_id"], unit["config"])
-        if unit["stabiliser"] == "none" or not unit["accuracy_std"] or key not in plain:
-            continue
-        pairs.setdefault(unit["stabiliser"], []).append(
-            (unit["dataset_id"], unit["config"], unit["accuracy_std"]["value"] - plain[key]))
-    verdicts = {}
-    for name, found in sorted(pairs.items()):
-        differences = np.array([d for _, _, d in found])
-        datasets = sorted({dataset for dataset, _, _ in found})
-        by_dataset = np.array([np.median([d for ds, _, d in found if ds == dataset])
-                               for dataset in datasets])
-        if by_dataset.size >= 2:
-            with warnings.catch_warnings():
-                # A handful of datasets makes the BCa interval degenerate (theory.stability falls
-                # back to the percentile one); the warnings say nothing a reader can act on.
-                warnings.simplefilter("ignore", DegenerateDataWarning)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                interval = bootstrap_ci(by_dataset, np.median, confidence=CONFIDENCE,
-                                        n_resamples=N_RESAMPLES,
-                                        random_state=run_seed("verdicts", "stabiliser", name))
-            median = {"value": float(np.median(differences)), "low": interval.low,
-                      "high": interval.high}
-            verdict = trend_verdict(interval._replace(value=median["value"]), -1)
-        else:
-            median, verdict = None, "no data"
-        verdicts[name] = {"accuracy_std": {
-            "n_pairs": len(found), "n_datasets": len(datasets),
-            "configs": sorted({config for _, config, _ in found}),
-            "median_difference": median, "verdict": verdict}}
-    return verdicts
+
+def task_family(kind: str, card: dict | None) -> str:
+    """The task family of a dataset: its kind, and its teacher where the generator takes one (the
+    deep tasks' target-adapted teacher, or the random-direction null control)."""
+    if card and "teacher" in (card.get("params") or {}):
+        return f"{kind}, {card['teacher']} teacher"
+    return kind
+
+
+def paired_units(conn: sqlite3.Connection) -> list[Unit]:
+    """Every (dataset, config, stabiliser, parameters) of the results at its final checkpoint."""
+    columns = run_columns(conn)
+    sources = {name: source for name, (_, source) in TARGETS.items()
+               if source.expression is not None and set(source.requires) <= columns}
+    selected = "".join(f", {source.expression} AS \"target:{name}\"" for name, source in sources.items())
+    validation = (f", r.{VALIDATION_COLUMN} AS validation" if VALIDATION_COLUMN in columns
+                  else ", NULL AS validation")
+    rows = fetch_dicts(
+        conn, f"{FINAL_CHECKPOINT_CTE} SELECT r.dataset_id, r.config, r.stabiliser, "
+              f"r.stabiliser_params, r.kind, r.seed, r.test_accuracy, r.majority_accuracy, "
+              f"r.diverged{selected}{validation} FROM runs r JOIN final f ON r.task_key = f.task_key "
+              "AND r.iteration = f.iteration WHERE r.left_out IS NULL ORDER BY r.dataset_id, "
+              "r.config, r.stabiliser, r.stabiliser_params, r.seed")
+    cards = {row["dataset_id"]: json.loads(row["card"]) if row["card"] else None
+             for row in fetch_dicts(conn, "SELECT dataset_id, card FROM datasets")}
+    seeds: dict[tuple, list[dict]] = {}
+    for row in rows:
+        seeds.setdefault(tuple(row[c] for c in UNIT), []).append(row)
+    loo = _leave_one_out(conn)
+    constants = _bound_constants(conn)
+    units = []
+    for key, group in seeds.items():
+        accuracy = tuple(math.nan if s["test_accuracy"] is None else float(s["test_accuracy"])
+                         for s in group)
+        failed = tuple(bool(s["diverged"]) or (s["test_accuracy"] is not None
+                                                and s["majority_accuracy"] is not None
+                                                and s["test_accuracy"] <= s["majority_accuracy"] + 1e-12)
+                       for s in group)
+        targets = {name: _mean(s[f"target:{name}"] for s in group) for name in sources}
+        targets.update(constants.get(key, {}))
+        validation = _mean(s["validation"] for s in group)
+        units.append(Unit(
+            dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0])),
+            config=key[1], stabiliser=key[2], params=key[3], accuracy=accuracy, failed=failed,
+            leave_one_out=loo.get(key),
+            targets={name: value for name, value in targets.items() if value is not None},
+            validation_accuracy=validation))
+    return units
+
+
+def stabiliser_verdicts(conn: sqlite3.Connection) -> list[dict]:
+    """Paired verdicts of every stabiliser in the results (:func:`paired_verdicts`'s rows)."""
+    targets, defaults = stabiliser_declarations()
+    return paired_verdicts(paired_units(conn), targets=targets, defaults=defaults,
+                           quantities=QUANTITIES)
+
+
+def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, float]:
+    """E_i of the setting's leave-one-out measure, mean over the seeds whose estimate is not
+    partial, per unit."""
+    complete, _ = estimator_filter(conn)
+    keys = ", ".join(f"r.{c}" for c in UNIT)
+    rows = fetch_dicts(
+        conn, f"{FINAL_CHECKPOINT_CTE} SELECT {keys}, r.seed, "
+              f"{left_out_mean(conn, LEAVE_ONE_OUT)} AS loo, {complete} AS complete FROM runs r "
+              "JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
+              f"WHERE r.left_out IS NOT NULL GROUP BY {keys}, r.seed")
+    by_unit: dict[tuple, list[float]] = {}
+    for row in rows:
+        if row["complete"] and row["loo"] is not None:
+            by_unit.setdefault(tuple(row[c] for c in UNIT), []).append(row["loo"])
+    return {key: float(np.mean(values)) for key, values in by_unit.items()}
+
+
+def _bound_constants(conn: sqlite3.Connection) -> dict[tuple, dict[str, float]]:
+    """Target quantities read from bound constants: mean over the bound's rows at the final
+    checkpoint, per unit."""
+    wanted = {name: source for name, (_, source) in TARGETS.items() if source.bound is not None}
+    found: dict[tuple, dict[str, list[float]]] = {}
+    for name, source in wanted.items():
+        for row in fetch_dicts(
+                conn, f"{FINAL_CHECKPOINT_CTE} SELECT {', '.join(f'r.{c}' for c in UNIT)}, "
+                      "b.constants FROM bounds b JOIN runs r USING (run_id) JOIN final f "
+                      "ON r.task_key = f.task_key AND r.iteration = f.iteration WHERE b.bound = ?",
+                (source.bound,)):
+            value = json.loads(row["constants"] or "{}").get(source.constant)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                found.setdefault(tuple(row[c] for c in UNIT), {}).setdefault(name, []).append(value)
+    return {key: {name: float(np.mean(values)) for name, values in quantities.items()}
+            for key, quantities in found.items()}
+
+
+def _mean(values) -> float | None:
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None

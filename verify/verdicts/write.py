@@ -49,8 +49,9 @@ def compute_verdicts(database: Path) -> dict:
     -------
     dict
         Keys ``summary``, ``failed_tasks``, ``bounds``, ``tightest``, ``corollaries``,
-        ``divergence``, ``rank_correlations``, ``seed_instability`` and ``method`` (the thresholds and bootstrap
-        settings used).
+        ``divergence``, ``rank_correlations``, ``seed_instability``, ``stabilisers`` (paired
+        verdicts, ``verify.verdicts.paired``) and ``method`` (the thresholds and bootstrap settings
+        used).
 
     Raises
     ------
@@ -72,7 +73,7 @@ def compute_verdicts(database: Path) -> dict:
             "divergence": divergence_verdict(conn),
             "rank_correlations": rank_correlation_verdicts(conn, seeds),
             "seed_instability": seeds,
-            "stabilisers": stabiliser_verdicts(seeds),
+            "stabilisers": stabiliser_verdicts(conn),
             "method": {
                 "violation": f"measured > value * (1 + {VIOLATION_RTOL:g}) + {VIOLATION_ATOL:g} "
                              "on runs whose assumptions hold",
@@ -94,10 +95,20 @@ def compute_verdicts(database: Path) -> dict:
                                       "the results record it, else the plain mean; groups whose "
                                       "left-out estimate is partial are left out and counted",
                 "corollary_rows": "diverged runs are left out of the trends",
+                "stabilisers": "each stabiliser setting against plain training on the same "
+                               "datasets, configs and seeds (final checkpoint): ratio of pooled "
+                               "seed std of test accuracy sqrt(sum s2 / sum s2_plain) (s2 with "
+                               "ddof=1), mean difference of failed-run rates, ratio of summed "
+                               "leave-one-out E_i (partial estimates left out), and the change of "
+                               "each target quantity the stabiliser declares; percentile CI of a "
+                               "paired bootstrap over datasets (seeded from the verdict's "
+                               "coordinates), per task family; the strength is selected per pair "
+                               "on the mean validation accuracy, never on test accuracy",
                 "confidence": CONFIDENCE,
                 "n_resamples": {"granulated_tau_over_groups": N_RESAMPLES,
                                 "rank_correlation_over_datasets": N_RANK_RESAMPLES,
-                                "seed_std_over_seeds": N_RESAMPLES},
+                                "seed_std_over_seeds": N_RESAMPLES,
+                                "stabilisers_over_datasets": N_RESAMPLES},
             },
         }
     finally:

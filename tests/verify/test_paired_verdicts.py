@@ -1,0 +1,224 @@
+"""Paired stabiliser verdicts on hand-made units whose right answers are known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verify.verdicts.paired import (
+    DEFAULT,
+    DESTABILISES,
+    FAILED_RATE,
+    INCONCLUSIVE,
+    LEAVE_ONE_OUT,
+    NO_DATA,
+    SEED_STD,
+    SELECTED,
+    STABILISES,
+    Quantity,
+    Unit,
+    paired_estimate,
+    paired_verdicts,
+    select_on_validation,
+)
+
+DEFAULTS = {"calm": '{"strength":1}', "twin": "{}", "wild": "{}"}
+MARGIN = Quantity("gamma_over_R", "margin", "ratio", 1)
+QUANTITIES = {"gamma_over_R": MARGIN}
+
+
+def unit(dataset, stabiliser="none", *, accuracy, family="deep", config="c", params=None,
+         failed=None, loo=None, targets=None, validation=None):
+    return Unit(dataset_id=dataset, family=family, config=config, stabiliser=stabiliser,
+                params=DEFAULTS.get(stabiliser, "{}") if params is None else params,
+                accuracy=tuple(accuracy), failed=tuple(failed or [False] * len(accuracy)),
+                leave_one_out=loo, targets=targets or {}, validation_accuracy=validation)
+
+
+def panel(n_datasets=12, n_seeds=10, *, scale=0.5, seed=0, **stabilised):
+    """Plain units and a stabiliser whose seed deviations are ``scale`` times plain's (the same
+    draws), so its pooled seed std is exactly ``scale`` times plain's on every resample."""
+    rng = np.random.default_rng(seed)
+    units = []
+    for d in range(n_datasets):
+        centre, spread = 0.6 + 0.02 * d, 0.05 + 0.01 * d
+        noise = rng.standard_normal(n_seeds)
+        units.append(unit(f"d{d}", accuracy=centre + spread * noise, loo=1.0 + d))
+        units.append(unit(f"d{d}", "calm", accuracy=centre + scale * spread * noise,
+                          loo=scale * (1.0 + d), **stabilised))
+    return units
+
+
+def judge(units, targets=None, **kwargs):
+    return paired_verdicts(units, targets=targets or {}, defaults=DEFAULTS, quantities=QUANTITIES,
+                           **kwargs)
+
+
+def only(rows, **where):
+    found = [r for r in rows if all(r[key] == value for key, value in where.items())]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_stabiliser_that_halves_the_seed_std_stabilises_with_a_ci_excluding_one():
+    row = only(judge(panel()), stabiliser="calm", selection=DEFAULT)
+    std = row["measures"]["seed_std"]
+    # The pooled ratio is exactly 1/2 on the sample and on every resample (same draws, halved).
+    assert std["value"] == pytest.approx(0.5) and std["high"] < 1
+    assert std["low"] == pytest.approx(0.5) and std["high"] == pytest.approx(0.5)
+    assert std["verdict"] == row["verdict"] == STABILISES
+    assert row["measures"]["leave_one_out"]["value"] == pytest.approx(0.5)
+    assert row["measures"]["leave_one_out"]["verdict"] == STABILISES
+    assert row["n_pairs"] == row["n_datasets"] == 12 and row["is_default"]
+
+
+def test_a_stabiliser_that_doubles_the_seed_std_destabilises():
+    row = only(judge(panel(scale=2.0)), stabiliser="calm")
+    assert row["measures"]["seed_std"]["low"] > 1 and row["verdict"] == DESTABILISES
+
+
+def test_identical_twins_are_inconclusive_on_every_measure():
+    units = panel(scale=1.0)
+    row = only(judge(units), stabiliser="calm")
+    for name in ("seed_std", "failed_rate", "leave_one_out"):
+        assert row["measures"][name]["verdict"] == INCONCLUSIVE, name
+    assert row["measures"]["seed_std"]["value"] == pytest.approx(1.0)
+    assert row["measures"]["failed_rate"]["value"] == 0
+
+
+def test_independent_noise_of_equal_scale_is_inconclusive_and_half_scale_stabilises():
+    # Not the same draws: the ratio has sampling error and its CI must cover the truth (1, 0.5)
+    # with the stated margin: 40 datasets x 10 seeds put the pooled ratio within a few percent.
+    rng = np.random.default_rng(7)
+    for scale, verdict in ((1.0, INCONCLUSIVE), (0.5, STABILISES)):
+        units = []
+        for d in range(40):
+            units.append(unit(f"d{d}", accuracy=0.7 + 0.05 * rng.standard_normal(10)))
+            units.append(unit(f"d{d}", "calm", accuracy=0.7 + scale * 0.05 * rng.standard_normal(10)))
+        std = only(judge(units), stabiliser="calm")["measures"]["seed_std"]
+        assert std["low"] < scale < std["high"] and std["verdict"] == verdict
+        assert std["se"] > 0
+
+
+def test_fewer_failed_runs_on_every_dataset_is_a_negative_difference():
+    units = []
+    for d in range(6):
+        units.append(unit(f"d{d}", accuracy=[0.5] * 10, failed=[True] * (3 + d % 3) + [False] * (7 - d % 3)))
+        units.append(unit(f"d{d}", "calm", accuracy=[0.5] * 10, failed=[True] + [False] * 9))
+    rate = only(judge(units), stabiliser="calm")["measures"]["failed_rate"]
+    assert rate["value"] == pytest.approx(np.mean([0.1 - (3 + d % 3) / 10 for d in range(6)]))
+    assert rate["high"] < 0 and rate["verdict"] == STABILISES
+
+
+def test_families_are_judged_apart_and_a_single_dataset_has_no_interval():
+    units = panel(6)
+    units += [unit("n0", family="deep, null control", accuracy=[0.5, 0.6, 0.7]),
+              unit("n0", "calm", family="deep, null control", accuracy=[0.6, 0.6, 0.61])]
+    rows = judge(units)
+    assert {r["family"] for r in rows} == {"deep", "deep, null control"}
+    single = only(rows, family="deep, null control")
+    assert single["n_datasets"] == 1 and single["measures"]["seed_std"]["verdict"] == NO_DATA
+    assert single["measures"]["seed_std"]["value"] is not None
+
+
+def test_unpaired_and_single_seed_units_are_left_out():
+    units = panel(4) + [unit("lonely", "calm", accuracy=[0.1, 0.9])]
+    units += [unit("one", accuracy=[0.5]), unit("one", "calm", accuracy=[0.6])]
+    row = only(judge(units), stabiliser="calm")
+    assert row["n_pairs"] == 5  # "one" is paired, "lonely" has no plain unit
+    assert row["measures"]["seed_std"]["n_pairs"] == 4  # one seed: no variance
+
+
+def test_target_quantity_change_is_judged_in_its_own_direction():
+    units = []
+    for d in range(8):
+        units.append(unit(f"d{d}", accuracy=[0.5, 0.6], targets={"gamma_over_R": 0.1 + 0.01 * d}))
+        units.append(unit(f"d{d}", "calm", accuracy=[0.5, 0.6], targets={"gamma_over_R": 0.3 + 0.01 * d}))
+    row = only(judge(units, targets={"calm": ("gamma_over_R", "mu")}), stabiliser="calm")
+    margin = row["measures"]["target:gamma_over_R"]
+    assert margin["value"] == pytest.approx(sum(0.3 + 0.01 * d for d in range(8))
+                                            / sum(0.1 + 0.01 * d for d in range(8)))
+    assert margin["verdict"] == "raised" and margin["as_intended"] is True
+    assert row["unmeasured_targets"] == ["mu"]
+    lowered = judge([*units[::2], *(unit(u.dataset_id, "calm", accuracy=[0.5, 0.6],
+                                         targets={"gamma_over_R": 0.05}) for u in units[::2])],
+                    targets={"calm": ("gamma_over_R",)})
+    margin = only(lowered, stabiliser="calm")["measures"]["target:gamma_over_R"]
+    assert margin["verdict"] == "lowered" and margin["as_intended"] is False
+
+
+def test_strength_is_selected_on_validation_accuracy_never_on_test_accuracy():
+    units = []
+    for d in range(6):
+        noise = np.linspace(-1, 1, 5)
+        units.append(unit(f"d{d}", accuracy=0.7 + 0.1 * noise))
+        # strength 1 (default): best test accuracy, worst validation; strength 2: halves the std.
+        units.append(unit(f"d{d}", "calm", params='{"strength":1}', accuracy=0.95 + 0.1 * noise,
+                          validation=0.5))
+        units.append(unit(f"d{d}", "calm", params='{"strength":2}', accuracy=0.6 + 0.05 * noise,
+                          validation=0.8))
+    rows = judge(units)
+    selected = only(rows, stabiliser="calm", selection=SELECTED)
+    assert selected["chosen"] == {'{"strength":2}': 6} and selected["unselectable_pairs"] == 0
+    assert selected["measures"]["seed_std"]["value"] == pytest.approx(0.5)
+    default = only(rows, stabiliser="calm", selection=DEFAULT)
+    assert default["measures"]["seed_std"]["value"] == pytest.approx(1.0)
+    other = only(rows, stabiliser="calm", selection='{"strength":2}')
+    assert not other["is_default"] and other["params"] == '{"strength":2}'
+
+
+def test_without_validation_accuracy_no_setting_is_selected():
+    settings_ = {"{}": unit("d", "calm", accuracy=[0.5], validation=0.7),
+                 '{"a":1}': unit("d", "calm", accuracy=[0.9])}
+    assert select_on_validation(settings_, "{}") is None
+    settings_['{"a":1}'] = unit("d", "calm", accuracy=[0.9], validation=0.7)
+    assert select_on_validation(settings_, '{"a":1}') == '{"a":1}'  # a tie goes to the default
+    assert select_on_validation(settings_, "missing") == min(settings_)  # else the first in order
+
+
+def test_verdicts_are_deterministic_and_seeded_from_their_coordinates():
+    rng = np.random.default_rng(1)
+    units = [unit(f"d{d}", stabiliser, accuracy=rng.uniform(0.4, 0.9, 5), loo=rng.uniform(1, 2))
+             for d in range(8) for stabiliser in ("none", "calm")]
+    first, second = judge(units), judge(list(reversed(units)))
+    assert first == second
+    twin = [unit(u.dataset_id, "twin" if u.stabiliser == "calm" else u.stabiliser,
+                 accuracy=u.accuracy, loo=u.leave_one_out) for u in units]
+    a = only(judge(units), stabiliser="calm")["measures"]["seed_std"]
+    b = only(judge(twin), stabiliser="twin")["measures"]["seed_std"]
+    assert a["value"] == b["value"] and (a["low"], a["high"]) != (b["low"], b["high"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(0.0, 10.0), st.floats(0.1, 10.0)),
+                min_size=2, max_size=12), st.integers(0, 2**31))
+def test_the_bootstrap_reweights_whole_datasets(pairs, seed):
+    pairs = [(f"d{d}", a, b) for d, a, b in pairs]
+    datasets = sorted({d for d, _, _ in pairs})
+    estimate = paired_estimate(pairs, LEAVE_ONE_OUT, random_state=seed, n_resamples=200)
+    assert estimate["value"] == pytest.approx(sum(a for _, a, _ in pairs) / sum(b for _, _, b in pairs))
+    # The same draws, resampling the pairs of whole datasets explicitly.
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(datasets), np.full(len(datasets), 1 / len(datasets)), size=200)
+    ratios = []
+    for counts in draws:
+        drawn = [(a, b) for k, d in enumerate(datasets) for _ in range(counts[k])
+                 for dd, a, b in pairs if dd == d]
+        ratios.append(sum(a for a, _ in drawn) / sum(b for _, b in drawn))
+    if len(datasets) >= 2:
+        assert estimate["low"] == pytest.approx(np.quantile(ratios, 0.025))
+        assert estimate["high"] == pytest.approx(np.quantile(ratios, 0.975))
+    difference = paired_estimate(pairs, FAILED_RATE, random_state=seed, n_resamples=200)
+    assert difference["value"] == pytest.approx(np.mean([a - b for _, a, b in pairs]))
+
+
+def test_bad_bootstrap_settings_are_refused():
+    with pytest.raises(ValueError, match="confidence"):
+        paired_estimate([("d", 1.0, 1.0)], SEED_STD, random_state=0, confidence=1.0)
+    with pytest.raises(ValueError, match="n_resamples"):
+        paired_estimate([("d", 1.0, 1.0)], SEED_STD, random_state=0, n_resamples=0)
+    with pytest.raises(ValueError, match="comparison"):
+        Quantity("q", "q", "log", 1)
+    with pytest.raises(ValueError, match="intended"):
+        Quantity("q", "q", "ratio", 2)
