@@ -17,7 +17,8 @@ from figures.output import Drawn, Skipped, write_text
 MODULES = (
     "f01_margin", "f02_iterations", "f03_learning_rate", "f04_samples", "f05_full_samples",
     "f06_distance", "f07_curvature_lipschitz", "f08_step_budget", "f09_stabilisers",
-    "f10_bound_vs_measured", "t1_stabilisers", "t2_real", "f12_real_seeds",
+    "f10_bound_vs_measured", "f11_stabiliser_targets", "t1_stabilisers", "t2_real",
+    "f12_real_seeds",
 )
 
 

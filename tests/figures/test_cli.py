@@ -39,7 +39,7 @@ def test_empty_results_skip_every_figure_with_a_note(empty_results, tmp_path, ca
     out = tmp_path / "figures"
     assert main(["figures", "--from", str(empty_results), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("skipped (") == 13
+    assert printed.count("skipped (") == 14
     assert sorted(path.name for path in out.iterdir()) == ["index.md"]
     index = (out / "index.md").read_text(encoding="utf-8")
     assert "## Drawn\n\n- (nothing)" in index

@@ -19,7 +19,7 @@ from verify.cli import main
 FIGURE_STEMS = {"F1": "f01_margin", "F2": "f02_iterations", "F3": "f03_learning_rate",
                 "F4": "f04_samples", "F5": "f05_full_samples", "F6": "f06_distance",
                 "F7": "f07_curvature_lipschitz", "F8": "f08_step_budget", "F9": "f09_stabilisers",
-                "F10": "f10_bound_vs_measured"}
+                "F10": "f10_bound_vs_measured", "F11": "f11_stabiliser_targets"}
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +264,28 @@ def test_f9_mmr_panel_is_the_feature_margin_against_the_mmr_strength(drawn, know
         assert float(row["mean"]) == pytest.approx(np.mean(separable), rel=1e-12)
         assert int(row["n_units"]) == len(separable)
         assert min(separable) <= float(row["ci_low"]) <= float(row["ci_high"]) <= max(separable)
+
+
+def test_f11_puts_each_dataset_at_its_target_change_and_instability_change(drawn, known_results):
+    model = known_results.model
+    rows = read_csv(drawn / "f11_stabiliser_targets.csv")
+    mmr = {row["dataset_id"]: row for row in rows if row["stabiliser"] == "mmr"}
+    # The results hold no default MMR setting: its first setting in order, strength 0.5.
+    strength = min(model.MMR_STRENGTHS)
+    assert sorted(mmr) == [f"mlp-{d}" for d in model.MLP_DATASETS]
+    for d in model.MLP_DATASETS:
+        row = mmr[f"mlp-{d}"]
+        assert row["target"] == "gamma_over_R" and row["family"] == "mlp"
+        margins = {s: [model.feature_margin(d, seed, s) for seed in model.SEEDS] for s in (0.0, strength)}
+        separable = {s: np.mean([m for m in v if m is not None]) for s, v in margins.items()}
+        assert float(row["target_change"]) == pytest.approx(separable[strength] / separable[0.0])
+        loo = {s: np.mean([np.mean([model.mlp_stability(d, seed, i, s) for i in model.LEFT_OUT])
+                           for seed in model.SEEDS]) for s in (0.0, strength)}
+        assert float(row["leave_one_out_ratio"]) == pytest.approx(loo[strength] / loo[0.0])
+        assert float(row["seed_std_ratio"]) == pytest.approx(1.0)  # the same accuracy per seed
+    l2sp = [row for row in rows if row["stabiliser"] == "l2sp"]
+    assert [row["target"] for row in l2sp] == ["mu"] and l2sp[0]["comparison"] == "difference"
+    assert float(l2sp[0]["target_change"]) == pytest.approx(0.1)  # mu = 0.5 + l2sp
 
 
 @pytest.fixture(scope="module")

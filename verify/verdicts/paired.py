@@ -147,7 +147,8 @@ def target_measure(quantity: Quantity) -> Measure:
                    f"{quantity.label} (stabilised {symbol} plain)", quantity.comparison, 1)
 
 
-def _side(unit: Unit, measure: Measure) -> float | None:
+def side_value(unit: Unit, measure: Measure) -> float | None:
+    """One side of a pair: ``unit``'s value of ``measure`` (None where it has none)."""
     if measure is SEED_STD:
         return unit.seed_variance
     if measure is FAILED_RATE:
@@ -326,7 +327,7 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                 found = []
                 for pair, unit in sorted(chosen.items()):
                     reference = plain[(unit.dataset_id, unit.config)]
-                    a, b = _side(unit, measure), _side(reference, measure)
+                    a, b = side_value(unit, measure), side_value(reference, measure)
                     if a is not None and b is not None:
                         found.append((unit.dataset_id, a, b))
                 estimate = paired_estimate(
