@@ -293,6 +293,38 @@ def test_lr_times_iteration_uses_the_absolute_step_of_each_run(tmp_path, rising,
     assert result["measured"]["verdict"] == verdict
 
 
+@pytest.mark.parametrize("recorded", [True, False])
+def test_configs_with_an_absolute_step_take_no_part_in_the_step_unit_corollaries(tmp_path, recorded):
+    # lr_scale of an lr_unit="absolute" config is the learning rate itself, not a multiple of
+    # 1/beta: its rows would reverse both trends here if they were taken in.
+    absolute = (["my_adamw_a", "my_adamw_b", "my_adamw_c"] if recorded else  # else the registry's
+                ["full_deep_adamw_nobc", "full_deep_adamw_nobc_lr1e-2", "full_deep_recipe"])
+    steps = {**{f"step{scale}": scale for scale in (0.1, 0.3, 1.0)},
+             **dict(zip(absolute, (0.01, 0.05, 0.5)))}
+    runs = [dict(dataset_id="q0", kind="quadratic", setting="full", config=config, lr_scale=scale,
+                 lr=scale / 2, iteration=iteration, n_steps=100,
+                 parameter_stability=(np.exp(-scale * iteration) if config in absolute
+                                      else 1 - np.exp(-scale / 2 * iteration)))
+            for config, scale in steps.items() for iteration in (1, 10, 100)]
+    runs += [dict(dataset_id="h0", config=config, lr_scale=scale, iteration=100,
+                  head_direction_stability=scale if config in absolute else 1 / scale)
+             for config, scale in steps.items()]
+    database = make_results(tmp_path, runs)
+    if recorded:
+        conn = sqlite3.connect(database)
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('configs', ?)", (json.dumps(
+            {**{name: {"lr_unit": "absolute"} for name in absolute},
+             **{name: {"lr_unit": "inverse_beta"} for name in steps if name not in absolute}}),))
+        conn.commit()
+        conn.close()
+    verdicts = compute_verdicts(database)
+    full = _corollary(verdicts, "full_lr_iteration")["measured"]
+    assert full["n_rows"] == 9 and full["tau"] == 1.0 and full["verdict"] == "pass"
+    head = _corollary(verdicts, "head_lr")["measured"]
+    assert head["n_rows"] == 3 and head["tau"] == -1.0 and head["verdict"] == "pass"
+
+
 def divergence_runs(*, diverged_at_lr: float) -> list[dict]:
     """Quadratic full fine-tuning runs on one dataset with beta = 4 at eta*beta in 0.4..8.8;
     runs with lr >= diverged_at_lr are recorded as diverged."""

@@ -34,6 +34,7 @@ from verify.seeding import run_seed
 from verify.verdicts.db import (
     ASSUMPTIONS_HOLD,
     COORDINATES,
+    absolute_step_configs,
     QUANTITY_COLUMNS,
     STABILITY_KEYS,
     bound_mean,
@@ -100,7 +101,9 @@ class Corollary:
     varies : tuple of str
         The coordinates the quantity is made of; rows are grouped on all the others.
     quantity : callable
-        Row (dict of coordinates) -> the varied quantity, or None where the row does not take part.
+        Row (dict of coordinates) -> the varied quantity, or None where the row does not take part;
+        a quantity made of ``lr_scale`` (a step in units of 1/beta) never takes rows of configs
+        whose step is absolute (:meth:`value_of`).
     measure : str
         The measured column (and bound measure) whose trend is predicted.
     predicted_sign : {-1, 1}
@@ -138,6 +141,18 @@ class Corollary:
     tested: str = ""
     theory: str = ""
     fixed: Callable[[dict], Hashable] | None = None
+
+    @property
+    def in_step_units(self) -> bool:
+        """Whether the quantity is a step in the theory's unit 1/beta (``lr_scale``): rows of
+        configs with an absolute step (``lr_unit="absolute"``) do not take part."""
+        return "lr_scale" in self.varies
+
+    def value_of(self, row: dict) -> float | None:
+        """The varied quantity of ``row``, None where the row does not take part."""
+        if self.in_step_units and row.get("absolute_step"):
+            return None
+        return self.quantity(row)
 
     def scope_of(self, row: dict) -> str:
         """INSIDE, or the label of the first assumption the row breaks."""
@@ -337,15 +352,16 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
     keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
     if measure == SEED_SPREAD:
         rows = fetch_dicts(
-            conn, f"SELECT {coordinates}, MAX(r.{measure}) AS y FROM runs r WHERE r.left_out IS NULL "
+            conn, f"SELECT {coordinates}, r.config, MAX(r.{measure}) AS y FROM runs r "
+                  "WHERE r.left_out IS NULL "
                   f"AND r.setting = ? AND r.{measure} IS NOT NULL GROUP BY r.task_key, r.iteration",
                   (setting,)) if measure in run_columns(conn) else []
         for row in rows:
             row["seed"] = 0
-        return _comparable(rows), {}, 0
+        return _with_step_unit(conn, _comparable(rows)), {}, 0
     complete, partial_groups = estimator_filter(conn)
     measured_rows = _comparable(fetch_dicts(
-        conn, f"SELECT {coordinates}, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
+        conn, f"SELECT {coordinates}, r.config, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
               f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
               f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*) AND {complete}",
               (setting,)))
@@ -357,6 +373,8 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
               f"WHERE r.setting = ? AND b.measure = ? AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL "
               f"GROUP BY b.bound, {keys} HAVING MAX(r.diverged) = 0 AND {complete}",
               (setting, measure)))
+    _with_step_unit(conn, measured_rows)
+    _with_step_unit(conn, bound_rows)
     by_bound: dict[str, list[dict]] = {}
     term_means: dict[str, _TermMeans] = {}
     for row in bound_rows:
@@ -431,7 +449,7 @@ def _series(corollary: Corollary, rows: list[dict], value: Callable[[dict], floa
                                            if column not in corollary.varies))
     quantity, measure, keys = [], [], []
     for row in rows:
-        x, y = corollary.quantity(row), value(row)
+        x, y = corollary.value_of(row), value(row)
         if x is None or y is None:
             continue
         key = coordinates_of(row)
@@ -480,6 +498,14 @@ def _carried_by(corollary: Corollary, rows: list[dict]) -> str | None:
         if any(high - low > 1e-12 * max(1.0, abs(high)) for low, high in spread.values()):
             varying.append(name)
     return varying[0] if len(varying) == 1 and len(names) > 1 else None
+
+
+def _with_step_unit(conn: sqlite3.Connection, rows: list[dict]) -> list[dict]:
+    """Mark the rows of configs whose step is absolute (``absolute_step``)."""
+    absolute = absolute_step_configs(conn)
+    for row in rows:
+        row["absolute_step"] = row["config"] in absolute
+    return rows
 
 
 def _comparable(rows: list[dict]) -> list[dict]:

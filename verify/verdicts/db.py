@@ -74,6 +74,22 @@ def run_columns(conn: sqlite3.Connection) -> set[str]:
     return {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
 
 
+def absolute_step_configs(conn: sqlite3.Connection) -> set[str]:
+    """Names of the configs whose step is absolute (``lr_unit="absolute"``: ``lr_scale`` is the
+    learning rate itself, not a multiple of 1/beta): from the sweep's recorded definitions
+    (``meta.configs``), else from the registry (``verify.configs.CONFIGS``) for names it knows."""
+    from verify.configs import CONFIGS
+
+    recorded = {}
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        row = conn.execute("SELECT value FROM meta WHERE key = 'configs'").fetchone()
+        recorded = json.loads(row[0]) if row else {}
+    names = {row[0] for row in conn.execute("SELECT DISTINCT config FROM runs")}
+    return {name for name in names
+            if (recorded[name].get("lr_unit") if name in recorded
+                else getattr(CONFIGS.get(name), "lr_unit", None)) == "absolute"}
+
+
 def estimator_filter(conn: sqlite3.Connection) -> tuple[str, str]:
     """``(having, partial_groups)``: a HAVING condition that keeps the E_i groups whose left-out
     estimate is exact or stratified, and a query of the groups it drops (columns ``setting`` and the
