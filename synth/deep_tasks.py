@@ -25,16 +25,43 @@ Construction, in order, all from ``random_state`` except the pre-training (``pre
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from synth.dataset import Dataset, base_card
 from synth.pretrained import _balancing_bias
-from synth.validation import check_float, check_int, check_random_state
+from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Derived, Interval, Options, RandomState,
+                              check_random_state, validate_params)
 
 TEACHERS = ("target_adapted", "random_direction")
 TEACHER_LABELS = {"target_adapted": "target-adapted",
                   "random_direction": "random-direction (null control)"}
 MAX_POOL_FACTOR = 64
+MAX_DEPTH = 12
+
+PARAMETER_CONSTRAINTS = {
+    "n_per_class": [Interval(Integral, 1, None)],
+    "n_features": [Interval(Integral, 2, None)],
+    "depth": [Interval(Integral, 1, MAX_DEPTH)],
+    "width": [Interval(Integral, 2, None)],
+    "n_classes": [Interval(Integral, 2, None)],
+    "teacher": [Options(TEACHERS)],
+    "distance": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "adapt_steps": [Interval(Integral, 1, None)],
+    "n_teacher_pool": [Interval(Integral, 2, None)],
+    "n_pool": [Interval(Integral, 1, None)],
+    "domain_shift": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "latent_dim": [Interval(Integral, 1, Derived("n_features", lambda p: p["n_features"]))],
+    "source_noise": [Interval(Real, 0.0, MAX_MAGNITUDE)],
+    "n_source": [Interval(Integral, 2, None)],
+    "pretrain_steps": [Interval(Integral, 1, None)],
+    "pretrain_lr": [Interval(Real, 0.0, MAX_MAGNITUDE, "right")],
+    "mask_rate": [Interval(Real, 0.0, 1.0, "neither")],
+    "pretrain_seed": [Interval(Integral, 0, SEED_BOUND - 1)],
+    "n_test": [Interval(Integral, Derived("n_classes", lambda p: p["n_classes"]), None)],
+    "random_state": [RandomState()],
+}
 
 
 def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, depth: int = 4,
@@ -56,7 +83,7 @@ def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, dep
     n_features : int, default=16
         Input dimension, at least 2.
     depth : int, default=4
-        Backbone blocks (Linear, LayerNorm, Tanh, dropout site), in [1, 12].
+        Backbone blocks (Linear, LayerNorm, Tanh, dropout site), in [1, 12] (``MAX_DEPTH``).
     width : int, default=32
         Features per block, at least 2.
     n_classes : int, default=2
@@ -64,7 +91,7 @@ def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, dep
     teacher : {"target_adapted", "random_direction"}, default="target_adapted"
         The teacher backbone (step 3); ``"random_direction"`` is the null control.
     distance : float, default=0.0
-        Extra random move of the teacher backbone, at least 0.
+        Extra random move of the teacher backbone, in [0, 1e50].
     adapt_steps : int, default=100
         Self-supervised steps of the target adaptation, at least 1.
     n_teacher_pool : int, default=1024
@@ -72,17 +99,17 @@ def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, dep
     n_pool : int, default=512
         Unlabelled target inputs handed to the task (``target_pool``), at least 1.
     domain_shift : float, default=0.5
-        Source-to-target shift of the input mixing, at least 0.
+        Source-to-target shift of the input mixing, in [0, 1e50].
     latent_dim : int, default=4
         Latent factors, in [1, n_features].
     source_noise : float, default=0.1
-        Feature noise of every input, at least 0.
+        Feature noise of every input, in [0, 1e50].
     n_source : int, default=2048
         Pre-training inputs, at least 2.
     pretrain_steps : int, default=400
         Full-batch Adam steps of pre-training, at least 1.
     pretrain_lr : float, default=1e-2
-        Adam learning rate of pre-training and of the teacher's adaptation, positive.
+        Adam learning rate of pre-training and of the teacher's adaptation, in (0, 1e50].
     mask_rate : float, default=0.25
         Fraction of input entries hidden per self-supervised step, in (0, 1).
     pretrain_seed : int, default=0
@@ -101,7 +128,8 @@ def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, dep
     Raises
     ------
     ValueError
-        If a parameter is outside its allowed range; the message names it.
+        If a parameter is outside its declared range (``PARAMETER_CONSTRAINTS``); the message
+        names it.
     """
     params = dict(n_per_class=n_per_class, n_features=n_features, depth=depth, width=width,
                   n_classes=n_classes, teacher=teacher, distance=distance,
@@ -110,27 +138,13 @@ def make_deep_finetuning_task(n_per_class: int = 8, n_features: int = 16, *, dep
                   n_source=n_source, pretrain_steps=pretrain_steps, pretrain_lr=pretrain_lr,
                   mask_rate=mask_rate, pretrain_seed=pretrain_seed, n_test=n_test,
                   random_state=random_state)
-    n_per_class = check_int(n_per_class, "n_per_class", low=1)
-    n_features = check_int(n_features, "n_features", low=2)
-    depth = check_int(depth, "depth", low=1, high=12)
-    width = check_int(width, "width", low=2)
-    n_classes = check_int(n_classes, "n_classes", low=2)
-    if teacher not in TEACHERS:
-        raise ValueError(f"teacher must be one of {TEACHERS}; got {teacher!r}")
-    distance = check_float(distance, "distance", low=0.0)
-    adapt_steps = check_int(adapt_steps, "adapt_steps", low=1)
-    n_teacher_pool = check_int(n_teacher_pool, "n_teacher_pool", low=2)
-    n_pool = check_int(n_pool, "n_pool", low=1)
-    domain_shift = check_float(domain_shift, "domain_shift", low=0.0)
-    latent_dim = check_int(latent_dim, "latent_dim", low=1, high=n_features)
-    source_noise = check_float(source_noise, "source_noise", low=0.0)
-    n_source = check_int(n_source, "n_source", low=2)
-    pretrain_steps = check_int(pretrain_steps, "pretrain_steps", low=1)
-    pretrain_lr = check_float(pretrain_lr, "pretrain_lr", low=0.0, low_open=True)
-    mask_rate = check_float(mask_rate, "mask_rate", low=0.0, high=1.0, low_open=True,
-                            high_open=True)
-    pretrain_seed = check_int(pretrain_seed, "pretrain_seed", low=0, high=2**64 - 1)
-    n_test = check_int(n_test, "n_test", low=n_classes)
+    checked = validate_params(PARAMETER_CONSTRAINTS, params)
+    (n_per_class, n_features, depth, width, n_classes, distance, adapt_steps, n_teacher_pool,
+     n_pool, domain_shift, latent_dim, source_noise, n_source, pretrain_steps, pretrain_lr,
+     mask_rate, pretrain_seed, n_test) = (checked[name] for name in (
+        "n_per_class", "n_features", "depth", "width", "n_classes", "distance", "adapt_steps",
+        "n_teacher_pool", "n_pool", "domain_shift", "latent_dim", "source_noise", "n_source",
+        "pretrain_steps", "pretrain_lr", "mask_rate", "pretrain_seed", "n_test"))
     seed, rng = check_random_state(random_state)
     params["random_state"] = seed
 

@@ -438,12 +438,13 @@ def _toml(value) -> str | None:
 
 
 def _grid_cases():
-    from synth import pretrained, quadratic, separable
+    from synth import deep_tasks, pretrained, quadratic, separable
     from synth.dataset import bind_params
     from synth.validation import validate_params
     bases = {"make_separable": (separable, {"n_samples": 20, "n_features": 4, "margin": 0.2}),
              "make_quadratic_task": (quadratic, {"n_samples": 12, "n_features": 3, "distance": 0.5}),
-             "make_pretrained_mlp_task": (pretrained, {"n_features": 5, "distance": 0.5})}
+             "make_pretrained_mlp_task": (pretrained, {"n_features": 5, "distance": 0.5}),
+             "make_deep_finetuning_task": (deep_tasks, {"n_per_class": 2, "n_features": 6})}
     cases = []
     for generator, (module, base) in bases.items():
         constraints = module.PARAMETER_CONSTRAINTS

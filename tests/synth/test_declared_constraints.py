@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from synth import make_pretrained_mlp_task, make_quadratic_task, make_separable
-from synth import pretrained, quadratic, separable
+from synth import deep_tasks, pretrained, quadratic, separable
+from synth.deep_tasks import make_deep_finetuning_task
 from synth.dataset import bind_params
 from synth.validation import (Derived, Interval, Options, RandomState, Vector, check_float,
                               check_int, validate_params)
@@ -21,6 +22,8 @@ GENERATORS = {
                              "random_state": 0}),
     "make_pretrained_mlp_task": (make_pretrained_mlp_task, pretrained.PARAMETER_CONSTRAINTS,
                                  {"n_features": 5, "distance": 0.5, "random_state": 0}),
+    "make_deep_finetuning_task": (make_deep_finetuning_task, deep_tasks.PARAMETER_CONSTRAINTS,
+                                  {"n_per_class": 2, "n_features": 6, "random_state": 0}),
 }
 
 
