@@ -6,6 +6,8 @@ One exception, measured: the surrogate constants of MLP runs (μ, μ', β, δ_H 
 Hessian-vector products) differ between runs in their last bits (up to 1.2e-13 relative on the
 3-class MLP task, even for two runs with one worker), so for MLP rows the bound's value and
 constants are compared to 1e-9 relative; the trained weights they are computed from are identical.
+Golden numbers computed from those constants (L2-SP's paired change of μ on the MLP tasks) inherit
+the exception: frozen numbers agree in key, kind, tolerance and verdict, and values to 1e-9 relative.
 """
 from __future__ import annotations
 
@@ -93,4 +95,13 @@ def test_smoke_grid_is_bitwise_identical_across_workers_dask_and_runs(tmp_path):
     for out in (outs[0], outs[-1]):
         assert main(["freeze", "--from", str(out), "--out", str(out / "golden.json")]) == 0
         frozen.append(json.loads((out / "golden.json").read_text())["numbers"])
-    assert frozen[0] == frozen[1]
+    assert [(n["key"], n["kind"]) for n in frozen[0]] == [(n["key"], n["kind"]) for n in frozen[1]]
+    for number, again in zip(*frozen, strict=True):
+        if isinstance(number["value"], float):
+            assert close(number["value"], again["value"]), number["key"]
+            assert close(number["tolerance"], again["tolerance"]), number["key"]
+        else:
+            assert number == again
+    # Only numbers from Lanczos constants may differ at all.
+    assert all(a == b for a, b in zip(*frozen) if "target:mu" not in a["key"]
+               and "target:rho" not in a["key"])
