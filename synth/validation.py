@@ -1,22 +1,27 @@
-"""One vocabulary of declared parameter constraints (scikit-learn ``_param_validation`` style).
+"""One vocabulary of declared parameter constraints (scikit-learn ``_param_validation`` style),
+used alike by the generators, the stabilisers, the training configs and the command line.
 
-A function declares, per parameter, a list of constraints; a value is valid when it satisfies any
-of them. ``validate_params`` checks the parameters in declaration order and raises one
-``ValueError`` naming the parameter, every allowed form and the value. A bound may depend on
-parameters declared (and checked) earlier: ``Derived("n_features + 2", lambda p: ...)``. Each
-constraint also lists ``invalid_examples`` just outside its bounds, from which the tests generate
-the invalid-parameter cases, so every declared bound is tested to be refused.
+A function or class declares, per parameter, a list of constraints; a value is valid when it
+satisfies any of them. ``validate_params`` checks the parameters in declaration order and raises one
+``ValueError`` in one format, ``"<name> must be <allowed form> [or <allowed form>] (got <value>)"``,
+naming the parameter (never a command-line flag: the command line adds its own context). A bound may
+depend on parameters declared (and checked) earlier: ``Derived("n_features + 2", lambda p: ...)``.
+Each constraint also lists ``invalid_examples`` just outside its bounds, from which the tests
+generate the invalid-parameter cases, so every declared bound is tested to be refused.
 
-Vocabulary: ``Interval`` (int or real, open/closed ends, bounds numbers or ``Derived``),
-``Options`` (a fixed set of values, e.g. ``None`` or strings), ``RandomState`` (int seed in
-``[0, 2**64)``, ``None`` or a numpy ``Generator``), ``Vector`` (a sequence of numbers with a
+Vocabulary: ``Interval`` (int or real, open/closed ends, bounds numbers or ``Derived``; an
+``Interval`` is also an argparse ``type``, so numeric options declare their range the same way),
+``Options`` (a fixed set of values, e.g. ``None``, strings or ``BOOLEAN``), ``RandomState`` (int
+seed in ``[0, 2**64)``, ``None`` or a numpy ``Generator``), ``Vector`` (a sequence of numbers with a
 length, an element interval and optionally a largest max/min ratio), ``Text`` (a string matching
-a pattern), ``Subset`` (distinct members of a fixed set) and ``InstanceOf``. Also: ``check_random_state``
-(one RNG from ``random_state``), ``check_fits_in_memory`` (refuse sizes that cannot fit, with the
-estimate and the machine's memory), and ``check_int``/``check_float`` shorthands.
+a pattern), ``Subset`` (distinct members of a fixed set) and ``InstanceOf``. Also: ``check_param``
+(one parameter), ``check_random_state`` (one RNG from ``random_state``), ``check_fits_in_memory``
+(refuse sizes that cannot fit, with the estimate and the machine's memory), and
+``check_int``/``check_float`` shorthands.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 import re
@@ -110,12 +115,30 @@ class Interval:
         return int(value) if self.type is numbers.Integral else float(value)
 
     def describe(self, params: Mapping[str, Any]) -> str:
+        noun = "an int" if self.type is numbers.Integral else "a float"
+        return f"{noun} in {self.range_text(params)}"
+
+    def range_text(self, params: Mapping[str, Any]) -> str:
+        """The interval itself, e.g. ``[0, 100]`` or ``(0, inf)``."""
         left = "[" if self.closed in ("both", "left") and self.low is not None else "("
         right = "]" if self.closed in ("both", "right") and self.high is not None else ")"
         low = "-inf" if self.low is None else _bound_text(self.low, params)
         high = "inf" if self.high is None else _bound_text(self.high, params)
-        noun = "an int" if self.type is numbers.Integral else "a float"
-        return f"{noun} in {left}{low}, {high}{right}"
+        return f"{left}{low}, {high}{right}"
+
+    def __str__(self) -> str:
+        return self.range_text({})
+
+    def __call__(self, text: str) -> int | float:
+        """Parse a command-line option's text: an instance is an argparse ``type``, whose refusal
+        is argparse's one line ``argument --opt: must be ... (got '...')``."""
+        try:
+            value: int | float = int(text) if self.type is numbers.Integral else float(text)
+        except ValueError:
+            value = math.nan
+        if not self.is_satisfied_by(value, {}):
+            raise argparse.ArgumentTypeError(f"must be {self.describe({})} (got {text!r})")
+        return value
 
     def invalid_examples(self, params: Mapping[str, Any]) -> list:
         """Values just outside each finite end, a wrong type and (real) non-finite values."""
@@ -327,7 +350,7 @@ def validate_params(constraints: Mapping[str, Sequence[Constraint]], values: Map
     Raises
     ------
     ValueError
-        ``"<name> must be <allowed form> [or <allowed form>]; got <value>"``.
+        ``"<name> must be <allowed form> [or <allowed form>] (got <value>)"``.
     """
     validated: dict[str, Any] = {}
     known = ChainMap(validated, dict(context or {}))
@@ -339,8 +362,18 @@ def validate_params(constraints: Mapping[str, Sequence[Constraint]], values: Map
                 break
         else:
             forms = " or ".join(constraint.describe(known) for constraint in allowed)
-            raise ValueError(f"{name} must be {forms}; got {value!r}")
+            raise ValueError(f"{name} must be {forms} (got {value!r})")
     return validated
+
+
+def check_param(name: str, value, constraints: Sequence[Constraint],
+                params: Mapping[str, Any] | None = None):
+    """``value`` converted, if it satisfies one of ``constraints``, else ValueError
+    ``"<name> must be <form> (got <value>)"`` (``params``: values ``Derived`` bounds may use)."""
+    return validate_params({name: constraints}, {name: value}, context=params)[name]
+
+
+BOOLEAN = Options((True, False))
 
 
 def check_int(value, name: str, *, low: int, high: int | None = None) -> int:

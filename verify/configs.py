@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from synth.validation import Constraint, InstanceOf, Interval, Options, Subset, Text, validate_params
+from synth.validation import (BOOLEAN, Constraint, InstanceOf, Interval, Options, Subset, Text,
+                              validate_params)
 from verify.optimiser_spec import PLAIN, OptimiserSpec
 
 SETTINGS = ("head", "full")
@@ -36,7 +37,6 @@ NAME = Text(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", "a name of letters, digits and _.+- 
             "_.+-)")
 COUNT = Interval(numbers.Integral, 1, None)
 SIZE = Interval(numbers.Integral, 0, None)
-BOOLEAN = Options((True, False))
 # The declared range of every parameter, in field order (synth.validation's vocabulary).
 PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "name": [NAME], "setting": [Options(SETTINGS)], "kinds": [Subset(KINDS)],
@@ -131,8 +131,8 @@ class TrainingConfig:
         for name, value in validate_params(PARAMETER_CONSTRAINTS, values).items():
             object.__setattr__(self, name, value)
         if self.optimiser.warmup_steps > self.n_steps:
-            raise ValueError(f"optimiser.warmup_steps must be an int in [0, n_steps = {self.n_steps}]; "
-                             f"got {self.optimiser.warmup_steps}")
+            raise ValueError(f"optimiser.warmup_steps must be an int in [0, n_steps = {self.n_steps}] "
+                             f"(got {self.optimiser.warmup_steps})")
         mlp_only = not self.optimiser.is_plain or self.dropout > 0
         if mlp_only and (self.setting != "full" or "quadratic" in self.kinds):
             raise ValueError("optimiser/dropout: only full fine-tuning of MLP kinds takes a "
@@ -249,7 +249,9 @@ def _config(entry: Mapping[str, Any], defaults: Mapping[str, Any], where: str) -
         try:
             values["optimiser"] = OptimiserSpec.from_dict(values["optimiser"])
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: optimiser: {str(exc).removeprefix('optimiser: ')}") from None
+            message = str(exc)
+            raise ValueError(f"{where}: {message}" if message.startswith("optimiser: ")
+                             else f"{where}: optimiser.{message}") from None
     try:
         return TrainingConfig(**values)
     except ValueError as exc:

@@ -91,10 +91,11 @@ def stabiliser_lines() -> list[str]:
     from verify.stabilisers import STABILISERS  # lazy: the ftstab parser stays torch-free
     lines = []
     for name, cls in STABILISERS.items():
-        ranges = "; ".join(f"{key} in {declared}" for key, declared in cls.ranges.items())
+        ranges = "; ".join(f"{key}: {' or '.join(c.describe({}) for c in declared)}"
+                           for key, declared in cls.parameter_constraints.items())
         lines.append(f"{name}  {_defaults(cls)}  targets={','.join(cls.targets) or '-'} "
                      f"trainers={','.join(sorted(cls.applies_to))}"
-                     + (f"  ranges: {ranges}" if ranges else ""))
+                     + (f"  constraints: {ranges}" if ranges else ""))
     return lines
 
 

@@ -6,13 +6,23 @@ The update rules it names are in :mod:`verify.trainers.optimisers` (which builds
 """
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from synth.validation import BOOLEAN, Constraint, Interval, Options, validate_params
 
 NAMES = ("sgd", "momentum", "adamw")
 DECAYS = ("constant", "linear")
+RATE = Interval(numbers.Real, 0.0, 1.0, "left")
+# The declared range of every field, in field order (synth.validation's vocabulary).
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "name": [Options(NAMES)], "momentum": [RATE], "beta1": [RATE], "beta2": [RATE],
+    "eps": [Interval(numbers.Real, 0.0, None, "neither")], "bias_correction": [BOOLEAN],
+    "weight_decay": [Interval(numbers.Real, 0.0, None)],
+    "warmup_steps": [Interval(numbers.Integral, 0, None)], "decay": [Options(DECAYS)],
+}
 
 
 @dataclass(frozen=True)
@@ -50,26 +60,11 @@ class OptimiserSpec:
     decay: str = "constant"
 
     def __post_init__(self) -> None:
-        if self.name not in NAMES:
-            raise ValueError(f"optimiser name: must be one of {NAMES}, got {self.name!r}")
-        for label, value in (("momentum", self.momentum), ("beta1", self.beta1),
-                             ("beta2", self.beta2)):
-            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-                raise ValueError(f"{label}: must be a number in [0, 1), got {value!r}")
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name, value in validate_params(PARAMETER_CONSTRAINTS, values).items():
+            object.__setattr__(self, name, value)
         if self.name != "momentum" and self.momentum != 0.0:
-            raise ValueError(f"momentum: must be 0 unless name='momentum', got {self.momentum!r}")
-        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"eps: must be a number in (0, inf), got {self.eps!r}")
-        if not isinstance(self.bias_correction, bool):
-            raise ValueError(f"bias_correction: must be True or False, got {self.bias_correction!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
-                and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay: must be a number in [0, inf), got {self.weight_decay!r}")
-        if (isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int)
-                or self.warmup_steps < 0):
-            raise ValueError(f"warmup_steps: must be an integer in [0, inf), got {self.warmup_steps!r}")
-        if self.decay not in DECAYS:
-            raise ValueError(f"decay: must be one of {DECAYS}, got {self.decay!r}")
+            raise ValueError(f"momentum must be 0 unless name is 'momentum' (got {self.momentum!r})")
 
     @property
     def is_plain(self) -> bool:

@@ -3,7 +3,7 @@ exit status 2, no traceback, and nothing written or modified (the watched folder
 mtimes and contents are compared before and after).
 
 Numeric options, stabiliser parameters and grid parameters are generated from their declarations
-(each ``NumberRange`` of the parser and of ``Stabiliser.ranges``, each generator's
+(each ``Interval`` type of the parser, each ``Stabiliser.parameter_constraints``, each generator's
 ``PARAMETER_CONSTRAINTS``, each bound violated); the rest are the
 damaged files, paths and names a user can hand to ``ftstab``. Calls are in-process
 (``verify.cli.main``), so the battery takes seconds.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +21,20 @@ import pytest
 from reliability_helpers import unprivileged
 
 from verify.cli import build_parser
-from verify.errors import NumberRange
+from synth.validation import Interval, check_param
 from verify.stabilisers import STABILISERS
 
 # ---------------------------------------------------------------- generated from declarations --
 
 
-def _declared_options() -> list[tuple[str, str, NumberRange]]:
+def _declared_options() -> list[tuple[str, str, Interval]]:
     """(sub-command, option, range) of every numeric option the parser declares."""
     parser = build_parser()
     commands = next(action for action in parser._actions
                     if isinstance(action, argparse._SubParsersAction)).choices
     return [(name, action.option_strings[0], action.type)
             for name, sub in commands.items() for action in sub._actions
-            if isinstance(action.type, NumberRange)]
+            if isinstance(action.type, Interval)]
 
 
 REQUIRED = {"verify": ["--grid", "smoke", "--out", "{out}"],
@@ -46,8 +47,19 @@ def _text(value) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-OPTION_CASES = [(command, option, _text(value)) for command, option, declared in _declared_options()
-                for value in declared.violations()]
+def _refused_text(declared: Interval, text: str) -> bool:
+    try:
+        declared(text)
+    except argparse.ArgumentTypeError:
+        return True
+    return False
+
+
+# Every invalid example of an option's declared interval, as the text a user types (the examples a
+# command line cannot express, e.g. the string "1" for an int, are left out).
+OPTION_CASES = list(dict.fromkeys(
+    (command, option, _text(value)) for command, option, declared in _declared_options()
+    for value in declared.invalid_examples({}) if _refused_text(declared, _text(value))))
 
 
 def test_every_numeric_option_declares_a_range():
@@ -67,31 +79,37 @@ def test_numeric_option_outside_its_declared_range(refused, tmp_path, command, o
 
 
 STABILISER_CASES = [(name, parameter, value) for name, cls in STABILISERS.items()
-                    for parameter, declared in cls.ranges.items() for value in declared.violations()]
+                    for parameter, declared in cls.parameter_constraints.items()
+                    for constraint in declared for value in constraint.invalid_examples({})
+                    if not any(c.is_satisfied_by(value, {}) for c in declared)]
 
 
 def test_every_numeric_stabiliser_parameter_declares_a_range():
     import inspect
     for name, cls in STABILISERS.items():
         defaults = {key: p.default for key, p in inspect.signature(cls).parameters.items()}
-        numeric = {key for key, value in defaults.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        assert numeric == set(cls.ranges), name
-        for key in numeric:
-            assert cls.ranges[key].contains(defaults[key]), (name, key)
+        assert list(defaults) == list(cls.parameter_constraints), name
+        for key, default in defaults.items():
+            assert any(c.is_satisfied_by(default, {}) for c in cls.parameter_constraints[key]), (name, key)
 
 
-@pytest.mark.parametrize("name, parameter, value", STABILISER_CASES)
+# On the command line a value is JSON (``verify.sweep.cli.parameter_value``); a list's commas would
+# split the --stabilisers list, so lists are refused in Python only.
+CLI_STABILISER_CASES = [(name, parameter, value) for name, parameter, value in STABILISER_CASES
+                        if not set(json.dumps(value)) & set(",:")]
+
+
+@pytest.mark.parametrize("name, parameter, value", CLI_STABILISER_CASES)
 def test_stabiliser_parameter_outside_its_range_on_the_command_line(refused, tmp_path, name,
                                                                      parameter, value):
-    text = value if isinstance(value, str) else json.dumps(value)
+    text = json.dumps(value)
     refused(["verify", "--grid", "smoke", "--out", tmp_path / "out", "--stabilisers",
              f"none,{name}:{parameter}={text}"], tmp_path, f"stabilisers: {name}: {parameter} must be")
 
 
 @pytest.mark.parametrize("name, parameter, value", STABILISER_CASES)
 def test_stabiliser_parameter_outside_its_range_in_python(tmp_path, name, parameter, value):
-    with pytest.raises(ValueError, match=f"^{parameter} must be .* in [\\[(]"):
+    with pytest.raises(ValueError, match=f"^{parameter} must be .* \\(got "):
         STABILISERS[name](**{parameter: value})
 
 
@@ -255,11 +273,11 @@ NAMES = [
      "memory:"),
     (["--seeds", "10^9"], "--seeds"),
     (["--seeds", "1000000000"], "--seeds"),
-    (["--stabilisers", "mhloss:n_heads=1000000000"], "n_heads must be an integer in [1, 1000]"),
-    (["--stabilisers", "weight_decay:strength=1e308"], "strength must be a finite number in [0, 100]"),
+    (["--stabilisers", "mhloss:n_heads=1000000000"], "n_heads must be an int in [1, 1000] (got 1000000000)"),
+    (["--stabilisers", "weight_decay:strength=1e308"], "strength must be a float in [0, 100] (got 1e+308)"),
     (["--max-left-out", "0"], "--max-left-out"),
     (["--stabilisers", "reinit_top:n_layers=3", "--configs", "full_mlp_gd"],
-     "stabilisers: reinit_top: n_layers must be in [1, 2] for this encoder, got 3"),
+     "stabilisers: reinit_top: n_layers must be an int in [1, 2] for this encoder (got 3)"),
     (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
     (["--scheduler", "not an address"], "scheduler"),
     (["--scheduler", "tcp://127.0.0.1:notaport"], "scheduler"),
@@ -369,8 +387,8 @@ def _api_cases():
     cases += [
         (lambda: select_configs(names=["nope"]), "configs"),
         (lambda: select_configs(settings=["tail"]), "settings"),
-        (lambda: build_tasks([], [], [], n_seeds=0), "seeds"),
-        (lambda: with_max_left_out([], -1), "max-left-out"),
+        (lambda: build_tasks([], [], [], n_seeds=0), "n_seeds must be"),
+        (lambda: with_max_left_out([], -1), "max_left_out must be"),
         (lambda: parse_stabilisers(""), "stabilisers"),
         (lambda: parse_stabilisers("magic"), "unknown stabiliser"),
         (lambda: parse_stabilisers("l2sp:strength=-1"), "strength"),
@@ -379,10 +397,10 @@ def _api_cases():
         (lambda: load_dataset("separable-000000000000", "/nonexistent"), "not found"),
         (lambda: load_dataset("../x", "/nonexistent"), "dataset id"),
         (lambda: check_data_folder("/nonexistent"), "not a folder"),
-        (lambda: NumberRange(1, 10, integer=True).check("k", 11), "k must be an integer in [1, 10]"),
-        (lambda: NumberRange(0.0, 1.0, high_open=True).check("p", 1.0), "p must be a finite number in [0, 1)"),
-        (lambda: NumberRange(0.0, 1.0).check("p", math.nan), "p must be"),
-        (lambda: NumberRange(0.0, 1.0).check("p", True), "p must be"),
+        (lambda: check_param("k", 11, [Interval(numbers.Integral, 1, 10)]), "k must be an int in [1, 10] (got 11)"),
+        (lambda: check_param("p", 1.0, [Interval(numbers.Real, 0.0, 1.0, "left")]), "p must be a float in [0, 1) (got 1.0)"),
+        (lambda: check_param("p", math.nan, [Interval(numbers.Real, 0.0, 1.0)]), "p must be"),
+        (lambda: check_param("p", True, [Interval(numbers.Real, 0.0, 1.0)]), "p must be"),
     ]
     return cases
 

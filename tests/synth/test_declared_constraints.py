@@ -46,6 +46,16 @@ def invalid_cases():
 CASES = list(invalid_cases())
 
 
+def test_the_battery_holds_every_registered_generator_with_its_declarations():
+    import sys
+
+    from synth.grids import GENERATORS as REGISTERED
+    assert set(GENERATORS) == set(REGISTERED)
+    for name, (function, constraints, _) in GENERATORS.items():
+        assert function is REGISTERED[name].function
+        assert constraints is sys.modules[function.__module__].PARAMETER_CONSTRAINTS
+
+
 def test_the_generated_battery_covers_every_declared_parameter():
     covered = {(case.values[0].__name__, case.values[2]) for case in CASES}
     declared = {(name, parameter) for name, (_, constraints, _) in GENERATORS.items()
@@ -59,7 +69,7 @@ def test_every_declared_bound_is_refused_naming_the_parameter(generator, base, n
     with pytest.raises(ValueError) as error:
         generator(**{**base, name: bad})
     message = str(error.value)
-    assert message.startswith(f"{name} must be ") and "; got " in message
+    assert message.startswith(f"{name} must be ") and " (got " in message
     assert "\n" not in message
 
 
@@ -118,10 +128,10 @@ def test_validate_params_messages_list_every_allowed_form():
     np.testing.assert_array_equal(validate_params(constraints, {"a": 2, "b": (1, 2)})["b"],
                                   [1.0, 2.0])
     with pytest.raises(ValueError, match=r"^b must be None or a sequence of a = 2 numbers, each "
-                                         r"a float in \(0, inf\); got \[1, -2\]$"):
+                                         r"a float in \(0, inf\) \(got \[1, -2\]\)$"):
         validate_params(constraints, {"a": 2, "b": [1, -2]})
     with pytest.raises(ValueError, match=r"^random_state must be an int in \[0, 2\*\*64\)"):
         validate_params({"random_state": [RandomState()]}, {"random_state": 2**64})
     assert check_int(3, "k", low=1) == 3 and check_float(0.5, "x", low=0.0, high=1.0) == 0.5
-    with pytest.raises(ValueError, match=r"^x must be a float in \(0, 1\]; got 0.0$"):
+    with pytest.raises(ValueError, match=r"^x must be a float in \(0, 1\] \(got 0.0\)$"):
         check_float(0.0, "x", low=0.0, high=1.0, low_open=True)

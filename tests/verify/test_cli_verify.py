@@ -36,9 +36,9 @@ def grid(tmp_path):
     (["--grid", "smoke", "--settings", "head,tail"], "unknown setting 'tail'"),
     (["--grid", "smoke", "--stabilisers", "l2sp,magic"], "unknown stabiliser 'magic'"),
     (["--grid", "smoke", "--stabilisers", "l2sp:strength=-1"], "strength"),
-    (["--grid", "smoke", "--workers", "0"], "--workers: must be an integer in [1, 1024]"),
-    (["--grid", "smoke", "--seeds", "0"], "--seeds: must be an integer in [1, 10000]"),
-    (["--grid", "smoke", "--max-left-out", "-1"], "--max-left-out: must be an integer in [1, "),
+    (["--grid", "smoke", "--workers", "0"], "--workers: must be an int in [1, 1024] (got '0')"),
+    (["--grid", "smoke", "--seeds", "0"], "--seeds: must be an int in [1, 10000] (got '0')"),
+    (["--grid", "smoke", "--max-left-out", "-1"], "--max-left-out: must be an int in [1, "),
     (["--grid", "smoke", "--data", "{tmp}/nowhere"], "no such folder"),
     (["--grid", "smoke", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
 ])

@@ -47,7 +47,7 @@ def test_lines_show_parameters_defaults_and_declared_ranges(capsys):
     decay = stabilisers["weight_decay"]
     assert 'strength=0.01 groups=["encoder", "head"]' in decay
     assert "targets=mu trainers=mlp,quadratic" in decay
-    assert f"ranges: strength in {STABILISERS['weight_decay'].ranges['strength']}" in decay
+    assert "constraints: strength: a float in [0, 100]; groups: one of {'encoder', 'head'} or a " in decay
     bounds = dict(zip(BOUNDS, _listed(capsys, "bounds"), strict=True))
     assert bounds["theorem_h"] == ("theorem_h  setting=head measure=head_direction_stability a posteriori  "
                                    f"constants={','.join(BOUNDS['theorem_h'].constants)}")

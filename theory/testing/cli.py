@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import numbers
 import os
 import sys
 
-from verify.errors import NumberRange
+from synth.validation import Interval
+
 
 # hypothesis examples per property: 10^4 already takes minutes per bound
-EXAMPLES = NumberRange(1, 10_000, integer=True)
+EXAMPLES = Interval(numbers.Integral, 1, 10_000)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import numbers
 from pathlib import Path
 
-from verify.errors import NumberRange, UsageError
+from synth.validation import Interval
+
+from verify.errors import UsageError
 from verify.golden.golden_file import write_golden
 from verify.golden.numbers import RTOL, golden_numbers
 from verify.verdicts.write import RESULTS_FILE
@@ -23,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the folder of a sweep (ftstab verify --out), holding results.sqlite")
     parser.add_argument("--out", type=Path, required=True, metavar="GOLDEN",
                         help="the golden JSON file to write")
-    parser.add_argument("--rtol", type=NumberRange(0.0, 1.0, high_open=True), default=RTOL,
+    parser.add_argument("--rtol", type=Interval(numbers.Real, 0.0, 1.0, "left"), default=RTOL,
                         help="relative tolerance of deterministic numbers (default: %(default)g)")
     parser.set_defaults(func=run)
 

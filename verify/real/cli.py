@@ -2,25 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from verify.errors import NumberRange
+from synth.validation import Interval
+
 
 TASKS = ("bbc-head", "bbc-full", "digits-head", "digits-full")
 # Declared ranges of the numeric options (the task's own limits, e.g. the shots a class has, are
 # checked when the plan is built).
 RANGES = {
-    "subsets": NumberRange(1, 1000, integer=True),
-    "seeds": NumberRange(1, 10_000, integer=True),
-    "steps": NumberRange(1, 1_000_000, integer=True),
-    "lr": NumberRange(0.0, 100.0, low_open=True),
-    "batch_size": NumberRange(0, 1_000_000, integer=True),
-    "left_out": NumberRange(0, 1_000_000, integer=True),
-    "test_per_class": NumberRange(1, 1_000_000, integer=True),
-    "max_length": NumberRange(2, 512, integer=True),
-    "workers": NumberRange(1, 1024, integer=True),
+    "subsets": Interval(numbers.Integral, 1, 1000),
+    "seeds": Interval(numbers.Integral, 1, 10_000),
+    "steps": Interval(numbers.Integral, 1, 1_000_000),
+    "lr": Interval(numbers.Real, 0.0, 100.0, "right"),
+    "batch_size": Interval(numbers.Integral, 0, 1_000_000),
+    "left_out": Interval(numbers.Integral, 0, 1_000_000),
+    "test_per_class": Interval(numbers.Integral, 1, 1_000_000),
+    "max_length": Interval(numbers.Integral, 2, 512),
+    "workers": Interval(numbers.Integral, 1, 1024),
 }
 
 

@@ -13,6 +13,7 @@ counterparts, which keep the registry's meaning:
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from verify.stabilisers.base import Stabiliser, check_number
+from synth.validation import Interval
+from verify.stabilisers.base import Stabiliser
 
 
 class MiniLMReinitTop(Stabiliser):
@@ -36,8 +38,10 @@ class MiniLMReinitTop(Stabiliser):
     targets = ("D", "init_variance")
     applies_to = frozenset({"mlp"})
 
+    parameter_constraints = {"n_layers": [Interval(numbers.Integral, 1, 6)]}
+
     def __init__(self, *, n_layers: int = 1):
-        check_number("n_layers", n_layers, low=1, high=6, integer=True)
+        self.check_param("n_layers", n_layers)
         self.n_layers = int(n_layers)
 
     def params(self) -> dict[str, Any]:
@@ -86,9 +90,12 @@ class MiniLMLNSR(Stabiliser):
     targets = ("rho",)
     applies_to = frozenset({"mlp"})
 
+    parameter_constraints = {"strength": [Interval(numbers.Real, 0.0, None)],
+                             "noise": [Interval(numbers.Real, 0.0, None, "neither")]}
+
     def __init__(self, *, strength: float = 1.0, noise: float = 0.01, encoder: nn.Module | None = None):
-        check_number("strength", strength, low=0.0)
-        check_number("noise", noise, low=0.0, low_open=True)
+        self.check_param("strength", strength)
+        self.check_param("noise", noise)
         self.strength = float(strength)
         self.noise = float(noise)
         self.encoder = encoder

@@ -19,6 +19,7 @@ seed's ``prepare:surt`` generator; the reference w0 of other stabilisers stays t
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +27,8 @@ import torch
 from torch.func import functional_call
 
 from verify.real.digits import MASK_RATE
-from verify.stabilisers.base import Stabiliser, check_number
+from synth.validation import Interval
+from verify.stabilisers.base import Stabiliser
 
 CONTRASTIVE_SCALE = 20.0
 
@@ -68,10 +70,12 @@ class DigitsSURT(Stabiliser):
     name = "surt"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
+    parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, None)],
+                             "lr": [Interval(numbers.Real, 0.0, None, "neither")]}
 
     def __init__(self, *, n_steps: int = 100, lr: float = 3e-3):
-        check_number("n_steps", n_steps, low=1, integer=True)
-        check_number("lr", lr, low=0.0, low_open=True)
+        self.check_param("n_steps", n_steps)
+        self.check_param("lr", lr)
         self.n_steps = int(n_steps)
         self.lr = float(lr)
 
@@ -120,11 +124,13 @@ class ContrastiveSURT(Stabiliser):
     name = "surt"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
+    parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, None)],
+                             "lr": [Interval(numbers.Real, 0.0, None, "neither")]}
 
     def __init__(self, *, n_steps: int = 3, lr: float = 2e-5,
                  pairs: tuple[torch.Tensor, torch.Tensor] | None = None):
-        check_number("n_steps", n_steps, low=1, integer=True)
-        check_number("lr", lr, low=0.0, low_open=True)
+        self.check_param("n_steps", n_steps)
+        self.check_param("lr", lr)
         self.n_steps = int(n_steps)
         self.lr = float(lr)
         self.pairs = pairs

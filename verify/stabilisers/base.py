@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from verify.errors import NumberRange
+from synth.validation import Constraint, Interval, Options, Subset, check_param
 from verify.seeding import run_seed
 
 GROUPS = ("encoder", "head")
@@ -53,6 +54,9 @@ MAX_STRENGTH = 100.0
 # Multipliers of a size or a time (heads, steps, layers) are declared up to here: far beyond what
 # any sweep of the suite uses, and small enough that a typo cannot ask for 10^9 heads.
 MAX_MULTIPLIER = 1000
+STRENGTH = Interval(numbers.Real, 0.0, MAX_STRENGTH)
+# A selection of parameter groups: one group's name or a non-empty list of them.
+GROUP_CONSTRAINTS: list[Constraint] = [Options(GROUPS), Subset(GROUPS)]
 
 
 @dataclass(frozen=True)
@@ -162,20 +166,23 @@ class Stabiliser:
         ``"gamma_over_R"``, ``"init_variance"``, ``"eta_T"``.
     applies_to : frozenset of str
         Trainers it makes sense for, among ``"head"``, ``"quadratic"``, ``"mlp"``.
-    ranges : dict of str to verify.errors.NumberRange
-        The declared range of each numeric parameter (checked by :meth:`check_param`); a value
-        outside it is refused before anything trains.
+    parameter_constraints : dict of str to list of constraints
+        The declared constraints of every constructor parameter, in ``synth.validation``'s
+        vocabulary (a value is valid when it satisfies one; checked by :meth:`check_param`); a value
+        outside them is refused before anything trains, and the tests generate their invalid
+        cases from them.
     """
 
     name: ClassVar[str] = "none"
     targets: ClassVar[tuple[str, ...]] = ()
     applies_to: ClassVar[frozenset[str]] = frozenset(TRAINERS)
-    ranges: ClassVar[Mapping[str, NumberRange]] = {}
+    parameter_constraints: ClassVar[Mapping[str, Sequence[Constraint]]] = {}
 
     @classmethod
     def check_param(cls, name: str, value: Any) -> Any:
-        """``value`` if it lies in ``ranges[name]``, else ValueError naming the parameter and range."""
-        return cls.ranges[name].check(name, value)
+        """``value`` (converted) if it satisfies ``parameter_constraints[name]``, else ValueError
+        ``"<name> must be <form> (got <value>)"``."""
+        return check_param(name, value, cls.parameter_constraints[name])
 
     @classmethod
     def from_params(cls, **params: Any) -> Stabiliser:
@@ -233,22 +240,10 @@ class Stabiliser:
         return f"{type(self).__name__}({args})"
 
 
-def check_number(name: str, value: Any, *, low: float, high: float = math.inf,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` and the allowed range unless ``value`` lies in it."""
-    NumberRange(low, high, low_open=low_open, high_open=high_open, integer=integer).check(name, value)
-
-
 def check_groups(groups: Any) -> tuple[str, ...]:
-    """Validate a selection of parameter groups and return it as a tuple."""
-    if isinstance(groups, str):
-        groups = (groups,)
-    elif not isinstance(groups, (list, tuple)):
-        raise ValueError(f"groups must be a non-empty subset of {GROUPS}, got {groups!r}")
-    groups = tuple(groups)
-    if not groups or any(group not in GROUPS for group in groups):
-        raise ValueError(f"groups must be a non-empty subset of {GROUPS}, got {groups!r}")
-    return groups
+    """Validate a selection of parameter groups (:data:`GROUP_CONSTRAINTS`) and return it as a tuple."""
+    checked = check_param("groups", groups, GROUP_CONSTRAINTS)
+    return (checked,) if isinstance(checked, str) else checked
 
 
 def model_generators(seeds: Sequence[int], purpose: str) -> list[torch.Generator]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.errors import NumberRange
-from verify.stabilisers.base import MAX_STRENGTH, Stabiliser, selected_names
+from synth.validation import BOOLEAN
+from verify.stabilisers.base import STRENGTH, Stabiliser, selected_names
 
 
 class L2SP(Stabiliser):
@@ -25,12 +25,11 @@ class L2SP(Stabiliser):
     name = "l2sp"
     targets = ("mu", "D")
     applies_to = frozenset({"mlp", "quadratic"})
-    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH)}
+    parameter_constraints = {"strength": [STRENGTH], "include_head": [BOOLEAN]}
 
     def __init__(self, *, strength: float = 0.01, include_head: bool = False):
         self.check_param("strength", strength)
-        if not isinstance(include_head, bool):
-            raise ValueError(f"include_head must be True or False, got {include_head!r}")
+        self.check_param("include_head", include_head)
         self.strength = float(strength)
         self.include_head = include_head
 

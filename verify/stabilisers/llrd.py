@@ -1,9 +1,10 @@
 """Layer-wise learning-rate decay (Howard & Ruder 2018; Sun et al. 2019)."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
-from verify.errors import NumberRange
+from synth.validation import Interval
 from verify.stabilisers.base import Stabiliser
 
 
@@ -23,7 +24,7 @@ class LayerwiseLRDecay(Stabiliser):
     name = "llrd"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
-    ranges = {"factor": NumberRange(0.0, 1.0, low_open=True)}
+    parameter_constraints = {"factor": [Interval(numbers.Real, 0.0, 1.0, "right")]}
 
     def __init__(self, *, factor: float = 0.8):
         self.check_param("factor", factor)

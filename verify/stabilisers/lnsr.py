@@ -1,12 +1,13 @@
 """LNSR-style noise-stability regulariser on encoder features (Hua et al. 2021; cf. R3F/R4F)."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
 
-from verify.errors import NumberRange
-from verify.stabilisers.base import MAX_STRENGTH, Stabiliser
+from synth.validation import Interval
+from verify.stabilisers.base import STRENGTH, Stabiliser
 
 # σ is in input units; the suite's inputs are O(1) (synth), so noise beyond 10 only measures the
 # response to noise, not to the data.
@@ -32,7 +33,8 @@ class LNSR(Stabiliser):
     name = "lnsr"
     targets = ("rho",)
     applies_to = frozenset({"mlp"})
-    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH), "noise": NumberRange(0.0, MAX_NOISE, low_open=True)}
+    parameter_constraints = {"strength": [STRENGTH],
+                             "noise": [Interval(numbers.Real, 0.0, MAX_NOISE, "right")]}
 
     def __init__(self, *, strength: float = 1.0, noise: float = 0.1):
         self.check_param("strength", strength)

@@ -1,10 +1,11 @@
 """MHLoss: several linear heads trained at once on a shared encoder (Fu, So & Collier 2023)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
-from verify.errors import NumberRange
+from synth.validation import Interval, Options
 from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser, init_heads
 
 REDUCTIONS = ("mean", "sum")
@@ -31,12 +32,12 @@ class MHLoss(Stabiliser):
     name = "mhloss"
     targets = ("init_variance",)
     applies_to = frozenset({"head", "mlp"})
-    ranges = {"n_heads": NumberRange(1, MAX_MULTIPLIER, integer=True)}
+    parameter_constraints = {"n_heads": [Interval(numbers.Integral, 1, MAX_MULTIPLIER)],
+                             "reduction": [Options(REDUCTIONS)]}
 
     def __init__(self, *, n_heads: int = 4, reduction: str = "sum"):
         self.check_param("n_heads", n_heads)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.check_param("reduction", reduction)
         self.n_heads = int(n_heads)
         self.reduction = reduction
 

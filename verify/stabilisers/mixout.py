@@ -1,12 +1,13 @@
 """Mixout toward the pre-trained weights (Lee, Cho & Kang 2020), element-wise variant."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
 
-from verify.errors import NumberRange
-from verify.stabilisers.base import Stabiliser, check_groups, map_selected, selected_names
+from synth.validation import BOOLEAN, Interval
+from verify.stabilisers.base import GROUP_CONSTRAINTS, Stabiliser, check_groups, map_selected, selected_names
 
 
 class Mixout(Stabiliser):
@@ -32,12 +33,12 @@ class Mixout(Stabiliser):
     name = "mixout"
     targets = ("mu", "D")
     applies_to = frozenset({"mlp"})
-    ranges = {"p": NumberRange(0.0, 1.0, high_open=True)}
+    parameter_constraints = {"p": [Interval(numbers.Real, 0.0, 1.0, "left")], "include_bias": [BOOLEAN],
+                             "groups": GROUP_CONSTRAINTS}
 
     def __init__(self, *, p: float = 0.1, include_bias: bool = False, groups=("encoder",)):
         self.check_param("p", p)
-        if not isinstance(include_bias, bool):
-            raise ValueError(f"include_bias must be True or False, got {include_bias!r}")
+        self.check_param("include_bias", include_bias)
         self.p = float(p)
         self.include_bias = include_bias
         self.groups = check_groups(groups)

@@ -1,12 +1,13 @@
 """MMR: Maximal Margin Regulariser on encoder features (Fu, So & Collier 2023), scale-invariant."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
 
-from verify.errors import NumberRange
-from verify.stabilisers.base import MAX_STRENGTH, Stabiliser
+from synth.validation import Interval
+from verify.stabilisers.base import STRENGTH, Stabiliser
 
 # Excluded pairs get this much lower a logit: exp(-EXCLUDED) underflows to 0 in float64, while the
 # soft-min stays finite (and its gradient zero) when a batch holds a single class.
@@ -69,8 +70,8 @@ class MMR(Stabiliser):
     name = "mmr"
     targets = ("gamma_over_R",)
     applies_to = frozenset({"mlp"})
-    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH),
-              "temperature": NumberRange(0.0, MAX_TEMPERATURE, low_open=True)}
+    parameter_constraints = {"strength": [STRENGTH],
+                             "temperature": [Interval(numbers.Real, 0.0, MAX_TEMPERATURE, "right")]}
 
     def __init__(self, *, strength: float = 0.1, temperature: float = 0.05):
         self.check_param("strength", strength)

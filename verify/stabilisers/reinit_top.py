@@ -1,12 +1,13 @@
 """Re-initialise the top encoder layers before fine-tuning (Zhang et al. 2021)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
 import torch
 
-from verify.errors import NumberRange
+from synth.validation import Interval
 from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser, init_layer
 
 
@@ -26,7 +27,7 @@ class ReinitTop(Stabiliser):
     name = "reinit_top"
     targets = ("D", "init_variance")
     applies_to = frozenset({"mlp"})
-    ranges = {"n_layers": NumberRange(1, MAX_MULTIPLIER, integer=True)}
+    parameter_constraints = {"n_layers": [Interval(numbers.Integral, 1, MAX_MULTIPLIER)]}
 
     def __init__(self, *, n_layers: int = 1):
         self.check_param("n_layers", n_layers)
@@ -37,8 +38,8 @@ class ReinitTop(Stabiliser):
 
     def check_encoder(self, n_layers: int) -> None:
         if self.n_layers > n_layers:
-            raise ValueError(f"n_layers must be in [1, {n_layers}] for this encoder, "
-                             f"got {self.n_layers}")
+            raise ValueError(f"n_layers must be an int in [1, {n_layers}] for this encoder "
+                             f"(got {self.n_layers})")
 
     def selected_layers(self, problem) -> list[tuple[str, ...]]:
         encoder_layers = [layer for layer in problem.layers if problem.groups[layer[0]] == "encoder"]

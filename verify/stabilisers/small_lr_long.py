@@ -1,9 +1,10 @@
 """Small learning rate, longer training (Mosbach et al. 2021)."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
-from verify.errors import NumberRange
+from synth.validation import Interval
 from verify.stabilisers.base import Stabiliser
 
 # The factor multiplies the number of steps: 100 × the longest config (10^4 steps) is 10^6 steps.
@@ -27,7 +28,7 @@ class SmallLRLong(Stabiliser):
     name = "small_lr_long"
     targets = ("eta_T",)
     applies_to = frozenset({"head", "quadratic", "mlp"})
-    ranges = {"factor": NumberRange(1, MAX_FACTOR, integer=True)}
+    parameter_constraints = {"factor": [Interval(numbers.Integral, 1, MAX_FACTOR)]}
 
     def __init__(self, *, factor: int = 4):
         self.check_param("factor", factor)

@@ -1,12 +1,13 @@
 """SURT: Self-Unsupervised Re-Training before fine-tuning (Fu, So & Collier 2023)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import replace
 from typing import Any
 
 import torch
 
-from verify.errors import NumberRange
+from synth.validation import Interval, Options
 from verify.stabilisers.base import Stabiliser
 
 # Re-training steps: the suite pre-trains with a few hundred (synth.pretrained, pretrain_steps).
@@ -51,17 +52,18 @@ class SURT(Stabiliser):
     name = "surt"
     targets = ("D",)
     applies_to = frozenset({"mlp"})
-    ranges = {"n_steps": NumberRange(1, MAX_STEPS, integer=True),
-              "lr": NumberRange(0.0, 1.0, low_open=True),  # Adam steps beyond 1 only diverge
-              "mask_rate": NumberRange(0.0, 1.0, low_open=True, high_open=True)}
+    parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, MAX_STEPS)],
+                             # Adam steps beyond 1 only diverge
+                             "lr": [Interval(numbers.Real, 0.0, 1.0, "right")],
+                             "mask_rate": [Interval(numbers.Real, 0.0, 1.0, "neither")],
+                             "inputs": [Options(INPUTS)]}
 
     def __init__(self, *, n_steps: int = 100, lr: float = 1e-2, mask_rate: float = 0.25,
                  inputs: str = "shared"):
         self.check_param("n_steps", n_steps)
         self.check_param("lr", lr)
         self.check_param("mask_rate", mask_rate)
-        if inputs not in INPUTS:
-            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        self.check_param("inputs", inputs)
         self.n_steps = int(n_steps)
         self.lr = float(lr)
         self.mask_rate = float(mask_rate)

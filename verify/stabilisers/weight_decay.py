@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.errors import NumberRange
-from verify.stabilisers.base import MAX_STRENGTH, Stabiliser, check_groups, map_selected, selected_names
+from verify.stabilisers.base import (GROUP_CONSTRAINTS, STRENGTH, Stabiliser, check_groups,
+                                     map_selected, selected_names)
 
 
 class WeightDecay(Stabiliser):
@@ -26,7 +26,7 @@ class WeightDecay(Stabiliser):
     name = "weight_decay"
     targets = ("mu",)
     applies_to = frozenset({"mlp", "quadratic"})
-    ranges = {"strength": NumberRange(0.0, MAX_STRENGTH)}
+    parameter_constraints = {"strength": [STRENGTH], "groups": GROUP_CONSTRAINTS}
 
     def __init__(self, *, strength: float = 0.01, groups=("encoder", "head")):
         self.check_param("strength", strength)

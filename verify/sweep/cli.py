@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import numbers
 import os
 import signal
 import sys
@@ -23,9 +24,9 @@ from typing import Any
 from synth.dataset import bind_params
 from synth.grids import GENERATORS, load_grid
 from synth.io import check_data_folder, read_index
-from synth.validation import validate_params
+from synth.validation import Interval, validate_params
 from verify.configs import CONFIGS, SETTINGS, select_configs
-from verify.errors import NumberRange, UsageError, check_output_folder, make_output_folder
+from verify.errors import UsageError, check_output_folder, make_output_folder
 from verify.listing import HelpNamingStabilisers
 from verify.run.task import NO_STABILISER, canonical_params, trainer_for
 from verify.store import RESULTS_FILE, ResultStore
@@ -40,9 +41,9 @@ DEFAULT_SEEDS = 3
 # Declared ranges of the numeric options. Seeds: the suite's sweeps use 3-10; 10^4 seeds per task
 # is beyond any of them (and the memory check refuses what cannot fit below that). Left-out sets:
 # 0 would measure no stability at all; more than a dataset's samples leaves every sample out once.
-SEEDS = NumberRange(1, 10_000, integer=True)
-WORKERS = NumberRange(1, 1024, integer=True)
-MAX_LEFT_OUT = NumberRange(1, 1_000_000, integer=True)
+SEEDS = Interval(numbers.Integral, 1, 10_000)
+WORKERS = Interval(numbers.Integral, 1, 1024)
+MAX_LEFT_OUT = Interval(numbers.Integral, 1, 1_000_000)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

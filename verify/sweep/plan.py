@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from synth.validation import Interval, check_param
 from verify.configs import TrainingConfig
 from verify.run.task import NO_STABILISER, Task, canonical_params, task_is_stochastic
 from verify.store import ResultStore
@@ -30,8 +32,7 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
         ``applies(stabiliser_name, config, kind) -> bool``; by default a stabiliser applies to every
         config with ``with_stabilisers``.
     """
-    if n_seeds < 1:
-        raise ValueError(f"seeds: must be >= 1, got {n_seeds}")
+    check_param("n_seeds", n_seeds, [Interval(numbers.Integral, 1, None)])
     tasks = []
     for dataset_id, kind, n_classes in entries:
         for config in configs:
@@ -61,8 +62,8 @@ def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict
     """
     meta = store.meta()
     if "n_seeds" in meta and int(meta["n_seeds"]) != n_seeds:
-        raise ValueError(f"seeds: {store.path} holds a sweep with --seeds {meta['n_seeds']}; "
-                         f"use the same value or a new output folder")
+        raise ValueError(f"n_seeds: {store.path} holds a sweep of {meta['n_seeds']} seeds (got "
+                         f"{n_seeds}); use the same value or a new output folder")
     known = json.loads(meta.get("configs", "{}"))
     for config in {task.config.name: task.config for task in tasks}.values():
         definition = config.to_dict()
@@ -77,6 +78,5 @@ def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | Non
     per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None."""
     if max_left_out is None:
         return list(configs)
-    if max_left_out < 0:
-        raise ValueError(f"max-left-out: must be >= 0, got {max_left_out}")
+    check_param("max_left_out", max_left_out, [Interval(numbers.Integral, 0, None)])
     return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0) for config in configs]
