@@ -15,9 +15,37 @@ from theory.context import RunContext
 
 
 class BousquetElisseeff(BoundTerms):
-    """Proposition F.5: the regularised-ERM gap carried to T steps.
+    r"""Proposition F.5: the regularised-ERM gap carried to T steps.
 
     Monotone: increasing in rho, D; decreasing in n.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    mu : float
+        :math:`\mu`, the smallest eigenvalue of the Hessian H of the objective on S.
+    mu_loo : float
+        :math:`\mu'`, the smallest eigenvalue of the Hessian H' of the objective on S\i.
+    beta : float
+        :math:`\max(\beta,\beta')`, the larger of the top Hessian eigenvalues on S and S\i.
+    lr : float
+        :math:`\eta`, the step size.
+    iteration : float
+        :math:`T`, the number of steps (the checkpoint's iteration).
+    rho : float
+        :math:`\rho_i`, the norm of the left-out sample's objective gradient at w*.
+    D : float
+        :math:`D`, the distance from the start w0 to the minimiser w*.
+    quadratic : float
+        ``quadratic_objective``, indicator of the assumption: 1 when the objective is quadratic
+        (least squares), else 0 (the Taylor surrogate).
+    full_batch : float
+        ``full_batch``, indicator of the assumption: 1 for full-batch runs with plain constant
+        steps, else 0.
     """
 
     name = "bousquet_elisseeff"

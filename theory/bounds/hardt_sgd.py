@@ -29,9 +29,38 @@ def _constants(run: RunContext) -> dict[str, float]:
 
 
 class HardtSGDConvex(BoundTerms):
-    """Hardt, Recht & Singer, convex: 2ηTL/n.
+    r"""Hardt, Recht & Singer, convex: 2ηTL/n.
 
     Monotone: increasing in lipschitz, iteration, lr; decreasing in n.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    lr : float
+        :math:`\eta`, the step size.
+    iteration : float
+        :math:`T`, the number of steps (the checkpoint's iteration).
+    lipschitz : float
+        :math:`L = \rho_{\max}+\beta_s r_T`, the per-sample gradient bound on the ball holding both
+        runs' iterates (Lemma F.7).
+    beta_sample : float
+        :math:`\beta_s`, the largest per-sample smoothness.
+    strong_convexity : float
+        :math:`m`, the strong-convexity modulus: mu' for full-batch GD, the L2-SP and weight-decay
+        strength for SGD.
+    convex : float
+        ``convex``, indicator of the assumption: 1 when every per-sample loss is convex (least
+        squares), else 0.
+    full_batch : float
+        ``full_batch``, indicator of the assumption: 1 for full-batch runs with plain constant
+        steps, else 0.
+    plain_steps : float
+        ``plain_gradient_steps``, indicator of the assumption: 1 when every step is w - eta grad at
+        one constant eta, else 0.
     """
 
     name = "hardt_sgd_convex"
@@ -69,9 +98,38 @@ class HardtSGDConvex(BoundTerms):
 
 
 class HardtSGDStronglyConvex(HardtSGDConvex):
-    """Hardt, Recht & Singer, m-strongly convex: 2L(1 − (1 − ηm)^T)/(nm).
+    r"""Hardt, Recht & Singer, m-strongly convex: 2L(1 − (1 − ηm)^T)/(nm).
 
     Monotone: increasing in lipschitz, iteration; decreasing in n, strong_convexity.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    lr : float
+        :math:`\eta`, the step size.
+    iteration : float
+        :math:`T`, the number of steps (the checkpoint's iteration).
+    lipschitz : float
+        :math:`L = \rho_{\max}+\beta_s r_T`, the per-sample gradient bound on the ball holding both
+        runs' iterates (Lemma F.7).
+    beta_sample : float
+        :math:`\beta_s`, the largest per-sample smoothness.
+    strong_convexity : float
+        :math:`m`, the strong-convexity modulus: mu' for full-batch GD, the L2-SP and weight-decay
+        strength for SGD.
+    convex : float
+        ``convex``, indicator of the assumption: 1 when every per-sample loss is convex (least
+        squares), else 0.
+    full_batch : float
+        ``full_batch``, indicator of the assumption: 1 for full-batch runs with plain constant
+        steps, else 0.
+    plain_steps : float
+        ``plain_gradient_steps``, indicator of the assumption: 1 when every step is w - eta grad at
+        one constant eta, else 0.
     """
 
     name = "hardt_sgd_strongly_convex"

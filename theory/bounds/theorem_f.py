@@ -73,9 +73,39 @@ def theorem_f_value(**constants: float) -> float:
 
 
 class TheoremF(BoundTerms):
-    """Theorem F, the parameter form.
+    r"""Theorem F, the parameter form.
 
     Monotone: increasing in rho, D, delta_H; decreasing in n, mu, mu_loo.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    mu : float
+        :math:`\mu`, the smallest eigenvalue of the Hessian H of the objective on S.
+    mu_loo : float
+        :math:`\mu'`, the smallest eigenvalue of the Hessian H' of the objective on S\i.
+    beta : float
+        :math:`\max(\beta,\beta')`, the larger of the top Hessian eigenvalues on S and S\i.
+    lr : float
+        :math:`\eta`, the step size.
+    iteration : float
+        :math:`T`, the number of steps (the checkpoint's iteration).
+    rho : float
+        :math:`\rho_i`, the norm of the left-out sample's objective gradient at w*.
+    D : float
+        :math:`D`, the distance from the start w0 to the minimiser w*.
+    delta_H : float
+        :math:`\delta_H`, the spectral norm of the difference of the data Hessians of S and S\i.
+    quadratic : float
+        ``quadratic_objective``, indicator of the assumption: 1 when the objective is quadratic
+        (least squares), else 0 (the Taylor surrogate).
+    full_batch : float
+        ``full_batch``, indicator of the assumption: 1 for full-batch runs with plain constant
+        steps, else 0.
     """
 
     name = "theorem_f"

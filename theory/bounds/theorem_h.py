@@ -14,9 +14,36 @@ from theory.implicit_bias import midpoint_direction_bound
 
 
 class TheoremH(BoundTerms):
-    """Theorem H, a posteriori (from the trained heads' margins).
+    r"""Theorem H, a posteriori (from the trained heads' margins).
 
     Monotone: increasing in support_term; decreasing in margin_full, margin_loo.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    gamma : float
+        :math:`\gamma_S`, the max margin of S.
+    gamma_loo : float
+        :math:`\gamma_{S^{\setminus i}}`, the max margin of S\i.
+    support_term : float
+        :math:`\|u^*_S-u^*_{S^{\setminus i}}\|`, the distance of the max-margin directions of S and
+        S\i (exact).
+    margin_full : float
+        :math:`m_S(w_S)`, the normalised margin of the head trained on S, on S.
+    margin_loo : float
+        :math:`m_{S^{\setminus i}}(w_{S^{\setminus i}})`, the normalised margin of the head trained
+        on S\i, on S\i.
+    binary : float
+        ``binary``, indicator of the assumption: 1 for two classes, else 0.
+    linear_head : float
+        ``linear_head``, indicator of the assumption: 1 for a linear head on fixed features, else 0.
+    separable : float
+        ``separable``, indicator of the assumption: 1 when S is linearly separable through the
+        origin, else 0.
     """
 
     name = "theorem_h"

@@ -14,9 +14,55 @@ from theory.implicit_bias import margin_gap_bound, midpoint_direction_bound, ste
 
 
 class TheoremHApriori(BoundTerms):
-    """Theorem H, a priori (from the data and (η, t)).
+    r"""Theorem H, a priori (from the data and (η, t)).
 
     Monotone: increasing in support_term.
+
+    ``value``, ``terms`` and ``assumptions`` take these constants, which ``estimate_constants``
+    returns; each is named with its symbol in docs/theory.md.
+
+    Parameters
+    ----------
+    n : float
+        :math:`n`, the size of the training set S.
+    gamma : float
+        :math:`\gamma_S`, the max margin of S.
+    gamma_loo : float
+        :math:`\gamma_{S^{\setminus i}}`, the max margin of S\i.
+    support_term : float
+        :math:`\|u^*_S-u^*_{S^{\setminus i}}\|`, the distance of the max-margin directions of S and
+        S\i (exact).
+    radius : float
+        :math:`R`, the largest feature norm max_j ||x_j||.
+    lr : float
+        :math:`\eta`, the step size.
+    iteration : float
+        :math:`t`, the number of GD steps (the checkpoint's iteration).
+    init_norm : float
+        :math:`\|w_0\|`, the norm of the initial head.
+    init_loss : float
+        :math:`L(w_0)`, the mean training loss of the initial head on S.
+    init_loss_loo : float
+        :math:`L(w_0)`, the mean training loss of the initial head on S\i.
+    binary : float
+        ``binary``, indicator of the assumption: 1 for two classes, else 0.
+    linear_head : float
+        ``linear_head``, indicator of the assumption: 1 for a linear head on fixed features, else 0.
+    separable : float
+        ``separable``, indicator of the assumption: 1 when S is linearly separable through the
+        origin, else 0.
+    full_batch : float
+        ``full_batch``, indicator of the assumption: 1 for full-batch runs with plain constant
+        steps, else 0.
+    single_head : float
+        ``single_head``, indicator of the assumption: 1 for one head (not MHLoss's mean of several),
+        else 0.
+    exponential_tailed : float
+        ``exponential_tailed_loss``, indicator of the assumption: 1 for the exponential or logistic
+        loss, else 0.
+    logistic : float
+        :math:`\log(1+e^{-s})`, 1 for the logistic loss log(1 + e^{-s}), 0 for the exponential loss
+        e^{-s}.
     """
 
     name = "theorem_h_apriori"
