@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigvalsh, lstsq
 from scipy.optimize import nnls
-from scipy.sparse.linalg import LinearOperator, eigsh
+
+from theory.lanczos import lanczos_extreme_eigenvalues
 
 
 class ArrayKey:
@@ -171,24 +172,13 @@ def normalised_margin(Z: np.ndarray, w: np.ndarray) -> float:
 def hessian_extreme_eigenvalues(hvp, dim: int, *, tol: float = 1e-10) -> tuple[float, float]:
     """Smallest and largest eigenvalue of a symmetric operator given by ``hvp(v) -> H v``.
 
-    Lanczos (scipy ``eigsh`` on a ``LinearOperator``) from a fixed start vector, so repeated calls
-    agree; dimensions below 3 (where ARPACK cannot run) use the dense matrix built from ``hvp``.
+    Lanczos with full re-orthogonalisation from a fixed start vector
+    (:func:`theory.lanczos.lanczos_extreme_eigenvalues`): the same operator gives the same bits in
+    every process, which ARPACK does not.
     """
     if int(dim) < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
-    dim = int(dim)
-    if dim < 3:
-        dense = np.column_stack([np.asarray(hvp(e), dtype=np.float64) for e in np.eye(dim)])
-        values = eigvalsh(0.5 * (dense + dense.T))
-        return float(values[0]), float(values[-1])
-    operator = LinearOperator((dim, dim), dtype=np.float64,
-                              matvec=lambda v: np.asarray(hvp(np.ravel(v)), dtype=np.float64))
-    start = np.random.default_rng(0).standard_normal(dim)
-    # ARPACK's default subspace for k=1 is 3 vectors, which restarts far too often.
-    options = dict(k=1, tol=tol, v0=start, ncv=min(dim, 24), return_eigenvectors=False)
-    low = eigsh(operator, which="SA", **options)[0]
-    high = eigsh(operator, which="LA", **options)[0]
-    return float(low), float(high)
+    return lanczos_extreme_eigenvalues(hvp, int(dim), tol=tol)
 
 
 def spectral_norm(hvp, dim: int, *, tol: float = 1e-10) -> float:

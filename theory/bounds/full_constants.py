@@ -19,7 +19,7 @@ from theory.estimators import (ArrayKey, hessian_extreme_eigenvalues, least_squa
                                least_squares_loo_constants, objective_functions, spectral_norm)
 
 # Relative accuracy of the Lanczos eigenvalues on networks: a surrogate's constants need not be exact,
-# and ARPACK's cost grows quickly as the tolerance tightens (the smallest eigenvalue converges slowly).
+# and Lanczos's cost grows quickly as the tolerance tightens (the smallest eigenvalue converges slowly).
 LANCZOS_TOL = 1e-6
 
 
