@@ -32,15 +32,15 @@ def figure_modules() -> dict[str, ModuleType]:
     return {**{module.KEY: module for module in modules}, **PLUGIN_FIGURES}
 
 
-def parse_only(text: str | None) -> list[str]:
-    """The keys selected by ``--only`` (``"F1,f5, T1"``); all keys when ``text`` is None."""
+def parse_only(only: str | None) -> list[str]:
+    """The keys selected by ``only`` (``"F1,f5, T1"``, the text of ``--only``); all keys when None."""
     known = list(figure_modules())
-    if text is None:
+    if only is None:
         return known
-    keys = [item.strip().upper() for item in text.split(",") if item.strip()]
+    keys = [item.strip().upper() for item in only.split(",") if item.strip()]
     unknown = [key for key in keys if key not in known]
     if not keys or unknown:
-        raise ValueError(f"--only: unknown figure(s) {', '.join(unknown) or '(none given)'}; "
+        raise ValueError(f"only: unknown figure(s) {', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(known)}")
     return [key for key in known if key in keys]
 

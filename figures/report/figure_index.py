@@ -48,15 +48,15 @@ def read_index(folder: Path) -> list[FigureEntry]:
     folder = Path(folder)
     index = folder / "index.md"
     if not index.is_file():
-        raise ValueError(f"--figures: no index.md in {folder}; draw the figures with `ftstab figures`")
+        raise ValueError(f"figures folder {folder}: no index.md; draw the figures with `ftstab figures`")
     entries: list[FigureEntry] = []
     for line in index.read_text(encoding="utf-8").splitlines():
         if (drawn := _DRAWN.match(line)) is not None:
             files = {m["suffix"]: folder / m["name"] for m in _LINK.finditer(drawn["links"])}
             missing = [path.name for path in files.values() if not path.is_file()]
             if missing:
-                raise ValueError(f"--figures: {index} lists {', '.join(missing)}, which is not in "
-                                 f"{folder}; draw the figures again")
+                raise ValueError(f"figures folder {folder}: index.md lists {', '.join(missing)}, which "
+                                 f"is not there; draw the figures again")
             entries.append(FigureEntry(drawn["key"], drawn["title"], files))
         elif (skipped := _SKIPPED.match(line)) is not None:
             entries.append(FigureEntry(skipped["key"], skipped["stem"], skipped=skipped["reason"]))

@@ -33,21 +33,21 @@ def read_golden(path: Path) -> tuple[dict, list[Number]]:
     """The header and numbers of a golden file; a file that is not one is refused in one line."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--golden: no golden file at {path}; write one with `ftstab freeze`")
+        raise ValueError(f"golden file {path}: not found; write one with `ftstab freeze`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--golden: {path} is not JSON ({exc})") from None
+        raise ValueError(f"golden file {path}: not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"--golden: {path} is not an ftstab golden file (format {FORMAT!r})")
+        raise ValueError(f"golden file {path}: not an ftstab golden file (format {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise ValueError(f"--golden: {path} has golden format version {data.get('version')!r}, "
+        raise ValueError(f"golden file {path}: golden format version {data.get('version')!r}, "
                          f"this ftstab reads version {VERSION}; freeze it again")
     numbers = []
     for entry in data.get("numbers", []):
         if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)
                 and entry.get("kind") in KINDS and isinstance(entry.get("tolerance"), (int, float))):
-            raise ValueError(f"--golden: {path}: malformed entry {entry!r} (needs key, kind in "
+            raise ValueError(f"golden file {path}: malformed entry {entry!r} (needs key, kind in "
                              f"{KINDS}, value, tolerance)")
         numbers.append(Number(entry["key"], entry["kind"], entry.get("value"), float(entry["tolerance"])))
     header = {key: value for key, value in data.items() if key != "numbers"}
