@@ -39,9 +39,9 @@ WHERE = {
     "imports": ["<frozen importlib._bootstrap>", "(_find_and_load)"],
 }
 
-WRAPPER = ("import cProfile, sys; from verify.cli import main; sys.argv = ['ftstab'] + sys.argv[2:]; "
-           "profile = cProfile.Profile(); code = profile.runcall(main, sys.argv[1:]); "
-           "profile.dump_stats(sys.argv[1]); sys.exit(code)")
+WRAPPER = ("import cProfile, sys; from verify.cli import main; stats = sys.argv[1]; "
+           "sys.argv = ['ftstab'] + sys.argv[2:]; profile = cProfile.Profile(); "
+           "code = profile.runcall(main, sys.argv[1:]); profile.dump_stats(stats); sys.exit(code)")
 
 
 def profiled_runner(out: Path, steps: list[dict]):

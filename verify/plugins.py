@@ -8,9 +8,9 @@ Two routes, one registration:
 - ``ftstab --plugins MODULE[,MODULE]`` imports the modules, which call :func:`add_bound`,
   :func:`add_stabiliser`, :func:`add_generator` or :func:`add_figure` when imported.
 
-The modules named by ``--plugins`` are also put in the ``FTSTAB_PLUGINS`` environment variable, so
-that the sweep's pool workers (spawned, a fresh interpreter each) import the same ones
-(:func:`load_from_environment`). Adding a different object under a name already registered, or a
+The modules named by ``--plugins`` are also put in the ``FTSTAB_PLUGINS`` environment variable
+(:func:`recorded_modules`), which the sweep hands to each pool worker so that it imports the same
+ones (:func:`load_plugins`). Adding a different object under a name already registered, or a
 plug-in that fails to import, is a one-line :class:`verify.errors.UsageError` naming the plug-in.
 """
 from __future__ import annotations
@@ -127,9 +127,9 @@ def load_plugins(modules: str | None) -> None:
     load_modules(split(modules))
 
 
-def load_from_environment() -> None:
-    """In a worker process: the entry points and the modules the parent recorded in ``FTSTAB_PLUGINS``."""
-    load_plugins(os.environ.get(ENVIRONMENT))
+def recorded_modules() -> str | None:
+    """The plug-in modules this process loaded (``FTSTAB_PLUGINS``), for its worker processes."""
+    return os.environ.get(ENVIRONMENT)
 
 
 class LoadPlugins(argparse.Action):

@@ -260,3 +260,23 @@ def test_sigterm_while_workers_send_results_ends_the_process_and_every_worker(tm
             os.kill(child, signal.SIGKILL)
         process.kill()
         process.wait()
+
+
+def warmth_runner(task, dataset):
+    """One row saying what the worker had imported before its first task ran."""
+    import sys as worker_sys
+    return TaskOutput(runs=[{"seed": 0, "left_out": None, "iteration": 0,
+                             "torch": "torch" in worker_sys.modules,
+                             "runner": "verify.run.runner" in worker_sys.modules}], bounds=[])
+
+
+def test_pool_workers_start_with_torch_and_the_task_runner_already_imported():
+    # Workers are forked from a fork server that imported torch and the task runner once
+    # (verify.sweep.preload), instead of each importing them on its first task; the stand-in
+    # runner and this module import neither.
+    from verify.sweep.executors import _run_on_pool, pool_context
+    if pool_context().get_start_method() != "forkserver":
+        pytest.skip("no fork server on this platform: workers are spawned")
+    outcomes = list(_run_on_pool(standin_tasks(n_datasets=2)[:4], StandinSource(2), warmth_runner, 2))
+    assert [outcome["status"] for outcome in outcomes] == ["done"] * 4
+    assert all(outcome["runs"][0]["torch"] and outcome["runs"][0]["runner"] for outcome in outcomes)
