@@ -60,3 +60,30 @@ def test_mhloss_reduces_the_seed_variance_of_the_head_direction(tiny_task):
     assert direction_variance((MHLoss(n_heads=8, reduction="mean"),), 0.5 * 8) == pytest.approx(summed)
     # at the same learning rate the mean slows every head down H-fold: no reduction early on
     assert direction_variance((MHLoss(n_heads=8, reduction="mean"),), 0.5) > single
+
+
+def test_reinit_top_of_a_normalised_backbone_redraws_the_top_block_and_resets_its_norm():
+    from synth.deep_backbone import build_deep_model, init_pretraining_params
+    architecture = {"family": "layernorm_tanh", "n_features": 3, "width": 5, "depth": 3,
+                    "n_classes": 2}
+    rng = np.random.default_rng(2)
+    pretrained = {name: value + rng.normal(scale=0.3, size=value.shape)  # norms away from 1, 0
+                  for name, value in init_pretraining_params(architecture, rng).items()}
+    X = rng.normal(size=(6, 3))
+    task = (build_deep_model(architecture), pretrained, X, (X[:, 0] > 0).astype(np.int64))
+    fresh = problem(task, [0, 0, 1], (ReinitTop(n_layers=1),))
+    for name in ("encoder.0.weight", "encoder.1.weight", "encoder.4.weight", "encoder.5.bias"):
+        np.testing.assert_array_equal(fresh.params[name].numpy(),
+                                      np.broadcast_to(pretrained[name], fresh.params[name].shape))
+    top = fresh.params["encoder.8.weight"].numpy()  # the top block's Linear: a fresh draw
+    assert not np.isclose(top, pretrained["encoder.8.weight"]).any()
+    np.testing.assert_array_equal(top[0], top[1])
+    assert not np.allclose(top[0], top[2]) and np.abs(top).max() <= 1 / np.sqrt(5)
+    np.testing.assert_array_equal(fresh.params["encoder.9.weight"].numpy(), np.ones((3, 5)))
+    np.testing.assert_array_equal(fresh.params["encoder.9.bias"].numpy(), np.zeros((3, 5)))
+    two = problem(task, [0], (ReinitTop(n_layers=2),))
+    assert not np.isclose(two.params["encoder.4.weight"].numpy(), pretrained["encoder.4.weight"]).any()
+    np.testing.assert_array_equal(two.params["encoder.5.weight"].numpy(), np.ones((1, 5)))
+    np.testing.assert_array_equal(two.params["encoder.0.weight"].numpy()[0], pretrained["encoder.0.weight"])
+    with pytest.raises(ValueError, match="n_layers must be an int in \\[1, 3\\]"):
+        problem(task, [0], (ReinitTop(n_layers=4),))
