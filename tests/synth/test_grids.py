@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from synth_certificates import assert_certificate_matches_exact_solver
 
-from synth import mlp
+from synth import deep_backbone, mlp
 from synth.grids import DatasetSpec, grid_names, load_grid
 
 
@@ -20,6 +20,17 @@ def assert_dataset_keeps_its_card(spec: DatasetSpec, dataset) -> None:
         w_star = np.linalg.lstsq(dataset.X, dataset.y, rcond=None)[0]
         assert card["D"] == pytest.approx(np.linalg.norm(arrays["w0"] - w_star), rel=1e-8)
         assert card["distance"] == pytest.approx(card["distance_requested"], rel=1e-12)
+    elif card["kind"] == "deep_mlp":
+        names = deep_backbone.backbone_param_names(card["architecture"])
+        gap = np.concatenate([(arrays[f"teacher.{n}"] - arrays[f"w0.{n}"]).ravel() for n in names])
+        assert np.linalg.norm(gap) == pytest.approx(card["distance"], rel=1e-12)
+        # the null control moves as far as the target adaptation, in a random direction
+        assert card["distance"] == pytest.approx(card["adaptation_distance"], rel=1e-12)
+        if card["teacher"] == "target-adapted":
+            # w0 + (adapted - w0) is the adapted backbone up to rounding of its entries
+            assert card["teacher_distance_from_adapted"] <= 1e-12 * card["distance"]
+        assert np.bincount(dataset.y).tolist() == [card["n_per_class"]] * card["n_classes"]
+        assert arrays["target_pool"].shape == (card["target_pool"]["n_samples"], card["n_features"])
     else:
         names = mlp.backbone_param_names(card["architecture"])
         gap = np.concatenate([(arrays[f"teacher.{n}"] - arrays[f"w0.{n}"]).ravel()
@@ -35,8 +46,11 @@ def test_shipped_grids():
 
 def test_every_smoke_entry_generates_and_keeps_its_card(isolated_cache):
     specs = load_grid("smoke")
-    assert 10 <= len(specs) <= 14
-    assert {spec.kind for spec in specs} == {"separable", "quadratic", "mlp"}
+    assert 10 <= len(specs) <= 18
+    assert {spec.kind for spec in specs} == {"separable", "quadratic", "mlp", "deep_mlp"}
+    # the instability slice: both teachers, two datasets each (a CI over datasets per family)
+    teachers = [spec.params["teacher"] for spec in specs if spec.kind == "deep_mlp"]
+    assert sorted(teachers) == ["random_direction"] * 2 + ["target_adapted"] * 2
     for spec in specs:
         assert_dataset_keeps_its_card(spec, spec.generate())
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from synth.grids import load_grid
 from verify.cli import main
 
 GRID = """
@@ -51,7 +52,7 @@ def test_list_prints_one_line_per_dataset_and_writes_nothing(grid, tmp_path, cap
 
 def test_list_smoke_grid(capsys):
     assert main(["synth", "--grid", "smoke", "--list"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 14
+    assert len(capsys.readouterr().out.splitlines()) == len(load_grid("smoke")) == 18
 
 
 @pytest.mark.parametrize("grid_text, argv_grid, message", [
