@@ -46,6 +46,26 @@ def _penalised(data_objective: Callable, l2sp: float, anchor_key: ArrayKey, weig
     return objective
 
 
+def penalised_objective(data_objective: Callable, *, l2sp: float, weight_decay: float,
+                        l2sp_anchor: np.ndarray, l2sp_mask: np.ndarray | None = None,
+                        weight_decay_mask: np.ndarray | None = None) -> Callable:
+    """``(w_flat, sample_weights) -> data loss + ½λ‖(w − anchor)_A‖² + ½λ_wd‖w_B‖²``.
+
+    ``l2sp_mask`` (A) and ``weight_decay_mask`` (B) are boolean over the flat weights (None: all);
+    the result is cached on the arrays' content, so equal inputs give the same function.
+
+    Raises
+    ------
+    ValueError
+        When a mask does not have one entry per weight of the anchor.
+    """
+    anchor = np.asarray(l2sp_anchor, dtype=np.float64).ravel()
+    size = anchor.size
+    masks = ArrayKey(_mask(l2sp_mask, size, "l2sp_mask").astype(np.float64),
+                     _mask(weight_decay_mask, size, "weight_decay_mask").astype(np.float64))
+    return _penalised(data_objective, float(l2sp), ArrayKey(anchor), float(weight_decay), masks)
+
+
 def training_objective(run: RunContext) -> Callable:
     """``(w_flat, sample_weights) -> data loss + penalties``: the objective the run's trainer minimised.
 
@@ -63,6 +83,6 @@ def training_objective(run: RunContext) -> Callable:
     anchor = np.asarray(run.w0 if run.l2sp_anchor is None else run.l2sp_anchor, dtype=np.float64).ravel()
     if anchor.size != size:
         raise ValueError(f"l2sp_anchor must have one entry per weight ({size}), got {anchor.size}")
-    masks = ArrayKey(_mask(run.l2sp_mask, size, "l2sp_mask").astype(np.float64),
-                     _mask(run.weight_decay_mask, size, "weight_decay_mask").astype(np.float64))
-    return _penalised(run.objective, float(run.l2sp), ArrayKey(anchor), float(run.weight_decay), masks)
+    return penalised_objective(run.objective, l2sp=run.l2sp, weight_decay=run.weight_decay,
+                               l2sp_anchor=anchor, l2sp_mask=run.l2sp_mask,
+                               weight_decay_mask=run.weight_decay_mask)

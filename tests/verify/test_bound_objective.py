@@ -15,7 +15,8 @@ from verify.run.layout import choose_left_out, model_layout
 from verify.run.runner import bound_context
 from verify.run.task import Task, make_stabiliser
 from verify.run.train import train_mlp_task
-from verify.trainers.mlp import make_objective
+from verify.run.network import FlatNetwork
+from verify.run.train import mlp_objective
 
 MLP_GD = TrainingConfig(name="test_mlp_gd", setting="full", kinds=("mlp",), loss="logistic",
                         init="pretrained", lr_scale=0.5, n_steps=1, n_checkpoints=2, max_left_out=2,
@@ -46,10 +47,12 @@ def test_bound_objective_is_the_trained_objective(pretrained_mlp, name, params):
     run = RunContext(setting="full", left_out=0, iteration=1, w0=trained.w_init[full],
                      w_full=trained.weights[0, full], w_loo=trained.weights[0, full], **context)
     bound_objective = training_objective(run)
-    # The trainer's objective (verify.trainers.mlp.make_objective with the stabiliser's arguments).
-    start = {name[len("w0."):]: value for name, value in dataset.arrays.items() if name.startswith("w0.")}
-    trainer_objective = make_objective(build_model(dataset.card["architecture"]), dataset.X, dataset.y,
-                                       loss=trained.loss, w0=start, **stabiliser.objective_kwargs())
+    # The one MLP objective builder, from the stabiliser's record.
+    network = FlatNetwork.of(build_model(dataset.card["architecture"]), trained.loss)
+    start = {name: np.zeros(shape) for name, shape in zip(network.names, network.shapes, strict=True)}
+    start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
+                  if name.startswith("w0.")})
+    trainer_objective = mlp_objective(network, dataset.X, dataset.y, start, stabiliser.effects())
     rng = np.random.default_rng(0)
     for weights in (np.ones(12), np.eye(12)[3], rng.random(12)):
         s = torch.as_tensor(weights)

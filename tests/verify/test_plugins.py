@@ -7,6 +7,7 @@ import re
 import sqlite3
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,78 @@ def test_a_plugin_that_fails_to_import_while_parsing_is_one_line_exit_2(capsys, 
     err = capsys.readouterr().err
     assert "argument --plugins: plugins: cannot import plug-in module 'no_such_plugin_module'" in err
     assert err.count("\n") == 1
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "adding-a-stabiliser.md"
+MLP_GRID = """
+[[block]]
+generator = "make_pretrained_mlp_task"
+fixed = { n_samples = 12, n_features = 4, hidden = [4, 4], n_source = 64, pretrain_steps = 30, n_test = 16, distance = 0.3, random_state = 0 }
+"""
+
+
+def _docs_example() -> str:
+    """The worked example of docs/adding-a-stabiliser.md: its one Python block, verbatim."""
+    (block,) = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
+    return block
+
+
+@pytest.fixture
+def docs_stabiliser(tmp_path, monkeypatch, clean_registries):
+    """The docs' example as an outside module: the one file plus the two registration lines."""
+    name = f"ftstab_docs_clip_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(
+        _docs_example() + "\nfrom verify.plugins import add_stabiliser\n\nadd_stabiliser(ClipLayerGrad)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_the_docs_example_stabiliser_is_one_file_run_end_to_end(tmp_path, capsys, docs_stabiliser):
+    grid = tmp_path / "tiny.toml"
+    grid.write_text(MLP_GRID)
+    data, out = tmp_path / "data", tmp_path / "results"
+    assert main(["--plugins", docs_stabiliser, "list", "stabilisers"]) == 0
+    assert 'clip  max_norm=1.0 groups=["encoder", "head"]  targets=rho trainers=mlp' in \
+        capsys.readouterr().out
+    assert main(["--plugins", docs_stabiliser, "synth", "--grid", str(grid), "--out", str(data)]) == 0
+    assert main(["--plugins", docs_stabiliser, "verify", "--grid", str(grid), "--data", str(data),
+                 "--out", str(out), "--configs", "full_mlp_gd", "--max-left-out", "1", "--seeds", "2",
+                 "--stabilisers", "none,clip:max_norm=0.05"]) == 0
+    with sqlite3.connect(out / "results.sqlite") as connection:
+        counts = dict(connection.execute(
+            "SELECT stabiliser, COUNT(*) FROM runs WHERE diverged = 0 GROUP BY stabiliser"))
+        statuses = {row[0] for row in connection.execute("SELECT status FROM tasks")}
+    assert statuses == {"done"} and counts["clip"] == counts["none"] > 0
+    assert json.loads((out / "verdicts.json").read_text())
+    capsys.readouterr()
+    assert main(["--plugins", docs_stabiliser, "verify", "--grid", str(grid), "--data", str(data),
+                 "--out", str(tmp_path / "bad"), "--configs", "full_mlp_gd",
+                 "--stabilisers", "clip:max_norm=0"]) == 2
+    assert "max_norm" in capsys.readouterr().err
+
+
+def test_the_docs_example_stabiliser_does_what_it_claims(docs_stabiliser):
+    """Its effect test: one step moves no selected parameter by more than lr * max_norm, and a
+    max_norm far above every gradient norm leaves training exactly plain."""
+    import importlib
+
+    import numpy as np
+
+    from synth.mlp import build_model, init_pretraining_params
+    from verify.trainers.mlp import train_mlp
+    clip = importlib.import_module(docs_stabiliser).ClipLayerGrad
+    architecture = {"n_features": 3, "hidden": [4, 4], "n_classes": 2}
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    model, pretrained = build_model(architecture), init_pretraining_params(architecture, rng)
+    kwargs = dict(masks=np.ones((1, 8)), seeds=[0], lr=2.0, n_steps=1, checkpoints=[0, 1])
+    clipped = train_mlp(model, pretrained, X, y, stabilisers=(clip(max_norm=0.01),), **kwargs)
+    plain = train_mlp(model, pretrained, X, y, **kwargs)
+    loose = train_mlp(model, pretrained, X, y, stabilisers=(clip(max_norm=1e5),), **kwargs)
+    for name, (start, end) in clipped.weights.items():
+        assert np.linalg.norm(end - start) <= 2.0 * 0.01 * (1 + 1e-12)
+        np.testing.assert_array_equal(loose.weights[name], plain.weights[name])
+    assert max(np.linalg.norm(end - start) for start, end in plain.weights.values()) > 2.0 * 0.01

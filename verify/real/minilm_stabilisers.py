@@ -36,7 +36,6 @@ class MiniLMReinitTop(Stabiliser):
 
     name = "reinit_top"
     targets = ("D", "init_variance")
-    applies_to = frozenset({"mlp"})
 
     parameter_constraints = {"n_layers": [Interval(numbers.Integral, 1, 6)]}
 
@@ -88,7 +87,6 @@ class MiniLMLNSR(Stabiliser):
 
     name = "lnsr"
     targets = ("rho",)
-    applies_to = frozenset({"mlp"})
 
     parameter_constraints = {"strength": [Interval(numbers.Real, 0.0, None)],
                              "noise": [Interval(numbers.Real, 0.0, None, "neither")]}

@@ -25,7 +25,7 @@ from verify.real.surt import ContrastiveSURT, DigitsSURT
 from verify.run.evaluators import linear_evaluator
 from verify.run.layout import LeftOutPlan, choose_left_out, model_layout
 from verify.run.rows import RowInputs, add_left_out_estimates, trace_rows
-from verify.run.task import NO_STABILISER, Task, TaskOutput
+from verify.run.task import NO_STABILISER, Task, TaskOutput, task_effects
 from verify.run.train import schedule
 
 
@@ -117,10 +117,11 @@ class RealRunner:
         X, X_test = self.features(dataset, task.config.encoder)
         lr, n_steps, checkpoints = schedule(task.config, stabiliser, task.config.learning_rate(X))
         masks = layout.masks(len(dataset.y))
-        extra = stabiliser.head_kwargs() if stabiliser is not None else {}
+        heads = task_effects(task.config, stabiliser).heads
         trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
                             lr=lr, n_steps=n_steps, checkpoints=checkpoints,
-                            batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds, **extra)
+                            batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds,
+                            n_heads=heads.n_heads, head_reduction=heads.reduction)
         output = _rows(dataset, X=X, X_test=X_test, iterations=trace.iterations,
                        weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
                        diverged_at=trace.diverged_at, layout=layout,
@@ -168,10 +169,9 @@ def feature_geometry(X: np.ndarray, y: np.ndarray) -> tuple[float | None, float]
 def _training_columns(rows: list[dict], task: Task, stabiliser, plan: LeftOutPlan) -> None:
     """Columns the rows share with the synthetic sweep's: steps and heads as trained (after the
     stabiliser), and each left-out row's weight in the estimate of E_i over S."""
-    n_steps, n_heads = task.config.n_steps, task.config.n_heads
-    if stabiliser is not None:
-        _, n_steps = stabiliser.adjust_schedule(1.0, n_steps)  # only the step count is recorded here
-        n_heads = stabiliser.head_kwargs().get("n_heads", n_heads)
+    effects = task_effects(task.config, stabiliser)
+    _, n_steps = effects.schedule.apply(1.0, task.config.n_steps)  # only the step count is recorded here
+    n_heads = effects.heads.n_heads
     add_left_out_estimates(rows, plan)
     for row in rows:
         row["n_steps"] = n_steps

@@ -69,7 +69,6 @@ class DigitsSURT(Stabiliser):
 
     name = "surt"
     targets = ("D",)
-    applies_to = frozenset({"mlp"})
     parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, None)],
                              "lr": [Interval(numbers.Real, 0.0, None, "neither")]}
 
@@ -123,7 +122,6 @@ class ContrastiveSURT(Stabiliser):
 
     name = "surt"
     targets = ("D",)
-    applies_to = frozenset({"mlp"})
     parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, None)],
                              "lr": [Interval(numbers.Real, 0.0, None, "neither")]}
 

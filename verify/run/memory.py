@@ -8,12 +8,11 @@ task refused for its estimate could not have run.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from verify.run.task import Task, trainer_for
+from verify.run.task import Task, make_stabiliser, task_effects, trainer_for
 
 FLOAT = 8  # bytes of a float64
 # A result row is a Python dict of ~50 columns (keys shared, values boxed): at least 2 KB each.
@@ -50,8 +49,8 @@ def machine_memory() -> int:
 
 
 def _n_heads(task: Task) -> int:
-    """Heads per model: the stabiliser's ``n_heads`` parameter (MHLoss) or the config's."""
-    return int(json.loads(task.stabiliser_params).get("n_heads", task.config.n_heads))
+    """Heads per model, as the task trains them (:func:`verify.run.task.task_effects`)."""
+    return task_effects(task.config, make_stabiliser(task)).heads.n_heads
 
 
 def _mlp_params(params: Mapping[str, Any], n_outputs: int, n_heads: int) -> tuple[int, int]:

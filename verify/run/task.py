@@ -8,10 +8,11 @@ which worker runs it, or when.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from verify.configs import TrainingConfig
+from verify.effects import NO_EFFECTS, Effects, Heads
 from verify.seeding import run_seed
 
 NO_STABILISER = "none"
@@ -94,15 +95,23 @@ def make_stabiliser(task: Task) -> Any:
     return STABILISERS[task.stabiliser].from_params(**json.loads(task.stabiliser_params))
 
 
+def task_effects(config: TrainingConfig, stabiliser: Any) -> Effects:
+    """What the task's training changes: the stabiliser's record (:class:`verify.effects.Effects`),
+    with the config's heads where the stabiliser leaves the heads alone."""
+    effects = NO_EFFECTS if stabiliser is None else stabiliser.effects()
+    if "heads" in effects.changes() or config.n_heads == 1:
+        return effects
+    return replace(effects, heads=Heads(config.n_heads, effects.heads.reduction))
+
+
 def head_init(config: TrainingConfig, stabiliser: Any) -> str:
     """The head initialisation a head task trains with.
 
     Several heads trained at once (MHLoss) must start apart: zero heads under full-batch GD stay
     identical, so their mean would be a single head. A zero init therefore becomes the trainer's
-    random init (from the model seeds) when the stabiliser trains more than one head.
+    random init (from the model seeds) when the task trains more than one head.
     """
-    n_heads = (stabiliser.head_kwargs().get("n_heads", config.n_heads) if stabiliser is not None
-               else config.n_heads)
+    n_heads = task_effects(config, stabiliser).heads.n_heads
     return "random" if config.init == "zero" and n_heads > 1 else config.init
 
 

@@ -12,12 +12,13 @@ import torch
 
 from synth.backbones import build_network
 from theory.estimators import hessian_extreme_eigenvalues, objective_functions
+from theory.objective import penalised_objective
 from verify.configs import TrainingConfig
+from verify.effects import Effects
 from verify.run.evaluators import linear_evaluator
 from verify.run.layout import ModelLayout
 from verify.run.network import FlatNetwork
-from verify.run.task import head_init
-from verify.stabilisers.base import GROUPS
+from verify.run.task import head_init, task_effects
 from verify.trainers.checkpoints import log_spaced_checkpoints
 from verify.trainers.head import smoothness, train_heads
 from verify.trainers.mlp import prepare_problem, train_mlp
@@ -92,11 +93,10 @@ class Trained:
     teacher: np.ndarray | None = None
 
 
-def schedule(config: TrainingConfig, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
-    """Learning rate, steps and checkpoints (with t = 0) after the stabiliser's schedule change."""
-    n_steps = config.n_steps
-    if stabiliser is not None:
-        lr, n_steps = stabiliser.adjust_schedule(lr, n_steps)
+def schedule(config: Any, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
+    """Learning rate, steps and checkpoints (with t = 0) after the stabiliser's schedule change
+    (its record's ``schedule``)."""
+    lr, n_steps = task_effects(config, stabiliser).schedule.apply(lr, config.n_steps)
     return float(lr), int(n_steps), log_spaced_checkpoints(int(n_steps), num=config.n_checkpoints,
                                                            include_zero=True)
 
@@ -118,19 +118,19 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
     loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
     beta = float(np.max(smoothness(dataset.X, loss, masks)))
     lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
-    extra = stabiliser.head_kwargs() if stabiliser is not None else {}
-    n_heads = extra.pop("n_heads", config.n_heads)
+    heads = task_effects(config, stabiliser).heads
+    n_heads = heads.n_heads
     trace = train_heads(dataset.X, dataset.y, masks=masks, init=head_init(config, stabiliser),
                         loss=loss, lr=lr,
                         n_steps=n_steps, checkpoints=checkpoints, batch_size=config.batch_size,
-                        seeds=layout.model_seeds, n_heads=n_heads, **extra)
+                        seeds=layout.model_seeds, n_heads=n_heads, head_reduction=heads.reduction)
     weights = trace.weights["w"]
     if n_heads > 1:
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
     predictable = (n_classes == 2 and loss in ("logistic", "exponential") and config.batch_size is None
                    and lr * beta < 2)
-    head_lr = lr / n_heads if extra.get("head_reduction", "mean") == "mean" else lr
+    head_lr = lr / n_heads if heads.reduction == "mean" else lr
     return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="linear",
                    evaluator=linear_evaluator(loss, n_classes), head_lr=head_lr if predictable else None)
 
@@ -138,16 +138,15 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
 def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
                          masks: np.ndarray) -> Trained:
     """Least-squares fine-tuning from the dataset's w0 by batched gradient descent."""
-    extra = stabiliser.quadratic_kwargs() if stabiliser is not None else {}
-    penalty = float(extra.get("l2sp", 0.0)) + float(extra.get("weight_decay", 0.0))
-    beta = float(np.max(smoothness(dataset.X, "squared", masks))) + penalty
+    l2sp, weight_decay = task_effects(config, stabiliser).quadratic_penalties()
+    beta = float(np.max(smoothness(dataset.X, "squared", masks))) + (l2sp + weight_decay)
     lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
     trace = train_quadratic(dataset.X, dataset.y, masks=masks, w0=dataset.arrays["w0"], lr=lr,
-                            n_steps=n_steps, checkpoints=checkpoints, **extra)
+                            n_steps=n_steps, checkpoints=checkpoints, l2sp=l2sp,
+                            weight_decay=weight_decay)
     return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", n_heads=1,
-                   model="linear",
-                   evaluator=linear_evaluator("squared", 0), l2sp=float(extra.get("l2sp", 0.0)),
-                   weight_decay=float(extra.get("weight_decay", 0.0)))
+                   model="linear", evaluator=linear_evaluator("squared", 0), l2sp=l2sp,
+                   weight_decay=weight_decay)
 
 
 def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
@@ -188,7 +187,7 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers,
                       optimiser=config.optimiser, dropout=config.dropout, unlabelled=pool)
-    penalties = mlp_penalties(network, start, stabiliser)
+    penalties = mlp_penalties(network, start, task_effects(config, stabiliser))
     flat = network.flatten(trace.weights, lead=2)
     head = np.zeros(flat.shape[2], dtype=bool)
     head[network.head_indices()] = True
@@ -211,18 +210,23 @@ def teacher_weights(network: FlatNetwork, dataset: Any) -> np.ndarray | None:
     return network.flatten(values, lead=0)
 
 
-def mlp_penalties(network: FlatNetwork, start: dict[str, np.ndarray], stabiliser: Any) -> dict[str, Any]:
-    """The penalties of the trained MLP objective as RunContext fields (strengths, anchor, masks).
-
-    The same arguments as :func:`verify.trainers.mlp.make_objective` (a stabiliser's
-    ``objective_kwargs``): L2-SP anchors ``l2sp_groups`` (the encoder by default) to the pre-trained
-    ``start``, weight decay acts on ``weight_decay_groups`` (every parameter by default).
-    """
-    kwargs = stabiliser.objective_kwargs() if stabiliser is not None else {}
-    return dict(l2sp=float(kwargs.get("l2sp", 0.0)), weight_decay=float(kwargs.get("weight_decay", 0.0)),
+def mlp_penalties(network: FlatNetwork, start: dict[str, np.ndarray], effects: Effects) -> dict[str, Any]:
+    """The penalties of the trained MLP objective as RunContext fields (strengths, anchor, masks),
+    from the same record the MLP trainer reads: L2-SP anchors its groups to the pre-trained
+    ``start``, weight decay acts on its groups (decoupled decay is the penalty ½λ‖w_B‖² for GD)."""
+    return dict(l2sp=effects.l2sp.strength, weight_decay=effects.weight_decay.strength,
                 l2sp_anchor=network.flatten(start, lead=0),
-                l2sp_mask=network.group_mask(tuple(kwargs.get("l2sp_groups", ("encoder",)))),
-                weight_decay_mask=network.group_mask(tuple(kwargs.get("weight_decay_groups", GROUPS))))
+                l2sp_mask=network.group_mask(effects.l2sp.groups),
+                weight_decay_mask=network.group_mask(effects.weight_decay.groups))
+
+
+def mlp_objective(network: FlatNetwork, X: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray],
+                  effects: Effects) -> Any:
+    """The one builder of an MLP run's training objective as a function of its flat weights:
+    ``(w_flat, sample_weights) -> data loss + penalties`` (single head), the data loss of
+    :meth:`FlatNetwork.objective` with the record's penalties added by
+    :func:`theory.objective.penalised_objective`, exactly as the bounds' constants see it."""
+    return penalised_objective(network.objective(X, y), **mlp_penalties(network, start, effects))
 
 
 TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}

@@ -4,33 +4,35 @@ A stabiliser is a small object with optional hooks, in the spirit of optax's com
 transformations. Every hook is the identity by default, so a stabiliser overrides only what it
 changes. The MLP trainer (:func:`verify.trainers.mlp.train_mlp`) applies them in this order:
 
-1. ``prepare(problem, generators) -> problem`` once before training, for each stabiliser in turn: a
-   stage before fine-tuning (SURT), a change of the initial weights (re-initialise top layers), a
-   change of the model (multi-head expansion). ``generators`` holds one ``torch.Generator`` per model,
-   seeded from that model's seed and the stabiliser's name, so models sharing a seed (the model on S
-   and the ones on S\\i) are prepared identically.
+1. once before training, for each stabiliser in turn: the start weights and heads of its record
+   (:meth:`Stabiliser.effects`: top layers re-drawn, H heads), then ``prepare(problem, generators)
+   -> problem``: a stage before fine-tuning (SURT). ``generators`` holds one ``torch.Generator`` per
+   model, seeded from that model's seed and the stabiliser's name, so models sharing a seed (the
+   model on S and the ones on S\\i) are prepared identically.
 2. at every step, outside ``vmap``: ``draw(problem, batch_size, generator) -> dict`` of random
    tensors for one seed (Mixout masks, LNSR noise), drawn from the per-seed training stream after
    the minibatch indices, in stabiliser order. Models sharing a seed share the draws.
 3. inside the per-model loss (under ``vmap``): ``perturb(params, ctx) -> params`` gives the
-   parameters used in the forward pass (Mixout); ``penalty(params, ctx) -> scalar`` adds a loss term
-   (MMR, L2-SP, LNSR), where ``params`` are the trainable parameters and ``ctx.features`` the
-   forward pass's encoder features;
-4. ``transform_grads(grads, params, ctx) -> grads`` after differentiation, in stabiliser order
-   (layer-wise learning-rate decay, decoupled weight decay); the step is ``params - lr * grads``.
+   parameters used in the forward pass (Mixout); the record's L2-SP term, then ``penalty(params, ctx)
+   -> scalar``, add loss terms (MMR, LNSR), where ``params`` are the trainable parameters and
+   ``ctx.features`` the forward pass's encoder features;
+4. after differentiation, in stabiliser order: the record's decoupled weight decay, then
+   ``transform_grads(grads, params, ctx) -> grads`` (layer-wise learning-rate decay); the step is
+   ``params - lr * grads`` (or the optimiser's).
 
 Parameters are chosen explicitly by group (``"encoder"``, ``"head"``) and by the layer order the
 problem gives (bottom to top, the head last), never by module names of a particular network.
 
-Stabilisers that act on the other trainers do so through adapters the sweep calls without knowing
-names: :meth:`Stabiliser.head_kwargs` (extra arguments of ``train_heads``),
-:meth:`Stabiliser.quadratic_kwargs` (of ``train_quadratic``), :meth:`Stabiliser.objective_kwargs`
-(of :func:`verify.trainers.mlp.make_objective`, whose ``l2sp`` also goes to ``RunContext.l2sp``) and
-:meth:`Stabiliser.adjust_schedule` (learning rate and number of steps, applied by the sweep for
-every trainer; the trainers never apply it themselves).
+What a stabiliser changes that a trainer or the theory reads as data (penalties on parameter groups,
+decay, heads and their reduction, schedule, start weights) it declares once, in
+:meth:`Stabiliser.effects` (a :class:`verify.effects.Effects`); the trainers, their naive twins, the
+sweep and the theory's objective all read that record. Which trainers a stabiliser applies to
+(``applies_to``) follows from its record and the hooks it overrides
+(:func:`verify.effects.trainers_changed`), never from a hand-kept list.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import numbers
@@ -43,10 +45,10 @@ import torch
 from torch import nn
 
 from synth.validation import Constraint, Interval, Options, Subset, check_param
+from verify.effects import GROUPS, NO_EFFECTS, TRAINERS, Effects, trainers_changed
 from verify.seeding import run_seed
 
-GROUPS = ("encoder", "head")
-TRAINERS = ("head", "quadratic", "mlp")
+__all__ = ["GROUPS", "TRAINERS", "Effects", "FineTuningProblem", "Stabiliser", "StepContext"]
 # Penalty strengths (L2-SP, weight decay, MMR, LNSR) are declared in [0, MAX_STRENGTH]: the losses
 # the theory bounds are O(1) on the suite's datasets, so a penalty 100 times larger leaves training
 # nothing but the penalty (weight decay 1e308 gave lr = 1e-308: nothing trained, every bound Inf).
@@ -154,8 +156,19 @@ class StepContext:
     noise: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
+HOOKS = ("prepare", "draw", "perturb", "penalty", "transform_grads")
+
+
+class _Applicability:
+    """``applies_to`` of a stabiliser class: the trainers its record (at the default parameters)
+    and its hooks act on (:func:`verify.effects.trainers_changed`)."""
+
+    def __get__(self, instance: Any, owner: type[Stabiliser]) -> frozenset[str]:
+        return trainers_changed(owner().effects(), hooks=owner.overrides_hooks())
+
+
 class Stabiliser:
-    """Base class: every hook is the identity; subclasses override what they change.
+    """Base class: no effects and every hook the identity; subclasses override what they change.
 
     Class attributes
     ----------------
@@ -164,25 +177,36 @@ class Stabiliser:
     targets : tuple of str
         The theory quantities it is meant to move, among ``"mu"``, ``"D"``, ``"rho"``,
         ``"gamma_over_R"``, ``"init_variance"``, ``"eta_T"``.
-    applies_to : frozenset of str
-        Trainers it makes sense for, among ``"head"``, ``"quadratic"``, ``"mlp"``.
     parameter_constraints : dict of str to list of constraints
         The declared constraints of every constructor parameter, in ``synth.validation``'s
         vocabulary (a value is valid when it satisfies one; checked by :meth:`check_param`); a value
         outside them is refused before anything trains, and the tests generate their invalid
         cases from them.
+    identity_params : dict or None
+        Parameters at which the stabiliser is plain training (strength 0, one head, factor 1),
+        checked bit for bit by the contract tests; None when there are none (a stage that always
+        runs, layers always re-drawn).
+    applies_to : frozenset of str
+        Derived, never declared: the trainers among ``"head"``, ``"quadratic"``, ``"mlp"`` that
+        consume everything it changes (:func:`verify.effects.trainers_changed`).
     """
 
     name: ClassVar[str] = "none"
     targets: ClassVar[tuple[str, ...]] = ()
-    applies_to: ClassVar[frozenset[str]] = frozenset(TRAINERS)
     parameter_constraints: ClassVar[Mapping[str, Sequence[Constraint]]] = {}
+    identity_params: ClassVar[Mapping[str, Any] | None] = None
+    applies_to: ClassVar[frozenset[str]] = _Applicability()  # type: ignore[assignment]
 
     @classmethod
     def check_param(cls, name: str, value: Any) -> Any:
         """``value`` (converted) if it satisfies ``parameter_constraints[name]``, else ValueError
         ``"<name> must be <form> (got <value>)"``."""
         return check_param(name, value, cls.parameter_constraints[name])
+
+    @classmethod
+    def overrides_hooks(cls) -> bool:
+        """Whether it overrides a hook that only the MLP trainer runs (:data:`HOOKS`)."""
+        return any(getattr(cls, hook) is not getattr(Stabiliser, hook) for hook in HOOKS)
 
     @classmethod
     def from_params(cls, **params: Any) -> Stabiliser:
@@ -197,25 +221,16 @@ class Stabiliser:
         """JSON-serialisable parameters, such that ``from_params(**params())`` rebuilds it."""
         return {}
 
+    def effects(self) -> Effects:
+        """What it changes in training as data (:class:`verify.effects.Effects`)."""
+        return NO_EFFECTS
+
     def check_encoder(self, n_layers: int) -> None:
         """Refuse (ValueError) before training when this stabiliser cannot act on an encoder of
         ``n_layers`` layers (the sweep's pre-flight calls it for every MLP dataset)."""
-
-    def adjust_schedule(self, lr: float, n_steps: int) -> tuple[float, int]:
-        """Learning rate and number of steps to train with instead of ``(lr, n_steps)``."""
-        return lr, n_steps
-
-    def head_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments for ``verify.trainers.head.train_heads``."""
-        return {}
-
-    def quadratic_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments for ``verify.trainers.quadratic.train_quadratic``."""
-        return {}
-
-    def objective_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments for ``verify.trainers.mlp.make_objective``."""
-        return {}
+        reinit = self.effects().start.reinit_top
+        if reinit > n_layers:
+            raise ValueError(f"n_layers must be in [1, {n_layers}] for this encoder, got {reinit}")
 
     def prepare(self, problem: FineTuningProblem,
                 generators: Sequence[torch.Generator]) -> FineTuningProblem:
@@ -268,6 +283,31 @@ def init_layer(shapes: Mapping[str, torch.Size], generator: torch.Generator,
     bound = 1.0 / math.sqrt(layer_fan_in(shapes))
     return {name: torch.empty(shape, dtype=dtype).uniform_(-bound, bound, generator=generator)
             for name, shape in shapes.items()}
+
+
+def encoder_blocks(problem: FineTuningProblem) -> list[list[tuple[str, ...]]]:
+    """The encoder's layers grouped into blocks, bottom to top: a layer holding a weight matrix
+    starts a block, and the layers above it without one (normalisation) belong to it."""
+    blocks: list[list[tuple[str, ...]]] = []
+    for layer in problem.layers:
+        if problem.groups[layer[0]] != "encoder":
+            continue
+        if any(problem.reference[name].dim() >= 2 for name in layer) or not blocks:
+            blocks.append([layer])
+        else:
+            blocks[-1].append(layer)
+    return blocks
+
+
+def initial_values(problem: FineTuningProblem, layer: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The values the architecture's own initialisation gives a layer without a weight matrix
+    (a normalisation layer's ``reset_parameters``: deterministic, e.g. LayerNorm's 1 and 0)."""
+    prefix = layer[0].rsplit(".", 1)[0]
+    module = copy.deepcopy(problem.model.get_submodule(prefix))
+    module.reset_parameters()
+    own = dict(module.named_parameters())
+    return {name: own[name.rsplit(".", 1)[1]].detach().to(problem.reference[name].dtype)
+            for name in layer}
 
 
 def init_heads(model: nn.Module, head_names: Sequence[str], seeds: Sequence[int],

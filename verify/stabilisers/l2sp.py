@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from synth.validation import BOOLEAN
-from verify.stabilisers.base import STRENGTH, Stabiliser, selected_names
+from verify.effects import Effects, Penalty
+from verify.stabilisers.base import STRENGTH, Stabiliser
 
 
 class L2SP(Stabiliser):
@@ -24,8 +25,8 @@ class L2SP(Stabiliser):
 
     name = "l2sp"
     targets = ("mu", "D")
-    applies_to = frozenset({"mlp", "quadratic"})
     parameter_constraints = {"strength": [STRENGTH], "include_head": [BOOLEAN]}
+    identity_params = {"strength": 0.0}
 
     def __init__(self, *, strength: float = 0.01, include_head: bool = False):
         self.check_param("strength", strength)
@@ -40,12 +41,5 @@ class L2SP(Stabiliser):
     def params(self) -> dict[str, Any]:
         return {"strength": self.strength, "include_head": self.include_head}
 
-    def quadratic_kwargs(self) -> dict[str, Any]:
-        return {"l2sp": self.strength}
-
-    def objective_kwargs(self) -> dict[str, Any]:
-        return {"l2sp": self.strength, "l2sp_groups": self.groups}
-
-    def penalty(self, params, ctx):
-        return 0.5 * self.strength * sum(((params[name] - ctx.reference[name]) ** 2).sum()
-                                         for name in selected_names(ctx, self.groups))
+    def effects(self) -> Effects:
+        return Effects(l2sp=Penalty(self.strength, self.groups))

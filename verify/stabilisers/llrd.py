@@ -23,7 +23,7 @@ class LayerwiseLRDecay(Stabiliser):
 
     name = "llrd"
     targets = ("D",)
-    applies_to = frozenset({"mlp"})
+    identity_params = {"factor": 1.0}
     parameter_constraints = {"factor": [Interval(numbers.Real, 0.0, 1.0, "right")]}
 
     def __init__(self, *, factor: float = 0.8):

@@ -32,7 +32,7 @@ class LNSR(Stabiliser):
 
     name = "lnsr"
     targets = ("rho",)
-    applies_to = frozenset({"mlp"})
+    identity_params = {"strength": 0.0}
     parameter_constraints = {"strength": [STRENGTH],
                              "noise": [Interval(numbers.Real, 0.0, MAX_NOISE, "right")]}
 

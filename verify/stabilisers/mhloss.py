@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import replace
 from typing import Any
 
 from synth.validation import Interval, Options
-from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser, init_heads
+from verify.effects import Effects, Heads
+from verify.stabilisers.base import MAX_MULTIPLIER, Stabiliser
 
 REDUCTIONS = ("mean", "sum")
 
@@ -31,9 +31,9 @@ class MHLoss(Stabiliser):
 
     name = "mhloss"
     targets = ("init_variance",)
-    applies_to = frozenset({"head", "mlp"})
     parameter_constraints = {"n_heads": [Interval(numbers.Integral, 1, MAX_MULTIPLIER)],
                              "reduction": [Options(REDUCTIONS)]}
+    identity_params = {"n_heads": 1}
 
     def __init__(self, *, n_heads: int = 4, reduction: str = "sum"):
         self.check_param("n_heads", n_heads)
@@ -44,13 +44,5 @@ class MHLoss(Stabiliser):
     def params(self) -> dict[str, Any]:
         return {"n_heads": self.n_heads, "reduction": self.reduction}
 
-    def head_kwargs(self) -> dict[str, Any]:
-        return {"n_heads": self.n_heads, "head_reduction": self.reduction}
-
-    def prepare(self, problem, generators):
-        head_names = [name for layer in problem.layers for name in layer
-                      if problem.groups[name] == "head"]
-        heads = init_heads(problem.model, head_names, problem.seeds, self.n_heads,
-                           problem.reference[head_names[0]].dtype)
-        return replace(problem, params={**problem.params, **heads}, n_heads=self.n_heads,
-                       head_reduction=self.reduction)
+    def effects(self) -> Effects:
+        return Effects(heads=Heads(self.n_heads, self.reduction))

@@ -32,7 +32,7 @@ class Mixout(Stabiliser):
 
     name = "mixout"
     targets = ("mu", "D")
-    applies_to = frozenset({"mlp"})
+    identity_params = {"p": 0.0}
     parameter_constraints = {"p": [Interval(numbers.Real, 0.0, 1.0, "left")], "include_bias": [BOOLEAN],
                              "groups": GROUP_CONSTRAINTS}
 

@@ -69,7 +69,7 @@ class MMR(Stabiliser):
 
     name = "mmr"
     targets = ("gamma_over_R",)
-    applies_to = frozenset({"mlp"})
+    identity_params = {"strength": 0.0}
     parameter_constraints = {"strength": [STRENGTH],
                              "temperature": [Interval(numbers.Real, 0.0, MAX_TEMPERATURE, "right")]}
 

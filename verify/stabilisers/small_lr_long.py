@@ -5,6 +5,7 @@ import numbers
 from typing import Any
 
 from synth.validation import Interval
+from verify.effects import Effects, Schedule
 from verify.stabilisers.base import Stabiliser
 
 # The factor multiplies the number of steps: 100 × the longest config (10^4 steps) is 10^6 steps.
@@ -14,7 +15,7 @@ MAX_FACTOR = 100
 class SmallLRLong(Stabiliser):
     """Divide the learning rate by c and multiply the number of steps by c (same η T).
 
-    Only the schedule changes, through :meth:`adjust_schedule`, which the sweep applies for every
+    Only the schedule changes (its record's ``schedule``), which the sweep applies for every
     trainer (checkpoints should scale with the steps so that η t is compared at equal values).
     Theory: at equal η T, a smaller η keeps η <= 1/β (no divergence beyond 2/β) and is closer to
     gradient flow.
@@ -27,8 +28,8 @@ class SmallLRLong(Stabiliser):
 
     name = "small_lr_long"
     targets = ("eta_T",)
-    applies_to = frozenset({"head", "quadratic", "mlp"})
     parameter_constraints = {"factor": [Interval(numbers.Integral, 1, MAX_FACTOR)]}
+    identity_params = {"factor": 1}
 
     def __init__(self, *, factor: int = 4):
         self.check_param("factor", factor)
@@ -37,5 +38,5 @@ class SmallLRLong(Stabiliser):
     def params(self) -> dict[str, Any]:
         return {"factor": self.factor}
 
-    def adjust_schedule(self, lr: float, n_steps: int) -> tuple[float, int]:
-        return lr / self.factor, n_steps * self.factor
+    def effects(self) -> Effects:
+        return Effects(schedule=Schedule(lr_divisor=self.factor, steps_factor=self.factor))

@@ -51,7 +51,6 @@ class SURT(Stabiliser):
 
     name = "surt"
     targets = ("D",)
-    applies_to = frozenset({"mlp"})
     parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, MAX_STEPS)],
                              # Adam steps beyond 1 only diverge
                              "lr": [Interval(numbers.Real, 0.0, 1.0, "right")],

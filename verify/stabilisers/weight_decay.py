@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.stabilisers.base import (GROUP_CONSTRAINTS, STRENGTH, Stabiliser, check_groups,
-                                     map_selected, selected_names)
+from verify.effects import Effects, Penalty
+from verify.stabilisers.base import GROUP_CONSTRAINTS, STRENGTH, Stabiliser, check_groups
 
 
 class WeightDecay(Stabiliser):
@@ -12,7 +12,7 @@ class WeightDecay(Stabiliser):
 
     Being decoupled, the decay is not seen by loss terms or by MMR/LNSR penalties, but it is scaled
     by the learning rate and by any gradient transform listed after it (e.g. layer-wise decay). For
-    plain GD it equals the penalty ½ λ ‖w‖², so the objective the theory sees (``objective_kwargs``)
+    plain GD it equals the penalty ½ λ ‖w‖², so the objective the theory sees (its record, ``effects()``)
     has μ raised by λ.
 
     Parameters
@@ -25,8 +25,8 @@ class WeightDecay(Stabiliser):
 
     name = "weight_decay"
     targets = ("mu",)
-    applies_to = frozenset({"mlp", "quadratic"})
     parameter_constraints = {"strength": [STRENGTH], "groups": GROUP_CONSTRAINTS}
+    identity_params = {"strength": 0.0}
 
     def __init__(self, *, strength: float = 0.01, groups=("encoder", "head")):
         self.check_param("strength", strength)
@@ -36,12 +36,5 @@ class WeightDecay(Stabiliser):
     def params(self) -> dict[str, Any]:
         return {"strength": self.strength, "groups": list(self.groups)}
 
-    def quadratic_kwargs(self) -> dict[str, Any]:
-        return {"weight_decay": self.strength}
-
-    def objective_kwargs(self) -> dict[str, Any]:
-        return {"weight_decay": self.strength, "weight_decay_groups": self.groups}
-
-    def transform_grads(self, grads, params, ctx):
-        return map_selected(grads, selected_names(ctx, self.groups),
-                            lambda name, grad: grad + self.strength * params[name])
+    def effects(self) -> Effects:
+        return Effects(weight_decay=Penalty(self.strength, self.groups))

@@ -47,8 +47,10 @@ from torch.func import functional_call, grad, vmap
 from synth.dropout import DropoutSite
 from verify.optimiser_spec import PLAIN, OptimiserSpec
 from verify.seeding import run_seed
-from verify.stabilisers.base import (GROUPS, FineTuningProblem, Stabiliser, StepContext,
-                                     init_heads, model_generators)
+from verify.stabilisers.base import (FineTuningProblem, Stabiliser, StepContext, encoder_blocks,
+                                     init_heads, init_layer, initial_values, map_selected,
+                                     model_generators, selected_names)
+from verify.effects import GROUPS
 from verify.trainers.checkpoints import check_checkpoints
 from verify.trainers.optimisers import Optimiser, apply_updates
 from verify.trainers.trace import Trace
@@ -165,12 +167,22 @@ class ModelObjective:
         ctx = replace(ctx, forward_params=forward, features=features)
         total = data
         for stabiliser, noise in zip(self.stabilisers, noises):
+            l2sp = stabiliser.effects().l2sp
+            if l2sp.strength:
+                total = total + 0.5 * l2sp.strength * sum(
+                    ((params[name] - ctx.reference[name]) ** 2).sum()
+                    for name in selected_names(ctx, l2sp.groups))
             total = total + stabiliser.penalty(params, replace(ctx, noise=noise))
         return total, data
 
     def transform(self, grads, params, x, y, weights, noises):
+        """The record's decoupled weight decay, then ``transform_grads``, stabiliser by stabiliser."""
         ctx = self.context(x, y, weights)
         for stabiliser, noise in zip(self.stabilisers, noises):
+            decay = stabiliser.effects().weight_decay
+            if decay.strength:
+                grads = map_selected(grads, selected_names(ctx, decay.groups),
+                                     lambda name, grad, decay=decay: grad + decay.strength * params[name])
             grads = stabiliser.transform_grads(grads, params, replace(ctx, noise=noise))
         return grads
 
@@ -230,8 +242,37 @@ def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, 
         pretrained={name: np.asarray(value) for name, value in init_params.items()},
         unlabelled=_check_unlabelled(unlabelled, X.shape[1]))
     for stabiliser in stabilisers:
+        problem = _apply_record(problem, stabiliser, head_names, dtype)
         problem = stabiliser.prepare(problem, model_generators(seeds, f"prepare:{stabiliser.name}"))
     return problem
+
+
+def _apply_record(problem: FineTuningProblem, stabiliser: Stabiliser, head_names: Sequence[str],
+                  dtype: torch.dtype) -> FineTuningProblem:
+    """The start weights and heads of a stabiliser's record: the top ``reinit_top`` encoder layers
+    re-drawn from each model's ``prepare:<name>`` generator, then ``n_heads`` heads drawn from the
+    seeds' head stream (head 0 is the plain trainer's head) with the record's reduction."""
+    effects = stabiliser.effects()
+    params = dict(problem.params)
+    if effects.start.reinit_top:
+        blocks = encoder_blocks(problem)
+        stabiliser.check_encoder(len(blocks))
+        generators = model_generators(problem.seeds, f"prepare:{stabiliser.name}")
+        for layer in [layer for block in blocks[len(blocks) - effects.start.reinit_top:]
+                      for layer in block]:
+            if all(problem.reference[name].dim() < 2 for name in layer):
+                values = initial_values(problem, layer)
+                params.update({name: values[name].expand_as(params[name]).clone() for name in layer})
+                continue
+            shapes = {name: problem.reference[name].shape for name in layer}
+            fresh = [init_layer(shapes, generator, problem.reference[layer[0]].dtype)
+                     for generator in generators]
+            params.update({name: torch.stack([draw[name] for draw in fresh]) for name in layer})
+    heads = effects.heads
+    if heads.n_heads != problem.n_heads or heads.reduction != problem.head_reduction:
+        params.update(init_heads(problem.model, head_names, problem.seeds, heads.n_heads, dtype))
+        return replace(problem, params=params, n_heads=heads.n_heads, head_reduction=heads.reduction)
+    return replace(problem, params=params)
 
 
 def _check_unlabelled(unlabelled, n_features: int) -> np.ndarray | None:
@@ -377,8 +418,9 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
     batch_size : int or None
         None for full-batch GD, else the minibatch size of SGD in [1, n].
     stabilisers : sequence of Stabiliser
-        Composed in order (see :mod:`verify.stabilisers.base`); ``adjust_schedule`` is not applied
-        here (the sweep applies it for every trainer).
+        Composed in order (see :mod:`verify.stabilisers.base`): each one's record
+        (``effects()``: penalties, decay, heads, start weights) and hooks; the record's ``schedule``
+        is not applied here (the sweep applies it for every trainer).
     w0 : mapping of str to array, optional
         Reference weights that L2-SP and Mixout pull toward; default ``init_params``.
     optimiser : OptimiserSpec
@@ -520,51 +562,3 @@ def predict_logits(model: nn.Module, weights: Mapping[str, np.ndarray], X, *,
     with torch.no_grad():
         logits = vmap(lambda p: network.head_logits(p, network.encode(p, inputs)))(params)
     return logits.mean(1).numpy()
-
-
-def make_objective(model: nn.Module, X, y, *, loss: str = "softmax",
-                   w0: Mapping[str, np.ndarray] | None = None, l2sp: float = 0.0,
-                   l2sp_groups: Sequence[str] = ("encoder",), weight_decay: float = 0.0,
-                   weight_decay_groups: Sequence[str] = GROUPS,
-                   dtype: torch.dtype = torch.float64) -> Callable[[torch.Tensor, torch.Tensor],
-                                                                   torch.Tensor]:
-    """The training objective of one single-head model as a function of its flat weights.
-
-    Returns ``objective(w_flat, sample_weights) -> scalar``:
-    ``sum_j s_j l_j(w) / sum_j s_j + ½ l2sp ‖w_A − w0_A‖² + ½ weight_decay ‖w_B‖²`` with A, B the
-    selected groups, the flat layout of :func:`flat_weights` and the losses of :func:`train_mlp`.
-    This is ``RunContext.objective`` for Hessian-vector products (theory estimators); for plain GD,
-    decoupled weight decay is exactly its ½ λ ‖w‖² term. A stabiliser's ``objective_kwargs()``
-    gives the penalty arguments.
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    for label, value in (("l2sp", l2sp), ("weight_decay", weight_decay)):
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"{label} must be a number in [0, inf), got {value!r}")
-    if l2sp > 0 and w0 is None:
-        raise ValueError("w0: needed when l2sp > 0")
-    _, groups = parameter_layout(model)
-    network = NetworkFunctions(model, groups)
-    inputs, labels = _as_tensor(X, dtype), torch.as_tensor(np.asarray(y), dtype=torch.int64)
-    shapes = dict(model.named_parameters())
-    reference = {name: (_as_tensor(w0[name], dtype) if w0 is not None and name in w0
-                        else torch.zeros(shapes[name].shape, dtype=dtype)) for name in groups}
-    anchored = [name for name in groups if groups[name] in tuple(l2sp_groups)]
-    decayed = [name for name in groups if groups[name] in tuple(weight_decay_groups)]
-
-    def objective(w_flat: torch.Tensor, sample_weights: torch.Tensor) -> torch.Tensor:
-        params = unflatten(w_flat, model)
-        heads = {name: value.unsqueeze(0) if groups[name] == "head" else value
-                 for name, value in params.items()}
-        losses = sample_losses(network.head_logits(heads, network.encode(heads, inputs)), labels,
-                               loss)[0]
-        value = (sample_weights * losses).sum() / sample_weights.sum()
-        if l2sp:
-            value = value + 0.5 * l2sp * sum(((params[name] - reference[name]) ** 2).sum()
-                                             for name in anchored)
-        if weight_decay:
-            value = value + 0.5 * weight_decay * sum((params[name] ** 2).sum() for name in decayed)
-        return value
-
-    return objective

@@ -5,7 +5,10 @@ import torch
 from torch.func import functional_call
 
 from verify.stabilisers import L2SP, LNSR, WeightDecay
-from verify.trainers.mlp import flat_weights, make_objective, train_mlp
+from verify.effects import Effects
+from verify.run.network import FlatNetwork
+from verify.run.train import mlp_objective
+from verify.trainers.mlp import flat_weights, train_mlp
 
 
 def one_step(task, stabilisers):
@@ -42,8 +45,11 @@ def test_l2sp_keeps_the_encoder_near_w0_and_leaves_the_head_alone(tiny_task):
     assert (head_norm["wd"] < head_norm["plain"]).all()
 
 
-def smallest_hessian_eigenvalue(model, X, y, w, **penalties):
-    objective = make_objective(model, X, y, **penalties)
+def smallest_hessian_eigenvalue(model, X, y, w, w0=None, effects=Effects()):
+    network = FlatNetwork.of(model, "softmax")
+    start = {name: np.zeros(shape) for name, shape in zip(network.names, network.shapes, strict=True)}
+    start.update(w0 or {})
+    objective = mlp_objective(network, X, y, start, effects)
     hessian = torch.autograd.functional.hessian(lambda v: objective(v, torch.ones(len(X))), w)
     return np.linalg.eigvalsh(hessian.numpy())
 
@@ -55,9 +61,9 @@ def test_l2sp_raises_mu_of_the_objective(tiny_task):
     w = torch.as_tensor(flat_weights(trace.weights, model)[-1, 0])
     plain = smallest_hessian_eigenvalue(model, X, y, w)
     encoder_only = smallest_hessian_eigenvalue(model, X, y, w, w0=pretrained,
-                                               **L2SP(strength=0.2).objective_kwargs())
+                                               effects=L2SP(strength=0.2).effects())
     everything = smallest_hessian_eigenvalue(model, X, y, w, w0=pretrained,
-                                             **L2SP(strength=0.2, include_head=True).objective_kwargs())
+                                             effects=L2SP(strength=0.2, include_head=True).effects())
     assert plain[0] < 0.2 and encoder_only[0] > plain[0] + 1e-6
     np.testing.assert_allclose(everything, plain + 0.2, atol=1e-9)  # H + lambda I
     assert np.all(encoder_only >= plain - 1e-9) and np.all(encoder_only <= plain + 0.2 + 1e-9)

@@ -7,7 +7,10 @@ from synth.dropout import DropoutSite
 from synth.mlp import build_model, init_pretraining_params
 from verify.stabilisers import LNSR, MHLoss, Mixout, Stabiliser, WeightDecay
 from verify.trainers import naive_mlp
-from verify.trainers.mlp import flat_weights, make_objective, predict_logits, train_mlp
+from verify.effects import Effects, Penalty
+from verify.run.network import FlatNetwork
+from verify.run.train import mlp_objective
+from verify.trainers.mlp import flat_weights, predict_logits, train_mlp
 from verify.optimiser_spec import OptimiserSpec
 
 ARCHITECTURE = {"n_features": 3, "hidden": [4, 4], "n_classes": 2}
@@ -122,19 +125,23 @@ def test_objective_matches_the_trainers_loss_and_penalty(task):
     trace = train_mlp(model, pretrained, X, y, masks=np.ones((1, N)), seeds=[0], lr=0.3,
                       n_steps=3, checkpoints=[3])
     w = torch.as_tensor(flat_weights(trace.weights, model)[-1, 0])
-    ones = torch.ones(N)
-    assert float(make_objective(model, X, y)(w, ones)) == pytest.approx(trace.train_loss[-1, 0],
-                                                                        abs=1e-12)
+    ones = torch.ones(N, dtype=torch.float64)
+    network = FlatNetwork.of(model, "softmax")
     w0 = {name: value[-1, 0] for name, value in trace.weights.items()}
+
+    def objective(X, y, effects=Effects()):
+        return mlp_objective(network, X, y, w0, effects)
+
+    assert float(objective(X, y)(w, ones)) == pytest.approx(trace.train_loss[-1, 0], abs=1e-12)
     w0["encoder.0.bias"] = w0["encoder.0.bias"] + 1.0  # four entries, each 1 away
     w0["head.bias"] = w0["head.bias"] + 1.0  # the head is not anchored by default
-    with_l2sp = make_objective(model, X, y, w0=w0, l2sp=0.5)(w, ones)
+    with_l2sp = objective(X, y, Effects(l2sp=Penalty(0.5, ("encoder",))))(w, ones)
     expected = trace.train_loss[-1, 0] + 0.5 * 0.5 * 4 * 1.0 ** 2
     assert float(with_l2sp) == pytest.approx(expected, abs=1e-12)
     weights = torch.zeros(N, dtype=torch.float64)
     weights[:2] = 1
-    partial = make_objective(model, X[:2], y[:2])(w, torch.ones(2))
-    assert float(make_objective(model, X, y)(w, weights)) == pytest.approx(float(partial), abs=1e-14)
+    partial = objective(X[:2], y[:2])(w, torch.ones(2, dtype=torch.float64))
+    assert float(objective(X, y)(w, weights)) == pytest.approx(float(partial), abs=1e-14)
 
 
 def test_prediction_is_the_mean_logit_over_heads(task):

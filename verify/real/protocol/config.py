@@ -30,7 +30,7 @@ class ProtocolConfig:
     encoder : str
         A name in :data:`verify.real.models.registry.ENCODERS`.
     n_steps : int
-        Optimiser steps T, >= 1 (before a stabiliser's ``adjust_schedule``).
+        Optimiser steps T, >= 1 (before a stabiliser's schedule change, ``Effects.schedule``).
     lr : float
         Peak learning rate, one of :data:`LEARNING_RATES`.
     batch_size : int
