@@ -230,7 +230,8 @@ class Stabiliser:
         ``n_layers`` layers (the sweep's pre-flight calls it for every MLP dataset)."""
         reinit = self.effects().start.reinit_top
         if reinit > n_layers:
-            raise ValueError(f"n_layers must be in [1, {n_layers}] for this encoder, got {reinit}")
+            raise ValueError(f"n_layers must be an int in [1, {n_layers}] for this encoder "
+                             f"(got {reinit})")
 
     def prepare(self, problem: FineTuningProblem,
                 generators: Sequence[torch.Generator]) -> FineTuningProblem:
