@@ -93,8 +93,10 @@ def stabiliser_lines() -> list[str]:
     for name, cls in STABILISERS.items():
         ranges = "; ".join(f"{key}: {' or '.join(c.describe({}) for c in declared)}"
                            for key, declared in cls.parameter_constraints.items())
+        grid = "; ".join(f"{key} in {list(values)}" for key, values in cls.strength_grid.items())
         lines.append(f"{name}  {_defaults(cls)}  targets={','.join(cls.targets) or '-'} "
                      f"trainers={','.join(sorted(cls.applies_to))}"
+                     + (f"  grid: {grid}" if grid else "")
                      + (f"  constraints: {ranges}" if ranges else ""))
     return lines
 

@@ -189,6 +189,11 @@ class Stabiliser:
     applies_to : frozenset of str
         Derived, never declared: the trainers among ``"head"``, ``"quadratic"``, ``"mlp"`` that
         consume everything it changes (:func:`verify.effects.trainers_changed`).
+    strength_grid : dict of str to tuple
+        A small declared grid of its strength: one parameter and a few values (the default among
+        them), each run with the other parameters at their defaults (``ftstab verify
+        --stabilisers grid``); the verdicts report the default and the setting selected on
+        validation accuracy. Empty: no grid.
     """
 
     name: ClassVar[str] = "none"
@@ -196,6 +201,16 @@ class Stabiliser:
     parameter_constraints: ClassVar[Mapping[str, Sequence[Constraint]]] = {}
     identity_params: ClassVar[Mapping[str, Any] | None] = None
     applies_to: ClassVar[frozenset[str]] = _Applicability()  # type: ignore[assignment]
+    strength_grid: ClassVar[Mapping[str, tuple]] = {}
+
+    @classmethod
+    def grid_settings(cls) -> list[dict[str, Any]]:
+        """The keyword parameters of each point of :attr:`strength_grid` (the other parameters at
+        their defaults); ``[{}]`` (the defaults) without a grid."""
+        if not cls.strength_grid:
+            return [{}]
+        (name, values), = cls.strength_grid.items()
+        return [{name: value} for value in values]
 
     @classmethod
     def check_param(cls, name: str, value: Any) -> Any:

@@ -27,6 +27,7 @@ class L2SP(Stabiliser):
     targets = ("mu", "D")
     parameter_constraints = {"strength": [STRENGTH], "include_head": [BOOLEAN]}
     identity_params = {"strength": 0.0}
+    strength_grid = {"strength": (0.001, 0.01, 0.1)}
 
     def __init__(self, *, strength: float = 0.01, include_head: bool = False):
         self.check_param("strength", strength)

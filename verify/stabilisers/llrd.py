@@ -25,6 +25,7 @@ class LayerwiseLRDecay(Stabiliser):
     targets = ("D",)
     identity_params = {"factor": 1.0}
     parameter_constraints = {"factor": [Interval(numbers.Real, 0.0, 1.0, "right")]}
+    strength_grid = {"factor": (0.6, 0.8, 0.95)}
 
     def __init__(self, *, factor: float = 0.8):
         self.check_param("factor", factor)

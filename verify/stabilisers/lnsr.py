@@ -35,6 +35,7 @@ class LNSR(Stabiliser):
     identity_params = {"strength": 0.0}
     parameter_constraints = {"strength": [STRENGTH],
                              "noise": [Interval(numbers.Real, 0.0, MAX_NOISE, "right")]}
+    strength_grid = {"strength": (0.1, 1.0, 10.0)}
 
     def __init__(self, *, strength: float = 1.0, noise: float = 0.1):
         self.check_param("strength", strength)

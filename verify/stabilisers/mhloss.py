@@ -34,6 +34,7 @@ class MHLoss(Stabiliser):
     parameter_constraints = {"n_heads": [Interval(numbers.Integral, 1, MAX_MULTIPLIER)],
                              "reduction": [Options(REDUCTIONS)]}
     identity_params = {"n_heads": 1}
+    strength_grid = {"n_heads": (2, 4, 8)}
 
     def __init__(self, *, n_heads: int = 4, reduction: str = "sum"):
         self.check_param("n_heads", n_heads)

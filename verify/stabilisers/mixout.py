@@ -35,6 +35,7 @@ class Mixout(Stabiliser):
     identity_params = {"p": 0.0}
     parameter_constraints = {"p": [Interval(numbers.Real, 0.0, 1.0, "left")], "include_bias": [BOOLEAN],
                              "groups": GROUP_CONSTRAINTS}
+    strength_grid = {"p": (0.05, 0.1, 0.3)}
 
     def __init__(self, *, p: float = 0.1, include_bias: bool = False, groups=("encoder",)):
         self.check_param("p", p)

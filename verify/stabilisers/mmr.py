@@ -72,6 +72,7 @@ class MMR(Stabiliser):
     identity_params = {"strength": 0.0}
     parameter_constraints = {"strength": [STRENGTH],
                              "temperature": [Interval(numbers.Real, 0.0, MAX_TEMPERATURE, "right")]}
+    strength_grid = {"strength": (0.01, 0.1, 1.0)}
 
     def __init__(self, *, strength: float = 0.1, temperature: float = 0.05):
         self.check_param("strength", strength)

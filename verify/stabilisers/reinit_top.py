@@ -29,6 +29,7 @@ class ReinitTop(Stabiliser):
     name = "reinit_top"
     targets = ("D", "init_variance")
     parameter_constraints = {"n_layers": [Interval(numbers.Integral, 1, MAX_MULTIPLIER)]}
+    strength_grid = {"n_layers": (1, 2)}
 
     def __init__(self, *, n_layers: int = 1):
         self.check_param("n_layers", n_layers)

@@ -30,6 +30,7 @@ class SmallLRLong(Stabiliser):
     targets = ("eta_T",)
     parameter_constraints = {"factor": [Interval(numbers.Integral, 1, MAX_FACTOR)]}
     identity_params = {"factor": 1}
+    strength_grid = {"factor": (2, 4)}
 
     def __init__(self, *, factor: int = 4):
         self.check_param("factor", factor)

@@ -56,6 +56,7 @@ class SURT(Stabiliser):
                              "lr": [Interval(numbers.Real, 0.0, 1.0, "right")],
                              "mask_rate": [Interval(numbers.Real, 0.0, 1.0, "neither")],
                              "inputs": [Options(INPUTS)]}
+    strength_grid = {"n_steps": (30, 100, 300)}
 
     def __init__(self, *, n_steps: int = 100, lr: float = 1e-2, mask_rate: float = 0.25,
                  inputs: str = "shared"):

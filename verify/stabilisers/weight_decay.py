@@ -27,6 +27,7 @@ class WeightDecay(Stabiliser):
     targets = ("mu",)
     parameter_constraints = {"strength": [STRENGTH], "groups": GROUP_CONSTRAINTS}
     identity_params = {"strength": 0.0}
+    strength_grid = {"strength": (0.001, 0.01, 0.1)}
 
     def __init__(self, *, strength: float = 0.01, groups=("encoder", "head")):
         self.check_param("strength", strength)

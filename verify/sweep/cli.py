@@ -70,8 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"{', '.join(CONFIGS)}; `ftstab list configs`)")
     parser.add_argument("--stabilisers", metavar="LIST", default=NO_STABILISER,
                         help="comma-separated stabilisers, each NAME or NAME:key=value[:key=value], "
-                             "or 'all' (plain training plus every stabiliser at its defaults); "
-                             "'none' is plain training (default)")
+                             "or 'all' (plain training plus every stabiliser at its defaults), or "
+                             "'grid' (plain training plus every stabiliser at each point of its "
+                             "declared strength grid, `ftstab list stabilisers`); 'none' is plain "
+                             "training (default)")
     parser.add_argument("--seeds", type=SEEDS, default=DEFAULT_SEEDS, metavar="K",
                         help=f"seeds per stochastic config, in {SEEDS} (default: %(default)s)")
     parser.add_argument("--workers", type=WORKERS, metavar="N",
@@ -107,7 +109,9 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
 
     ``all`` stands for plain training and every stabiliser of ``classes`` (default: the registry
     ``verify.stabilisers.STABILISERS``) that ``applies`` (default: all) at its default parameters;
-    a named stabiliser that does not apply is refused, naming ``setting``.
+    ``grid`` for plain training and every such stabiliser at each point of its declared
+    ``strength_grid`` (``Stabiliser.grid_settings``); a named stabiliser that does not apply is
+    refused, naming ``setting``.
 
     Each stabiliser is built once here so that bad names or parameters fail before anything runs;
     its parameters are completed with its defaults (``params()``), so a task names them all.
@@ -118,11 +122,19 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
         )
         classes = STABILISERS
     applies = applies or (lambda cls: True)
-    items = [expanded for item in _split(text)
-             for expanded in ([NO_STABILISER, *(name for name, cls in classes.items() if applies(cls))]
-                              if item == "all" else [item])]
+    def expand(item: str) -> list[str]:
+        if item == "all":
+            return [NO_STABILISER, *(name for name, cls in classes.items() if applies(cls))]
+        if item == "grid":
+            return [NO_STABILISER, *(":".join([name, *(f"{key}={json.dumps(value)}"
+                                                       for key, value in point.items())])
+                                     for name, cls in classes.items() if applies(cls)
+                                     for point in cls.grid_settings())]
+        return [item]
+
+    items = [expanded for item in _split(text) for expanded in expand(item)]
     if not items:
-        raise ValueError("stabilisers: give at least one name, 'none' or 'all'")
+        raise ValueError("stabilisers: give at least one name, 'none', 'all' or 'grid'")
     chosen = []
     for item in items:
         name, *assignments = item.split(":")
@@ -130,7 +142,7 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
             chosen.append((NO_STABILISER, {}))
             continue
         if name not in classes:
-            raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, "
+            raise ValueError(f"stabilisers: unknown stabiliser {name!r}; choose from none, all, grid, "
                              f"{', '.join(classes)}")
         if not applies(classes[name]):
             raise ValueError(f"stabilisers: {name} does not apply to {setting}")
@@ -201,8 +213,8 @@ def _dataset_params(specs: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
 def _check_stabilisers_apply(text: str, stabilisers: list[tuple[str, dict[str, Any]]],
                              tasks: list[Any], configs: list[Any]) -> None:
     """Refuse a stabiliser named in ``--stabilisers`` that no selected config trains with (``all``
-    takes those that apply and is never refused)."""
-    named = {item.split(":")[0] for item in _split(text)} - {"all", NO_STABILISER}
+    and ``grid`` take those that apply and are never refused)."""
+    named = {item.split(":")[0] for item in _split(text)} - {"all", "grid", NO_STABILISER}
     used = {task.stabiliser for task in tasks}
     for name, _ in stabilisers:
         if name in named and name not in used:

@@ -51,6 +51,31 @@ def test_declares_its_theory_targets_and_acts_on_some_trainer(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_declares_a_small_strength_grid_around_its_default(name):
+    cls = STABILISERS[name]
+    (key, values), = cls.strength_grid.items()
+    assert 2 <= len(values) <= 3 and list(values) == sorted(set(values))
+    default = cls().params()[key]
+    assert default in values  # the verdicts report the default beside the selected setting
+    points = [cls(**point).params() for point in cls.grid_settings()]
+    assert [point[key] for point in points] == list(values)
+    assert all({k: v for k, v in point.items() if k != key}
+               == {k: v for k, v in cls().params().items() if k != key} for point in points)
+
+
+def test_grid_stands_for_plain_training_and_every_grid_point():
+    from verify.sweep.cli import parse_stabilisers
+    chosen = parse_stabilisers("grid")
+    expected = [("none", {})] + [(name, cls(**point).params()) for name, cls in STABILISERS.items()
+                                 for point in cls.grid_settings()]
+    assert chosen == expected
+    assert sum(name == "mmr" for name, _ in chosen) == 3
+    # combined with 'all' (the defaults, which are grid points), each setting once
+    both = parse_stabilisers("all,grid")
+    assert len(both) == len(expected) and all(item in both for item in expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_params_round_trip(name):
     stabiliser = STABILISERS[name]()
     rebuilt = STABILISERS[name].from_params(**stabiliser.params())
