@@ -25,9 +25,13 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".ftstab-install-stamp"
 # The training configs that stabilisers are compared on in the main job (verify/configs/*.toml);
-# full_deep_adamw_nobc is plain fine-tuning on the instability grid's deep tasks.
+# full_deep_adamw_nobc_val is plain fine-tuning on the instability grid's deep tasks, on S minus a
+# validation split on which the strengths are selected.
 STABILISER_CONFIGS = ("head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd,"
-                      "full_deep_adamw_nobc")
+                      "full_deep_adamw_nobc_val")
+# The deep config whose stabilisers are compared at every point of their strength grids (selected
+# on its validation split).
+STABILITY_COMPARISON = "full_deep_adamw_nobc_val"
 # The default main job also runs the instability grid (deep tasks where plain fine-tuning is
 # unstable): its training configs, then every stabiliser against plain fine-tuning on it.
 INSTABILITY_GRID = "instability"
@@ -153,9 +157,13 @@ def cmd_main(args: argparse.Namespace) -> int:
         deep = ["--data", str(out / "data-instability"), *common[2:]]
         steps += [[ftstab, "synth", "--grid", INSTABILITY_GRID, "--out", deep[1]],
                   [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep],
-                  [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep, "--stabilisers", "all",
-                   "--configs", STABILISER_CONFIGS]]
+                  [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep, "--stabilisers", "grid",
+                   "--configs", STABILITY_COMPARISON]]
         grids.append(INSTABILITY_GRID)
+    else:
+        # The paper's three at each point of their strength grids, on the grid's deep tasks.
+        steps.append([ftstab, "verify", "--grid", args.grid, *common, "--stabilisers",
+                      "none,mmr:grid,mhloss:grid,surt:grid", "--configs", STABILITY_COMPARISON])
     steps.append([ftstab, "figures", "--from", results, "--out", figures])
     for step in steps:
         code = run(step, env={"MPLBACKEND": "Agg"})

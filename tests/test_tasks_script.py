@@ -58,8 +58,8 @@ def test_the_default_main_job_runs_every_stabiliser_on_the_instability_grid(monk
     assert ["synth", "--grid", "instability", "--out", str(Path("out") / "data-instability")] in steps
     deep = [step for step in steps if step[:3] == ["verify", "--grid", "instability"]]
     assert len(deep) == 2 and "--stabilisers" not in deep[0]
-    assert deep[1][deep[1].index("--stabilisers") + 1] == "all"
-    assert "full_deep_adamw_nobc" in deep[1][deep[1].index("--configs") + 1].split(",")
+    assert deep[1][deep[1].index("--stabilisers") + 1] == "grid"
+    assert "full_deep_adamw_nobc_val" in deep[1][deep[1].index("--configs") + 1].split(",")
     assert all(step[step.index("--data") + 1] == str(Path("out") / "data-instability") for step in deep)
     # the figures are drawn after every sweep
     assert steps.index(deep[1]) < steps.index(next(s for s in steps if s[0] == "figures"))
@@ -69,6 +69,9 @@ def test_the_smoke_main_job_runs_the_stabilisers_on_its_own_instability_slice(mo
     tasks = load_tasks()
     steps = planned_steps(tasks, monkeypatch, "smoke")
     assert not any("instability" in step for step in steps)
-    stabilised = next(step for step in steps if "--stabilisers" in step)
-    assert stabilised[:3] == ["verify", "--grid", "smoke"]
-    assert "full_deep_adamw_nobc" in stabilised[stabilised.index("--configs") + 1].split(",")
+    stabilised = [step for step in steps if "--stabilisers" in step]
+    assert all(step[:3] == ["verify", "--grid", "smoke"] for step in stabilised)
+    assert "full_deep_adamw_nobc_val" in stabilised[0][stabilised[0].index("--configs") + 1].split(",")
+    # the paper's three stabilisers over their strength grids, on the deep slice's config
+    assert stabilised[1][stabilised[1].index("--stabilisers") + 1] == "none,mmr:grid,mhloss:grid,surt:grid"
+    assert stabilised[1][stabilised[1].index("--configs") + 1] == "full_deep_adamw_nobc_val"

@@ -37,6 +37,9 @@ NAME = Text(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", "a name of letters, digits and _.+- 
             "_.+-)")
 COUNT = Interval(numbers.Integral, 1, None)
 SIZE = Interval(numbers.Integral, 0, None)
+# A validation split holds at most half of the labelled samples (and at least one per class stays
+# for training, verify.run.validation).
+MAX_VALIDATION_FRACTION = 0.5
 # The declared range of every parameter, in field order (synth.validation's vocabulary).
 PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "name": [NAME], "setting": [Options(SETTINGS)], "kinds": [Subset(KINDS)],
@@ -47,6 +50,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "bound_left_out": [Options((None,)), SIZE], "bound_last_only": [BOOLEAN],
     "with_stabilisers": [BOOLEAN], "optimiser": [InstanceOf(OptimiserSpec)],
     "lr_unit": [Options(LR_UNITS)], "dropout": [Interval(numbers.Real, 0.0, 1.0, "left")],
+    "validation_fraction": [Interval(numbers.Real, 0.0, MAX_VALIDATION_FRACTION)],
 }
 
 
@@ -104,6 +108,12 @@ class TrainingConfig:
         How ``lr_scale`` becomes the learning rate.
     dropout : float
         Dropout rate in [0, 1) at the backbone's dropout sites while training (MLP only).
+    validation_fraction : float
+        Share of the labelled samples, in [0, 0.5], set aside per class as a validation split by a
+        seeded rule (``verify.run.validation``): the models train on the rest, and every row records
+        its ``validation_accuracy`` (for selecting a stabiliser's strength, never the reported test
+        accuracy). 0: no split, the models train on all of S. MLP kinds only (the certificates of
+        the other kinds index the whole training set).
     """
 
     name: str
@@ -125,6 +135,7 @@ class TrainingConfig:
     optimiser: OptimiserSpec = PLAIN
     lr_unit: str = "inverse_beta"
     dropout: float = 0.0
+    validation_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         values = {field.name: getattr(self, field.name) for field in fields(self)}
@@ -137,6 +148,11 @@ class TrainingConfig:
         if mlp_only and (self.setting != "full" or "quadratic" in self.kinds):
             raise ValueError("optimiser/dropout: only full fine-tuning of MLP kinds takes a "
                              "non-plain optimiser or dropout")
+        if self.validation_fraction > 0 and (self.setting != "full"
+                                             or set(self.kinds) - {"mlp", "deep_mlp"}):
+            raise ValueError("validation_fraction: only full fine-tuning of MLP kinds takes a "
+                             "validation split (got kinds "
+                             f"{', '.join(self.kinds)}, setting {self.setting})")
 
     @property
     def stochastic(self) -> bool:

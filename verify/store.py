@@ -19,7 +19,8 @@ from typing import Any
 # 3: how each left-out row enters E_i (estimator, strata used, standard errors) and the head
 #    direction's seed spread on full-set rows.
 # 4: runs columns distance_from_start and the teacher distances (START_MEASURES).
-SCHEMA_VERSION = 4
+# 5: runs column validation_accuracy (a config's validation split, verify.run.validation).
+SCHEMA_VERSION = 5
 RESULTS_FILE = "results.sqlite"
 
 DATASET_COLUMNS = ("kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise",
@@ -33,7 +34,8 @@ LEFT_OUT_ESTIMATE = ("left_out_estimator", "left_out_n_support", "left_out_n_oth
                      "parameter_stability_se", "head_direction_stability_se",
                      "pointwise_hypothesis_stability_se")
 ROW_MEASURES = ("train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
-                "normalised_margin", "distance_from_init", "diverged", "diverged_at")
+                "normalised_margin", "distance_from_init", "diverged", "diverged_at",
+                "validation_accuracy")
 # Measured on the rows of models trained on all of S only (NULL elsewhere; docs/results-schema.md).
 FULL_SET_MEASURES = ("feature_margin", "predicted_direction_error", "predictor_relative_error",
                      "head_seed_spread", "head_seed_spread_low", "head_seed_spread_high")

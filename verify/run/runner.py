@@ -19,6 +19,7 @@ from verify.run.rows import (
 )
 from verify.run.task import Task, TaskOutput, head_init, make_stabiliser, trainer_for
 from verify.run.train import TRAINERS, class_count
+from verify.run.validation import add_validation_accuracy, split_dataset
 from verify.seeding import run_seed
 
 
@@ -47,6 +48,8 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     stabiliser = make_stabiliser(task)
     if stabiliser is not None and trainer not in stabiliser.applies_to:
         raise ValueError(f"stabilisers: {task.stabiliser} does not apply to the {trainer} trainer")
+    # The models train on S minus the config's validation split (none by default).
+    dataset, validation = split_dataset(dataset, config.validation_fraction)
     n_samples = len(dataset.X)
     support = np.asarray(dataset.arrays.get("support", np.empty(0, dtype=np.int64)), dtype=np.int64)
     plan = choose_left_out(task.dataset_id, n_samples, support, budget=config.max_left_out,
@@ -67,6 +70,7 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     rows = trace_rows(trained.iterations, trained.weights, trained.train_loss, trained.diverged_at,
                       layout=layout, evaluator=trained.evaluator, inputs=inputs, masks=masks)
     add_left_out_estimates(rows, plan)
+    add_validation_accuracy(rows, trained.weights, evaluator=trained.evaluator, validation=validation)
     for row in rows:
         row["n_steps"] = trained.n_steps
         row["loss"] = trained.loss

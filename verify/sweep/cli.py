@@ -72,8 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated stabilisers, each NAME or NAME:key=value[:key=value], "
                              "or 'all' (plain training plus every stabiliser at its defaults), or "
                              "'grid' (plain training plus every stabiliser at each point of its "
-                             "declared strength grid, `ftstab list stabilisers`); 'none' is plain "
-                             "training (default)")
+                             "declared strength grid, `ftstab list stabilisers`; NAME:grid for one "
+                             "stabiliser's); 'none' is plain training (default)")
     parser.add_argument("--seeds", type=SEEDS, default=DEFAULT_SEEDS, metavar="K",
                         help=f"seeds per stochastic config, in {SEEDS} (default: %(default)s)")
     parser.add_argument("--workers", type=WORKERS, metavar="N",
@@ -110,8 +110,8 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
     ``all`` stands for plain training and every stabiliser of ``classes`` (default: the registry
     ``verify.stabilisers.STABILISERS``) that ``applies`` (default: all) at its default parameters;
     ``grid`` for plain training and every such stabiliser at each point of its declared
-    ``strength_grid`` (``Stabiliser.grid_settings``); a named stabiliser that does not apply is
-    refused, naming ``setting``.
+    ``strength_grid`` (``Stabiliser.grid_settings``), ``NAME:grid`` for one stabiliser's grid
+    points; a named stabiliser that does not apply is refused, naming ``setting``.
 
     Each stabiliser is built once here so that bad names or parameters fail before anything runs;
     its parameters are completed with its defaults (``params()``), so a task names them all.
@@ -125,11 +125,16 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
     def expand(item: str) -> list[str]:
         if item == "all":
             return [NO_STABILISER, *(name for name, cls in classes.items() if applies(cls))]
+        def points(name: str) -> list[str]:
+            return [":".join([name, *(f"{key}={json.dumps(value)}" for key, value in point.items())])
+                    for point in classes[name].grid_settings()]
+
         if item == "grid":
-            return [NO_STABILISER, *(":".join([name, *(f"{key}={json.dumps(value)}"
-                                                       for key, value in point.items())])
-                                     for name, cls in classes.items() if applies(cls)
-                                     for point in cls.grid_settings())]
+            return [NO_STABILISER, *(point for name, cls in classes.items() if applies(cls)
+                                     for point in points(name))]
+        name, _, rest = item.partition(":")
+        if rest == "grid" and name in classes:
+            return points(name)
         return [item]
 
     items = [expanded for item in _split(text) for expanded in expand(item)]

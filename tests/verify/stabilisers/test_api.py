@@ -70,6 +70,8 @@ def test_grid_stands_for_plain_training_and_every_grid_point():
                                  for point in cls.grid_settings()]
     assert chosen == expected
     assert sum(name == "mmr" for name, _ in chosen) == 3
+    assert parse_stabilisers("none,mmr:grid") == [("none", {})] + [
+        ("mmr", STABILISERS["mmr"](**point).params()) for point in STABILISERS["mmr"].grid_settings()]
     # combined with 'all' (the defaults, which are grid points), each setting once
     both = parse_stabilisers("all,grid")
     assert len(both) == len(expected) and all(item in both for item in expected)
