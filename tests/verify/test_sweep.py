@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -274,9 +275,23 @@ def test_pool_workers_start_with_torch_and_the_task_runner_already_imported():
     # Workers are forked from a fork server that imported torch and the task runner once
     # (verify.sweep.preload), instead of each importing them on its first task; the stand-in
     # runner and this module import neither.
-    from verify.sweep.executors import _run_on_pool, pool_context
+    from verify.sweep.executors import _run_on_pool, each_task, pool_context
     if pool_context().get_start_method() != "forkserver":
         pytest.skip("no fork server on this platform: workers are spawned")
-    outcomes = list(_run_on_pool(standin_tasks(n_datasets=2)[:4], StandinSource(2), warmth_runner, 2))
+    groups = [[task] for task in standin_tasks(n_datasets=2)[:4]]
+    outcomes = list(_run_on_pool(groups, StandinSource(2), partial(each_task, warmth_runner), 2))
     assert [outcome["status"] for outcome in outcomes] == ["done"] * 4
     assert all(outcome["runs"][0]["torch"] and outcome["runs"][0]["runner"] for outcome in outcomes)
+
+
+def test_tasks_group_by_key_in_order_and_without_a_key_alone():
+    from verify.sweep.plan import group_tasks
+    tasks = standin_tasks(n_datasets=2, stabilisers=(("none", {}), ("l2sp", {"strength": 0.1})))
+    keyed = group_tasks(tasks, lambda task: task.dataset_id if task.stabiliser == "none" else None)
+    assert [task for group in keyed for task in group] != [] and sum(map(len, keyed)) == len(tasks)
+    for group in keyed:
+        assert len({task.dataset_id for task in group}) == 1
+        assert len(group) == 1 or {task.stabiliser for task in group} == {"none"}
+    assert sorted(len(group) for group in keyed) == [1, 1, 1, 1, 2, 2]
+    assert keyed[0][0] is tasks[0]
+    assert group_tasks(tasks, None) == [[task] for task in tasks]

@@ -13,7 +13,7 @@ from synth.quadratic import make_quadratic_task
 from synth.separable import make_separable
 from verify.configs import CONFIGS, TrainingConfig
 from verify.run.layout import choose_left_out, model_layout
-from verify.run.runner import run_task
+from verify.run.runner import run_task, run_tasks, training_key
 from verify.run.task import Task
 from verify.sweep.executors import execute
 
@@ -368,3 +368,51 @@ def test_memory_estimate_reads_the_deep_family_parameters():
     assert estimate.n_models == 10 * (1 + 2)
     linear_weights = (16 + 1) * 32 + 5 * (32 + 1) * 32 + (32 + 1)  # LayerNorms not counted
     assert estimate.n_params == linear_weights and estimate.bytes > 0
+
+
+def _assert_rows_equal(merged, alone, tolerance):
+    """Same rows and bounds, numbers equal to ``tolerance`` relative (absolute below 1)."""
+    assert len(merged.runs) == len(alone.runs) and len(merged.bounds) == len(alone.bounds)
+    for got, expected in zip(merged.runs + merged.bounds, alone.runs + alone.bounds, strict=True):
+        _assert_close(got, expected, tolerance)
+
+
+def _assert_close(got, expected, tolerance, key=None):
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys()
+        for name, value in expected.items():
+            _assert_close(got[name], value, tolerance, name)
+    elif isinstance(expected, float) and math.isfinite(expected):
+        assert abs(got - expected) <= tolerance * max(1.0, abs(expected)), key
+    elif isinstance(expected, float) and math.isnan(expected):
+        assert math.isnan(got), key
+    else:
+        assert got == expected, key
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_learning_rate_sweep_trained_in_one_call_gives_the_rows_of_its_tasks_alone(n_classes):
+    # The default lr configs of one dataset share one trainer call (one step size per model);
+    # each task's rows and bounds equal those of the task run alone to 1e-10 (measured: 2e-12).
+    dataset = make_separable(20 if n_classes == 2 else 18, 3, n_classes=n_classes, margin=0.2,
+                             random_state=1)
+    configs = [replace(CONFIGS[name], n_steps=400) for name in
+               ("head_gd_logistic", "head_gd_logistic_lr0.1", "head_gd_logistic_lr0.3",
+                "head_gd_logistic_lr3")]
+    tasks = [Task(dataset.id, config) for config in configs]
+    assert len({training_key(task) for task in tasks}) == 1
+    merged = run_tasks(tasks, dataset)
+    for task, output in zip(tasks, merged, strict=True):
+        _assert_rows_equal(output, run_task(task, dataset), 1e-10)
+    assert {row["lr"] for row in merged[0].runs} != {row["lr"] for row in merged[3].runs}
+
+
+def test_only_plain_head_tasks_differing_in_lr_scale_share_a_training_key(separable):
+    plain = Task(separable.id, CONFIGS["head_gd_logistic"])
+    assert training_key(plain) == training_key(Task(separable.id, CONFIGS["head_gd_logistic_lr3"]))
+    assert training_key(plain) != training_key(Task(separable.id, CONFIGS["head_gd_exponential"]))
+    assert training_key(plain) != training_key(Task("other", CONFIGS["head_gd_logistic"]))
+    assert training_key(Task(separable.id, CONFIGS["head_gd_logistic"], "l2sp", '{"strength":0.1}')) is None
+    assert training_key(Task(separable.id, CONFIGS["full_quadratic_gd"])) is None
+    with pytest.raises(ValueError, match="tasks"):
+        run_tasks([plain, Task(separable.id, CONFIGS["head_gd_exponential"])], separable)

@@ -1,6 +1,8 @@
 """Run one task: train its models, measure every row, evaluate the bounds on its left-out rows."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,15 @@ from verify.run.rows import (
     add_start_distances,
     trace_rows,
 )
-from verify.run.task import Task, TaskOutput, head_init, make_stabiliser, trainer_for
-from verify.run.train import TRAINERS, class_count
+from verify.run.task import (
+    NO_STABILISER,
+    Task,
+    TaskOutput,
+    head_init,
+    make_stabiliser,
+    trainer_for,
+)
+from verify.run.train import TRAINERS, class_count, train_head_tasks
 from verify.run.validation import add_validation_accuracy, split_dataset
 from verify.seeding import run_seed
 
@@ -41,6 +50,61 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     -------
     TaskOutput
     """
+    return run_tasks([task], dataset)[0]
+
+
+def training_key(task: Task) -> tuple | None:
+    """Tasks with the same key train in one call (:func:`run_tasks`); None: the task trains alone.
+
+    Plain head tasks of one dataset whose configs differ only in their name, ``lr_scale`` and
+    ``with_stabilisers`` (a learning-rate sweep) share data, loss, initialisation, steps and
+    checkpoints; the head trainer gives each model its own step.
+    """
+    config = task.config
+    if config.setting != "head" or task.stabiliser != NO_STABILISER:
+        return None
+    return task.dataset_id, replace(config, name="lr_sweep", lr_scale=1.0, with_stabilisers=False)
+
+
+def run_tasks(tasks: Sequence[Task], dataset: Any) -> list[TaskOutput]:
+    """:func:`run_task` for each of ``tasks`` (one dataset), training them in one call.
+
+    More than one task needs one :func:`training_key` for all: their models are trained by one
+    call of the head trainer, then each task's rows and bounds are measured as if it had run alone
+    (equal to rounding: the models only share the matrix products).
+    """
+    if len(tasks) > 1 and (training_key(tasks[0]) is None
+                           or any(training_key(task) != training_key(tasks[0]) for task in tasks)):
+        raise ValueError(f"tasks: only plain head tasks differing in lr_scale train together, "
+                         f"got {[task.key for task in tasks]}")
+    prepared = [_prepare(task, dataset) for task in tasks]
+    if len(tasks) == 1:
+        one = prepared[0]
+        trained = [TRAINERS[one.trainer](one.task.config, one.dataset, one.stabiliser, one.layout,
+                                         one.masks)]
+    else:   # one training_key: the same validation split, so the same training data
+        trained = train_head_tasks([task.config for task in tasks], prepared[0].dataset, None,
+                                   [one.layout for one in prepared], [one.masks for one in prepared])
+    return [_measure(one, result) for one, result in zip(prepared, trained, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A task before training: the data it trains on (the dataset minus its validation split) and
+    the held-out part, its trainer, stabiliser, left-out plan, model layout and masks."""
+
+    dataset: Any
+    validation: Any
+    task: Task
+    trainer: str
+    stabiliser: Any
+    plan: Any
+    layout: Any
+    masks: np.ndarray
+    support: np.ndarray
+
+
+def _prepare(task: Task, dataset: Any) -> _Prepared:
     if dataset.card["id"] != task.dataset_id:
         raise ValueError(f"dataset: expected {task.dataset_id}, got {dataset.card['id']}")
     config = task.config
@@ -55,9 +119,16 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
     plan = choose_left_out(task.dataset_id, n_samples, support, budget=config.max_left_out,
                            exact_up_to=config.exact_left_out_up_to)
     layout = model_layout(task, plan.samples)
-    masks = layout.masks(n_samples)
-    trained = TRAINERS[trainer](config, dataset, stabiliser, layout, masks)
+    return _Prepared(dataset, validation, task, trainer, stabiliser, plan, layout,
+                     layout.masks(n_samples), support)
 
+
+def _measure(prepared: _Prepared, trained: Any) -> TaskOutput:
+    """Every row of a trained task, measured, and its bounds."""
+    task, stabiliser, plan, layout, masks = (prepared.task, prepared.stabiliser, prepared.plan,
+                                             prepared.layout, prepared.masks)
+    dataset, validation = prepared.dataset, prepared.validation
+    config, support, n_samples = task.config, prepared.support, len(dataset.X)
     u_star = dataset.arrays.get("u_star") if config.setting == "head" else None
     if u_star is not None:
         u_star = np.ravel(u_star) / np.linalg.norm(u_star)

@@ -23,6 +23,7 @@ from verify.trainers.checkpoints import log_spaced_checkpoints
 from verify.trainers.head import smoothness, train_heads
 from verify.trainers.mlp import prepare_problem, train_mlp
 from verify.trainers.quadratic import train_quadratic
+from verify.trainers.trace import Trace
 
 
 @dataclass
@@ -114,25 +115,53 @@ def class_count(dataset: Any) -> int:
 def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
                     masks: np.ndarray) -> Trained:
     """Linear heads on the dataset's (fixed) features, every model of the task at once."""
+    return train_head_tasks([config], dataset, stabiliser, [layout], [masks])[0]
+
+
+def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: Any,
+                     layouts: list[ModelLayout], masks: list[np.ndarray]) -> list[Trained]:
+    """Several head tasks of one dataset that differ only in ``lr_scale``, in one trainer call.
+
+    Each task's models get its own step ``lr_scale / β̂`` (β̂ from its own masks); everything
+    else (loss, initialisation, steps, checkpoints, batches, heads) must be the same, which
+    :func:`verify.run.runner.training_key` guarantees. Each returned :class:`Trained` is what
+    :func:`train_head_task` returns for that task alone (equal to rounding: the models only share
+    the matrix products).
+    """
+    first = configs[0]
     n_classes = class_count(dataset)
-    loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
-    beta = float(np.max(smoothness(dataset.X, loss, masks)))
-    lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / beta)
-    heads = task_effects(config, stabiliser).heads
+    loss = "softmax" if n_classes > 2 and first.loss == "logistic" else first.loss
+    heads = task_effects(first, stabiliser).heads
     n_heads = heads.n_heads
-    trace = train_heads(dataset.X, dataset.y, masks=masks, init=head_init(config, stabiliser),
-                        loss=loss, lr=lr,
-                        n_steps=n_steps, checkpoints=checkpoints, batch_size=config.batch_size,
-                        seeds=layout.model_seeds, n_heads=n_heads, head_reduction=heads.reduction)
+    betas, rates = [], []
+    for config, task_masks in zip(configs, masks, strict=True):
+        betas.append(float(np.max(smoothness(dataset.X, loss, task_masks))))
+        lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / betas[-1])
+        rates.append(lr)
+    sizes = [len(task_masks) for task_masks in masks]
+    trace = train_heads(dataset.X, dataset.y, masks=np.concatenate(masks),
+                        init=head_init(first, stabiliser), loss=loss, lr=np.repeat(rates, sizes),
+                        n_steps=n_steps, checkpoints=checkpoints, batch_size=first.batch_size,
+                        seeds=np.concatenate([layout.model_seeds for layout in layouts]),
+                        n_heads=n_heads, head_reduction=heads.reduction)
     weights = trace.weights["w"]
     if n_heads > 1:
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
-    predictable = (n_classes == 2 and loss in ("logistic", "exponential") and config.batch_size is None
-                   and lr * beta < 2)
-    head_lr = lr / n_heads if heads.reduction == "mean" else lr
-    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="linear",
-                   evaluator=linear_evaluator(loss, n_classes), head_lr=head_lr if predictable else None)
+    trained, start = [], 0
+    for lr, beta, size in zip(rates, betas, sizes, strict=True):
+        models = slice(start, start + size)
+        start += size
+        part = Trace(iterations=trace.iterations, weights={}, train_loss=trace.train_loss[:, models],
+                     diverged_at=trace.diverged_at[models])
+        predictable = (n_classes == 2 and loss in ("logistic", "exponential")
+                       and first.batch_size is None and lr * beta < 2)
+        head_lr = lr / n_heads if heads.reduction == "mean" else lr
+        trained.append(_finish(part, flat[:, models], lr=lr, n_steps=n_steps, loss=loss,
+                               n_heads=n_heads, model="linear",
+                               evaluator=linear_evaluator(loss, n_classes),
+                               head_lr=head_lr if predictable else None))
+    return trained
 
 
 def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -25,6 +26,8 @@ from verify.seeding import run_seed
 from verify.sweep.sources import DatasetSource
 
 TaskRunner = Callable[[Task, Any], TaskOutput]
+# Runs tasks of one dataset together: runner(tasks, dataset) -> one TaskOutput per task.
+GroupRunner = Callable[[Sequence[Task], Any], list[TaskOutput]]
 
 
 def run_id(task_key: str, row: dict[str, Any]) -> int:
@@ -85,22 +88,41 @@ def execute(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, 
     Never raises for a failing task: the outcome is ``status="failed"`` with the traceback, so one
     broken task cannot stop a sweep or be mistaken for results.
     """
+    return execute_group([task], source, partial(each_task, runner))[0]
+
+
+def each_task(runner: TaskRunner, tasks: Sequence[Task], dataset: Any) -> list[TaskOutput]:
+    """A :data:`GroupRunner` that runs each task alone with a per-task ``runner``."""
+    return [runner(task, dataset) for task in tasks]
+
+
+def execute_group(tasks: Sequence[Task], source: DatasetSource, runner: GroupRunner) -> list[dict[str, Any]]:
+    """Run tasks of one dataset together (``runner(tasks, dataset)``) and package each outcome.
+
+    Never raises: if the group fails, every task of it is ``status="failed"`` with the traceback.
+    """
     start = time.perf_counter()
     try:
-        dataset = _load(source, task.dataset_id)
-        output = runner(task, dataset)
-        common = {**_card_columns(dataset.card), **_task_columns(task)}
-        runs = [{**common, **row} for row in output.runs]
-        ids = [run_id(task.key, row) for row in runs]
-        for row, rid in zip(runs, ids, strict=True):
-            row["run_id"] = rid
-        bounds = [{**{k: v for k, v in bound.items() if k != "row"}, "run_id": ids[bound["row"]]}
-                  for bound in output.bounds]
-        return {"status": "done", "task": task.record(), "runs": runs, "bounds": bounds,
-                "card": dataset.card, "seconds": time.perf_counter() - start}
+        dataset = _load(source, tasks[0].dataset_id)
+        outputs = runner(tasks, dataset)
+        seconds = (time.perf_counter() - start) / len(tasks)
+        return [_package(task, output, dataset, seconds) for task, output in zip(tasks, outputs, strict=True)]
     except Exception:  # a task's failure is data for the store, not a reason to stop the sweep
-        return {"status": "failed", "task": task.record(), "error": traceback.format_exc(),
-                "seconds": time.perf_counter() - start}
+        error, seconds = traceback.format_exc(), (time.perf_counter() - start) / len(tasks)
+        return [{"status": "failed", "task": task.record(), "error": error, "seconds": seconds}
+                for task in tasks]
+
+
+def _package(task: Task, output: TaskOutput, dataset: Any, seconds: float) -> dict[str, Any]:
+    common = {**_card_columns(dataset.card), **_task_columns(task)}
+    runs = [{**common, **row} for row in output.runs]
+    ids = [run_id(task.key, row) for row in runs]
+    for row, rid in zip(runs, ids, strict=True):
+        row["run_id"] = rid
+    bounds = [{**{k: v for k, v in bound.items() if k != "row"}, "run_id": ids[bound["row"]]}
+              for bound in output.bounds]
+    return {"status": "done", "task": task.record(), "runs": runs, "bounds": bounds,
+            "card": dataset.card, "seconds": seconds}
 
 
 # Linux prctl(2) option: the signal a process receives when its parent dies.
@@ -181,24 +203,26 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _execute_in_worker(task: Task, source: DatasetSource, runner: TaskRunner) -> dict[str, Any]:
+def _execute_in_worker(tasks: Sequence[Task], source: DatasetSource,
+                       runner: GroupRunner) -> list[dict[str, Any]]:
     limit_threads()
-    return execute(task, source, runner)
+    return execute_group(tasks, source, runner)
 
 
-def _run_in_process(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner) -> Iterator[dict]:
+def _run_in_process(groups: Sequence[Sequence[Task]], source: DatasetSource,
+                    runner: GroupRunner) -> Iterator[dict]:
     import torch  # lazy: the ftstab parser imports this module and stays torch-free
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with threadpool_limits(1):
-            for task in tasks:
-                yield execute(task, source, runner)
+            for tasks in groups:
+                yield from execute_group(tasks, source, runner)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
+def _run_on_pool(groups: Sequence[Sequence[Task]], source: DatasetSource, runner: GroupRunner,
                  workers: int) -> Iterator[dict]:
     others = set(multiprocessing.active_children())
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
@@ -208,15 +232,15 @@ def _run_on_pool(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunne
     try:
         # Only as_completed holds the futures, and it lets go of each once yielded, so results do
         # not pile up in memory over a long sweep.
-        completed = concurrent.futures.as_completed([pool.submit(execute, task, source, runner)
-                                                     for task in tasks])
+        completed = concurrent.futures.as_completed([pool.submit(execute_group, tasks, source, runner)
+                                                     for tasks in groups])
         for future in completed:
             try:
-                outcome = future.result()
+                outcomes = future.result()
             except concurrent.futures.process.BrokenProcessPool:
                 raise RuntimeError("a worker process died (out of memory?); every finished task is "
                                    "saved, re-run the same command to resume") from None
-            yield outcome
+            yield from outcomes
         finished = True
     finally:
         if finished:
@@ -310,15 +334,15 @@ def _first_line(data: bytes) -> str:
     return data.split(b"\r\n")[0].split(b"\n")[0].decode("latin-1")[:80]
 
 
-def _run_on_dask(tasks: Sequence[Task], source: DatasetSource, runner: TaskRunner,
+def _run_on_dask(groups: Sequence[Sequence[Task]], source: DatasetSource, runner: GroupRunner,
                  client: Any) -> Iterator[dict]:
     from distributed import as_completed
-    completed = as_completed([client.submit(_execute_in_worker, task, source, runner, pure=False)
-                              for task in tasks])
+    completed = as_completed([client.submit(_execute_in_worker, tasks, source, runner, pure=False)
+                              for tasks in groups])
     try:
         for future in completed:
-            outcome = future.result()
+            outcomes = future.result()
             future.release()
-            yield outcome
+            yield from outcomes
     finally:
         client.cancel(list(completed.futures))

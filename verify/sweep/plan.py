@@ -48,6 +48,23 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
     return tasks
 
 
+def group_tasks(tasks: Sequence[Task], key: Callable[[Task], Any] | None) -> list[list[Task]]:
+    """The tasks in groups that run together: equal ``key(task)`` (not None) share a group, placed
+    where its first task was; without ``key`` every task is its own group."""
+    groups: list[list[Task]] = []
+    by_key: dict[Any, list[Task]] = {}
+    for task in tasks:
+        shared = None if key is None else key(task)
+        if shared is None:
+            groups.append([task])
+        elif shared in by_key:
+            by_key[shared].append(task)
+        else:
+            by_key[shared] = [task]
+            groups.append(by_key[shared])
+    return groups
+
+
 def expected_cost(task: Task) -> int:
     """A rough rank of a task's run time: MLP fine-tuning (2), then heads (1), then quadratic tasks."""
     config = task.config

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from verify.sweep.executors import (
     _run_in_process,
     _run_on_dask,
     _run_on_pool,
+    each_task,
 )
-from verify.sweep.plan import check_sweep, expected_cost
+from verify.sweep.plan import check_sweep, expected_cost, group_tasks
 from verify.sweep.sources import DatasetSource
 
 
@@ -75,9 +77,11 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
         After writing every task that had arrived; the store is consistent and resumable.
     """
     if runner is None:
-        from verify.run.runner import (
-            run_task as runner,  # lazy: torch loads when a task runs, not with the parser
-        )
+        # lazy: torch loads when a task runs, not with the parser
+        from verify.run.runner import run_tasks as group_runner
+        from verify.run.runner import training_key
+    else:
+        group_runner, training_key = partial(each_task, runner), None
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")
@@ -92,12 +96,14 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
         # a dataset's tasks together for the workers' dataset cache); the order never changes a
         # result (seeds and run ids come from coordinates).
         pending = sorted((task for task in tasks if task.key not in done), key=expected_cost, reverse=True)
+        # Tasks that can share one trainer call (a learning-rate sweep) run together.
+        groups = group_tasks(pending, training_key)
         if client is not None:
-            outcomes = _run_on_dask(pending, source, runner, client)
-        elif workers == 1 or len(pending) <= 1:
-            outcomes = _run_in_process(pending, source, runner)
+            outcomes = _run_on_dask(groups, source, group_runner, client)
+        elif workers == 1 or len(groups) <= 1:
+            outcomes = _run_in_process(groups, source, group_runner)
         else:
-            outcomes = _run_on_pool(pending, source, runner, min(workers, len(pending)))
+            outcomes = _run_on_pool(groups, source, group_runner, min(workers, len(groups)))
         counts = {"done": 0, "failed": 0}
         bar = tqdm(total=len(pending), unit="task", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True, desc="verify")
