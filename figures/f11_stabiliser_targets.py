@@ -13,6 +13,9 @@ point per dataset, its configs pooled as in the verdicts:
 
 Colours are task families (the deep tasks' random-direction teacher is the SURT null control). The
 lines x = no change and y = 1 split the plane: below y = 1 the stabiliser stabilised that dataset.
+A leave-one-out ratio whose plain side is below :data:`figures.data.NUMERICAL_ZERO` is left out
+(plain A(S) = A(S\\i) up to rounding, e.g. noise-free least squares: the ratio would be rounding
+noise); the index notes how many.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 
-from figures.data import MissingData
+from figures.data import NUMERICAL_ZERO, MissingData
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, Summary, colour
 from verify.verdicts.paired import (LEAVE_ONE_OUT, PLAIN, RATIO, SEED_STD, Unit, paired_estimate,
@@ -58,6 +61,8 @@ def dataset_points(units: list[Unit], name: str, quantity: str, default: str | N
             for unit in mine:
                 reference = plain[(unit.dataset_id, unit.config)]
                 a, b = side_value(unit, measure), side_value(reference, measure)
+                if measure is LEAVE_ONE_OUT and b is not None and b < NUMERICAL_ZERO:
+                    continue
                 if a is not None and b is not None:
                     pairs.append((dataset, a, b))
             values[measure.name] = paired_estimate(pairs, measure, random_state=0,
@@ -69,7 +74,10 @@ def dataset_points(units: list[Unit], name: str, quantity: str, default: str | N
                        "family": mine[0].family, "configs": ",".join(sorted({u.config for u in mine})),
                        "target_change": values[target.name],
                        "seed_std_ratio": values[SEED_STD.name],
-                       "leave_one_out_ratio": values[LEAVE_ONE_OUT.name]})
+                       "leave_one_out_ratio": values[LEAVE_ONE_OUT.name],
+                       "plain_leave_one_out_zero": any(
+                           (side_value(plain[(u.dataset_id, u.config)], LEAVE_ONE_OUT) or 1.0)
+                           < NUMERICAL_ZERO for u in mine)})
     return points
 
 
@@ -89,11 +97,17 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
             if quantity not in QUANTITIES:
                 notes.append(f"{name}: target {quantity} is not measured in the results")
                 continue
-            points = [p for p in dataset_points(units, name, quantity, defaults.get(name))
+            every = dataset_points(units, name, quantity, defaults.get(name))
+            points = [p for p in every
                       if p["seed_std_ratio"] is not None or p["leave_one_out_ratio"] is not None]
+            zeros = sum(p["plain_leave_one_out_zero"] for p in every)
             if not points:
                 continue
             rows += points
+            if zeros:
+                notes.append(f"{name} ({quantity}): the leave-one-out ratio of {zeros} dataset(s) "
+                             f"left out: plain leave-one-out instability below {NUMERICAL_ZERO:g} "
+                             "(rounding noise)")
             series = []
             for family in families:
                 mine = [p for p in points if p["family"] == family]

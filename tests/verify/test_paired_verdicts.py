@@ -14,8 +14,10 @@ from verify.verdicts.paired import (
     LEAVE_ONE_OUT,
     NO_DATA,
     SEED_STD,
+    MIN_DATASETS,
     SELECTED,
     STABILISES,
+    TOO_FEW,
     Quantity,
     Unit,
     paired_estimate,
@@ -109,6 +111,13 @@ def test_fewer_failed_runs_on_every_dataset_is_a_negative_difference():
     rate = only(judge(units), stabiliser="calm")["measures"]["failed_rate"]
     assert rate["value"] == pytest.approx(np.mean([0.1 - (3 + d % 3) / 10 for d in range(6)]))
     assert rate["high"] < 0 and rate["verdict"] == STABILISES
+
+
+def test_fewer_datasets_than_the_minimum_report_an_interval_but_no_verdict():
+    few = only(judge(panel(MIN_DATASETS - 1)), stabiliser="calm")["measures"]["seed_std"]
+    assert few["value"] == pytest.approx(0.5) and few["high"] < 1 and few["verdict"] == TOO_FEW
+    enough = only(judge(panel(MIN_DATASETS)), stabiliser="calm")["measures"]["seed_std"]
+    assert enough["verdict"] == STABILISES
 
 
 def test_families_are_judged_apart_and_a_single_dataset_has_no_interval():

@@ -204,12 +204,15 @@ def stabiliser(name: str, measure: str = "seed_std") -> Callable[[dict], tuple[s
             judged_on += "; reported apart: " + ", ".join(
                 f"{o['family']} ({o['measures'][measure]['verdict']}, "
                 f"{_number(o['measures'][measure]['value'])})" for o in others)
+        if m["verdict"] == "too few datasets":
+            judged_on += "; too few datasets for a verdict"
         if measure.startswith("target:"):
             verdict = {True: SUPPORTED, False: CONTRADICTED}.get(
                 m.get("as_intended"), UNTESTABLE if m["verdict"] == "no data" else INCONCLUSIVE)
         else:
             verdict = {"stabilises": SUPPORTED, "destabilises": CONTRADICTED,
-                       "inconclusive": INCONCLUSIVE, "no data": UNTESTABLE}[m["verdict"]]
+                       "inconclusive": INCONCLUSIVE, "too few datasets": INCONCLUSIVE,
+                       "no data": UNTESTABLE}[m["verdict"]]
         return judged_on, _statistic(m["label"], m["value"], m["low"], m["high"]), verdict
 
     return judge

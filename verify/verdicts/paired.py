@@ -26,7 +26,8 @@ replacement and carry all their pairs, both sides together (a resample drawing a
 weights its sums k times, computed for all resamples at once); the seed is derived from the
 verdict's coordinates, so the verdicts are deterministic. ``se`` is the bootstrap standard
 deviation. A resample whose denominator is 0 is left out of its percentiles. With fewer than two
-datasets there is no interval and the verdict is "no data".
+datasets there is no interval and the verdict is "no data"; with fewer than ``MIN_DATASETS`` (5) the
+interval is reported but the verdict is "too few datasets".
 
 Strength selection: where a stabiliser ran at several settings on a pair, the **validation-selected**
 setting of that pair is the one with the highest mean validation accuracy over seeds (ties: the
@@ -46,6 +47,10 @@ PLAIN = "none"
 RATIO, DIFFERENCE = "ratio", "difference"
 STABILISES, DESTABILISES, INCONCLUSIVE, NO_DATA = ("stabilises", "destabilises", "inconclusive",
                                                    "no data")
+TOO_FEW = "too few datasets"
+# A bootstrap over fewer clusters than this has too few distinct resamples for its percentiles to
+# mean a 95% interval (two datasets give three): the interval is reported, the verdict is not made.
+MIN_DATASETS = 5
 RAISED, LOWERED = "raised", "lowered"
 DEFAULT, SELECTED = "default", "validation-selected"
 
@@ -180,7 +185,8 @@ def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure,
         ``value``, ``low``, ``high``, ``se`` (None where undefined), ``n_pairs``, ``n_datasets``,
         ``verdict``: with ``measure.better`` = -1, "stabilises" when the CI lies below the null
         (1 for a ratio, 0 for a difference), "destabilises" above, else "inconclusive"; "no data"
-        with fewer than two datasets or an undefined estimate.
+        with fewer than two datasets or an undefined estimate, "too few datasets" with fewer than
+        :data:`MIN_DATASETS`.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -226,9 +232,10 @@ def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure,
     below, above = high < null, low > null
     if measure.better == 1:
         below, above = above, below
+    verdict = STABILISES if below else DESTABILISES if above else INCONCLUSIVE
     result.update(low=float(low), high=float(high), se=float(np.std(resampled, ddof=1))
                   if resampled.size >= 2 else 0.0,
-                  verdict=STABILISES if below else DESTABILISES if above else INCONCLUSIVE)
+                  verdict=verdict if len(datasets) >= MIN_DATASETS else TOO_FEW)
     return result
 
 

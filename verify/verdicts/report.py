@@ -239,14 +239,15 @@ def _stabilisers(rows: list[dict]) -> str:
                       measure(r["measures"]["seed_std"]),
                       measure(r["measures"]["failed_rate"], signed=True),
                       measure(r["measures"]["leave_one_out"]), targets or "–",
-                      f"{marks[r['verdict']]} {r['verdict']}"])
+                      f"{marks.get(r['verdict'], '?')} {r['verdict']}"])
     text = _table(("stabiliser", "task family", "setting", "configs", "datasets",
                    "seed std ratio (95% CI, datasets)", "failed-run rate difference",
                    "leave-one-out ratio", "target quantities", "verdict (seed std)"), table)
     text += ("\n\nEach stabiliser setting is paired with plain training on the same datasets, "
              "configs and seeds. Ratios are stabilised / plain (below 1: more stable), differences "
              "stabilised − plain; the CI is a paired bootstrap over datasets; the verdict is the "
-             "seed std ratio's (its CI below 1: stabilises, above: destabilises). The "
+             "seed std ratio's (its CI below 1: stabilises, above: destabilises; with fewer than "
+             "five datasets the interval is shown and no verdict is made). The "
              "validation-selected row takes, per pair, the setting with the best mean validation "
              "accuracy (never the reported test accuracy).")
     return _section("Stabilisers against plain training (paired, per task family)", text)
