@@ -45,7 +45,10 @@ def run_arm(arm: str, args: argparse.Namespace, out: Path) -> dict:
     code = ARM.format(arm=arm, grid=args.grid, data=args.data, out=str(out), configs=args.configs,
                       workers=workers)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    if outcome["code"] != 0:
+        raise RuntimeError(f"the {arm} sweep failed: {result.stderr.strip().splitlines()[-1]}")
+    return outcome
 
 
 def main() -> None:
