@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up ftstab from nothing and run its two jobs.
 
-    python3 tasks.py test    # create/refresh .venv with pinned installs, run the test suite
+    python3 tasks.py test    # create/refresh .venv with pinned installs, ruff and mypy, the test suite
     python3 tasks.py main    # create/refresh .venv, run synth -> verify -> figures -> report
     python3 tasks.py golden  # the smoke main job, compared with tests/golden/smoke.json
 
@@ -95,6 +95,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     ensure_venv("test,real")
     env = {"HYPOTHESIS_PROFILE": "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"),
            "MPLBACKEND": "Agg"}
+    # Lint and type-check first (configured in pyproject.toml): a finding fails the test command.
+    for check in (["-m", "ruff", "check", "."], ["-m", "mypy"]):
+        code = run([str(PYTHON), *check])
+        if code:
+            return code
     return run([str(PYTHON), "-m", "pytest", *args.pytest_args], env=env)
 
 

@@ -11,6 +11,7 @@ group, or at the (geometric, on a log axis) mean x of its bin.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, l
 def lines(frame: Frame, *, by: str, line_label: Callable[[object], str], x: Callable[[Frame], np.ndarray],
           xlog: bool, panel: str, measure: str, bound: str | None, figure_key: str,
           bound_label: Callable[[object], str] | None = None,
-          order: Callable[[object], object] | None = None) -> list[Series]:
+          order: Callable[[object], Any] | None = None) -> list[Series]:
     """One measured line (and its bound) per distinct value of column ``by``.
 
     Lines come in sorted order, or sorted by ``order(value)``; the i-th line gets the i-th colour.

@@ -89,7 +89,7 @@ def _panel(units: Frame, *, name: str, constant: str, stabilisers: tuple[str, ..
     if stabilised.any():
         keep &= np.isin(units["dataset_id"], np.unique(units["dataset_id"][stabilised]))
     series, zeros = _scatter(units.filter(keep), panel=name, constant=constant)
-    xs = np.concatenate([item.x for item in series] or [[]])
+    xs = np.concatenate([item.x for item in series] or [np.empty(0)])
     if np.unique(xs).size < 2:
         return None, zeros
     # Log x only where it is possible (an MLP surrogate's μ can be ≤ 0) and spans a decade.

@@ -82,7 +82,7 @@ def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str, xl
     if np.unique(units[x]).size < 2:
         return None
     series = lines(_with_line(units, by_stabiliser=by_stabiliser), by="line",
-                   line_label=lambda line: line, x=lambda group: group[x], xlog=xlog, panel=name,
+                   line_label=str, x=lambda group: group[x], xlog=xlog, panel=name,
                    measure="stability", bound=None, figure_key=KEY, order=plain_first)
     return Panel(name=name, title=title, xlabel=xlabel, ylabel=STABILITY_LABEL, series=series,
                  xlog=xlog, ylog=True, ticks_at_data=x == "n_heads")

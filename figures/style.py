@@ -133,7 +133,7 @@ def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str,
         if legend_loc == "outside":
             ax.legend(fontsize=FONT_SIZE - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         else:
-            ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85, loc=legend_loc)
+            ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85, loc=legend_loc)  # type: ignore[call-overload]  # stub: loc is a Literal
 
 
 def log_tick_label(value: float) -> str:

@@ -23,6 +23,7 @@ import sqlite3
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,11 +68,11 @@ def paired_bootstrap(method: dict[str, np.ndarray], plain: dict[str, np.ndarray]
         for _ in range(n_resamples):
             chosen = [tasks[i] for i in rng.integers(len(tasks), size=len(tasks))]
             samples.append(effects(chosen, [rng.integers(len(method[t]), size=len(method[t])) for t in chosen]))
-    samples = np.asarray(samples)
+    resampled = np.asarray(samples)
     tail = 100 * (1 - CONFIDENCE) / 2
     out = {}
     for index, name in enumerate(("mean", "std")):
-        finite = samples[:, index][np.isfinite(samples[:, index])]
+        finite = resampled[:, index][np.isfinite(resampled[:, index])]
         low, high = (np.percentile(finite, [tail, 100 - tail]) if finite.size else (np.nan, np.nan))
         out[name] = (float(point[index]), float(low), float(high))
     return out
@@ -90,7 +91,7 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
     by_cell = defaultdict(list)
     for run in runs:
         by_cell[(run.config, run.method, run.task)].append(run)
-    rows = []
+    rows: list[dict[str, Any]] = []
     configs = sorted({run.config for run in runs})
     for config in configs:
         methods = sorted({m for c, m, _ in by_cell if c == config}, key=method_sort_key)

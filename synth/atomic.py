@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from synth.dataset import to_jsonable
 
 
-def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def write_npz_atomic(path: Path, arrays: Mapping[str, ArrayLike]) -> None:
     """Write ``arrays`` to ``path`` as an uncompressed .npz, atomically."""
     with atomic_target(Path(path)) as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub reads allow_pickle in **kwds
 
 
 def write_json_atomic(path: Path, data) -> None:

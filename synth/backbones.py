@@ -7,6 +7,7 @@ through these two functions, never through one family's module.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 from torch import nn
@@ -26,7 +27,7 @@ def architecture_of(model: nn.Module) -> dict:
     from synth.deep_backbone import DeepMLP
     if isinstance(model, DeepMLP):
         return {key: value for key, value in model.architecture.items() if key != "n_classes"}
-    linears = [module for module in model.encoder if isinstance(module, nn.Linear)]
+    linears = [module for module in cast(nn.Sequential, model.encoder) if isinstance(module, nn.Linear)]
     return {"family": "tanh", "n_features": linears[0].in_features,
             "hidden": [module.out_features for module in linears]}
 

@@ -18,6 +18,7 @@ import logging
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,7 +196,7 @@ def pretrained_deep_backbone(spec: Mapping) -> tuple[dict[str, np.ndarray], np.n
     mixing = source_mixing(spec["n_features"], source["latent_dim"], rng)
     inputs = latent_factor_inputs(mixing, source["n_samples"], noise=source["noise"], rng=rng)
     initial_params = init_pretraining_params(architecture, rng)
-    arrays = None
+    arrays: dict[str, Any] | None = None
     if path.exists():
         try:
             arrays = check_deep_cache_entry(path, spec, mixing=mixing, inputs=inputs,

@@ -31,8 +31,8 @@ import numpy as np
 
 from synth.dataset import Dataset, base_card
 from synth.pretrained import _balancing_bias
-from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Derived, Interval, Options, RandomState,
-                              check_random_state, validate_params)
+from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Constraint, Derived, Interval, Options,
+                              RandomState, check_random_state, validate_params)
 
 TEACHERS = ("target_adapted", "random_direction")
 TEACHER_LABELS = {"target_adapted": "target-adapted",
@@ -40,7 +40,7 @@ TEACHER_LABELS = {"target_adapted": "target-adapted",
 MAX_POOL_FACTOR = 64
 MAX_DEPTH = 12
 
-PARAMETER_CONSTRAINTS = {
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "n_per_class": [Interval(Integral, 1, None)],
     "n_features": [Interval(Integral, 2, None)],
     "depth": [Interval(Integral, 1, MAX_DEPTH)],

@@ -25,6 +25,7 @@ class DropoutSite(nn.Module):
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be an integer in [1, inf), got {width!r}")
         self.width = width
+        self.mask: torch.Tensor
         self.register_buffer("mask", torch.empty(0), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

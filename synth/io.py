@@ -63,8 +63,8 @@ def load_dataset(path_or_id: str | os.PathLike, folder: str | os.PathLike | None
     if not card_path.exists():
         raise ValueError(f"no dataset at {stem}: {card_path.name} not found")
     card, arrays = read_dataset_files(card_path, npz_path)
-    main = [arrays.pop(key) for key in MAIN_ARRAYS]
-    return Dataset(*main, card=card, arrays=arrays)
+    X, y, X_test, y_test = (arrays.pop(key) for key in MAIN_ARRAYS)
+    return Dataset(X, y, X_test, y_test, card=card, arrays=arrays)
 
 
 def check_data_folder(folder: str | os.PathLike, ids=None) -> list[str]:

@@ -8,7 +8,7 @@ import scipy.optimize
 import scipy.special
 
 from synth.dataset import Dataset, base_card
-from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Derived, Interval, Options,
+from synth.validation import (MAX_MAGNITUDE, SEED_BOUND, Constraint, Derived, Interval, Options,
                               RandomState, Vector, check_fits_in_memory, check_random_state,
                               split_counts, validate_params)
 
@@ -18,7 +18,7 @@ MAX_POOL_FACTOR = 64
 # Temperature of the soft class shares (times the logits' std) used to balance the classes.
 BALANCING_TEMPERATURE = 0.01
 
-PARAMETER_CONSTRAINTS = {
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "n_classes": [Interval(Integral, 2, None)],
     "n_samples": [Interval(Integral, Derived("max(2, n_classes)",
                                              lambda p: max(2, p["n_classes"])), None)],

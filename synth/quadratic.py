@@ -9,8 +9,8 @@ import scipy.stats
 
 from synth.dataset import Dataset, base_card
 from synth.distances import euclidean_distance
-from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, Derived, Interval, RandomState,
-                              check_fits_in_memory, check_random_state,
+from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, Constraint, Derived, Interval,
+                              RandomState, check_fits_in_memory, check_random_state,
                               spectrum_constraints, spectrum_variances, validate_params)
 
 # Declared precision range. Spectra up to MAX_CONDITION are necessary but not sufficient: with
@@ -19,7 +19,7 @@ from synth.validation import (MAX_CONDITION, MAX_MAGNITUDE, Derived, Interval, R
 # 1e-16 * MAX_CONDITION relative). The card's `distance` is the exact float ||teacher - w0||: the
 # requested one to 1e-6 relative plus about 1.1e-16 * w0_norm (the rounding of w0 + delta u).
 
-PARAMETER_CONSTRAINTS = {
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "n_features": [Interval(Integral, 1, None)],
     "n_samples": [Interval(Integral, Derived("n_features + 2", lambda p: p["n_features"] + 2),
                            None)],

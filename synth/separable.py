@@ -29,7 +29,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from synth.dataset import Dataset, base_card
-from synth.validation import (MAX_MAGNITUDE, MIN_MAGNITUDE, Derived, Interval, Options,
+from synth.validation import (MAX_MAGNITUDE, MIN_MAGNITUDE, Constraint, Derived, Interval, Options,
                               RandomState, Vector, check_fits_in_memory, check_random_state,
                               spectrum_constraints, spectrum_variances, split_counts,
                               validate_params)
@@ -56,7 +56,7 @@ def _least_support(params) -> int:
     return params["n_classes"] if params["n_classes"] > 2 else 1
 
 
-PARAMETER_CONSTRAINTS = {
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "n_samples": [Interval(Integral, 2, None)],
     "n_classes": [Interval(Integral, 2, Derived("n_samples", lambda p: p["n_samples"]))],
     "n_features": [Interval(Integral, Derived("n_classes if n_classes > 2 else 1",
@@ -274,7 +274,7 @@ def make_separable(n_samples: int = 100, n_features: int = 2, *, margin: float,
     y_clean[flipped] = y[partners]
     for i, j in zip(flipped, partners):
         # max(): the partner that attains the radius may exceed it by rounding.
-        X[i] = rng.uniform(1.0, max(1.0, radius / np.linalg.norm(X[j]))) * X[j]
+        X[i] = rng.uniform(1.0, max(1.0, float(radius / np.linalg.norm(X[j])))) * X[j]
 
     if multiclass:
         dual = cone_weights.copy()

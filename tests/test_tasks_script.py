@@ -75,3 +75,19 @@ def test_the_smoke_main_job_runs_the_stabilisers_on_its_own_instability_slice(mo
     # the paper's three stabilisers over their strength grids, on the deep slice's config
     assert stabilised[1][stabilised[1].index("--stabilisers") + 1] == "none,mmr:grid,mhloss:grid,surt:grid"
     assert stabilised[1][stabilised[1].index("--configs") + 1] == "full_deep_adamw_nobc_val"
+
+
+def test_the_test_command_lints_and_type_checks_before_pytest_and_stops_on_a_finding(monkeypatch):
+    tasks = load_tasks()
+    calls = []
+    monkeypatch.setattr(tasks, "ensure_venv", lambda extras="test": None)
+
+    def fake_run(cmd, env=None):
+        calls.append(cmd[1:3])
+        return 1 if cmd[1:3] == ["-m", "mypy"] else 0
+    monkeypatch.setattr(tasks, "run", fake_run)
+    args = tasks.argparse.Namespace(pytest_args=["-q"])
+    assert tasks.cmd_test(args) == 1
+    assert calls == [["-m", "ruff"], ["-m", "mypy"]]  # pytest never ran
+    monkeypatch.setattr(tasks, "run", lambda cmd, env=None: calls.append(cmd[1:3]) or 0)
+    assert tasks.cmd_test(args) == 0 and calls[-1] == ["-m", "pytest"]

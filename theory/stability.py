@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -49,7 +49,7 @@ def pointwise_hypothesis_stability(loss_full_at_i: np.ndarray, loss_loo_at_i: np
     return np.abs(np.asarray(loss_full_at_i, float) - np.asarray(loss_loo_at_i, float))
 
 
-def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float], *,
+def bootstrap_ci(values: np.ndarray, statistic: Callable[..., Any], *,
                  confidence: float = 0.95, n_resamples: int = 2000,
                  random_state: int | np.random.Generator | None = None) -> Estimate:
     """``statistic(values)`` with a BCa bootstrap confidence interval (percentile if BCa fails).
@@ -129,7 +129,7 @@ def head_direction_spread(heads: np.ndarray, *, confidence: float = 0.95, n_resa
     units = _unit(heads)
     seeds = np.arange(len(units), dtype=np.float64)
 
-    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
+    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray | np.float64:
         index = np.asarray(index, dtype=np.int64)
         if index.ndim == 1:
             return np.float64(_direction_spread(units[index]))

@@ -29,7 +29,7 @@ def git_commit(root: Path = ROOT) -> str | None:
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each package (None when it is not installed)."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = version(name)

@@ -5,6 +5,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from figures.report.assets import SCRIPT, STYLE
 from figures.report.figure_index import FigureEntry
@@ -100,7 +101,7 @@ def _claims_table(claims: list[dict]) -> Markup:
     headers = list(dict.fromkeys(key for claim in claims for key in claim))
     rows = []
     for claim in claims:
-        row = []
+        row: list[Any] = []
         for key in headers:
             value = claim.get(key)
             if key == "verdict":

@@ -6,7 +6,6 @@ import math
 import re
 import sqlite3
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -31,9 +31,13 @@ class Bound(Protocol):
     name: str
     setting: str
     measure: str
-    constants: tuple[str, ...]
-    trivial: float | None
     a_posteriori: bool
+
+    @property
+    def constants(self) -> tuple[str, ...]: ...
+
+    @property
+    def trivial(self) -> float | None: ...
 
     def estimate_constants(self, run: RunContext) -> dict[str, float]: ...
 
@@ -54,6 +58,12 @@ class BoundTerms:
 
     measure: str
     a_posteriori = False
+
+    def terms(self, **c: float) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _inapplicable(self, c: dict[str, float]) -> bool:
+        raise NotImplementedError
 
     @property
     def trivial(self) -> float | None:

@@ -111,7 +111,7 @@ class TheoremF(BoundTerms):
     name = "theorem_f"
     setting = "full"
     measure = "parameter_stability"
-    constants = ("n", "mu", "mu_loo", "beta", "lr", "iteration", "rho", "D", "delta_H", "quadratic",
+    constants: tuple[str, ...] = ("n", "mu", "mu_loo", "beta", "lr", "iteration", "rho", "D", "delta_H", "quadratic",
                  "full_batch")
 
     def estimate_constants(self, run: RunContext) -> dict[str, float]:

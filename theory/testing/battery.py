@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -142,7 +143,7 @@ def check_bound(bound, *, max_examples: int = 60, derandomize: bool = True,
 def _run_property(name: str, strategy, check, options) -> PropertyResult:
     """Run ``check(example) -> str | None`` (a failure message, or None) under hypothesis; the last
     failing example hypothesis replays is the shrunk one."""
-    state = {"examples": 0, "checked": 0, "failure": None}
+    state: dict[str, Any] = {"examples": 0, "checked": 0, "failure": None}
 
     @options
     @given(strategy)

@@ -40,6 +40,7 @@ def compare(golden: list[Number], current: list[Number]) -> list[Comparison]:
     for key in sorted(set(now) | set(then)):
         old, new = then.get(key), now.get(key)
         if old is None:
+            assert new is not None  # the key is in one of the two
             rows.append(Comparison(key, new.kind, None, new.value, new.tolerance, NEW))
         elif new is None:
             rows.append(Comparison(key, old.kind, old.value, None, old.tolerance, MISSING))

@@ -36,7 +36,7 @@ its weights and losses are NaN and ``diverged_at`` records t.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np

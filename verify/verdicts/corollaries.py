@@ -21,7 +21,6 @@ a posteriori bounds are consistency checks, never evidence, and a trend carried 
 from __future__ import annotations
 
 import json
-import math
 import operator
 import sqlite3
 from collections.abc import Callable, Hashable

@@ -6,7 +6,6 @@ checkpoint of its task.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 import warnings
 
