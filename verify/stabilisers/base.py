@@ -320,7 +320,7 @@ def initial_values(problem: FineTuningProblem, layer: tuple[str, ...]) -> dict[s
     (a normalisation layer's ``reset_parameters``: deterministic, e.g. LayerNorm's 1 and 0)."""
     prefix = layer[0].rsplit(".", 1)[0]
     module = copy.deepcopy(problem.model.get_submodule(prefix))
-    module.reset_parameters()
+    module.reset_parameters()  # type: ignore[operator]  # torch types module attributes as Tensor | Module
     own = dict(module.named_parameters())
     return {name: own[name.rsplit(".", 1)[1]].detach().to(problem.reference[name].dtype)
             for name in layer}
