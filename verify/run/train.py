@@ -65,7 +65,8 @@ class Trained:
         that changes the starting encoder (SURT, re-initialisation) is measured from the same w0
         as plain training. The bounds' w0 (Theorem F's D) stays ``w_init``, where GD starts.
     plain_steps : bool
-        Every step was ``w - lr * grad`` at one constant lr (RunContext.plain_steps).
+        Every step was ``w - lr * grad`` at one constant lr (RunContext.plain_steps): the config's
+        ``plain_steps``, passed by every trainer (no default, so a trainer cannot leave it out).
     teacher : (P,) or None
         For MLP tasks with a teacher backbone, the flat weights whose encoder part is the
         teacher's (head entries NaN: a teacher head is not a fine-tuned head's target).
@@ -82,6 +83,7 @@ class Trained:
     n_heads: int
     model: str
     evaluator: Any
+    plain_steps: bool
     l2sp: float = 0.0
     weight_decay: float = 0.0
     l2sp_anchor: np.ndarray | None = None
@@ -90,7 +92,6 @@ class Trained:
     objective: Any = None
     head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
-    plain_steps: bool = True
     teacher: np.ndarray | None = None
 
 
@@ -149,7 +150,7 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
     trained, start = [], 0
-    for lr, beta, size in zip(rates, betas, sizes, strict=True):
+    for config, lr, beta, size in zip(configs, rates, betas, sizes, strict=True):
         models = slice(start, start + size)
         start += size
         part = Trace(iterations=trace.iterations, weights={}, train_loss=trace.train_loss[:, models],
@@ -160,6 +161,7 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
         trained.append(_finish(part, flat[:, models], lr=lr, n_steps=n_steps, loss=loss,
                                n_heads=n_heads, model="linear",
                                evaluator=linear_evaluator(loss, n_classes),
+                               plain_steps=config.plain_steps,
                                head_lr=head_lr if predictable else None))
     return trained
 
@@ -175,7 +177,7 @@ def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, 
                             weight_decay=weight_decay)
     return _finish(trace, trace.weights["w"], lr=lr, n_steps=n_steps, loss="squared", n_heads=1,
                    model="linear", evaluator=linear_evaluator("squared", 0), l2sp=l2sp,
-                   weight_decay=weight_decay)
+                   weight_decay=weight_decay, plain_steps=config.plain_steps)
 
 
 def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
