@@ -45,7 +45,7 @@ def _encode(problem, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.
 def _retrain_each_model(problem, generators, retrain) -> Any:
     """Apply ``retrain(start_params, own_rows, generator) -> params`` to every model's encoder."""
     names = _encoder_names(problem)
-    retrained = {name: [] for name in names}
+    retrained: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for m, generator in enumerate(generators):
         own = problem.masks[m] > 0
         start = {name: problem.params[name][m].detach().clone() for name in names}

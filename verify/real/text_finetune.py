@@ -15,6 +15,7 @@ its later checkpoints are NaN, as in the batched trainers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,7 +125,8 @@ def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_le
         generator = torch.Generator().manual_seed(run_seed(seed, "train_stream"))
         torch.manual_seed(run_seed(seed, "dropout"))
         model.train()
-        diverged_at, initial, recorded = -1, None, {}
+        diverged_at, initial = -1, None
+        recorded: dict[int, Any] = {}  # None at the unwanted steps after a divergence
         for t in range(1, n_steps + 1):
             if diverged_at >= 0:
                 recorded[t] = _measure(objective, params, names, head_names, start, X, y, X_test,

