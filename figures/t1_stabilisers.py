@@ -1,6 +1,7 @@
 """T1 — stabilisers × dataset groups: test accuracy, failed-run rate and leave-one-out stability.
 
-Columns are dataset groups (kind · training config); a column holds only the datasets on which two
+Columns are dataset groups (task family · training config: the kind, and for the deep tasks their
+teacher, so the SURT null control has its own column); a column holds only the datasets on which two
 or more stabiliser variants were run with that config, so it compares stabilisers on the same
 datasets and settings. Rows are stabilisers with their parameters. All numbers are at each task's
 final checkpoint.
@@ -16,6 +17,7 @@ Written as ``t1_stabilisers.csv`` (one row per cell) and ``t1_stabilisers.md``.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import numpy as np
 from figures.data import (SETTING_MEASURE, Frame, MissingData, compared_datasets, full_units,
                           loo_units, with_stabiliser_label)
 from figures.output import Drawn, write_csv, write_text
+from verify.verdicts.stabilisers import task_family
 
 KEY = "T1"
 STEM = "t1_stabilisers"
@@ -52,13 +55,19 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
     loo = {setting: with_stabiliser_label(loo_units(connection, measure=measure, where="r.setting = ?",
                                         params=(setting,)))
            for setting, measure in SETTING_MEASURE.items()}
+    cards = {dataset_id: json.loads(card) if card else None for dataset_id, card in
+             connection.execute("SELECT dataset_id, card FROM datasets")}
+    full = full.with_column("family", np.array(
+        [task_family(kind, cards.get(dataset_id)) for kind, dataset_id
+         in zip(full["kind"], full["dataset_id"])], dtype=object))
     rows = []
-    for (kind, setting, config), group in full.groups("kind", "setting", "config"):
+    for (family, setting, config), group in full.groups("family", "setting", "config"):
         group = compared_datasets(group)
         if not len(group):
             continue
+        kind = group["kind"][0]
         stability_units = loo[setting].filter(
-            (loo[setting]["kind"] == kind) & (loo[setting]["config"] == config)
+            (loo[setting]["config"] == config)
             & np.isin(loo[setting]["dataset_id"], np.unique(group["dataset_id"])))
         for (label,), runs in group.groups("label"):
             accuracy, accuracy_std = _seed_mean_std(runs, "test_accuracy")
@@ -67,7 +76,7 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
             failed = (runs["diverged"] == 1) | below
             stability, stability_std = _seed_mean_std(
                 stability_units.filter(stability_units["label"] == label), "measured")
-            rows.append({"group": f"{kind} · {config}", "kind": kind, "setting": setting,
+            rows.append({"group": f"{family} · {config}", "kind": kind, "setting": setting,
                          "config": config, "stabiliser": label,
                          "n_datasets": len(np.unique(runs["dataset_id"])),
                          "n_seeds": len(np.unique(runs["seed"])), "accuracy": accuracy,
@@ -96,7 +105,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["# T1 · Stabilisers × dataset groups", "",
              "Final checkpoint. Accuracy and stability: mean ± std over seeds (ddof = 1), each "
              "computed per dataset and averaged over the group's datasets. Failed: diverged or at "
-             "or below the majority-class accuracy. Columns: dataset kind · training config.", ""]
+             "or below the majority-class accuracy. Columns: task family (kind, and the deep tasks' teacher) · training config.", ""]
     for metric, heading in METRICS:
         lines += [f"## {heading}", "", "| stabiliser | " + " | ".join(groups) + " |",
                   "|---" * (len(groups) + 1) + "|"]
