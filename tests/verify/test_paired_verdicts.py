@@ -120,6 +120,17 @@ def test_fewer_datasets_than_the_minimum_report_an_interval_but_no_verdict():
     assert enough["verdict"] == STABILISES
 
 
+def test_datasets_where_neither_side_varies_do_not_count_toward_the_minimum():
+    units = panel(1)  # one dataset whose seeds vary, halved by the stabiliser
+    units += [unit(f"flat{d}", stabiliser, accuracy=[0.9] * 10)
+              for d in range(MIN_DATASETS) for stabiliser in ("none", "calm")]
+    std = only(judge(units), stabiliser="calm")["measures"]["seed_std"]
+    # every resample holding the varying dataset gives exactly 1/2: a CI from one dataset
+    assert std["low"] == pytest.approx(0.5) and std["high"] == pytest.approx(0.5)
+    assert std["n_datasets"] == MIN_DATASETS + 1 and std["n_informative"] == 1
+    assert std["verdict"] == TOO_FEW
+
+
 def test_families_are_judged_apart_and_a_single_dataset_has_no_interval():
     units = panel(6)
     units += [unit("n0", family="deep, null control", accuracy=[0.5, 0.6, 0.7]),

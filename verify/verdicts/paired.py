@@ -27,7 +27,8 @@ weights its sums k times, computed for all resamples at once); the seed is deriv
 verdict's coordinates, so the verdicts are deterministic. ``se`` is the bootstrap standard
 deviation. A resample whose denominator is 0 is left out of its percentiles. With fewer than two
 datasets there is no interval and the verdict is "no data"; with fewer than ``MIN_DATASETS`` (5) the
-interval is reported but the verdict is "too few datasets".
+interval is reported but the verdict is "too few datasets" (for a ratio, datasets where both sides
+are 0 do not count).
 
 Strength selection: where a stabiliser ran at several settings on a pair, the **validation-selected**
 setting of that pair is the one with the highest mean validation accuracy over seeds (ties: the
@@ -233,9 +234,13 @@ def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure,
     if measure.better == 1:
         below, above = above, below
     verdict = STABILISES if below else DESTABILISES if above else INCONCLUSIVE
+    # A ratio learns nothing from a dataset where both sides are 0 (e.g. no seed varies): only the
+    # others count toward the minimum.
+    informative = (len(datasets) if measure.comparison == DIFFERENCE
+                   else int(np.count_nonzero((stabilised != 0) | (plain != 0))))
     result.update(low=float(low), high=float(high), se=float(np.std(resampled, ddof=1))
-                  if resampled.size >= 2 else 0.0,
-                  verdict=verdict if len(datasets) >= MIN_DATASETS else TOO_FEW)
+                  if resampled.size >= 2 else 0.0, n_informative=informative,
+                  verdict=verdict if informative >= MIN_DATASETS else TOO_FEW)
     return result
 
 
