@@ -2,7 +2,9 @@
 
 With features fixed, the multi-head objective (1/H) Σ_h L(w_h) (``reduction="mean"``) or Σ_h L(w_h)
 (``"sum"``) decouples: each head runs plain GD with step η/H (mean) or η (sum), and the prediction is
-the mean logit, i.e. the linear head w̄ = (1/H) Σ_h w_h. Every gradient of L lies in the row space of X,
+the mean logit, i.e. the linear head w̄ = (1/H) Σ_h w_h. The balanced reading (``"balanced"``: the
+mean objective with each head's gradient multiplied by H) steps each head by η as the sum does, and
+leaves the encoder's gradient the mean over heads, as the mean does. Every gradient of L lies in the row space of X,
 so each head's component in the null space of X stays at its initial value: for i.i.d. N(0, σ²I)
 initialisations the null-space part of w̄ is N(0, (σ²/H) P_null) exactly. The row-space part is
 init-dependent too: its component in span(X) ⊖ span(support vectors) moves only through the
@@ -16,18 +18,20 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import null_space
 
-from theory.asymptotics import REDUCTIONS, asymptotic_weights
+from theory.asymptotics import asymptotic_weights
+
+HEAD_REDUCTIONS = ("balanced", "sum", "mean")
 
 
 def _check(n_heads: int, reduction: str) -> None:
     if int(n_heads) < 1:
         raise ValueError(f"n_heads must be >= 1, got {n_heads!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction not in HEAD_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {HEAD_REDUCTIONS}, got {reduction!r}")
 
 
 def per_head_lr(lr: float, *, n_heads: int, reduction: str = "mean") -> float:
-    """The step size each head effectively trains with: η/H (mean reduction) or η (sum)."""
+    """The step size each head effectively trains with: η/H (mean reduction) or η (sum, balanced)."""
     _check(n_heads, reduction)
     return lr / n_heads if reduction == "mean" else lr
 
@@ -36,7 +40,7 @@ def encoder_gradient_scale(*, n_heads: int, reduction: str = "mean") -> float:
     """Encoder gradient of the multi-head loss relative to the mean over heads of their gradients.
 
     ∇_θ Σ_h ℓ(w_h·φ_θ(x)) = H · (1/H) Σ_h ∇_θ ℓ(w_h·φ_θ(x)): the summed loss multiplies the encoder's
-    gradient (hence its effective learning rate) by H; the mean reduction leaves it at 1.
+    gradient (hence its effective learning rate) by H; the mean and balanced readings leave it at 1.
     """
     _check(n_heads, reduction)
     return float(n_heads) if reduction == "sum" else 1.0

@@ -29,7 +29,15 @@ TRAINERS = ("head", "quadratic", "mlp")
 # The least-squares model is one block of pre-trained weights (it starts at the dataset's w0), so a
 # penalty acts on it when it acts on the pre-trained group.
 LINEAR_GROUP = "encoder"
-HEAD_REDUCTIONS = ("mean", "sum")
+# How H heads' losses combine (docs/theory.md §4): "balanced" trains each head as a single head
+# would and leaves the encoder's effective step unchanged (the heads' losses averaged, each head's
+# gradient multiplied by H: equivalently summed over heads with the encoder at lr / H); "sum" also
+# multiplies the encoder's gradient by H; "mean" divides each head's step by H.
+HEAD_REDUCTIONS = ("balanced", "sum", "mean")
+# Where the step size's curvature comes from: the objective actually trained (its largest
+# eigenvalue, heads, penalties and the balanced reading's step scaling included), or one head's
+# data loss at the mean of the heads (the former setup, kept as a labelled null control).
+CURVATURES = ("trained", "single_head")
 
 
 def _check_groups(label: str, groups: tuple[str, ...]) -> None:
@@ -62,16 +70,34 @@ class Penalty:
 
 @dataclass(frozen=True)
 class Heads:
-    """H linear heads per model and how their losses combine; prediction is by the mean logit."""
+    """H linear heads per model, how their losses combine (:data:`HEAD_REDUCTIONS`) and where the
+    step size's curvature comes from (:data:`CURVATURES`); prediction is by the mean logit."""
 
     n_heads: int = 1
     reduction: str = "mean"
+    curvature: str = "trained"
 
     def __post_init__(self) -> None:
         if isinstance(self.n_heads, bool) or not isinstance(self.n_heads, int) or self.n_heads < 1:
             raise ValueError(f"n_heads must be an integer >= 1, got {self.n_heads!r}")
         if self.reduction not in HEAD_REDUCTIONS:
             raise ValueError(f"reduction must be one of {HEAD_REDUCTIONS}, got {self.reduction!r}")
+        if self.curvature not in CURVATURES:
+            raise ValueError(f"curvature must be one of {CURVATURES}, got {self.curvature!r}")
+
+    @property
+    def head_step_scale(self) -> float:
+        """Factor of each head's gradient after the reduction: H for "balanced", else 1."""
+        return float(self.n_heads) if self.reduction == "balanced" else 1.0
+
+    @property
+    def fixed_features_reduction(self) -> str:
+        """The head trainer's reduction (no encoder: "balanced" is "sum" there)."""
+        return "sum" if self.reduction == "balanced" else self.reduction
+
+    def per_head_lr(self, lr: float) -> float:
+        """The step each head takes on its own loss: lr / H for "mean", lr otherwise."""
+        return lr / self.n_heads if self.reduction == "mean" else lr
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class RealRunner:
         trace = train_heads(X, dataset.y, masks=masks, init=task.config.init, loss=task.config.loss,
                             lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                             batch_size=_batch(task, len(dataset.y)), seeds=layout.model_seeds,
-                            n_heads=heads.n_heads, head_reduction=heads.reduction)
+                            n_heads=heads.n_heads, head_reduction=heads.fixed_features_reduction)
         output = _rows(dataset, X=X, X_test=X_test, iterations=trace.iterations,
                        weights=head_weights(trace.weights["w"]), train_loss=trace.train_loss,
                        diverged_at=trace.diverged_at, layout=layout,

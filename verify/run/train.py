@@ -4,7 +4,7 @@ Each ``train_*_task`` returns a :class:`Trained`: flat weights per checkpoint an
 rows and bounds need to know about the training."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from verify.configs import TrainingConfig
 from verify.effects import Effects
 from verify.run.evaluators import linear_evaluator
 from verify.run.layout import ModelLayout
+from verify.run.curvature import check_curvature, objective_is_the_theorys, trained_curvature
 from verify.run.network import FlatNetwork
 from verify.run.task import head_init, task_effects
 from verify.trainers.checkpoints import log_spaced_checkpoints
@@ -137,33 +138,46 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
     betas, rates = [], []
     for config, task_masks in zip(configs, masks, strict=True):
         betas.append(float(np.max(smoothness(dataset.X, loss, task_masks))))
-        lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / betas[-1])
+        # The multi-head objective is block diagonal, one block per head: the head's own
+        # curvature, divided by H under the mean reduction.
+        trained_beta = (betas[-1] / n_heads if heads.reduction == "mean"
+                        and heads.curvature == "trained" else betas[-1])
+        lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / trained_beta)
         rates.append(lr)
     sizes = [len(task_masks) for task_masks in masks]
     trace = train_heads(dataset.X, dataset.y, masks=np.concatenate(masks),
                         init=head_init(first, stabiliser), loss=loss, lr=np.repeat(rates, sizes),
                         n_steps=n_steps, checkpoints=checkpoints, batch_size=first.batch_size,
                         seeds=np.concatenate([layout.model_seeds for layout in layouts]),
-                        n_heads=n_heads, head_reduction=heads.reduction)
+                        n_heads=n_heads, head_reduction=heads.fixed_features_reduction)
     weights = trace.weights["w"]
     if n_heads > 1:
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
     trained, start = [], 0
-    for config, lr, beta, size in zip(configs, rates, betas, sizes, strict=True):
+    for config, lr, beta, size, task_masks in zip(configs, rates, betas, sizes, masks, strict=True):
         models = slice(start, start + size)
         start += size
         part = Trace(iterations=trace.iterations, weights={}, train_loss=trace.train_loss[:, models],
                      diverged_at=trace.diverged_at[models])
+        head_lr = heads.per_head_lr(lr)
         predictable = (n_classes == 2 and loss in ("logistic", "exponential")
-                       and first.batch_size is None and lr * beta < 2)
-        head_lr = lr / n_heads if heads.reduction == "mean" else lr
-        trained.append(_finish(part, flat[:, models], lr=lr, n_steps=n_steps, loss=loss,
-                               n_heads=n_heads, model="linear",
-                               evaluator=linear_evaluator(loss, n_classes),
-                               plain_steps=config.plain_steps,
-                               head_lr=head_lr if predictable else None))
+                       and first.batch_size is None and head_lr * beta < 2)
+        one = _finish(part, flat[:, models], lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads,
+                      model="linear", evaluator=linear_evaluator(loss, n_classes),
+                      plain_steps=config.plain_steps, head_lr=head_lr if predictable else None)
+        trained.append(predictor_train_loss(one, dataset, task_masks) if n_heads > 1 else one)
     return trained
+
+
+def predictor_train_loss(trained: Trained, dataset: Any, masks: np.ndarray) -> Trained:
+    """``trained`` with its training loss that of the prediction (the mean logit over the heads,
+    a linear head's prediction being its mean head's), not the heads' losses reduced, so that a
+    multi-head model's training loss compares with a single head's."""
+    own = masks / masks.sum(1, keepdims=True)
+    losses = np.stack([(trained.evaluator.per_sample_loss(weights, dataset.X, dataset.y) * own).sum(1)
+                       for weights in trained.weights])
+    return replace(trained, train_loss=np.where(np.isnan(trained.train_loss), np.nan, losses))
 
 
 def train_quadratic_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout: ModelLayout,
@@ -201,33 +215,48 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     stabilisers = () if stabiliser is None else (stabiliser,)
     pool = dataset.arrays.get("target_pool")
     objective = network.objective(dataset.X, dataset.y)
+    effects = task_effects(config, stabiliser)
     beta = None
     if config.lr_unit != "absolute":
         first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
                                 masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
                                 stabilisers=stabilisers, unlabelled=pool)
-        w_start = network.flatten({name: value.detach().numpy()
-                                   for name, value in first.params.items()}, lead=1)[0]
-        _, hvp = objective_functions(objective, w_start, np.ones(len(dataset.X)))
-        beta = hessian_extreme_eigenvalues(hvp, w_start.size)[1]
-        if not beta > 0:
-            raise ValueError(f"the loss has no positive curvature at the pre-trained weights "
-                             f"(β̂ = {beta})")
+        beta = check_curvature(step_curvature(network, objective, start, first, loss, effects,
+                                              stabilisers, len(dataset.X)))
     lr, n_steps, checkpoints = schedule(config, stabiliser, config.learning_rate(beta))
     trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers,
                       optimiser=config.optimiser, dropout=config.dropout, unlabelled=pool)
-    penalties = mlp_penalties(network, start, task_effects(config, stabiliser))
+    penalties = mlp_penalties(network, start, effects)
     flat = network.flatten(trace.weights, lead=2)
     head = np.zeros(flat.shape[2], dtype=bool)
     head[network.head_indices()] = True
     w_pretrained = np.where(head, flat[0], network.flatten(start, lead=0))
-    return _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss,
-                   n_heads=network.n_heads(trace.weights, lead=2), model="mlp",
-                   evaluator=network.evaluator(), objective=objective, w_pretrained=w_pretrained,
-                   plain_steps=config.plain_steps, teacher=teacher_weights(network, dataset),
-                   **penalties)
+    n_heads = network.n_heads(trace.weights, lead=2)
+    trained = _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="mlp",
+                      evaluator=network.evaluator(), objective=objective, w_pretrained=w_pretrained,
+                      plain_steps=config.plain_steps, teacher=teacher_weights(network, dataset),
+                      **penalties)
+    return predictor_train_loss(trained, dataset, masks) if n_heads > 1 else trained
+
+
+def step_curvature(network: FlatNetwork, data_objective: Any, start: dict[str, np.ndarray],
+                   first: Any, loss: str, effects: Effects, stabilisers: tuple, n: int) -> float:
+    """β̂ an MLP task's step size is set from (:mod:`verify.run.curvature`), at the start of its
+    first model: the largest Hessian eigenvalue of the objective trained. Where that objective is
+    the theory's (one head, no penalty or perturbation hook) it is the flat objective of
+    :func:`mlp_objective` (for plain training: the data loss, as always); otherwise the multi-head,
+    hooked objective in the step's metric. MHLoss's ``curvature="single_head"`` (the former setup,
+    a null control) takes one head's data loss at the mean of the heads."""
+    w_start = network.flatten({name: value.detach().numpy() for name, value in first.params.items()},
+                              lead=1)[0]
+    if effects.heads.curvature == "single_head" or objective_is_the_theorys(effects, stabilisers):
+        flat = (data_objective if effects.heads.curvature == "single_head"
+                else mlp_objective(network, None, None, start, effects, data=data_objective))
+        _, hvp = objective_functions(flat, w_start, np.ones(n))
+        return hessian_extreme_eigenvalues(hvp, w_start.size)[1]
+    return trained_curvature(first, loss, stabilisers)
 
 
 def teacher_weights(network: FlatNetwork, dataset: Any) -> np.ndarray | None:
@@ -251,13 +280,15 @@ def mlp_penalties(network: FlatNetwork, start: dict[str, np.ndarray], effects: E
                 weight_decay_mask=network.group_mask(effects.weight_decay.groups))
 
 
-def mlp_objective(network: FlatNetwork, X: np.ndarray, y: np.ndarray, start: dict[str, np.ndarray],
-                  effects: Effects) -> Any:
+def mlp_objective(network: FlatNetwork, X: np.ndarray | None, y: np.ndarray | None,
+                  start: dict[str, np.ndarray], effects: Effects, *, data: Any = None) -> Any:
     """The one builder of an MLP run's training objective as a function of its flat weights:
     ``(w_flat, sample_weights) -> data loss + penalties`` (single head), the data loss of
-    :meth:`FlatNetwork.objective` with the record's penalties added by
-    :func:`theory.objective.penalised_objective`, exactly as the bounds' constants see it."""
-    return penalised_objective(network.objective(X, y), **mlp_penalties(network, start, effects))
+    :meth:`FlatNetwork.objective` on ``X, y`` (or ``data``, that objective already built) with the
+    record's penalties added by :func:`theory.objective.penalised_objective`, exactly as the bounds'
+    constants see it."""
+    data = network.objective(X, y) if data is None else data
+    return penalised_objective(data, **mlp_penalties(network, start, effects))
 
 
 TRAINERS = {"head": train_head_task, "quadratic": train_quadratic_task, "mlp": train_mlp_task}

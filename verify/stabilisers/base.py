@@ -90,7 +90,7 @@ class FineTuningProblem:
         Parameter name to group, ``"encoder"`` or ``"head"``.
     n_heads : int
         Number of linear heads per model (MHLoss).
-    head_reduction : {"mean", "sum"}
+    head_reduction : {"balanced", "sum", "mean"}
         How the heads' losses combine.
     pretrained : dict of str to numpy.ndarray
         Everything the pre-trained checkpoint provides, including parts outside the fine-tuned

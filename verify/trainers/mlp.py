@@ -147,9 +147,10 @@ class ModelObjective:
                            encode=self.network.encode)
 
     def reduce(self, logits, y, weights) -> torch.Tensor:
-        """Weighted mean loss of each head, combined over heads by ``head_reduction``."""
+        """Weighted mean loss of each head, combined over heads by ``head_reduction`` (the mean for
+        "mean" and "balanced", the sum for "sum")."""
         per_head = (sample_losses(logits, y, self.loss) * weights).sum(-1)
-        return per_head.mean() if self.problem.head_reduction == "mean" else per_head.sum()
+        return per_head.sum() if self.problem.head_reduction == "sum" else per_head.mean()
 
     def data_loss(self, params, x, y, weights) -> torch.Tensor:
         """The data loss (no penalty, no perturbation) at ``params``."""
@@ -176,8 +177,14 @@ class ModelObjective:
         return total, data
 
     def transform(self, grads, params, x, y, weights, noises):
-        """The record's decoupled weight decay, then ``transform_grads``, stabiliser by stabiliser."""
+        """The balanced reading's head scaling (each head's gradient times H, so that it steps as
+        a single head while the encoder gets the mean over heads), then, stabiliser by stabiliser,
+        the record's decoupled weight decay and ``transform_grads``."""
         ctx = self.context(x, y, weights)
+        if self.problem.head_reduction == "balanced" and self.problem.n_heads > 1:
+            scale = float(self.problem.n_heads)
+            grads = {name: grad * scale if self.problem.groups[name] == "head" else grad
+                     for name, grad in grads.items()}
         for stabiliser, noise in zip(self.stabilisers, noises):
             decay = stabiliser.effects().weight_decay
             if decay.strength:

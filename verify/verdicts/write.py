@@ -25,6 +25,7 @@ from verify.verdicts.datasets import rank_correlation_verdicts, seed_instability
 from verify.verdicts.db import open_results, run_columns
 from verify.verdicts.claims import claim_rows, render_claims_markdown, results_facts
 from verify.verdicts.divergence import divergence_verdict
+from verify.verdicts.multihead import mhloss_convergence
 from verify.verdicts.stabilisers import stabiliser_verdicts
 from verify.verdicts.report import render_markdown
 from verify.verdicts.stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
@@ -74,6 +75,7 @@ def compute_verdicts(database: Path) -> dict:
             "rank_correlations": rank_correlation_verdicts(conn, seeds),
             "seed_instability": seeds,
             "stabilisers": stabiliser_verdicts(conn),
+            "mhloss_convergence": mhloss_convergence(conn),
             "method": {
                 "violation": f"measured > value * (1 + {VIOLATION_RTOL:g}) + {VIOLATION_ATOL:g} "
                              "on runs whose assumptions hold",

@@ -126,7 +126,7 @@ def test_batched_equals_naive_on_the_head_trainer(name):
     heads = STABILISERS[name]().effects().heads
     kwargs = dict(masks=np.ones((2, len(X))), init="random", loss="logistic", lr=0.5, n_steps=5,
                   checkpoints=[0, 5], seeds=[1, 2], n_heads=heads.n_heads,
-                  head_reduction=heads.reduction)
+                  head_reduction=heads.fixed_features_reduction)
     batched, looped = train_heads(X, y, **kwargs), naive.train_heads(X, y, **kwargs)
     np.testing.assert_allclose(batched.weights["w"], looped.weights["w"], rtol=0, atol=1e-10)
 
