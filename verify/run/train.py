@@ -287,7 +287,10 @@ def mlp_objective(network: FlatNetwork, X: np.ndarray | None, y: np.ndarray | No
     :meth:`FlatNetwork.objective` on ``X, y`` (or ``data``, that objective already built) with the
     record's penalties added by :func:`theory.objective.penalised_objective`, exactly as the bounds'
     constants see it."""
-    data = network.objective(X, y) if data is None else data
+    if data is None:
+        if X is None or y is None:
+            raise ValueError("mlp_objective: give X and y, or the data objective")
+        data = network.objective(X, y)
     return penalised_objective(data, **mlp_penalties(network, start, effects))
 
 
