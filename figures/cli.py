@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from figures.data import open_results
 from figures.output import Drawn
 from figures.registry import parse_only, render_figures, write_index
 from verify.errors import check_output_folder, make_output_folder
+from verify.store.read import open_results_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     keys = parse_only(args.only)
     out_dir = Path(args.out)
     check_output_folder(out_dir, "--out")
-    connection = open_results(args.source)
+    connection = open_results_option(args.source, "--from").connection
     try:
         make_output_folder(out_dir, "--out")
         outcomes = render_figures(connection, out_dir, keys)

@@ -4,10 +4,9 @@ Only SQL on the documented schema is used. Two kinds of unit come out of here:
 
 * a **left-out unit** is one trained configuration ``(dataset_id, config, stabiliser,
   stabiliser_params, seed, iteration)`` with its stability averaged over the left-out rows, E_i
-  (``AVG(measure) WHERE left_out IS NOT NULL``), the matching bound averaged the same way, and the
-  run's descriptive columns. Where the store also records ``left_out_weight`` (left-out samples
-  drawn support vectors first, with weights that make the estimate unbiased for the mean over S),
-  E_i is that weighted mean, as in the verdicts;
+  weighted by ``left_out_weight`` (left-out samples are drawn support vectors first; the weights
+  make the estimate unbiased for the mean over S; ``verify.store.left_out_mean``, as in the
+  verdicts), the matching bound averaged the same way, and the run's descriptive columns;
 * a **full unit** is the row of the model trained on all of S (``left_out IS NULL``) for the same key.
 
 Unless asked otherwise, only the final checkpoint of every task is read (``iteration`` equal to the
@@ -19,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +26,8 @@ import numpy as np
 from scipy import stats
 
 from verify.seeding import run_seed
-
-RESULTS_FILE = "results.sqlite"
-REQUIRED_TABLES = ("datasets", "tasks", "runs", "bounds")
+from verify.store import left_out_mean
+from verify.store import open_results as store_open_results
 
 UNIT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
 DESCRIPTIVE_COLUMNS = (
@@ -40,7 +38,7 @@ FULL_RUN_COLUMNS = (
     "train_loss", "test_loss", "test_accuracy", "majority_accuracy", "direction_error",
     "normalised_margin", "distance_from_init", "diverged",
 )
-# Columns that newer stores add to the full-set rows; a figure reading them works without them.
+# Full-set measures a figure reads only where it needs them.
 OPTIONAL_RUN_COLUMNS = ("predicted_direction_error", "predictor_relative_error", "feature_margin",
                         "head_seed_spread")
 # Training knobs that a figure holds fixed unless it plots them; ``lr_key`` is the learning-rate
@@ -75,44 +73,9 @@ class MissingData(Exception):
 
 
 def open_results(source: str | Path) -> sqlite3.Connection:
-    """Open a results database read-only.
-
-    Parameters
-    ----------
-    source : str or Path
-        A folder holding ``results.sqlite`` (what ``ftstab verify --out DIR`` writes) or the
-        SQLite file itself.
-
-    Returns
-    -------
-    sqlite3.Connection
-        A read-only connection.
-
-    Raises
-    ------
-    ValueError
-        If ``source`` is not a folder with ``results.sqlite``, not an SQLite file, or lacks one of
-        the schema's tables.
-    """
-    path = Path(source)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.is_file():
-        raise ValueError(f"--from: no results database at {path} (run `ftstab verify --out DIR` "
-                         f"first and pass that DIR)")
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        tables = {name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        connection.close()
-        raise ValueError(f"--from: {path} is not an SQLite results database ({exc})") from None
-    missing = [name for name in REQUIRED_TABLES if name not in tables]
-    if missing:
-        connection.close()
-        raise ValueError(f"--from: {path} is not an ftstab results database "
-                         f"(missing tables: {', '.join(missing)})")
-    return connection
+    """Open a results folder (or its ``results.sqlite``) read-only through the store's read API
+    (``verify.store.open_results``, which checks the file); ValueError in one line otherwise."""
+    return store_open_results(source).connection
 
 
 @dataclass(frozen=True)
@@ -187,23 +150,8 @@ def _descriptive_sql() -> str:
 
 
 def _json_number(column: str, key: str) -> str:
-    """SQL for the number at ``key`` of a JSON column, NULL when absent or unreadable.
-
-    Python's ``json.dumps`` writes non-finite floats as ``NaN``/``Infinity``, which SQLite's JSON
-    functions reject; they are mapped to null and ±1e999 (= ±inf) first.
-    """
-    sanitised = (f"REPLACE(REPLACE(REPLACE({column}, '-Infinity', '-1e999'), 'Infinity', '1e999'), "
-                 f"'NaN', 'null')")
-    return f"(CASE WHEN json_valid({sanitised}) THEN json_extract({sanitised}, '$.{key}') END)"
-
-
-def _left_out_mean(connection: sqlite3.Connection) -> Callable[[str], str]:
-    """SQL for E_i of an expression: weighted by ``left_out_weight`` where the store has it."""
-    if "left_out_weight" not in runs_columns(connection):
-        return lambda expression: f"AVG({expression})"
-    return lambda expression: (
-        f"(SUM(r.left_out_weight * ({expression})) / "
-        f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END))")
+    """SQL for the number at ``key`` of a JSON column (standard JSON: ±inf is ±1e999), NULL when absent."""
+    return f"json_extract({column}, '$.{key}')"
 
 
 def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None = None,
@@ -243,7 +191,7 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
         if not name.isidentifier():
             raise ValueError(f"constants must be identifiers; got {name!r}")
     keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
-    mean = _left_out_mean(connection)
+    mean = left_out_mean
     bound_sql, bound_join, bound_params = "", "", []
     if bound is not None:
         bound_sql = (f", {mean('b.value')} AS bound, "
@@ -260,29 +208,21 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
     return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))
 
 
-def runs_columns(connection: sqlite3.Connection) -> set[str]:
-    """The columns of the ``runs`` table (a store written before a column was added lacks it)."""
-    return {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-
-
 def full_units(connection: sqlite3.Connection, *, where: str = "1", params: Sequence = (),
                final_only: bool = True, optional: Sequence[str] = ()) -> Frame:
     """Full units: the models trained on all of S, one row per :data:`UNIT_KEYS`.
 
     Columns: :data:`UNIT_KEYS`, :data:`DESCRIPTIVE_COLUMNS`, ``lr_key``,
-    :data:`FULL_RUN_COLUMNS` and each of ``optional`` (one of :data:`OPTIONAL_RUN_COLUMNS`: all
-    NaN where the store predates it). ``where`` and ``params`` are as in :func:`loo_units`.
+    :data:`FULL_RUN_COLUMNS` and each of ``optional`` (among :data:`OPTIONAL_RUN_COLUMNS`). ``where`` and ``params`` are as in :func:`loo_units`.
     """
     unknown = [name for name in optional if name not in OPTIONAL_RUN_COLUMNS]
     if unknown:
         raise ValueError(f"optional must be among {', '.join(OPTIONAL_RUN_COLUMNS)}; "
                          f"got {', '.join(map(repr, unknown))}")
-    present = runs_columns(connection)
     keys = ", ".join(f"r.{key}" for key in UNIT_KEYS)
     measured = ", ".join(
         [f"MIN(r.{column}) AS {column}" for column in FULL_RUN_COLUMNS]
-        + [f"MIN(r.{column}) AS {column}" if column in present else f"NULL AS {column}"
-           for column in optional])
+        + [f"MIN(r.{column}) AS {column}" for column in optional])
     sql = (f"SELECT {keys}, {_descriptive_sql()}, {measured} "
            f"FROM runs AS r {_final_join(final_only)} "
            f"WHERE r.left_out IS NULL AND ({where}) GROUP BY {keys}")

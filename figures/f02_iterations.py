@@ -26,7 +26,7 @@ import numpy as np
 
 from figures.curves import column_series, measured_and_bound
 from figures.data import (MEASURE_LABEL, MissingData, at_reference, describe_reference, full_units,
-                          loo_units, restrict, runs_columns)
+                          loo_units, restrict)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, colour, mark_trivial_direction_bound
 
@@ -48,8 +48,7 @@ SEED_SPREAD_GD = (f"{HEAD_SEPARABLE} AND r.init = 'random' AND r.batch_size IS N
 def seed_spread_series(connection: sqlite3.Connection, *, where: str, x: str, xlog: bool,
                        panel: str, label: str, figure_key: str, final_only: bool):
     """Mean over datasets (95% CI) of ``head_seed_spread`` against column ``x``; None without data."""
-    units = full_units(connection, where=f"{where} AND r.head_seed_spread IS NOT NULL"
-                       if "head_seed_spread" in runs_columns(connection) else "0",
+    units = full_units(connection, where=f"{where} AND r.head_seed_spread IS NOT NULL",
                        final_only=final_only, optional=("head_seed_spread",))
     if not len(units):
         return None

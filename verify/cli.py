@@ -15,6 +15,8 @@ from verify.plugins import LoadPlugins, load_plugins
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("synth", "synth.cli"),
     ("verify", "verify.sweep.cli"),
+    ("bounds", "verify.bounds.cli"),
+    ("export", "verify.store.cli"),
     ("figures", "figures.cli"),
     ("real", "verify.real.cli"),
     ("verdicts", "verify.verdicts.cli"),

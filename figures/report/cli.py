@@ -6,7 +6,7 @@ from pathlib import Path
 
 from figures.report.build import write_report
 from verify.errors import UsageError
-from verify.verdicts.write import RESULTS_FILE
+from verify.store.read import open_results_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.results_dir / RESULTS_FILE).is_file():
-        raise UsageError(f"--from: no results database at {args.results_dir / RESULTS_FILE}; "
-                         "run `ftstab verify` first")
+    with open_results_option(args.results_dir, "--from"):  # missing, damaged, foreign: one line
+        pass
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out: {args.out} exists and is not a folder")
     if args.figures is not None and not (args.figures / "index.md").is_file():

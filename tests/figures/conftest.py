@@ -1,7 +1,7 @@
 """A small results database written from a known model, so every plotted number is predictable.
 
-The schema is typed in here from docs/internals.md §3 (not imported from verify.store), so the
-figures are tested against the contract itself. :class:`KnownModel` gives every measured value and
+The tables are the store's schema (``verify.store.schema``, one place); the rows are written here
+with plain SQL so that every value is known. :class:`KnownModel` gives every measured value and
 bound as a closed form of the run's coordinates; tests recompute the figures' numbers from it with
 numpy.
 """
@@ -15,26 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Columns added to ``runs`` after the first stores were written: the figures must work without them.
-NEW_RUN_COLUMNS = ("predicted_direction_error", "predictor_relative_error", "feature_margin")
-SCHEMA_TEMPLATE = """
-CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
-CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
-    stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
-CREATE TABLE runs (run_id INTEGER PRIMARY KEY, task_key TEXT, dataset_id TEXT, seed INTEGER,
-    left_out INTEGER, iteration INTEGER, kind TEXT, n_samples INTEGER, n_features INTEGER,
-    n_classes INTEGER, margin REAL, radius REAL, label_noise REAL, distance REAL, n_support INTEGER,
-    setting TEXT, config TEXT, loss TEXT, init TEXT, lr REAL, lr_scale REAL, n_steps INTEGER,
-    batch_size INTEGER, n_heads INTEGER, stabiliser TEXT, stabiliser_params TEXT,
-    parameter_stability REAL, head_direction_stability REAL, pointwise_hypothesis_stability REAL,
-    train_loss REAL, test_loss REAL, test_accuracy REAL, majority_accuracy REAL,
-    direction_error REAL, normalised_margin REAL, distance_from_init REAL, diverged INTEGER,
-    diverged_at INTEGER{new_columns});
-CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
-    violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
-"""
-SCHEMA = SCHEMA_TEMPLATE.format(new_columns="".join(f", {name} REAL" for name in NEW_RUN_COLUMNS))
-LEGACY_SCHEMA = SCHEMA_TEMPLATE.format(new_columns="")
+from verify.store.schema import SCHEMA_VERSION, ddl
+
+
+def create_results(path: Path) -> sqlite3.Connection:
+    """An empty results file of the current schema (``verify.store.schema``), open for writing."""
+    connection = sqlite3.connect(path)
+    connection.executescript(ddl())
+    connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    return connection
 
 
 class KnownModel:
@@ -125,9 +114,8 @@ class KnownModel:
 class Writer:
     """Insert datasets, tasks, runs and bounds with the contract's columns."""
 
-    def __init__(self, connection: sqlite3.Connection, *, legacy: bool = False) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
-        self.legacy = legacy
 
     def dataset(self, dataset_id, kind, card):
         self.connection.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?)",
@@ -135,13 +123,13 @@ class Writer:
 
     def task(self, task_key, dataset_id, config, stabiliser, params, seeds, status="done"):
         self.connection.execute(
-            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             (task_key, dataset_id, config, stabiliser, json.dumps(params), json.dumps(list(seeds)),
              status, None if status == "done" else "Traceback: boom", 1.0, "2026-01-01T00:00:00"))
 
     def run(self, **row) -> int:
-        if self.legacy:
-            row = {name: value for name, value in row.items() if name not in NEW_RUN_COLUMNS}
+        if row.get("left_out") is not None:  # every sample of KnownModel.LEFT_OUT weighs the same
+            row.setdefault("left_out_weight", 1.0 / len(KnownModel.LEFT_OUT))
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cursor = self.connection.execute(f"INSERT INTO runs ({names}) VALUES ({marks})",
@@ -245,15 +233,10 @@ def _mlp_task(writer, model, *, dataset, stabiliser="none", params=None):
                            parameter_stability=model.mlp_stability(dataset, seed, i, strength))
 
 
-def write_known_results(path: Path, model: type[KnownModel] = KnownModel, *,
-                        legacy: bool = False) -> Path:
-    """Write the fixture database to ``path`` (a ``results.sqlite`` file) and return it.
-
-    With ``legacy`` the ``runs`` table lacks :data:`NEW_RUN_COLUMNS`, as in an older store.
-    """
-    connection = sqlite3.connect(path)
-    connection.executescript(LEGACY_SCHEMA if legacy else SCHEMA)
-    writer = Writer(connection, legacy=legacy)
+def write_known_results(path: Path, model: type[KnownModel] = KnownModel) -> Path:
+    """Write the fixture database to ``path`` (a ``results.sqlite`` file) and return it."""
+    connection = create_results(path)
+    writer = Writer(connection)
     for gamma in model.MARGINS:
         for n in model.HEAD_N:
             _head_task(writer, model, gamma=gamma, n=n, config="head_gd")
@@ -299,18 +282,10 @@ def known_results(tmp_path_factory) -> KnownResults:
     return KnownResults(folder=folder, model=KnownModel)
 
 
-@pytest.fixture(scope="session")
-def legacy_results(tmp_path_factory) -> KnownResults:
-    """The same results in a store from before :data:`NEW_RUN_COLUMNS` existed."""
-    folder = tmp_path_factory.mktemp("legacy-results")
-    write_known_results(folder / "results.sqlite", legacy=True)
-    return KnownResults(folder=folder, model=KnownModel)
-
-
 @pytest.fixture
 def empty_results(tmp_path) -> Path:
     """A results folder with the schema and no rows."""
-    connection = sqlite3.connect(tmp_path / "results.sqlite")
-    connection.executescript(SCHEMA)
+    connection = create_results(tmp_path / "results.sqlite")
+    connection.commit()
     connection.close()
     return tmp_path

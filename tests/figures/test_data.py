@@ -9,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from figures.curves import MAX_DISTINCT_X, x_positions
-from figures.data import (Frame, at_reference, last_checkpoints, loo_units, open_results, summarise,
-                          swept)
+from figures.data import (
+    Frame,
+    at_reference,
+    last_checkpoints,
+    loo_units,
+    open_results,
+    summarise,
+    swept,
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +127,6 @@ def test_left_out_weights_make_e_i_a_weighted_mean(known_results, tmp_path):
     weighted = tmp_path / "results.sqlite"
     weighted.write_bytes((known_results.folder / "results.sqlite").read_bytes())
     writer = sqlite3.connect(weighted)
-    writer.execute("ALTER TABLE runs ADD COLUMN left_out_weight REAL")
     writer.execute("UPDATE runs SET left_out_weight = CASE left_out WHEN 0 THEN 0.7 ELSE 0.1 END "
                    "WHERE left_out IS NOT NULL")
     writer.commit()
@@ -138,12 +144,13 @@ def test_left_out_weights_make_e_i_a_weighted_mean(known_results, tmp_path):
         assert bound == pytest.approx(np.average(bounds, weights=weights), rel=1e-12)
 
 
-def test_non_finite_constants_written_by_json_dumps_are_read_not_fatal(known_results, tmp_path):
+def test_non_finite_constants_in_the_stores_standard_json_are_read(known_results, tmp_path):
+    from verify.store import jsontext
     copy = tmp_path / "results.sqlite"
     copy.write_bytes((known_results.folder / "results.sqlite").read_bytes())
     writer = sqlite3.connect(copy)
-    writer.execute("""UPDATE bounds SET constants = '{"mu": Infinity, "rho": NaN, "D": -Infinity}'
-                      WHERE bound = 'theorem_f'""")
+    writer.execute("UPDATE bounds SET constants = ? WHERE bound = 'theorem_f'",
+                   (jsontext.dumps({"mu": np.inf, "rho": np.nan, "D": -np.inf}),))
     writer.commit()
     writer.close()
     connection = open_results(tmp_path)

@@ -290,24 +290,3 @@ def test_f11_puts_each_dataset_at_its_target_change_and_instability_change(drawn
     l2sp = [row for row in rows if row["stabiliser"] == "l2sp"]
     assert [row["target"] for row in l2sp] == ["mu"] and l2sp[0]["comparison"] == "difference"
     assert float(l2sp[0]["target_change"]) == pytest.approx(0.1)  # mu = 0.5 + l2sp
-
-
-@pytest.fixture(scope="module")
-def drawn_legacy(legacy_results, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("legacy-figures")
-    assert main(["figures", "--from", str(legacy_results.folder), "--out", str(out)]) == 0
-    return out
-
-
-def test_a_store_without_the_new_columns_keeps_the_earlier_figures(drawn_legacy, known_results):
-    model = known_results.model
-    index = (drawn_legacy / "index.md").read_text(encoding="utf-8")
-    skipped = index.split("## Skipped")[1]
-    assert [line.split("**")[1] for line in skipped.splitlines() if line.startswith("- **")] == ["T2", "F12"]
-    assert "no asymptotic predictor in these results" in index
-    assert "panel (c) omitted: no predictor_relative_error" in index
-    rows = read_csv(drawn_legacy / "f02_iterations.csv")
-    assert {row["panel"] for row in rows} == {"stability", "direction_error"}
-    assert {row["role"] for row in rows} == {"measured", "bound"}
-    margin = points(drawn_legacy, "f09_stabilisers", panel="mmr", series="head, mmr(strength=0.5)")
-    assert sorted(margin) == pytest.approx([model.normalised_margin(0.2, 0.5)])

@@ -141,7 +141,7 @@ def test_missing_results_or_figures_are_one_line_errors_and_write_nothing(known_
                                                                          capsys):
     out = tmp_path / "report"
     assert main(["report", "--from", str(tmp_path / "nothing"), "--out", str(out)]) == 2
-    assert "no results database" in capsys.readouterr().err
+    assert "no results file" in capsys.readouterr().err
     assert main(["report", "--from", str(known_results.folder), "--out", str(out),
                  "--figures", str(tmp_path)]) == 2
     assert "--figures: no index.md" in capsys.readouterr().err

@@ -36,11 +36,9 @@ def test_bootstrap_is_repeatable_from_its_seed():
 def _store(path, accuracies):
     """A store (the schema of the fixture database) with full fine-tuning rows of two tasks."""
     import json
-    import sqlite3
 
-    from tests.figures.conftest import SCHEMA
-    connection = sqlite3.connect(path)
-    connection.executescript(SCHEMA)
+    from tests.figures.conftest import create_results
+    connection = create_results(path)
     run_id = 0
     for task, majority in (("sms-spam", 0.5), ("trec-coarse", 1 / 6)):
         dataset = f"{task}-4shot-draw0-test30"

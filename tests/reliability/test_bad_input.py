@@ -38,6 +38,7 @@ def _declared_options() -> list[tuple[str, str, Interval]]:
 
 
 REQUIRED = {"verify": ["--grid", "smoke", "--out", "{out}"],
+            "bounds": ["--from", "{out}"],
             "real": ["--task", "digits-head", "--out", "{out}"],
             "freeze": ["--from", "{out}", "--out", "{out}/golden.json"],
             "check-bound": ["theory.bounds.theorem_f:THEOREM_F"]}
@@ -269,8 +270,8 @@ NAMES = [
     (["--stabilisers", "l2sp", "--configs", "head_gd_exponential"], "l2sp applies to the"),
     (["--configs", "full_mlp_sgd", "--stabilisers", "mhloss:n_heads=1000", "--seeds", "10000",
       "--max-left-out", "1000000"], "memory:"),
-    (["--configs", "head_sgd_logistic_random", "--seeds", "10000", "--max-left-out", "1000000"],
-     "memory:"),
+    (["--configs", "head_sgd_logistic_random", "--stabilisers", "mhloss:n_heads=100", "--seeds", "10000",
+      "--max-left-out", "1000000"], "memory:"),
     (["--seeds", "10^9"], "--seeds"),
     (["--seeds", "1000000000"], "--seeds"),
     (["--stabilisers", "mhloss:n_heads=1000000000"], "n_heads must be an int in [1, 1000] (got 1000000000)"),

@@ -76,6 +76,8 @@ def test_bound_objective_is_the_trained_objective(pretrained_mlp, name, params):
 
 def test_a_priori_theorem_h_reports_mean_heads_outside_its_assumptions():
     from synth.separable import make_separable
+    from theory.bounds import BOUNDS
+    from verify.bounds.stored import task_bound_rows
     from verify.run.runner import run_task
     dataset = make_separable(12, 3, margin=0.3, radius=1.0, random_state=0)
     config = TrainingConfig(name="test_head_gd", setting="head", kinds=("separable",), loss="logistic",
@@ -83,5 +85,5 @@ def test_a_priori_theorem_h_reports_mean_heads_outside_its_assumptions():
     for stabiliser, params, expected in (("none", "{}", False),
                                          ("mhloss", '{"n_heads":3,"reduction":"mean"}', True)):
         output = run_task(Task(dataset.id, config, stabiliser, params), dataset)
-        apriori = [b for b in output.bounds if b["bound"] == "theorem_h_apriori"]
+        apriori = task_bound_rows(output.weights, dataset, [BOUNDS["theorem_h_apriori"]], {})["theorem_h_apriori"]
         assert apriori and all(("single_head" in b["violated"]) == expected for b in apriori)

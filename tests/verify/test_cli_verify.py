@@ -142,8 +142,11 @@ def test_sigterm_ends_the_sweep_and_its_workers_and_keeps_finished_tasks(tmp_pat
     done = 0
     while done < 1 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
+        if not (out / "results.sqlite").is_file():
+            continue  # read-only polling: an empty results.sqlite made here would be refused
         try:
-            with sqlite3.connect(out / "results.sqlite", timeout=5) as conn:
+            with sqlite3.connect(f"{(out / 'results.sqlite').as_uri()}?mode=ro", uri=True,
+                                 timeout=5) as conn:
                 done = conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0]
         except sqlite3.OperationalError:
             pass

@@ -125,7 +125,7 @@ def test_bad_golden_file_and_missing_results_are_one_line_errors(sweep, tmp_path
     assert "not an ftstab golden file" in capsys.readouterr().err
     out = tmp_path / "g.json"
     assert main(["freeze", "--from", str(tmp_path / "nothing"), "--out", str(out)]) == 2
-    assert "no results database" in capsys.readouterr().err and not out.exists()
+    assert "no results file" in capsys.readouterr().err and not out.exists()
 
 
 @pytest.mark.parametrize(("old", "new", "status"), [

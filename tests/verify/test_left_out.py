@@ -16,6 +16,8 @@ from verify.run.runner import run_task
 from verify.run.task import Task
 from verify.sweep.plan import with_max_left_out
 
+from tests.verify.task_bounds import bounds_of
+
 
 @given(n=st.integers(1, 60), data=st.data())
 def test_left_out_plan_samples_every_stratum_and_is_a_function_of_the_dataset(n, data):
@@ -184,7 +186,7 @@ def test_bounds_are_evaluated_on_a_weighted_stratified_subset_of_the_left_out_se
     # Both strata carry their share of S in the bounds' E_i too.
     support_share = sum(row["bound_weight"] for row in bounded if row["left_out_support"])
     assert math.isclose(support_share, len(dataset.arrays["support"]) / len(dataset.X))
-    rows_bounded = {output.bounds[j]["row"] for j in range(len(output.bounds))}
+    rows_bounded = {bound["row"] for bound in bounds_of(output, dataset)}
     assert {output.runs[r]["left_out"] for r in rows_bounded} == {row["left_out"] for row in bounded}
 
 

@@ -1,16 +1,34 @@
-"""The results store: the documented schema, round trips, atomic task writes, failure records."""
+"""The results store: the schema in one place, round trips, atomic task writes, failure records,
+refusals of files ftstab did not write, standard JSON."""
 from __future__ import annotations
 
+import json
 import math
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.store import BOUND_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION, ResultStore
+from verify.store import (
+    BOUND_COLUMNS,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    ResultStore,
+    jsontext,
+    open_results,
+)
+from verify.store.schema import (
+    FULL_SET_MEASURES,
+    TABLES,
+    ddl,
+    doc_blocks,
+    markdown_tables,
+)
 
-# docs/internals.md §3, "Results schema": the columns figures and verdicts rely on.
+# The columns figures and verdicts rely on (docs/results-schema.md).
 CONTRACT_RUN_COLUMNS = {
     "run_id", "task_key", "dataset_id", "seed", "left_out", "iteration",
     "kind", "n_samples", "n_features", "n_classes", "margin", "radius", "label_noise", "distance", "n_support",
@@ -65,8 +83,9 @@ def test_round_trip_keeps_values_and_json_fields(tmp_path_factory, stability, ac
     bounds = [{"run_id": 2, "bound": "theorem_h", "measure": "parameter_stability",
                "measured": stability, "value": value, "violated": violated, "constants": {"gamma": 0.5}}]
     with ResultStore(path) as store:
-        store.write_done(TASK, runs, bounds, seconds=1.5, card=CARD)
-    with ResultStore(path, readonly=True) as store:
+        store.write_done(TASK, runs, seconds=1.5, card=CARD)
+        store.write_bounds(TASK["task_key"], {"theorem_h": bounds}, seconds=0.5)
+    with open_results(path) as store:
         full, loo = store.runs()
         assert full["left_out"] is None and full["parameter_stability"] is None
         assert full["test_accuracy"] == accuracy and loo["parameter_stability"] == stability
@@ -80,7 +99,7 @@ def test_round_trip_keeps_values_and_json_fields(tmp_path_factory, stability, ac
 
 def test_nan_is_stored_as_null(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
-        store.write_done(TASK, [run_row(1, 3, parameter_stability=float("nan"), diverged=1)], [], seconds=0)
+        store.write_done(TASK, [run_row(1, 3, parameter_stability=float("nan"), diverged=1)], seconds=0)
         (row,) = store.runs()
     assert row["parameter_stability"] is None and row["diverged"] == 1
 
@@ -89,7 +108,7 @@ def test_a_bad_task_write_leaves_nothing_behind(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
         duplicate = [run_row(1, None), run_row(1, 3)]
         with pytest.raises(sqlite3.IntegrityError):
-            store.write_done(TASK, duplicate, [], seconds=0)
+            store.write_done(TASK, duplicate, seconds=0)
         assert store.runs() == [] and store.task_status() == {}
 
 
@@ -99,24 +118,41 @@ def test_failed_task_has_traceback_and_no_rows_then_retry_replaces_it(tmp_path):
         assert store.task_status() == {TASK["task_key"]: "failed"}
         assert "RuntimeError: boom" in store.tasks(status="failed")[0]["error"]
         assert store.runs() == []
-        store.write_done(TASK, [run_row(1, None)], [], seconds=0.2)
+        store.write_done(TASK, [run_row(1, None)], seconds=0.2)
         (task,) = store.tasks()
         assert task["status"] == "done" and task["error"] is None
         assert len(store.runs()) == 1
 
 
-def test_rewriting_a_done_task_does_not_duplicate(tmp_path):
+BOUND_ROW = {"run_id": 2, "bound": "b", "measure": "m", "measured": 1.0, "value": 2.0, "violated": [],
+             "constants": {}}
+
+
+def test_rewriting_a_done_task_does_not_duplicate_and_forgets_its_old_bounds(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store:
         for _ in range(2):
-            store.write_done(TASK, [run_row(1, None), run_row(2, 4)],
-                             [{"run_id": 2, "bound": "b", "measure": "m", "measured": 1.0, "value": 2.0,
-                               "violated": [], "constants": {}}], seconds=0)
+            store.write_done(TASK, [run_row(1, None), run_row(2, 4)], seconds=0)
+            store.write_bounds(TASK["task_key"], {"b": [BOUND_ROW]}, seconds=0)
+            store.write_bounds(TASK["task_key"], {"b": [BOUND_ROW]}, seconds=0)
         assert len(store.runs()) == 2 and len(store.bounds()) == 1
+        assert store.evaluations() == {(TASK["task_key"], "b"): "done"}
+        store.write_done(TASK, [run_row(1, None), run_row(2, 4)], seconds=0)  # trained again
+        assert store.bounds() == [] and store.evaluations() == {}
+
+
+def test_a_failed_bound_evaluation_is_recorded_without_rows_and_replaced_by_a_retry(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.write_done(TASK, [run_row(1, None), run_row(2, 4)], seconds=0)
+        store.write_bounds(TASK["task_key"], {}, seconds=0, failed={"b": "Traceback: boom"})
+        assert store.evaluations() == {(TASK["task_key"], "b"): "failed"} and store.bounds() == []
+        store.write_bounds(TASK["task_key"], {"b": [BOUND_ROW]}, seconds=0)
+        assert store.evaluations() == {(TASK["task_key"], "b"): "done"} and len(store.bounds()) == 1
 
 
 def test_bound_must_name_a_run_of_its_task(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store, pytest.raises(ValueError, match="run_id 7"):
-        store.write_done(TASK, [run_row(1, None)], [{"run_id": 7, "bound": "b"}], seconds=0)
+        store.write_done(TASK, [run_row(1, None)], seconds=0)
+        store.write_bounds(TASK["task_key"], {"b": [{**BOUND_ROW, "run_id": 7}]}, seconds=0)
 
 
 def test_other_schema_version_is_refused(tmp_path):
@@ -128,27 +164,31 @@ def test_other_schema_version_is_refused(tmp_path):
         ResultStore(path)
 
 
-def _version_1_results(path):
-    """A results file as schema version 1 wrote it: no full-set measures in ``runs``."""
-    from verify.store import _SCHEMA, FULL_SET_MEASURES
-    old_schema = _SCHEMA
-    for name in FULL_SET_MEASURES:
-        old_schema = old_schema.replace(f", {name} REAL", "")
-    with sqlite3.connect(path) as conn:
-        conn.executescript(old_schema)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+def _old_results(path, version):
+    """A results file as an older schema wrote it (1: no full-set measures; 2: no stored weights)."""
+    old_schema = ddl().replace(", weights TEXT", "")
+    old_schema = old_schema[:old_schema.index("CREATE TABLE bound_evaluations")] + old_schema[
+        old_schema.index("CREATE INDEX"):]
+    if version == 1:
+        for name in FULL_SET_MEASURES:
+            old_schema = old_schema.replace(f", {name} REAL", "")
+    conn = sqlite3.connect(path)
+    conn.executescript(old_schema)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+    conn.commit()
+    conn.close()
     return path.read_bytes()
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("readonly", [False, True])
-def test_version_1_results_are_refused_in_one_line_and_left_unchanged(tmp_path, readonly):
+def test_older_results_are_refused_in_one_line_and_left_unchanged(tmp_path, readonly, version):
     path = tmp_path / "results.sqlite"
-    before = _version_1_results(path)
-    assert "feature_margin" not in columns(path, "runs")
+    before = _old_results(path, version)
     with pytest.raises(ValueError) as refused:
-        ResultStore(path, readonly=readonly)
+        open_results(path) if readonly else ResultStore(path)
     message = str(refused.value)
-    assert "schema version 1" in message and f"version {SCHEMA_VERSION}" in message and "\n" not in message
+    assert f"schema version {version}" in message and f"version {SCHEMA_VERSION}" in message and "\n" not in message
     assert path.read_bytes() == before
 
 
@@ -156,7 +196,7 @@ def test_verify_cli_refuses_an_old_results_file_with_one_line(tmp_path, capsys):
     from verify.cli import main
     out = tmp_path / "results"
     out.mkdir()
-    before = _version_1_results(out / "results.sqlite")
+    before = _old_results(out / "results.sqlite", 1)
     assert main(["verify", "--grid", "smoke", "--out", str(out), "--configs", "full_quadratic_gd"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ftstab verify: error:") and "schema version 1" in err and "\n" not in err
@@ -173,7 +213,7 @@ def test_a_file_that_is_not_sqlite_is_refused(tmp_path):
 
 def test_readonly_store_on_missing_file_creates_nothing(tmp_path):
     with pytest.raises(ValueError, match="no results file"):
-        ResultStore(tmp_path / "missing.sqlite", readonly=True)
+        open_results(tmp_path / "missing.sqlite")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -184,7 +224,7 @@ def test_json_filters_match_the_canonical_text(tmp_path):
             "stabiliser_params": canonical_params(params)}
     with ResultStore(tmp_path / "r.sqlite") as store:
         store.write_done(task, [{**run_row(1, None), "task_key": task["task_key"], "stabiliser": "l2sp",
-                                 "stabiliser_params": canonical_params(params)}], [], seconds=0)
+                                 "stabiliser_params": canonical_params(params)}], seconds=0)
         assert len(store.runs(stabiliser_params=params)) == 1
         assert store.runs(stabiliser_params={"strength": 1.0, "include_head": False}) == []
 
@@ -199,3 +239,165 @@ def test_declared_columns_match_the_tables(tmp_path):
     ResultStore(path).close()
     assert columns(path, "runs") == set(RUN_COLUMNS)
     assert columns(path, "bounds") == set(BOUND_COLUMNS)
+
+
+def test_declared_columns_match_every_table(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultStore(path).close()
+    for table in TABLES:
+        with sqlite3.connect(path) as conn:
+            declared = {row[1]: row[2] for row in conn.execute(f"PRAGMA table_info({table.name})")}
+        assert declared == {column.name: column.type for column in table.columns}, table.name
+
+
+# -- refusals of files ftstab did not write, before anything is written ---------------------------
+
+def _results_with_rows(path):
+    with ResultStore(path) as store:
+        store.write_done(TASK, [run_row(j, None if j == 1 else j, test_accuracy=0.5) for j in range(1, 400)],
+                         seconds=1.0, card=CARD)
+    # checkpoint the WAL so the file alone holds everything
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+
+
+def _corrupt(path):
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for position in range(2 * page + 100, min(len(data), 6 * page), 7):
+        data[position] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def _drop_bounds(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE bounds")
+
+
+def _drop_column(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN feature_margin")
+
+
+def _foreign_with_meta(path):
+    path.unlink()
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("CREATE TABLE runs (x)")
+
+
+def _retyped_column(path):
+    path.unlink()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(ddl().replace("test_accuracy REAL", "test_accuracy TEXT"))
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _directory(path):
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_corrupt, "damaged|not an ftstab results file"),
+    (_drop_bounds, "table bounds is missing"),
+    (_drop_column, "column runs.feature_margin is missing"),
+    (_foreign_with_meta, "table datasets is missing"),
+    (_retyped_column, "runs.test_accuracy is TEXT, the schema says REAL"),
+    (_empty, "empty \\(0 bytes\\)"),
+    (_directory, "is a directory"),
+])
+@pytest.mark.parametrize("opener", ["writer", "reader", "verify", "verdicts", "figures", "bounds"])
+def test_a_file_ftstab_did_not_write_is_refused_in_one_line_before_anything_is_written(
+        tmp_path, damage, message, opener, capsys):
+    from verify.cli import main
+    path = tmp_path / "results.sqlite"
+    _results_with_rows(path)
+    damage(path)
+    before = {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()}
+    if opener in ("writer", "reader"):
+        with pytest.raises(ValueError) as refused:
+            ResultStore(path) if opener == "writer" else open_results(tmp_path)
+        text = str(refused.value)
+    else:
+        argv = {"verify": ["verify", "--grid", "smoke", "--out", str(tmp_path), "--configs",
+                           "full_quadratic_gd", "--workers", "1"],
+                "verdicts": ["verdicts", "--from", str(tmp_path)],
+                "figures": ["figures", "--from", str(tmp_path), "--out", str(tmp_path / "figs")],
+                "bounds": ["bounds", "--from", str(tmp_path), "--workers", "1"]}[opener]
+        assert main(argv) == 2
+        text = capsys.readouterr().err.strip()
+        assert text.startswith(f"ftstab {opener}: error:")
+    assert re.search(message, text) and "\n" not in text and str(path) in text
+    assert {p.name: (p.read_bytes() if p.is_file() else None) for p in tmp_path.iterdir()} == before
+
+
+# -- standard JSON ---------------------------------------------------------------------------------
+
+def _strict(text):
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name} in {text!r}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@settings(max_examples=30)
+@given(values=st.dictionaries(st.sampled_from(["mu", "beta", "rho", "D", "gamma"]),
+                              st.floats(allow_nan=True, allow_infinity=True), max_size=5))
+def test_json_columns_hold_standard_json_and_read_back(tmp_path_factory, values):
+    path = tmp_path_factory.mktemp("json") / "results.sqlite"
+    card = {**CARD, "radius": values.get("mu", 1.0), "nested": [values.get("rho", 0.0)]}
+    with ResultStore(path) as store:
+        store.write_done(TASK, [run_row(1, None), run_row(2, 4)], seconds=0, card=card)
+        store.write_bounds(TASK["task_key"], {"b": [{**BOUND_ROW, "constants": values}]}, seconds=0)
+    with sqlite3.connect(path) as conn:
+        for table in TABLES:
+            for name in table.json_columns():
+                for (text,) in conn.execute(f"SELECT {name} FROM {table.name} WHERE {name} IS NOT NULL"):
+                    _strict(text)
+                    assert conn.execute("SELECT json_valid(?)", (text,)).fetchone() == (1,)
+    with open_results(path) as results:
+        (bound,) = results.bounds()
+    for key, value in values.items():
+        got = bound["constants"][key]
+        assert (got is None) if math.isnan(value) else got == value
+
+
+def test_meta_configs_are_standard_json(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.set_meta({"configs": jsontext.dumps({"c": {"lr_scale": math.inf}})})
+        _strict(store.meta()["configs"])
+        assert store.configs() == {"c": {"lr_scale": math.inf}}
+
+
+# -- the schema page is generated from the schema ---------------------------------------------------
+
+def test_the_schema_page_shows_every_table_and_column_as_the_schema_declares():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "results-schema.md").read_text()
+    blocks = doc_blocks(page)
+    assert blocks == markdown_tables(), (
+        "docs/results-schema.md is out of date: run python -m verify.store.schema docs/results-schema.md")
+    assert set(blocks) == {table.name for table in TABLES}
+    for table in TABLES:
+        for column in table.columns:
+            assert f"| `{column.name}` | {column.type}" in blocks[table.name]
+
+
+@pytest.mark.parametrize("command", ["verdicts", "figures", "bounds", "export"])
+def test_every_reader_refuses_an_older_schema_version_in_one_line(tmp_path, capsys, command):
+    from verify.cli import main
+    before = _old_results(tmp_path / "results.sqlite", 1)
+    argv = {"verdicts": ["verdicts", "--from", str(tmp_path)],
+            "figures": ["figures", "--from", str(tmp_path), "--out", str(tmp_path / "figs")],
+            "bounds": ["bounds", "--from", str(tmp_path), "--workers", "1"],
+            "export": ["export", "--from", str(tmp_path), "--table", "runs"]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ftstab {command}: error:") and "schema version 1" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite"]
+    assert (tmp_path / "results.sqlite").read_bytes() == before

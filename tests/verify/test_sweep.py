@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 from verify.configs import TrainingConfig
-from verify.run.task import TaskOutput
-from verify.store import RESULTS_FILE, ResultStore
+from verify.run.layout import ModelLayout
+from verify.run.output import TaskOutput, TaskWeights
+from verify.store import RESULTS_FILE, open_results
 from verify.sweep.plan import build_tasks
 from verify.sweep.runner import run_sweep
 
@@ -61,7 +62,7 @@ def standin_runner(task, dataset):
         raise RuntimeError(f"stand-in crash on {task.key}")
     time.sleep(params.get("sleep", 0.0))
     rng = np.random.default_rng(task.model_seed(0) % 2**32)
-    runs, bounds = [], []
+    runs = []
     for seed in task.seeds:
         for left_out in (None, 3, 7):
             for iteration in task.config.checkpoints():
@@ -69,13 +70,18 @@ def standin_runner(task, dataset):
                 runs.append({"seed": seed, "left_out": left_out, "iteration": int(iteration), "lr": 0.5,
                              "train_loss": value, "test_accuracy": 1 - value, "diverged": 0,
                              "parameter_stability": None if left_out is None else value / 2})
-                if left_out is not None:
-                    bounds.append({"row": len(runs) - 1, "bound": "standin_bound",
-                                   "measure": "parameter_stability", "measured": value / 2,
-                                   "value": value, "violated": [], "constants": {"c": value}})
     if params.get("ballast"):  # a large outcome takes long to send back (not a runs column: not stored)
         runs[0]["ballast"] = "x" * params["ballast"]
-    return TaskOutput(runs=runs, bounds=bounds)
+    seeds = np.repeat(np.asarray(task.seeds), 3)
+    layout = ModelLayout(seeds=seeds, left_out=np.tile([-1, 3, 7], len(task.seeds)),
+                         model_seeds=np.array([task.model_seed(int(seed)) for seed in seeds]))
+    iterations = task.config.checkpoints()
+    weights = TaskWeights(task_key=task.key, setting="head", iterations=iterations,
+                          weights=rng.random((len(iterations), len(seeds), 2)),
+                          w_init=np.zeros((len(seeds), 2)), layout=layout,
+                          bounded=layout.left_out >= 0, context={"lr": 0.5},
+                          objective=None, config=task.config.to_dict())
+    return TaskOutput(runs=runs, weights=weights)
 
 
 def standin_tasks(n_datasets=3, stabilisers=(("none", {}),), n_seeds=2):
@@ -107,24 +113,26 @@ def test_tasks_cross_configs_and_give_deterministic_configs_one_seed():
 def test_rerun_skips_done_tasks_and_changes_nothing(tmp_path):
     first = sweep(tmp_path)
     assert (first.done, first.failed, first.skipped) == (6, 0, 0)
-    before = table(tmp_path, "runs"), table(tmp_path, "bounds")
+    before = table(tmp_path, "runs"), table(tmp_path, "tasks")
     second = sweep(tmp_path)
     assert (second.done, second.skipped) == (0, 6)
-    assert (table(tmp_path, "runs"), table(tmp_path, "bounds")) == before
+    assert (table(tmp_path, "runs"), table(tmp_path, "tasks")) == before
 
 
 def test_identical_results_for_one_and_two_workers(tmp_path):
     sweep(tmp_path / "one", workers=1)
     sweep(tmp_path / "two", workers=2)
-    for name in ("runs", "bounds", "datasets", "tasks"):
+    for name in ("runs", "datasets", "tasks"):
         assert table(tmp_path / "one", name) == table(tmp_path / "two", name)
+    weights = sorted(path.name for path in (tmp_path / "one" / "weights").iterdir())
+    assert len(weights) == 6 and weights == sorted(path.name for path in (tmp_path / "two" / "weights").iterdir())
 
 
 def test_crashing_task_is_recorded_as_failed_and_retried(tmp_path, monkeypatch):
     tasks = standin_tasks(stabilisers=(("none", {}), ("standin", {"crash": True})))
     summary = sweep(tmp_path, tasks=tasks)
     assert (summary.done, summary.failed) == (6, 6)
-    with ResultStore(tmp_path / RESULTS_FILE, readonly=True) as store:
+    with open_results(tmp_path) as store:
         failed = store.tasks(status="failed")
         assert len(failed) == 6
         assert all("RuntimeError: stand-in crash" in task["error"] and "Traceback" in task["error"]
@@ -162,8 +170,12 @@ except KeyboardInterrupt:
 
 
 def _done_count(out: Path) -> int:
+    """Done tasks so far; read-only, so that polling never creates an empty results file before
+    the sweep does (a 0-byte results.sqlite is refused)."""
+    if not (out / RESULTS_FILE).is_file():
+        return 0
     try:
-        with sqlite3.connect(out / RESULTS_FILE, timeout=5) as conn:
+        with sqlite3.connect(f"{(out / RESULTS_FILE).as_uri()}?mode=ro", uri=True, timeout=5) as conn:
             return conn.execute("SELECT COUNT(*) FROM tasks WHERE status = 'done'").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
@@ -197,8 +209,11 @@ def test_sigkill_or_ctrl_c_midway_then_rerun_gives_the_uninterrupted_results(tmp
     assert resumed.skipped >= 2
     run_sweep(tasks, StandinSource(4), tmp_path / "clean", n_seeds=2, workers=1,
               runner=standin_runner, progress=False)
-    for name in ("runs", "bounds", "tasks"):
+    for name in ("runs", "tasks"):
         assert table(killed, name) == table(tmp_path / "clean", name)
+    # what a kill left of the weights is reused or removed: exactly the referenced files remain
+    referenced = {row[0] for row in sqlite3.connect(killed / RESULTS_FILE).execute("SELECT weights FROM tasks")}
+    assert {path.name for path in (killed / "weights").iterdir()} == {f"{sha}.npz" for sha in referenced}
     runs = table(killed, "runs")
     assert len(runs) == len(set(runs)) == 4 * (1 + 2) * 3 * 3  # datasets × seeds × left-outs × checkpoints
 
@@ -268,7 +283,7 @@ def warmth_runner(task, dataset):
     import sys as worker_sys
     return TaskOutput(runs=[{"seed": 0, "left_out": None, "iteration": 0,
                              "torch": "torch" in worker_sys.modules,
-                             "runner": "verify.run.runner" in worker_sys.modules}], bounds=[])
+                             "runner": "verify.run.runner" in worker_sys.modules}])
 
 
 def test_pool_workers_start_with_torch_and_the_task_runner_already_imported():

@@ -17,6 +17,8 @@ from verify.run.runner import run_task, run_tasks, training_key
 from verify.run.task import Task
 from verify.sweep.executors import execute
 
+from tests.verify.task_bounds import bounds_of
+
 
 @pytest.fixture(scope="module")
 def separable():
@@ -76,14 +78,14 @@ def test_head_rows_measure_the_trained_head(separable, head_output):
     assert full["direction_error"] < 0.2, "GD on separable data heads for the max-margin direction"
     assert 0 < full["normalised_margin"] <= separable.card["margin"] + 1e-9
     assert full["diverged"] == 0 and full["diverged_at"] is None
-    bounds = [b for b in head_output.bounds if b["bound"] == "theorem_h" and not b["violated"]]
+    bounds = [b for b in bounds_of(head_output, separable) if b["bound"] == "theorem_h" and not b["violated"]]
     assert bounds, "Theorem H's assumptions hold on separable binary data with GD"
     assert all(b["value"] >= b["measured"] for b in bounds)
 
 
 def test_quadratic_theorem_f_bounds_the_measured_stability(quadratic):
     output = run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
-    held = [b for b in output.bounds if b["bound"] == "theorem_f" and not b["violated"]]
+    held = [b for b in bounds_of(output, quadratic) if b["bound"] == "theorem_f" and not b["violated"]]
     assert len(held) == 6 * 5, "eta = 1/beta_hat (max over S and S\\i) meets eta <= 1/beta"
     for bound in held:
         row = output.runs[bound["row"]]
@@ -105,7 +107,8 @@ def test_task_results_are_a_function_of_the_task_only(separable, quadratic):
     first = run_task(task, separable)
     run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
     again = run_task(task, separable)
-    assert repr(first.runs) == repr(again.runs) and repr(first.bounds) == repr(again.bounds)
+    assert repr(first.runs) == repr(again.runs)
+    assert repr(bounds_of(first, separable)) == repr(bounds_of(again, separable))
     by_seed = {seed: [r["test_loss"] for r in first.runs if r["seed"] == seed] for seed in (0, 1)}
     assert by_seed[0] != by_seed[1], "different seeds draw different heads and minibatches"
 
@@ -121,10 +124,11 @@ def test_a_failing_bound_estimate_keeps_the_rows(quadratic, monkeypatch):
 
     monkeypatch.setitem(BOUNDS, "broken", Broken())
     output = run_task(Task(quadratic.id, QUADRATIC_GD), quadratic)
-    failed = [b for b in output.bounds if b["bound"] == "broken"]
+    bounds = bounds_of(output, quadratic)
+    failed = [b for b in bounds if b["bound"] == "broken"]
     assert len(failed) == 6 * 5 and all(math.isnan(b["value"]) for b in failed)
     assert all(b["violated"] == ["estimate_failed: RuntimeError: no constants today"] for b in failed)
-    assert len(output.runs) == 7 * 5 and any(b["bound"] == "theorem_f" for b in output.bounds)
+    assert len(output.runs) == 7 * 5 and any(b["bound"] == "theorem_f" for b in bounds)
 
 
 def test_a_failing_trainer_fails_the_task():
@@ -171,8 +175,9 @@ def test_mlp_task_with_multi_head_and_surt_stabilisers():
                                        n_test=32, random_state=0)
     config = replace(CONFIGS["full_mlp_gd"], n_steps=10, n_checkpoints=3, max_left_out=2, bound_models=1)
     plain = run_task(Task(dataset.id, config), dataset)
-    assert {b["bound"] for b in plain.bounds} >= {"theorem_f"}
-    assert len(plain.bounds) == len({b["bound"] for b in plain.bounds}), "one bounded model, last checkpoint"
+    bounds = bounds_of(plain, dataset)
+    assert {b["bound"] for b in bounds} >= {"theorem_f"}
+    assert len(bounds) == len({b["bound"] for b in bounds}), "one bounded model, last checkpoint"
     heads = run_task(Task(dataset.id, config, "mhloss", '{"n_heads":3,"reduction":"mean"}'), dataset)
     assert {row["n_heads"] for row in heads.runs} == {3}
     surt = run_task(Task(dataset.id, config, "surt", "{}"), dataset)
@@ -354,8 +359,9 @@ def test_deep_task_trains_with_adamw_and_measures_where_surt_starts(deep_task):
         assert row["start_move_cosine"] > 0.3
         assert row["teacher_distance_start"] < row["teacher_distance_pretrained"]
     # AdamW is outside every bound's assumptions (they are about gradient descent)
-    assert plain.bounds and all("full_batch" in b["violated"] or "deterministic_run" in b["violated"]
-                                for b in plain.bounds)
+    bounds = bounds_of(plain, deep_task)
+    assert bounds and all("full_batch" in b["violated"] or "deterministic_run" in b["violated"]
+                          for b in bounds)
 
 
 def test_memory_estimate_reads_the_deep_family_parameters():
@@ -370,10 +376,13 @@ def test_memory_estimate_reads_the_deep_family_parameters():
     assert estimate.n_params == linear_weights and estimate.bytes > 0
 
 
-def _assert_rows_equal(merged, alone, tolerance):
-    """Same rows and bounds, numbers equal to ``tolerance`` relative (absolute below 1)."""
-    assert len(merged.runs) == len(alone.runs) and len(merged.bounds) == len(alone.bounds)
-    for got, expected in zip(merged.runs + merged.bounds, alone.runs + alone.bounds, strict=True):
+def _assert_rows_equal(merged, alone, tolerance, dataset):
+    """Same rows and bounds (evaluated from each output's weights record), numbers equal to
+    ``tolerance`` relative (absolute below 1)."""
+    merged_bounds, alone_bounds = bounds_of(merged, dataset), bounds_of(alone, dataset)
+    assert len(merged.runs) == len(alone.runs) and len(merged_bounds) == len(alone_bounds)
+    assert np.array_equal(merged.weights.bounded, alone.weights.bounded)
+    for got, expected in zip(merged.runs + merged_bounds, alone.runs + alone_bounds, strict=True):
         _assert_close(got, expected, tolerance)
 
 
@@ -403,7 +412,7 @@ def test_a_learning_rate_sweep_trained_in_one_call_gives_the_rows_of_its_tasks_a
     assert len({training_key(task) for task in tasks}) == 1
     merged = run_tasks(tasks, dataset)
     for task, output in zip(tasks, merged, strict=True):
-        _assert_rows_equal(output, run_task(task, dataset), 1e-10)
+        _assert_rows_equal(output, run_task(task, dataset), 1e-10, dataset)
     assert {row["lr"] for row in merged[0].runs} != {row["lr"] for row in merged[3].runs}
 
 

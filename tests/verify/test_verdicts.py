@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from theory.stability import Estimate
-from verify.verdicts import write as verdicts_module
 from verify.cli import main
+from verify.store.schema import SCHEMA_VERSION, ddl
+from verify.verdicts import write as verdicts_module
 from verify.verdicts.corollaries import COROLLARIES, INCREASE, corollary_verdicts
 from verify.verdicts.db import open_results
 from verify.verdicts.stats import (
@@ -28,24 +29,6 @@ from verify.verdicts.stats import (
 from verify.verdicts.write import (compute_verdicts, load_verdicts, results_sha256,
                                    write_verdicts)
 
-# The documented results schema (docs/internals.md section 3), written here by hand so that these
-# tests depend on the contract, not on the store's implementation.
-RUN_COLUMNS = (
-    "run_id", "task_key", "dataset_id", "seed", "left_out", "iteration", "kind", "n_samples",
-    "n_features", "n_classes", "margin", "radius", "label_noise", "distance", "n_support",
-    "setting", "config", "loss", "init", "lr", "lr_scale", "n_steps", "batch_size", "n_heads",
-    "stabiliser", "stabiliser_params", "parameter_stability", "head_direction_stability",
-    "pointwise_hypothesis_stability", "train_loss", "test_loss", "test_accuracy",
-    "majority_accuracy", "direction_error", "normalised_margin", "distance_from_init", "diverged",
-    "diverged_at")
-SCHEMA = """
-CREATE TABLE datasets (dataset_id TEXT PRIMARY KEY, kind TEXT, card TEXT);
-CREATE TABLE tasks (task_key TEXT PRIMARY KEY, dataset_id TEXT, config TEXT, stabiliser TEXT,
-    stabiliser_params TEXT, seeds TEXT, status TEXT, error TEXT, seconds REAL, finished_at TEXT);
-CREATE TABLE runs ({columns});
-CREATE TABLE bounds (run_id INTEGER, bound TEXT, measure TEXT, measured REAL, value REAL,
-    violated TEXT, constants TEXT, PRIMARY KEY (run_id, bound));
-"""
 RUN_DEFAULTS = dict(
     dataset_id="d0", seed=0, left_out=0, iteration=100, kind="separable", n_samples=20,
     n_features=3, n_classes=2, margin=0.1, radius=1.0, setting="head", config="head_gd",
@@ -55,18 +38,21 @@ RUN_DEFAULTS = dict(
 
 def make_results(folder: Path, runs: list[dict], bounds: list[dict] = (),
                  failed_tasks: list[dict] = ()) -> Path:
-    """Write ``folder/results.sqlite``: runs (defaults above; keys outside the schema become extra
-    columns), bounds (``run`` = index into runs), one done task per task key and failed tasks."""
+    """Write ``folder/results.sqlite`` (the store's schema, ``verify.store.schema``): runs (defaults
+    above; left-out rows weigh 1 in E_i unless given), bounds (``run`` = index into runs), one done
+    task per task key and failed tasks."""
     conn = sqlite3.connect(folder / "results.sqlite")
-    extra = sorted({column for run in runs for column in run} - set(RUN_COLUMNS))
-    conn.executescript(SCHEMA.replace("{columns}", ", ".join(RUN_COLUMNS + tuple(extra))))
+    conn.executescript(ddl())
+    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     for run_id, run in enumerate(runs):
         row = {**RUN_DEFAULTS, **run, "run_id": run_id}
+        if row["left_out"] is not None:
+            row.setdefault("left_out_weight", 1.0)
         row.setdefault("task_key", f"{row['dataset_id']}/{row['config']}/{row['stabiliser']}"
                                    f"/{row['stabiliser_params']}")
         conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                      list(row.values()))
-        conn.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, '[0]', 'done', NULL, 1, '')",
+        conn.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?, ?, ?, '[0]', 'done', NULL, 1, '', NULL)",
                      (row["task_key"], row["dataset_id"], row["config"], row["stabiliser"],
                       row["stabiliser_params"]))
     for bound in bounds:
@@ -77,7 +63,7 @@ def make_results(folder: Path, runs: list[dict], bounds: list[dict] = (),
                       json.dumps(bound.get("constants", {}))))
     for task in failed_tasks:
         conn.execute("INSERT INTO tasks VALUES (?, 'd9', 'head_gd', 'none', '{}', '[0]', 'failed', "
-                     "?, 1, '')", (task["task_key"], task["error"]))
+                     "?, 1, '', NULL)", (task["task_key"], task["error"]))
     conn.commit()
     conn.close()
     return folder / "results.sqlite"
@@ -312,7 +298,6 @@ def test_configs_with_an_absolute_step_take_no_part_in_the_step_unit_corollaries
     database = make_results(tmp_path, runs)
     if recorded:
         conn = sqlite3.connect(database)
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT INTO meta VALUES ('configs', ?)", (json.dumps(
             {**{name: {"lr_unit": "absolute"} for name in absolute},
              **{name: {"lr_unit": "inverse_beta"} for name in steps if name not in absolute}}),))
@@ -552,14 +537,14 @@ def test_an_error_while_rendering_leaves_the_old_files(tmp_path, monkeypatch):
 def test_cli_reports_a_missing_database_in_one_line_and_creates_nothing(tmp_path, capsys):
     assert main(["verdicts", "--from", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "no results database" in error
+    assert error.count("\n") == 1 and "no results file" in error
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_rejects_a_file_that_is_not_a_results_database(tmp_path, capsys):
     sqlite3.connect(tmp_path / "results.sqlite").execute("CREATE TABLE other (x)").connection.close()
     assert main(["verdicts", "--from", str(tmp_path)]) == 2
-    assert "missing table(s) datasets, tasks, runs, bounds" in capsys.readouterr().err
+    assert "not an ftstab results file (no schema_version" in capsys.readouterr().err
 
 
 def test_cli_writes_the_verdicts(tmp_path, capsys):

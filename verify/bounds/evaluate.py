@@ -1,17 +1,22 @@
-"""The door from verify into theory: evaluate every registered bound on a task's left-out rows."""
+"""The door from verify into theory: evaluate bounds on a task's left-out rows."""
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from theory.bounds import BOUNDS
 from theory.context import RunContext
 from verify.run.layout import ModelLayout
 
+if TYPE_CHECKING:
+    from theory.bounds.base import Bound
+
 
 def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, layout: ModelLayout,
-               context: dict, setting: str, max_models: int | None = None,
+               context: dict, setting: str, bounds: Sequence[Bound], max_models: int | None = None,
                last_only: bool = False, models: np.ndarray | None = None) -> list[dict]:
-    """Evaluate every bound of ``setting`` in ``theory.bounds.BOUNDS`` on every left-out row.
+    """Evaluate each of ``bounds`` whose setting is ``setting`` on every left-out row.
 
     Parameters
     ----------
@@ -24,6 +29,8 @@ def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, lay
         The RunContext fields shared by every row: ``model, loss, X, y, lr, batch_size, l2sp,
         objective, arrays, card``.
     setting : {"head", "full"}
+    bounds : sequence of Bound
+        E.g. the values of ``theory.bounds.BOUNDS``; those of another setting are skipped.
     max_models : int or None
         Bound only the first this many left-out models in layout order (None: all).
     models : (M,) bool or None
@@ -39,7 +46,7 @@ def bound_rows(rows: list[dict], *, weights: np.ndarray, w_init: np.ndarray, lay
         is kept either way.
     """
 
-    applicable = [bound for bound in BOUNDS.values() if bound.setting == setting]
+    applicable = [bound for bound in bounds if bound.setting == setting]
     full = layout.full_model()
     n_models = layout.n_models
     last = max(row["iteration"] for row in rows) if rows else 0

@@ -4,11 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from verify.errors import UsageError
 from verify.golden.compare import FAILING, compare, render_table, summary_line
 from verify.golden.golden_file import read_golden
 from verify.golden.numbers import golden_numbers
-from verify.verdicts.write import RESULTS_FILE
+from verify.store.read import open_results_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.results_dir / RESULTS_FILE).is_file():
-        raise UsageError(f"--from: no results database at {args.results_dir / RESULTS_FILE}; "
-                         "run `ftstab verify` first")
+    with open_results_option(args.results_dir, "--from"):  # missing, damaged, foreign: one line
+        pass
     header, golden = read_golden(args.golden)
     rows = compare(golden, golden_numbers(args.results_dir, rtol=header.get("rtol", 0.0)))
     print(render_table(rows, only_failing=not args.all))

@@ -10,7 +10,7 @@ from synth.validation import Interval
 from verify.errors import UsageError
 from verify.golden.golden_file import write_golden
 from verify.golden.numbers import RTOL, golden_numbers
-from verify.verdicts.write import RESULTS_FILE
+from verify.store.read import open_results_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,9 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not (args.results_dir / RESULTS_FILE).is_file():
-        raise UsageError(f"--from: no results database at {args.results_dir / RESULTS_FILE}; "
-                         "run `ftstab verify` first")
+    with open_results_option(args.results_dir, "--from"):  # missing, damaged, foreign: one line
+        pass
     if args.out.is_dir():
         raise UsageError(f"--out: {args.out} is a folder; give the golden file's path")
     if not 0 <= args.rtol < 1:

@@ -24,8 +24,9 @@ from verify.real.minilm_stabilisers import MiniLMLNSR, MiniLMReinitTop
 from verify.real.surt import ContrastiveSURT, DigitsSURT
 from verify.run.evaluators import linear_evaluator
 from verify.run.layout import LeftOutPlan, choose_left_out, model_layout
+from verify.run.output import TaskOutput
 from verify.run.rows import RowInputs, add_left_out_estimates, trace_rows
-from verify.run.task import NO_STABILISER, Task, TaskOutput, task_effects
+from verify.run.task import NO_STABILISER, Task, task_effects
 from verify.run.train import schedule
 
 
@@ -57,7 +58,7 @@ def _rows(dataset: RealDataset, *, X, X_test, iterations, weights, train_loss, d
                        n_classes=int(dataset.card["n_classes"]), w_init=weights[0], u_star=None, lr=lr)
     rows = trace_rows(iterations[1:], weights[1:], train_loss[1:], diverged_at, layout=layout,
                       evaluator=evaluator, inputs=inputs, masks=masks)
-    return TaskOutput(runs=rows, bounds=[])
+    return TaskOutput(runs=rows)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from verify.real.minilm_classifier import (
 from verify.real.minilm_stabilisers import MiniLMLNSR
 from verify.real.surt import ContrastiveSURT
 from verify.real.text_features import shared_minilm
-from verify.run.task import TaskOutput
+from verify.run.output import TaskOutput
 from verify.run.train import schedule
 from verify.seeding import run_seed
 from verify.stabilisers.base import FineTuningProblem, init_heads, model_generators
@@ -169,7 +169,7 @@ def finetune_minilm_task(task, dataset, stabiliser, layout, *, cache_dir, max_le
                 row["head_direction_stability"] = float(torch.linalg.vector_norm(unit[0] - unit[1]))
                 row["pointwise_hypothesis_stability"] = abs(float(other["losses"][i] - now["losses"][i]))
             rows.append(row)
-    return TaskOutput(runs=rows, bounds=[])
+    return TaskOutput(runs=rows)
 
 
 def _measure(objective, params, names, head_names, start, X, y, X_test, y_test, mask, diverged) -> dict:

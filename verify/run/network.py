@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
+from synth.backbones import build_network
 from verify.run.evaluators import Evaluator
 from verify.trainers.mlp import parameter_layout, sample_losses
 
@@ -113,3 +114,9 @@ class FlatNetwork:
             return (losses * sample_weights).sum() / sample_weights.sum()
 
         return objective
+
+
+def objective_for(spec: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Callable:
+    """RunContext.objective of an MLP task from its stored description ``{"architecture", "loss"}``
+    (``verify.run.output.TaskWeights.objective``): the network rebuilt, the same function as in training."""
+    return FlatNetwork.of(build_network(spec["architecture"]), spec["loss"]).objective(X, y)

@@ -1,4 +1,4 @@
-"""Run one task: train its models, measure every row, evaluate the bounds on its left-out rows."""
+"""Run one task: train its models, measure every row, keep the weights the bounds step reads."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from verify.bounds.evaluate import bound_rows
 from verify.run.layout import choose_left_out, model_layout
+from verify.run.output import DATASET_FIELDS, TaskOutput, TaskWeights
 from verify.run.rows import (
     RowInputs,
     add_asymptotic_predictions,
@@ -22,7 +22,6 @@ from verify.run.rows import (
 from verify.run.task import (
     NO_STABILISER,
     Task,
-    TaskOutput,
     head_init,
     make_stabiliser,
     trainer_for,
@@ -33,12 +32,13 @@ from verify.seeding import run_seed
 
 
 def run_task(task: Task, dataset: Any) -> TaskOutput:
-    """Train every model of ``task`` in one batched call, measure every row and bound it.
+    """Train every model of ``task`` in one batched call and measure every row.
 
     The models are, for each seed, the one trained on all of S and one per left-out sample
     (:func:`choose_left_out`: every sample where n <= ``config.exact_left_out_up_to``, else a
     stratified sample of ``config.max_left_out``). A failing trainer raises (the sweep
-    records the task as failed); a failing bound estimate is recorded in that bound's row.
+    records the task as failed). The bounds are evaluated later, from the returned weights
+    (``verify.bounds.stored``), by the bounds step, on the models chosen here (``bound_weight``).
 
     Parameters
     ----------
@@ -124,7 +124,7 @@ def _prepare(task: Task, dataset: Any) -> _Prepared:
 
 
 def _measure(prepared: _Prepared, trained: Any) -> TaskOutput:
-    """Every row of a trained task, measured, and its bounds."""
+    """Every row of a trained task, measured, and the weights record the bounds step reads."""
     task, stabiliser, plan, layout, masks = (prepared.task, prepared.stabiliser, prepared.plan,
                                              prepared.layout, prepared.masks)
     dataset, validation = prepared.dataset, prepared.validation
@@ -163,11 +163,17 @@ def _measure(prepared: _Prepared, trained: Any) -> TaskOutput:
     bounded_plan = (plan if config.bound_left_out is None or config.bound_left_out >= len(plan.samples)
                     else choose_left_out(task.dataset_id, n_samples, support, budget=config.bound_left_out))
     bounded = add_bound_weights(rows, layout, plan, bounded_plan)
-    bounds = bound_rows(rows, weights=trained.weights, w_init=trained.w_init, layout=layout,
-                        context=bound_context(trained, dataset, config), setting=config.setting,
-                        max_models=config.bound_models, last_only=config.bound_last_only,
-                        models=bounded)
-    return TaskOutput(runs=rows, bounds=bounds)
+    # What the dataset supplies (X, y, arrays, card, and the MLP objective rebuilt from X, y) is not
+    # stored with the weights; the bounds step adds it back (verify.bounds.stored).
+    stored = {name: value for name, value in bound_context(trained, dataset, config).items()
+              if name not in DATASET_FIELDS}
+    objective = ({"architecture": dataset.card["architecture"], "loss": trained.loss}
+                 if trained.objective is not None else None)
+    weights_record = TaskWeights(task_key=task.key, setting=config.setting, iterations=trained.iterations,
+                                 weights=trained.weights, w_init=trained.w_init, layout=layout,
+                                 bounded=bounded, context=stored, objective=objective,
+                                 config=config.to_dict())
+    return TaskOutput(runs=rows, weights=weights_record)
 
 
 def bound_context(trained: Any, dataset: Any, config: Any) -> dict[str, Any]:

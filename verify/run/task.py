@@ -23,22 +23,9 @@ def canonical_params(params: dict[str, Any] | None) -> str:
     return json.dumps(params or {}, sort_keys=True, separators=(",", ":"))
 
 
-@dataclass
-class TaskOutput:
-    """What running a task produced, before the sweep adds the task's and dataset's columns.
-
-    Attributes
-    ----------
-    runs : list of dict
-        One per model and checkpoint: ``seed``, ``left_out`` (None for the full set S),
-        ``iteration`` and the measured columns of the ``runs`` table.
-    bounds : list of dict
-        One per left-out run and applicable bound: ``row`` (index into ``runs``), ``bound``,
-        ``measure``, ``measured``, ``value``, ``violated`` (list), ``constants`` (dict).
-    """
-
-    runs: list[dict[str, Any]]
-    bounds: list[dict[str, Any]]
+def run_id(task_key: str, row: dict[str, Any]) -> int:
+    """A run's primary key: a pure function of its coordinates, the same whoever computes it."""
+    return run_seed(task_key, row["seed"], row["left_out"], row["iteration"])
 
 
 @dataclass(frozen=True)

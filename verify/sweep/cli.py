@@ -29,7 +29,7 @@ from verify.configs import CONFIGS, SETTINGS, select_configs
 from verify.errors import UsageError, check_output_folder, make_output_folder
 from verify.listing import HelpNamingStabilisers
 from verify.run.task import NO_STABILISER, canonical_params, trainer_for
-from verify.store import RESULTS_FILE, ResultStore
+from verify.store import RESULTS_FILE, open_results
 from verify.sweep.executors import connect_scheduler
 from verify.sweep.lock import results_folder_lock
 from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-left-out", type=MAX_LEFT_OUT, metavar="N",
                         help=f"leave-one-out sets per seed, in {MAX_LEFT_OUT} (default: each "
                              f"config's own)")
+    parser.add_argument("--no-bounds", action="store_true",
+                        help="train and store the weights only; evaluate the bounds later with "
+                             "`ftstab bounds --from DIR`")
     parser.set_defaults(func=run)
 
 
@@ -283,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
         _check_memory(tasks, params, args.workers)
     results = args.out / RESULTS_FILE
     if results.exists():
-        with ResultStore(results, readonly=True) as store:
+        with open_results(results) as store:
             check_sweep(store, tasks, args.seeds)
     client = connect_scheduler(args.scheduler) if args.scheduler else None
     try:
@@ -315,15 +318,27 @@ def _sweep(args: argparse.Namespace, tasks: list[Any], source: Any, client: Any)
     try:
         summary = run_sweep(tasks, source, args.out, n_seeds=args.seeds, workers=args.workers,
                             client=client)
+        if not args.no_bounds:
+            from verify.bounds.step import (
+                run_bounds,  # lazy: the ftstab parser stays torch-free
+            )
+            bounds = run_bounds(args.out, source=source, workers=args.workers, client=client)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
           f"{summary.failed} failed, in {summary.seconds:.1f} s")
     print(f"  results:  {summary.results}")
+    if not args.no_bounds:
+        print(f"  bounds:   {bounds.tasks} task(s) evaluated, {bounds.rows} rows, {bounds.failed} "
+              f"failed, in {bounds.seconds:.1f} s")
     write_verdicts(args.out)
     print(f"  verdicts: {args.out / 'verdicts.md'} and {args.out / 'verdicts.json'}")
     if summary.failed:
         print(f"  {summary.failed} task(s) failed: their tracebacks are in the tasks table "
               f"(status 'failed'); re-run the same command to retry them", file=sys.stderr)
+        return 1
+    if not args.no_bounds and bounds.failed:
+        print(f"  the bounds of {bounds.failed} task(s) failed: their tracebacks are in the "
+              f"bound_evaluations table; re-run `ftstab bounds --from {args.out}`", file=sys.stderr)
         return 1
     return 0

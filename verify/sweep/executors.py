@@ -14,25 +14,23 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from verify.plugins import load_plugins, recorded_modules
-from verify.run.task import Task, TaskOutput
-from verify.seeding import run_seed
+from verify.run.output import TaskOutput
+from verify.run.task import Task, run_id
 from verify.sweep.sources import DatasetSource
 
 TaskRunner = Callable[[Task, Any], TaskOutput]
 # Runs tasks of one dataset together: runner(tasks, dataset) -> one TaskOutput per task.
 GroupRunner = Callable[[Sequence[Task], Any], list[TaskOutput]]
-
-
-def run_id(task_key: str, row: dict[str, Any]) -> int:
-    """A run's primary key: a pure function of its coordinates, the same whoever computes it."""
-    return run_seed(task_key, row["seed"], row["left_out"], row["iteration"])
+# ``execute(group, source, runner) -> outcomes`` runs one unit of work where it lands: a group of
+# training tasks (:func:`execute_group`) or of bound evaluations (``verify.bounds.step``).
+Execute = Callable[[Sequence[Any], DatasetSource, Callable], list[dict]]
 
 
 def _card_columns(card: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +56,7 @@ _DATASETS: OrderedDict[str, Any] = OrderedDict()
 _DATASETS_KEPT = 2
 
 
-def _load(source: DatasetSource, dataset_id: str) -> Any:
+def load_cached(source: DatasetSource, dataset_id: str) -> Any:
     """Per-process cache of the last datasets loaded (tasks of one dataset are submitted together).
 
     Keyed by id alone: an id is a hash of the generator and its parameters, so it names the same
@@ -103,7 +101,7 @@ def execute_group(tasks: Sequence[Task], source: DatasetSource, runner: GroupRun
     """
     start = time.perf_counter()
     try:
-        dataset = _load(source, tasks[0].dataset_id)
+        dataset = load_cached(source, tasks[0].dataset_id)
         outputs = runner(tasks, dataset)
         seconds = (time.perf_counter() - start) / len(tasks)
         return [_package(task, output, dataset, seconds) for task, output in zip(tasks, outputs, strict=True)]
@@ -116,12 +114,10 @@ def execute_group(tasks: Sequence[Task], source: DatasetSource, runner: GroupRun
 def _package(task: Task, output: TaskOutput, dataset: Any, seconds: float) -> dict[str, Any]:
     common = {**_card_columns(dataset.card), **_task_columns(task)}
     runs = [{**common, **row} for row in output.runs]
-    ids = [run_id(task.key, row) for row in runs]
-    for row, rid in zip(runs, ids, strict=True):
-        row["run_id"] = rid
-    bounds = [{**{k: v for k, v in bound.items() if k != "row"}, "run_id": ids[bound["row"]]}
-              for bound in output.bounds]
-    return {"status": "done", "task": task.record(), "runs": runs, "bounds": bounds,
+    for row in runs:
+        row["run_id"] = run_id(task.key, row)
+    weights = None if output.weights is None else (output.weights.arrays(), output.weights.info())
+    return {"status": "done", "task": task.record(), "runs": runs, "weights": weights,
             "card": dataset.card, "seconds": seconds}
 
 
@@ -203,27 +199,27 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _execute_in_worker(tasks: Sequence[Task], source: DatasetSource,
-                       runner: GroupRunner) -> list[dict[str, Any]]:
+def _execute_in_worker(tasks: Sequence[Any], source: DatasetSource, runner: Callable,
+                       execute: Execute = execute_group) -> list[dict[str, Any]]:
     limit_threads()
-    return execute_group(tasks, source, runner)
+    return execute(tasks, source, runner)
 
 
-def _run_in_process(groups: Sequence[Sequence[Task]], source: DatasetSource,
-                    runner: GroupRunner) -> Iterator[dict]:
+def _run_in_process(groups: Sequence[Sequence[Any]], source: DatasetSource, runner: Callable, *,
+                    execute: Execute = execute_group) -> Generator[dict, None, None]:
     import torch  # lazy: the ftstab parser imports this module and stays torch-free
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with threadpool_limits(1):
             for tasks in groups:
-                yield from execute_group(tasks, source, runner)
+                yield from execute(tasks, source, runner)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_on_pool(groups: Sequence[Sequence[Task]], source: DatasetSource, runner: GroupRunner,
-                 workers: int) -> Iterator[dict]:
+def _run_on_pool(groups: Sequence[Sequence[Any]], source: DatasetSource, runner: Callable,
+                 workers: int, *, execute: Execute = execute_group) -> Generator[dict, None, None]:
     others = set(multiprocessing.active_children())
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
                                                   initializer=_init_pool_worker,
@@ -232,7 +228,7 @@ def _run_on_pool(groups: Sequence[Sequence[Task]], source: DatasetSource, runner
     try:
         # Only as_completed holds the futures, and it lets go of each once yielded, so results do
         # not pile up in memory over a long sweep.
-        completed = concurrent.futures.as_completed([pool.submit(execute_group, tasks, source, runner)
+        completed = concurrent.futures.as_completed([pool.submit(execute, tasks, source, runner)
                                                      for tasks in groups])
         for future in completed:
             try:
@@ -334,10 +330,11 @@ def _first_line(data: bytes) -> str:
     return data.split(b"\r\n")[0].split(b"\n")[0].decode("latin-1")[:80]
 
 
-def _run_on_dask(groups: Sequence[Sequence[Task]], source: DatasetSource, runner: GroupRunner,
-                 client: Any) -> Iterator[dict]:
+def _run_on_dask(groups: Sequence[Sequence[Any]], source: DatasetSource, runner: Callable,
+                 client: Any, *, execute: Execute = execute_group) -> Generator[dict, None, None]:
     from distributed import as_completed
-    completed = as_completed([client.submit(_execute_in_worker, tasks, source, runner, pure=False)
+    completed = as_completed([client.submit(_execute_in_worker, tasks, source, runner, execute,
+                                            pure=False)
                               for tasks in groups])
     try:
         for future in completed:

@@ -1,8 +1,9 @@
 """Run tasks (dataset × config × stabiliser) in-process, on a local process pool or on Dask, into the store.
 
-Workers only compute; the parent process is the one writer of ``results.sqlite``, and it writes each
-task's rows, bounds, dataset card and ``done`` status in one transaction as soon as the task comes
-back. So a sweep killed at any moment loses at most the tasks in flight, and a re-run (which skips
+Workers only compute; the parent process is the one writer of ``results.sqlite``: as soon as a task
+comes back it writes the task's weights file (atomically, ``verify.store.weights``), then the task's
+rows, dataset card, ``done`` status and the weights' sha256 in one transaction. So a sweep killed at
+any moment loses at most the tasks in flight, and a re-run (which skips
 tasks marked done and retries failed ones) ends with the same rows as an uninterrupted sweep.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from verify.run.task import Task
 from verify.store import RESULTS_FILE, ResultStore
+from verify.store.weights import write_weights
 from verify.sweep.executors import (
     TaskRunner,
     _run_in_process,
@@ -91,6 +93,7 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
     with ResultStore(out / RESULTS_FILE) as store:
         store.set_meta(check_sweep(store, tasks, n_seeds))
         store.write_datasets(source.cards())
+        store.remove_unreferenced_weights()
         done = {key for key, status in store.task_status().items() if status == "done"}
         # Longest first, so that the pool does not end waiting on one slow task (a stable sort keeps
         # a dataset's tasks together for the workers' dataset cache); the order never changes a
@@ -123,7 +126,8 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
 
 def _write(store: ResultStore, outcome: dict[str, Any]) -> None:
     if outcome["status"] == "done":
-        store.write_done(outcome["task"], outcome["runs"], outcome["bounds"], seconds=outcome["seconds"],
-                         card=outcome["card"])
+        sha = None if outcome["weights"] is None else write_weights(store.weights_folder, *outcome["weights"])
+        store.write_done(outcome["task"], outcome["runs"], seconds=outcome["seconds"],
+                         card=outcome["card"], weights=sha)
     else:
         store.write_failed(outcome["task"], error=outcome["error"], seconds=outcome["seconds"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synth.dataset import bind_params
-from synth.grids import GENERATORS
+from synth.grids import GENERATORS, DatasetSpec
 from synth.io import load_dataset
 
 
@@ -56,6 +56,36 @@ class GridSource:
 
     def load(self, dataset_id: str) -> Any:
         return next(spec for spec in self.specs if spec.id == dataset_id).generate()
+
+    def cards(self) -> list[dict[str, Any]]:
+        return []
+
+
+@dataclass(frozen=True)
+class CardSource:
+    """Datasets regenerated from the cards a results file recorded (generator and all parameters).
+
+    Generation is deterministic and a dataset id is the hash of its generator and parameters, so
+    this gives the datasets a sweep trained on without the folder they came from (the pre-training
+    of an MLP dataset comes from the cache when it is there).
+    """
+
+    cards_by_id: dict[str, dict[str, Any]]
+
+    def entries(self) -> list[tuple[str, str, int]]:
+        return [(dataset_id, card["kind"], int(card.get("n_classes") or 0))
+                for dataset_id, card in self.cards_by_id.items()]
+
+    def load(self, dataset_id: str) -> Any:
+        card = self.cards_by_id[dataset_id]
+        if card.get("generator") not in GENERATORS:
+            raise ValueError(f"data: dataset {dataset_id} was made by {card.get('generator')!r}, "
+                             f"which is not a registered generator; pass its folder (--data)")
+        spec = DatasetSpec(card["generator"], card["params"])
+        if spec.id != dataset_id:
+            raise ValueError(f"data: the card of {dataset_id} regenerates {spec.id}; pass the "
+                             f"dataset's folder (--data)")
+        return spec.generate()
 
     def cards(self) -> list[dict[str, Any]]:
         return []

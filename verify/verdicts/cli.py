@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from verify.errors import UsageError, check_output_folder
+from verify.store.read import open_results_option
 from verify.verdicts.claims import (
     README_BEGIN,
     README_END,
@@ -16,7 +17,6 @@ from verify.verdicts.write import (
     CLAIMS_JSON,
     JSON_FILE,
     MARKDOWN_FILE,
-    RESULTS_FILE,
     write_atomically,
     write_verdicts,
 )
@@ -39,10 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    database = args.results_dir / RESULTS_FILE
-    if not database.is_file():
-        raise UsageError(f"--from: no results database at {database}; run `ftstab verify` first")
     check_output_folder(args.results_dir, "--from")  # the verdicts are written next to the results
+    with open_results_option(args.results_dir, "--from"):  # missing, damaged, foreign: one line
+        pass
     if args.readme is not None:
         if not args.readme.is_file():
             raise UsageError(f"--readme: no file at {args.readme}")

@@ -36,13 +36,13 @@ from verify.verdicts.db import (
     absolute_step_configs,
     QUANTITY_COLUMNS,
     STABILITY_KEYS,
+    BOUND_WEIGHT,
     bound_mean,
-    estimator_filter,
     bound_terms,
+    estimator_filter,
     fetch_dicts,
-    left_out_mean,
-    run_columns,
 )
+from verify.store import left_out_mean
 from verify.verdicts.stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
@@ -354,13 +354,13 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
             conn, f"SELECT {coordinates}, r.config, MAX(r.{measure}) AS y FROM runs r "
                   "WHERE r.left_out IS NULL "
                   f"AND r.setting = ? AND r.{measure} IS NOT NULL GROUP BY r.task_key, r.iteration",
-                  (setting,)) if measure in run_columns(conn) else []
+                  (setting,))
         for row in rows:
             row["seed"] = 0
         return _with_step_unit(conn, _comparable(rows)), {}, 0
-    complete, partial_groups = estimator_filter(conn)
+    complete, partial_groups = estimator_filter()
     measured_rows = _comparable(fetch_dicts(
-        conn, f"SELECT {coordinates}, r.config, {left_out_mean(conn, f'r.{measure}')} AS y FROM runs r "
+        conn, f"SELECT {coordinates}, r.config, {left_out_mean(f'r.{measure}')} AS y FROM runs r "
               f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
               f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*) AND {complete}",
               (setting,)))
@@ -368,7 +368,7 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
                            (setting,)).fetchone()[0]
     bound_rows = _comparable(fetch_dicts(
         conn, f"SELECT b.bound, {coordinates}, r.dataset_id, r.config, "
-              f"{bound_mean(conn, 'b.value')} AS y FROM bounds b JOIN runs r USING (run_id) "
+              f"{bound_mean('b.value')} AS y FROM bounds b JOIN runs r USING (run_id) "
               f"WHERE r.setting = ? AND b.measure = ? AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL "
               f"GROUP BY b.bound, {keys} HAVING MAX(r.diverged) = 0 AND {complete}",
               (setting, measure)))
@@ -399,7 +399,7 @@ class _TermMeans:
             keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
             sums: dict[tuple, dict[str, float]] = {}
             rows = self.conn.execute(
-                f"SELECT {keys}, {bound_weight_column(self.conn)}, b.constants FROM bounds b "
+                f"SELECT {keys}, {BOUND_WEIGHT}, b.constants FROM bounds b "
                 f"JOIN runs r USING (run_id) WHERE r.setting = ? AND b.measure = ? AND b.bound = ? "
                 f"AND {ASSUMPTIONS_HOLD} AND b.value IS NOT NULL", (self.setting, self.measure,
                                                                     self.bound))
@@ -421,14 +421,6 @@ class _TermMeans:
 def _group_key(row: dict) -> tuple:
     return tuple(float(f"{row[c]:.12g}") if isinstance(row[c], float) else row[c]
                  for c in STABILITY_KEYS)
-
-
-def bound_weight_column(conn: sqlite3.Connection) -> str:
-    """SQL for a bounded left-out row's weight in the E_i of a bound's value."""
-    columns = run_columns(conn)
-    if "bound_weight" in columns:
-        return "COALESCE(r.bound_weight, r.left_out_weight)"
-    return "r.left_out_weight" if "left_out_weight" in columns else "1.0"
 
 
 def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:

@@ -15,15 +15,15 @@ from scipy.stats import DegenerateDataWarning
 from theory import stability
 from theory.bounds import BOUNDS
 from verify.seeding import run_seed
+from verify.store import left_out_mean
 from verify.verdicts.db import (
     ASSUMPTIONS_HOLD,
     FINAL_CHECKPOINT_CTE,
+    BOUND_WEIGHT,
     bound_mean,
-    estimator_filter,
     bound_terms,
+    estimator_filter,
     fetch_dicts,
-    left_out_mean,
-    run_columns,
 )
 from verify.verdicts.stats import (
     CONFIDENCE,
@@ -117,11 +117,11 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
         (``{value, low, high}`` or None) and ``verdict``.
     """
     held_value = f"CASE WHEN {ASSUMPTIONS_HOLD} THEN b.value END"
-    complete, _ = estimator_filter(conn)
+    complete, _ = estimator_filter()
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
-              f"r.stabiliser, r.stabiliser_params, {left_out_mean(conn, 'b.measured')} AS measured, "
-              f"{bound_mean(conn, held_value)} AS value, {complete} AS complete FROM bounds b "
+              f"r.stabiliser, r.stabiliser_params, {left_out_mean('b.measured')} AS measured, "
+              f"{bound_mean(held_value)} AS value, {complete} AS complete FROM bounds b "
               "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
               "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params ORDER BY b.bound, r.dataset_id, r.config, "
@@ -167,12 +167,10 @@ def _ranking_carried_by(conn: sqlite3.Connection, bound: str, units: list[dict])
     if definition is None or len(units) < 2:
         return None
     wanted = {_unit(u) for u in units}
-    weight = ("COALESCE(r.bound_weight, r.left_out_weight)" if "bound_weight" in run_columns(conn)
-              else "1.0")
     sums: dict[tuple, dict[str, float]] = {}
     for row in fetch_dicts(
             conn, f"{FINAL_CHECKPOINT_CTE} SELECT r.dataset_id, r.config, r.stabiliser, "
-                  f"r.stabiliser_params, {weight} AS weight, b.constants FROM bounds b "
+                  f"r.stabiliser_params, {BOUND_WEIGHT} AS weight, b.constants FROM bounds b "
                   "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
                   f"AND r.iteration = f.iteration WHERE b.bound = ? AND {ASSUMPTIONS_HOLD} "
                   "AND b.value IS NOT NULL", (bound,)):

@@ -1,12 +1,12 @@
 """Read-only access to ``results.sqlite`` for the verdicts (schema: docs/internals.md section 3)."""
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from pathlib import Path
 
-REQUIRED_TABLES = ("datasets", "tasks", "runs", "bounds")
+from verify.store import canonical_params
+from verify.store import open_results as store_open_results
 
 # Coordinates that identify a left-out run's setting apart from its dataset id and config name,
 # so that runs of different datasets/configs can be compared when only one coordinate differs.
@@ -33,44 +33,16 @@ ASSUMPTIONS_HOLD = "json_array_length(b.violated) = 0"
 
 
 def open_results(path: Path) -> sqlite3.Connection:
-    """Open a results database read-only, checking that it has the documented tables.
+    """Open a results database read-only through ``verify.store.open_results`` (which checks it).
 
-    Parameters
-    ----------
-    path : Path
-        The ``results.sqlite`` file.
-
-    Returns
-    -------
-    sqlite3.Connection
-        A read-only connection whose rows are ``sqlite3.Row``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist (nothing is created).
-    ValueError
-        If it is not a results database.
+    Returns the connection (rows are ``sqlite3.Row``); ValueError in one line if the file is
+    missing, damaged, of another schema version or lacks part of the schema.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no results database at {path}; run `ftstab verify` first")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise ValueError(f"{path} is not an SQLite results database ({exc})") from None
-    missing = [table for table in REQUIRED_TABLES if table not in present]
-    if missing:
-        conn.close()
-        raise ValueError(f"{path} is not a results database: missing table(s) {', '.join(missing)}")
-    return conn
+    return store_open_results(path).connection
 
 
 def run_columns(conn: sqlite3.Connection) -> set[str]:
-    """The columns of the ``runs`` table (older schemas lack some)."""
+    """The columns of the ``runs`` table (a quantity read from a column the schema lacks is skipped)."""
     return {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
 
 
@@ -80,56 +52,34 @@ def absolute_step_configs(conn: sqlite3.Connection) -> set[str]:
     (``meta.configs``), else from the registry (``verify.configs.CONFIGS``) for names it knows."""
     from verify.configs import CONFIGS
 
-    recorded = {}
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
-        row = conn.execute("SELECT value FROM meta WHERE key = 'configs'").fetchone()
-        recorded = json.loads(row[0]) if row else {}
+    row = conn.execute("SELECT value FROM meta WHERE key = 'configs'").fetchone()
+    recorded = json.loads(row[0]) if row else {}
     names = {row[0] for row in conn.execute("SELECT DISTINCT config FROM runs")}
     return {name for name in names
             if (recorded[name].get("lr_unit") if name in recorded
                 else getattr(CONFIGS.get(name), "lr_unit", None)) == "absolute"}
 
 
-def estimator_filter(conn: sqlite3.Connection) -> tuple[str, str]:
+def estimator_filter() -> tuple[str, str]:
     """``(having, partial_groups)``: a HAVING condition that keeps the E_i groups whose left-out
     estimate is exact or stratified, and a query of the groups it drops (columns ``setting`` and the
-    ``STABILITY_KEYS``), for counting them. Results without ``left_out_estimator`` drop nothing."""
+    ``STABILITY_KEYS``), for counting them. A row without an estimator (NULL) is not partial."""
     keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
-    if "left_out_estimator" not in run_columns(conn):
-        return "1", "SELECT NULL AS setting WHERE 0"
-    return ("SUM(r.left_out_estimator = 'partial') = 0",
+    return ("SUM(r.left_out_estimator IS 'partial') = 0",
             f"SELECT r.setting, {keys} FROM runs r WHERE r.left_out IS NOT NULL "
             f"AND r.left_out_estimator = 'partial' GROUP BY {keys}")
 
 
-def bound_mean(conn: sqlite3.Connection, expression: str) -> str:
-    """SQL aggregate for E_i of a bound's ``expression`` over the bounded left-out rows of a group:
-    weighted by ``bound_weight`` (the bounded models are a stratified sub-sample of the left-out
-    ones) where the results record it, else as :func:`left_out_mean`."""
-    if "bound_weight" not in run_columns(conn):
-        return left_out_mean(conn, expression)
-    weight = "COALESCE(r.bound_weight, r.left_out_weight)"
-    return (f"SUM({weight} * ({expression})) / "
-            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN {weight} END)")
+# A bounded left-out row's weight in the E_i of a bound's value: the bounded models are a stratified
+# sub-sample of the left-out ones (``bound_weight``); a bounded row without one has its left-out weight.
+BOUND_WEIGHT = "COALESCE(r.bound_weight, r.left_out_weight)"
 
 
-def left_out_mean(conn: sqlite3.Connection, expression: str) -> str:
-    """SQL aggregate for E_i of ``expression`` over the left-out rows of a group.
-
-    Where the store records ``left_out_weight`` (left-out samples are drawn support vectors first,
-    so the plain mean over left-out rows is biased) the mean is weighted by it; otherwise it is the
-    plain ``AVG`` of the documented schema. Rows where ``expression`` is NULL are left out of both.
-    """
-    if "left_out_weight" not in run_columns(conn):
-        return f"AVG({expression})"
-    return (f"SUM(r.left_out_weight * ({expression})) / "
-            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN r.left_out_weight END)")
-
-
-@functools.lru_cache(maxsize=4096)
-def canonical_params(text: str | None) -> str:
-    """``stabiliser_params`` as canonical JSON (sorted keys), so equal parameters compare equal."""
-    return json.dumps(json.loads(text) if text else {}, sort_keys=True, separators=(",", ":"))
+def bound_mean(expression: str) -> str:
+    """SQL aggregate for E_i of a bound's ``expression`` over the bounded left-out rows of a group,
+    weighted by :data:`BOUND_WEIGHT`."""
+    return (f"SUM({BOUND_WEIGHT} * ({expression})) / "
+            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN {BOUND_WEIGHT} END)")
 
 
 def fetch_dicts(conn: sqlite3.Connection, sql: str, parameters: tuple = ()) -> list[dict]:

@@ -26,7 +26,7 @@ from scipy.stats import DegenerateDataWarning
 
 from theory.stability import bootstrap_ci
 from verify.seeding import run_seed
-from verify.verdicts.db import fetch_dicts, run_columns
+from verify.verdicts.db import fetch_dicts
 from verify.verdicts.stats import CONFIDENCE, N_RESAMPLES
 
 QUANTITIES = ("seed_spread", "margin_gap", "train_loss")
@@ -49,14 +49,8 @@ def iterations_to_reach(iterations: np.ndarray, values: np.ndarray, target: floa
     return float(np.exp(low + share * (high - low)))
 
 
-NEEDED = {"head_seed_spread", "normalised_margin", "margin", "train_loss", "n_heads"}
-
-
 def _curves(conn: sqlite3.Connection) -> dict[tuple, dict]:
-    """(dataset, config, stabiliser, params) -> iterations and the three quantities' curves
-    (none for results without the seed-spread columns)."""
-    if not NEEDED <= run_columns(conn):
-        return {}
+    """(dataset, config, stabiliser, params) -> iterations and the three quantities' curves."""
     rows = fetch_dicts(conn, """
         SELECT dataset_id, config, stabiliser, stabiliser_params, iteration, n_heads,
                AVG(head_seed_spread) AS seed_spread, AVG(margin - normalised_margin) AS margin_gap,

@@ -13,12 +13,12 @@ import sqlite3
 
 import numpy as np
 
+from verify.store import left_out_mean
 from verify.verdicts.db import (
     FINAL_CHECKPOINT_CTE,
     canonical_params,
     estimator_filter,
     fetch_dicts,
-    left_out_mean,
     run_columns,
 )
 from verify.verdicts.paired import Unit, paired_verdicts
@@ -100,11 +100,11 @@ def stabiliser_verdicts(conn: sqlite3.Connection) -> list[dict]:
 def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, float]:
     """E_i of the setting's leave-one-out measure, mean over the seeds whose estimate is not
     partial, per unit."""
-    complete, _ = estimator_filter(conn)
+    complete, _ = estimator_filter()
     keys = ", ".join(f"r.{c}" for c in UNIT)
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT {keys}, r.seed, "
-              f"{left_out_mean(conn, LEAVE_ONE_OUT)} AS loo, {complete} AS complete FROM runs r "
+              f"{left_out_mean(LEAVE_ONE_OUT)} AS loo, {complete} AS complete FROM runs r "
               "JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
               f"WHERE r.left_out IS NOT NULL GROUP BY {keys}, r.seed")
     by_unit: dict[tuple, list[float]] = {}

@@ -19,10 +19,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from verify.store import RESULTS_FILE
 from verify.verdicts.bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
 from verify.verdicts.corollaries import corollary_verdicts
 from verify.verdicts.datasets import rank_correlation_verdicts, seed_instability
-from verify.verdicts.db import open_results, run_columns
+from verify.verdicts.db import open_results
 from verify.verdicts.claims import claim_rows, render_claims_markdown, results_facts
 from verify.verdicts.divergence import divergence_verdict
 from verify.verdicts.multihead import mhloss_convergence
@@ -30,7 +31,6 @@ from verify.verdicts.stabilisers import stabiliser_verdicts
 from verify.verdicts.report import render_markdown
 from verify.verdicts.stats import CONFIDENCE, N_RANK_RESAMPLES, N_RESAMPLES
 
-RESULTS_FILE = "results.sqlite"
 JSON_FILE = "verdicts.json"
 MARKDOWN_FILE = "verdicts.md"
 CLAIMS_JSON = "claims.json"
@@ -223,8 +223,6 @@ def _summary(conn: sqlite3.Connection, bounds: dict, corollaries: list[dict]) ->
 
 def _left_out_estimates(conn: sqlite3.Connection) -> dict:
     """How many E_i groups (task, seed, checkpoint) are exact, stratified or partial."""
-    if "left_out_estimator" not in run_columns(conn):
-        return {}
     return dict(conn.execute(
         "SELECT estimator, COUNT(*) FROM (SELECT MAX(left_out_estimator) AS estimator FROM runs "
         "WHERE left_out IS NOT NULL GROUP BY task_key, seed, iteration) GROUP BY estimator").fetchall())

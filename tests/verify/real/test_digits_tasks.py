@@ -9,7 +9,7 @@ from verify.real.datasets import make_digits_dataset
 from verify.real.runner import RealRunner, build_stabiliser
 from verify.real.surt import DigitsSURT
 from verify.run.task import Task, canonical_params
-from verify.store import ResultStore
+from verify.store import open_results
 
 HEAD = RealConfig(name="h", setting="head", kinds=("real-digits",), n_steps=40, lr_scale=1.0, batch_size=4, n_checkpoints=3)
 FULL = RealConfig(name="f", setting="full", kinds=("real-digits",), n_steps=15, lr=0.1, max_left_out=2, n_checkpoints=2,
@@ -100,7 +100,7 @@ def test_cli_writes_the_results_schema_and_resumes(tmp_path, quick_pretraining, 
             "--steps", "20", "--stabilisers", "none,mhloss:n_heads=2", "--cache", str(quick_pretraining)]
     assert main(argv) == 0
     assert "4 tasks: 0 already done, 4 run, 0 failed" in capsys.readouterr().out
-    with ResultStore(tmp_path / "results.sqlite", readonly=True) as store:
+    with open_results(tmp_path) as store:
         tasks = store.tasks(status="done")
         runs = store.runs()
         cards = store.cards()

@@ -30,7 +30,7 @@ from verify.real.text_features import shared_minilm
 from verify.run.train import schedule
 from verify.seeding import run_seed
 from verify.stabilisers.base import FineTuningProblem, Stabiliser, init_heads, model_generators
-from verify.run.task import TaskOutput
+from verify.run.output import TaskOutput
 from verify.trainers.mlp import BLOWUP, ModelObjective, batch_weights, sample_losses
 from verify.real.protocol.adamw import InPlaceAdamW
 
@@ -180,4 +180,4 @@ def finetune_protocol_task(task, dataset, stabiliser, *, cache_dir, device: str 
                        test_accuracy=float((predictions == dataset.y_test).mean()),
                        distance_from_init=_flat_distance(params, start, names))
         rows.append(row)
-    return TaskOutput(runs=rows, bounds=[])
+    return TaskOutput(runs=rows)

@@ -19,16 +19,12 @@ def resolve_device(device: str) -> str:
 
 def draw_tables(results, out_dir) -> list[str]:
     """Draw T2 and F12 from ``results`` into ``out_dir``; one line per table (file or reason)."""
-    import sqlite3
-
     from figures.output import Drawn
     from figures.registry import render_figures
+    from verify.store import open_results
     out_dir.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(f"file:{results}?mode=ro", uri=True)
-    try:
-        outcomes = render_figures(connection, out_dir, ["T2", "F12"])
-    finally:
-        connection.close()
+    with open_results(results) as checked:
+        outcomes = render_figures(checked.connection, out_dir, ["T2", "F12"])
     return [f"{o.key}: {', '.join(str(p) for p in o.files)}" if isinstance(o, Drawn)
             else f"{o.key}: skipped ({o.reason})" for o in outcomes]
 

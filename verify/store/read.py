@@ -1,0 +1,251 @@
+"""The one read API of a results folder: open read-only, checked; plain records; E_i; weights.
+
+``open_results(DIR)`` is what the sweep's checks, the bounds step, the verdicts, the figures, the
+report, ``ftstab export`` and the tests read through (schema: ``verify.store.schema``,
+docs/results-schema.md)::
+
+    from verify.store import open_results
+    with open_results("results/") as results:
+        rows = results.runs(config="full_quadratic_gd", left_out=True)   # list of dicts
+        e_i = results.stability("parameter_stability")                   # E_i per seed/iteration
+        frame = results.dataframe("SELECT * FROM bounds")                # needs pandas
+"""
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from verify.errors import UsageError
+from verify.store import jsontext
+from verify.store.checks import check_path, check_results, connect_readonly
+from verify.store.schema import BOUND_COLUMNS, RESULTS_FILE, RUN_COLUMNS, TABLE
+from verify.store.weights import WEIGHTS_FOLDER, StoredWeights, read_weights
+
+# Left-out runs are averaged over i within these keys (E_i in the theory).
+STABILITY_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
+
+
+def results_path(path: str | Path) -> Path:
+    """``DIR/results.sqlite`` for a results folder, or the file itself."""
+    path = Path(path)
+    return path / RESULTS_FILE if path.is_dir() and path.name != RESULTS_FILE else path
+
+
+@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
+def canonical_params(text: str | None) -> str:
+    """``stabiliser_params`` text as canonical JSON (sorted keys, compact), so equal ones compare equal."""
+    return jsontext.dumps(jsontext.loads(text) if text else {})
+
+
+def left_out_mean(expression: str, alias: str = "r") -> str:
+    """SQL aggregate for E_i of ``expression`` over the left-out rows of a group.
+
+    The left-out samples are drawn support vectors first, so the plain mean over left-out rows is
+    biased; each row's ``left_out_weight`` corrects it. Rows where ``expression`` is NULL are left
+    out (the weights of the others are renormalised).
+    """
+    weight = f"{alias}.left_out_weight" if alias else "left_out_weight"
+    return (f"(SUM({weight} * ({expression})) / "
+            f"SUM(CASE WHEN ({expression}) IS NOT NULL THEN {weight} END))")
+
+
+def open_results(path: str | Path) -> Results:
+    """Open a results folder (or its ``results.sqlite``) read-only, after checking it.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: missing, a directory, empty, not SQLite, damaged (SQLite's
+        ``quick_check``), another schema version, or a table or column of the schema missing.
+    """
+    file = results_path(path)
+    if not check_path(file):
+        raise ValueError(f"path: no results file at {file} (run `ftstab verify --out DIR` first "
+                         f"and pass that DIR)")
+    connection = connect_readonly(file)
+    try:
+        check_results(connection, file)
+    except BaseException:
+        connection.close()
+        raise
+    return Results(connection, file)
+
+
+def open_results_option(path: str | Path, option: str) -> Results:
+    """:func:`open_results` for a command-line option: its one-line refusal names the option."""
+    try:
+        return open_results(path)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {str(exc).removeprefix('path: ')}") from None
+
+
+class Results:
+    """A checked, open results file. Use :func:`open_results`; the writer ``ResultStore`` is one too.
+
+    Attributes
+    ----------
+    path : Path
+        The ``results.sqlite`` file.
+    connection : sqlite3.Connection
+        For SQL of one's own (rows are ``sqlite3.Row``); read-only unless this is the writer.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.path = Path(path)
+        self.connection = connection
+        self.connection.row_factory = sqlite3.Row
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- plain records ------------------------------------------------------------------------------
+
+    def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts keyed by column name (``stabiliser_params`` canonical)."""
+        rows = [dict(row) for row in self.connection.execute(sql, parameters)]
+        for row in rows:
+            if isinstance(row.get("stabiliser_params"), str):
+                row["stabiliser_params"] = canonical_params(row["stabiliser_params"])
+        return rows
+
+    def iterate(self, sql: str, parameters: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Like :meth:`query`, one row at a time (for tables too large to hold)."""
+        for row in self.connection.execute(sql, parameters):
+            yield dict(row)
+
+    def dataframe(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        """The rows of a query as a ``pandas.DataFrame`` (pandas is optional: ImportError without it)."""
+        try:
+            import pandas
+        except ModuleNotFoundError:
+            raise ImportError("dataframe: needs pandas (pip install pandas); query() returns plain "
+                              "records without it") from None
+        return pandas.DataFrame(self.query(sql, parameters))
+
+    def meta(self) -> dict[str, str]:
+        """Key/value facts about the sweep: ``schema_version``, ``n_seeds``, ``configs``."""
+        return {row[0]: row[1] for row in self.connection.execute("SELECT key, value FROM meta")}
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """``config name -> definition`` of every config the file has results for."""
+        return jsontext.loads(self.meta().get("configs", "{}"))
+
+    def runs(self, *, left_out: bool | None = None, **equal: Any) -> list[dict[str, Any]]:
+        """Rows of ``runs`` ordered by their coordinates.
+
+        Parameters
+        ----------
+        left_out : bool or None
+            True: left-out rows only; False: the full-set rows (``left_out IS NULL``); None: both.
+        **equal
+            Column filters, e.g. ``setting="head", config="head_gd_logistic"``.
+        """
+        where, parameters = _where(equal, RUN_COLUMNS)
+        if left_out is not None:
+            where.append(f"left_out IS {'NOT ' if left_out else ''}NULL")
+        return self.query(
+            f"SELECT * FROM runs {_clause(where)} ORDER BY dataset_id, config, stabiliser, "
+            "stabiliser_params, seed, left_out, iteration", parameters)
+
+    def bounds(self, **equal: Any) -> list[dict[str, Any]]:
+        """Rows of ``bounds`` joined with their run (every ``runs`` column), JSON fields decoded.
+
+        ``**equal`` filters on ``bounds`` or ``runs`` columns, e.g. ``bound="theorem_f"``.
+        """
+        where, parameters = _where(equal, RUN_COLUMNS + BOUND_COLUMNS, prefix={
+            name: "b." if name in BOUND_COLUMNS else "r." for name in RUN_COLUMNS + BOUND_COLUMNS})
+        rows = self.query(
+            "SELECT r.*, b.bound, b.measure, b.measured, b.value, b.violated, b.constants "
+            f"FROM bounds b JOIN runs r USING (run_id) {_clause(where)} "
+            "ORDER BY r.dataset_id, r.config, r.stabiliser, r.stabiliser_params, r.seed, r.left_out, "
+            "r.iteration, b.bound", parameters)
+        for row in rows:
+            row["violated"] = jsontext.loads(row["violated"])
+            row["constants"] = jsontext.loads(row["constants"])
+        return rows
+
+    def stability(self, measure: str, **equal: Any) -> list[dict[str, Any]]:
+        """E_i of a left-out ``measure`` per (dataset, config, stabiliser, parameters, seed, iteration).
+
+        Each record has :data:`STABILITY_KEYS`, ``stability`` (the ``left_out_weight``-weighted mean
+        over the left-out rows where the measure is not NULL) and ``n_left_out``.
+        """
+        if measure not in TABLE["runs"].group("left_out"):
+            raise ValueError(f"measure: must be one of {', '.join(TABLE['runs'].group('left_out'))}, "
+                             f"got {measure!r}")
+        where, parameters = _where(equal, RUN_COLUMNS, prefix=dict.fromkeys(RUN_COLUMNS, "r."))
+        keys = ", ".join(f"r.{key}" for key in STABILITY_KEYS)
+        return self.query(
+            f"SELECT {keys}, {left_out_mean(f'r.{measure}')} AS stability, "
+            f"COUNT(r.{measure}) AS n_left_out FROM runs r "
+            f"{_clause(['r.left_out IS NOT NULL', *where])} GROUP BY {keys} ORDER BY {keys}",
+            parameters)
+
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """``dataset_id -> card`` for every dataset recorded."""
+        return {row["dataset_id"]: jsontext.loads(row["card"])
+                for row in self.query("SELECT dataset_id, card FROM datasets")}
+
+    def tasks(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Rows of ``tasks`` (optionally one status), ordered by key."""
+        where, parameters = _where({"status": status} if status else {}, ("status",))
+        return self.query(f"SELECT * FROM tasks {_clause(where)} ORDER BY task_key", parameters)
+
+    def task_status(self) -> dict[str, str]:
+        """``task_key -> 'done' | 'failed'`` for every task recorded so far."""
+        return {row[0]: row[1] for row in self.connection.execute("SELECT task_key, status FROM tasks")}
+
+    def evaluations(self) -> dict[tuple[str, str], str]:
+        """``(task_key, bound) -> 'done' | 'failed'`` for every bound evaluation recorded."""
+        return {(row[0], row[1]): row[2] for row in self.connection.execute(
+            "SELECT task_key, bound, status FROM bound_evaluations")}
+
+    def weights(self, task_key: str) -> StoredWeights:
+        """The stored weights of a done task (checked against the sha256 its row records)."""
+        row = self.connection.execute("SELECT weights FROM tasks WHERE task_key = ?",
+                                      (task_key,)).fetchone()
+        if row is None or row[0] is None:
+            raise ValueError(f"task: {task_key!r} has no stored weights in {self.path}")
+        return read_weights(self.folder / WEIGHTS_FOLDER, row[0])
+
+
+def _where(equal: Mapping[str, Any], allowed: Sequence[str],
+           prefix: Mapping[str, str] | None = None) -> tuple[list[str], list[Any]]:
+    unknown = sorted(set(equal) - set(allowed))
+    if unknown:
+        raise ValueError(f"filter: unknown column {unknown[0]!r}; columns are {', '.join(allowed)}")
+    prefix = prefix or {}
+    where = [f"{prefix.get(name, '')}{name} = ?" for name in equal]
+    return where, [sql_value(value) for value in equal.values()]
+
+
+def _clause(where: list[str]) -> str:
+    return f"WHERE {' AND '.join(where)}" if where else ""
+
+
+def sql_value(value: Any) -> Any:
+    """Python/numpy value -> SQLite value: NaN becomes NULL (SQLite has no NaN), ±inf stays, dicts
+    and lists become standard JSON text."""
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return jsontext.dumps(value)
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
