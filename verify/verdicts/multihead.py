@@ -116,14 +116,16 @@ def _summary(quantity: str, pairs: list[dict]) -> dict:
                            for dataset in datasets])
     median, verdict = None, "no data"
     if by_dataset.size >= 2 and np.isfinite(by_dataset).all():
+        # A run that never reaches the target has ratio 0; the median's percentile interval
+        # takes it as it is (no logarithm).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateDataWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
-            interval = bootstrap_ci(np.log(by_dataset), np.median, confidence=CONFIDENCE,
+            interval = bootstrap_ci(by_dataset, np.median, confidence=CONFIDENCE,
                                     n_resamples=N_RESAMPLES,
                                     random_state=run_seed("verdicts", "mhloss_convergence", quantity))
         median = {"value": float(np.median([p["ratio"] for p in pairs])),
-                  "low": float(np.exp(interval.low)), "high": float(np.exp(interval.high))}
+                  "low": float(interval.low), "high": float(interval.high)}
         verdict = ("faster" if median["low"] > 1 else "slower" if median["high"] < 1
                    else "inconclusive")
     return {"n_pairs": len(pairs), "n_datasets": len(datasets),
