@@ -28,11 +28,11 @@ from synth.backbones import build_network  # noqa: E402
 from synth.deep_backbone import FAMILY as DEEP_FAMILY  # noqa: E402
 from verify.configs import CONFIGS  # noqa: E402
 from verify.run.task import make_stabiliser  # noqa: E402
+from verify.run.train import schedule  # noqa: E402
 from verify.store import open_results  # noqa: E402
 from verify.sweep.cli import _split, _stabiliser_applies, parse_stabilisers  # noqa: E402
 from verify.sweep.plan import build_tasks  # noqa: E402
 from verify.sweep.sources import GridSource  # noqa: E402
-from verify.trainers.checkpoints import log_spaced_checkpoints  # noqa: E402
 
 # Per file beyond the arrays' bytes: a 128-byte .npy header and about 100 bytes of zip entry per
 # member, and the info JSON stored as UTF-32 text (measured on the smoke sweep: see --check).
@@ -66,11 +66,9 @@ def n_left_out(config, n_samples: int) -> int:
 
 def predicted_bytes(task, params: dict, kind: str) -> int:
     config = task.config
-    n_steps = config.n_steps
-    stabiliser = make_stabiliser(task)
-    if stabiliser is not None:
-        _, n_steps = stabiliser.adjust_schedule(1.0, n_steps)
-    n_checkpoints = len(log_spaced_checkpoints(int(n_steps), num=config.n_checkpoints, include_zero=True)) - 1
+    # The stabiliser's schedule change as the trainers apply it (the step size does not matter here).
+    _, _, checkpoints = schedule(config, make_stabiliser(task), 1.0)
+    n_checkpoints = len(checkpoints) - 1
     n_models = len(task.seeds) * (1 + n_left_out(config, _n_samples(params)))
     classes = params.get("n_classes", 2)
     if kind == "mlp":
