@@ -176,9 +176,7 @@ def hessian_extreme_eigenvalues(hvp, dim: int, *, tol: float = 1e-10) -> tuple[f
     (:func:`theory.lanczos.lanczos_extreme_eigenvalues`): the same operator gives the same bits in
     every process, which ARPACK does not.
     """
-    if int(dim) < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
-    return lanczos_extreme_eigenvalues(hvp, int(dim), tol=tol)
+    return lanczos_extreme_eigenvalues(hvp, dim, tol=tol)
 
 
 def spectral_norm(hvp, dim: int, *, tol: float = 1e-10) -> float:
