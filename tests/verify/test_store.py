@@ -229,6 +229,38 @@ def test_json_filters_match_the_canonical_text(tmp_path):
         assert store.runs(stabiliser_params={"strength": 1.0, "include_head": False}) == []
 
 
+def _left_out_rows(seed, estimator, weighted):
+    """Left-out rows of one E_i group: (left_out, weight, parameter_stability) triples."""
+    return [run_row(100 * seed + i, i, seed=seed, left_out_estimator=estimator, left_out_weight=weight,
+                    parameter_stability=value) for i, weight, value in weighted]
+
+
+def test_stability_leaves_partial_groups_out_and_counts_them_as_the_verdicts_do(tmp_path):
+    from verify.verdicts.db import estimator_filter
+    runs = ([run_row(1, None)]
+            + _left_out_rows(0, "stratified", [(2, 0.25, 1.0), (3, 0.75, 3.0)])
+            + _left_out_rows(1, "partial", [(2, 1.0, 5.0)])
+            + _left_out_rows(2, "exact", [(2, 0.5, 2.0), (3, 0.5, 4.0)]))
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.write_done({**TASK, "seeds": [0, 1, 2]}, runs, seconds=0, card=CARD)
+    with open_results(tmp_path / "r.sqlite") as results:
+        default = results.stability("parameter_stability")
+        assert [(r["seed"], r["left_out_estimator"], r["n_left_out"]) for r in default] == [
+            (0, "stratified", 2), (2, "exact", 2)]
+        assert [r["stability"] for r in default] == pytest.approx([2.5, 3.0])  # weighted, not 2.0
+        assert default.partial_left_out == 1
+        _, partial_groups = estimator_filter()
+        assert results.connection.execute(
+            f"SELECT COUNT(*) FROM ({partial_groups})").fetchone()[0] == default.partial_left_out
+        every = results.stability("parameter_stability", include_partial=True)
+        assert [(r["seed"], r["left_out_estimator"]) for r in every] == [
+            (0, "stratified"), (1, "partial"), (2, "exact")]
+        assert every[1]["stability"] == 5.0 and every.partial_left_out == 0
+        only_partial = results.stability("parameter_stability", seed=1)
+        assert list(only_partial) == [] and only_partial.partial_left_out == 1
+        assert results.stability("parameter_stability", seed=0).partial_left_out == 0
+
+
 def test_unknown_filter_column_is_refused(tmp_path):
     with ResultStore(tmp_path / "r.sqlite") as store, pytest.raises(ValueError, match="unknown column"):
         store.runs(colour="red")

@@ -8,6 +8,7 @@ docs/results-schema.md)::
     with open_results("results/") as results:
         rows = results.runs(config="full_quadratic_gd", left_out=True)   # list of dicts
         e_i = results.stability("parameter_stability")                   # E_i per seed/iteration
+        e_i.partial_left_out        # groups left out: their left-out estimate is partial
         frame = results.dataframe("SELECT * FROM bounds")                # needs pandas
 """
 from __future__ import annotations
@@ -26,6 +27,25 @@ from verify.store.weights import WEIGHTS_FOLDER, StoredWeights, read_weights
 
 # Left-out runs are averaged over i within these keys (E_i in the theory).
 STABILITY_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
+
+
+def partial_estimate(alias: str = "r") -> str:
+    """SQL aggregate, true for an E_i group (left-out rows grouped by :data:`STABILITY_KEYS`) whose
+    left-out estimate is partial: some stratum of S has no left-out sample, so no weighting of its
+    rows estimates E_i. A row without an estimator (NULL) is not partial. The verdicts
+    (``verify.verdicts.db.estimator_filter``) and :meth:`Results.stability` leave such groups out."""
+    column = f"{alias}.left_out_estimator" if alias else "left_out_estimator"
+    return f"(SUM({column} IS 'partial') > 0)"
+
+
+class StabilityRecords(list):
+    """The records of :meth:`Results.stability`: a list of dicts, with ``partial_left_out``, how
+    many E_i groups matching the filters were left out because their left-out estimate is partial
+    (0 when they were asked for with ``include_partial=True``)."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], *, partial_left_out: int) -> None:
+        super().__init__(records)
+        self.partial_left_out = partial_left_out
 
 
 def results_path(path: str | Path) -> Path:
@@ -178,22 +198,44 @@ class Results:
             row["constants"] = jsontext.loads(row["constants"])
         return rows
 
-    def stability(self, measure: str, **equal: Any) -> list[dict[str, Any]]:
+    def stability(self, measure: str, *, include_partial: bool = False,
+                  **equal: Any) -> StabilityRecords:
         """E_i of a left-out ``measure`` per (dataset, config, stabiliser, parameters, seed, iteration).
 
-        Each record has :data:`STABILITY_KEYS`, ``stability`` (the ``left_out_weight``-weighted mean
-        over the left-out rows where the measure is not NULL) and ``n_left_out``.
+        Parameters
+        ----------
+        measure : str
+            A left-out measure of ``runs``, e.g. ``"parameter_stability"``.
+        include_partial : bool
+            False (default): groups whose left-out estimate is partial (``left_out_estimator`` =
+            ``partial``: some stratum of S has no left-out sample, so the weighted mean is not an
+            estimate of E_i) are left out and counted in ``partial_left_out``, as the verdicts do.
+            True: they are returned too, marked by their ``left_out_estimator``.
+        **equal
+            Column filters on ``runs``, e.g. ``config="head_gd_logistic"``.
+
+        Returns
+        -------
+        StabilityRecords
+            A list of records, each with :data:`STABILITY_KEYS`, ``stability`` (the
+            ``left_out_weight``-weighted mean over the left-out rows where the measure is not NULL),
+            ``n_left_out`` (those rows) and ``left_out_estimator`` (the group's: ``exact``,
+            ``stratified``, ``partial``, or None for rows that record none); its
+            ``partial_left_out`` is how many matching groups were left out as partial.
         """
         if measure not in TABLE["runs"].group("left_out"):
             raise ValueError(f"measure: must be one of {', '.join(TABLE['runs'].group('left_out'))}, "
                              f"got {measure!r}")
         where, parameters = _where(equal, RUN_COLUMNS, prefix=dict.fromkeys(RUN_COLUMNS, "r."))
         keys = ", ".join(f"r.{key}" for key in STABILITY_KEYS)
-        return self.query(
+        rows = self.query(
             f"SELECT {keys}, {left_out_mean(f'r.{measure}')} AS stability, "
-            f"COUNT(r.{measure}) AS n_left_out FROM runs r "
+            f"COUNT(r.{measure}) AS n_left_out, CASE WHEN {partial_estimate()} THEN 'partial' "
+            "ELSE MAX(r.left_out_estimator) END AS left_out_estimator FROM runs r "
             f"{_clause(['r.left_out IS NOT NULL', *where])} GROUP BY {keys} ORDER BY {keys}",
             parameters)
+        kept = [row for row in rows if include_partial or row["left_out_estimator"] != "partial"]
+        return StabilityRecords(kept, partial_left_out=len(rows) - len(kept))
 
     def cards(self) -> dict[str, dict[str, Any]]:
         """``dataset_id -> card`` for every dataset recorded."""

@@ -5,7 +5,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from verify.store import canonical_params
+from verify.store import STABILITY_KEYS, canonical_params, partial_estimate
 from verify.store import open_results as store_open_results
 
 # Coordinates that identify a left-out run's setting apart from its dataset id and config name,
@@ -21,9 +21,6 @@ QUANTITY_COLUMNS = ("lr",)
 # A run's identity in reports (where to look when a bound is violated).
 RUN_IDENTITY = ("run_id", "dataset_id", "config", "stabiliser", "stabiliser_params", "seed",
                 "left_out", "iteration")
-
-# Left-out runs are averaged over i within these keys (E_i in the theory).
-STABILITY_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
 
 # The last checkpoint of every task, for statements about the trained models.
 FINAL_CHECKPOINT_CTE = ("WITH final AS (SELECT task_key, MAX(iteration) AS iteration FROM runs "
@@ -63,9 +60,10 @@ def absolute_step_configs(conn: sqlite3.Connection) -> set[str]:
 def estimator_filter() -> tuple[str, str]:
     """``(having, partial_groups)``: a HAVING condition that keeps the E_i groups whose left-out
     estimate is exact or stratified, and a query of the groups it drops (columns ``setting`` and the
-    ``STABILITY_KEYS``), for counting them. A row without an estimator (NULL) is not partial."""
+    ``STABILITY_KEYS``), for counting them: ``verify.store.partial_estimate``, the rule the read API's
+    ``Results.stability`` applies too. A row without an estimator (NULL) is not partial."""
     keys = ", ".join(f"r.{column}" for column in STABILITY_KEYS)
-    return ("SUM(r.left_out_estimator IS 'partial') = 0",
+    return (f"NOT {partial_estimate('r')}",
             f"SELECT r.setting, {keys} FROM runs r WHERE r.left_out IS NOT NULL "
             f"AND r.left_out_estimator = 'partial' GROUP BY {keys}")
 
