@@ -94,6 +94,14 @@ def test_every_numeric_stabiliser_parameter_declares_a_range():
             assert any(c.is_satisfied_by(default, {}) for c in cls.parameter_constraints[key]), (name, key)
 
 
+def test_every_stabiliser_parameter_gets_a_generated_invalid_case():
+    """A parameter whose declaration admits every generated example would go untested: each one of
+    every registered stabiliser has at least one case above."""
+    covered = {(name, parameter) for name, parameter, _ in STABILISER_CASES}
+    assert covered == {(name, parameter) for name, cls in STABILISERS.items()
+                       for parameter in cls.parameter_constraints}
+
+
 # On the command line a value is JSON (``verify.sweep.cli.parameter_value``); a list's commas would
 # split the --stabilisers list, so lists are refused in Python only.
 CLI_STABILISER_CASES = [(name, parameter, value) for name, parameter, value in STABILISER_CASES
