@@ -28,6 +28,7 @@ from scipy import stats
 from verify.seeding import run_seed
 from verify.store import left_out_mean
 from verify.store import open_results as store_open_results
+from verify.verdicts.stabilisers import task_family
 
 UNIT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
 DESCRIPTIVE_COLUMNS = (
@@ -366,6 +367,18 @@ def with_stabiliser_label(frame: Frame) -> Frame:
     labels = [stabiliser_label(name, params)
               for name, params in zip(frame["stabiliser"], frame["stabiliser_params"])]
     return frame.with_column("label", np.array(labels, dtype=object))
+
+
+def with_family(connection: sqlite3.Connection, frame: Frame) -> Frame:
+    """``frame`` with a ``family`` column: each row's task family, keyed as the paired stabiliser
+    verdicts key it (:func:`verify.verdicts.stabilisers.task_family`: the kind, and for the deep
+    tasks their teacher, the random-direction one labelled "null control"), so that a figure's
+    groups are the verdicts' families."""
+    cards = {dataset_id: json.loads(card) if card else None
+             for dataset_id, card in connection.execute("SELECT dataset_id, card FROM datasets")}
+    return frame.with_column("family", np.array(
+        [task_family(kind, cards.get(dataset_id))
+         for kind, dataset_id in zip(frame["kind"], frame["dataset_id"])], dtype=object))
 
 
 def compared_datasets(frame: Frame) -> Frame:

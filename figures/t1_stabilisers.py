@@ -17,16 +17,14 @@ Written as ``t1_stabilisers.csv`` (one row per cell) and ``t1_stabilisers.md``.
 """
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 
 from figures.data import (SETTING_MEASURE, Frame, MissingData, compared_datasets, full_units,
-                          loo_units, with_stabiliser_label)
+                          loo_units, with_family, with_stabiliser_label)
 from figures.output import Drawn, write_csv, write_text
-from verify.verdicts.stabilisers import task_family
 
 KEY = "T1"
 STEM = "t1_stabilisers"
@@ -55,11 +53,7 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
     loo = {setting: with_stabiliser_label(loo_units(connection, measure=measure, where="r.setting = ?",
                                         params=(setting,)))
            for setting, measure in SETTING_MEASURE.items()}
-    cards = {dataset_id: json.loads(card) if card else None for dataset_id, card in
-             connection.execute("SELECT dataset_id, card FROM datasets")}
-    full = full.with_column("family", np.array(
-        [task_family(kind, cards.get(dataset_id)) for kind, dataset_id
-         in zip(full["kind"], full["dataset_id"])], dtype=object))
+    full = with_family(connection, full)
     rows = []
     for (family, setting, config), group in full.groups("family", "setting", "config"):
         group = compared_datasets(group)

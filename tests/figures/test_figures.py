@@ -183,7 +183,7 @@ def test_f8_marks_the_divergent_learning_rate(drawn, known_results):
 
 def test_f9_compares_each_stabiliser_with_plain_runs_on_its_datasets(drawn, known_results):
     model = known_results.model
-    heads = points(drawn, "f09_stabilisers", panel="mhloss", series="head")
+    heads = points(drawn, "f09_stabilisers", panel="mhloss", series="separable · head")
     assert sorted(heads) == [1.0, 4.0]  # H = 1: plain runs on the dataset MHLoss ran on
     expected, _ = loo_mean(lambda seed, i: model.head_stability(40, 0.2, seed, i, 1000),
                            model.SEEDS, model.LEFT_OUT)
@@ -191,9 +191,9 @@ def test_f9_compares_each_stabiliser_with_plain_runs_on_its_datasets(drawn, know
     assert float(heads[4.0]["mean"]) == pytest.approx(expected / 2, rel=1e-12)
     seed_std = {row["series"]: float(row["mean"]) for row in read_csv(drawn / "f09_stabilisers.csv")
                 if row["panel"] == "seed_std"}
-    assert seed_std["head, none"] == pytest.approx(np.std([model.head_accuracy(s) for s in model.SEEDS],
+    assert seed_std["separable · head, none"] == pytest.approx(np.std([model.head_accuracy(s) for s in model.SEEDS],
                                                           ddof=1))
-    assert seed_std["head, mmr(strength=0.5)"] == pytest.approx(
+    assert seed_std["separable · head, mmr(strength=0.5)"] == pytest.approx(
         np.std([model.head_accuracy(s, stabiliser="mmr") for s in model.SEEDS], ddof=1))
 
 
