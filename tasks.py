@@ -15,8 +15,10 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
+import time
 import venv
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,6 +92,22 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> int:
     return subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}).returncode
 
 
+def timed_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, dict]:
+    """:func:`run`, and the step's record: command, wall seconds, CPU seconds of the processes it
+    waited for (its workers included when they were reaped), exit code."""
+    started, before = time.perf_counter(), _children_cpu()
+    code = run(cmd, env)
+    step = {"command": cmd, "wall_s": round(time.perf_counter() - started, 1),
+            "cpu_s": round(_children_cpu() - before, 1), "exit_code": code}
+    print(f"[tasks] step took {step['wall_s']:.0f} s wall, {step['cpu_s']:.0f} CPU s", flush=True)
+    return code, step
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     # The [real] extra is installed too: one small test of the real-model path is part of the suite.
     ensure_venv("test,real")
@@ -116,8 +134,10 @@ def _git_commit() -> str | None:
         return None
 
 
-def _provenance(grids: list[str], commands: list[list[str]], started_at: str) -> dict:
-    """What the report's provenance shows: the input files with their sha256, commands, times."""
+def _provenance(grids: list[str], commands: list[list[str]], started_at: str,
+                steps: list[dict] | None = None) -> dict:
+    """What the report's provenance shows: the input files with their sha256, commands, times
+    (``steps``: each step's wall and CPU seconds, from :func:`timed_run`)."""
     files = [(f"grid {grid}", _grid_file(grid)) for grid in dict.fromkeys(grids)]
     files += [(f"training configs {path.stem}", path)
               for path in sorted((ROOT / "verify" / "configs").glob("*.toml"))]
@@ -129,6 +149,7 @@ def _provenance(grids: list[str], commands: list[list[str]], started_at: str) ->
                         "machine": platform.machine(), "node": platform.node(),
                         "cpus": os.cpu_count()},
             "commands": commands,
+            "steps": steps or [],
             "files": [{"role": role, "path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
                       for role, path in files if path.is_file()]}
@@ -170,15 +191,17 @@ def cmd_main(args: argparse.Namespace) -> int:
         steps.append([ftstab, "verify", "--grid", args.grid, *common, "--stabilisers",
                       "none,mmr:grid,mhloss:grid,surt:grid", "--configs", STABILITY_COMPARISON])
     steps.append([ftstab, "figures", "--from", results, "--out", figures])
+    timings = []
     for step in steps:
-        code = run(step, env={"MPLBACKEND": "Agg"})
+        code, timing = timed_run(step, env={"MPLBACKEND": "Agg"})
+        timings.append(timing)
         if code:
             return code
     # The report shows where and how the results were made: written before it is drawn.
     _write_json(out / "results" / "provenance.json",
-                _provenance(grids, steps, started_at))
-    code = run([ftstab, "report", "--from", results, "--out", str(out / "report"), "--figures", figures],
-               env={"MPLBACKEND": "Agg"})
+                _provenance(grids, steps, started_at, timings))
+    code, _ = timed_run([ftstab, "report", "--from", results, "--out", str(out / "report"),
+                         "--figures", figures], env={"MPLBACKEND": "Agg"})
     if code:
         return code
     print(f"[tasks] done: data in {out / 'data'}, results and verdicts in {out / 'results'}, "

@@ -32,6 +32,22 @@ def test_provenance_names_each_input_file_with_its_sha256(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["provenance.json"]
 
 
+def test_timed_run_records_wall_and_cpu_seconds_of_the_step(capsys):
+    tasks = load_tasks()
+    spin = [tasks.sys.executable, "-c", "import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3: pass"]
+    code, step = tasks.timed_run(spin)
+    assert code == 0 and step["command"] == spin and step["exit_code"] == 0
+    # The child burnt at least 0.3 CPU s (its own clock), and CPU time cannot exceed wall time for
+    # one single-threaded process (0.05 s of rounding and start-up slack).
+    assert 0.3 <= step["cpu_s"] <= step["wall_s"] + 0.05
+    assert "step took" in capsys.readouterr().out
+    failing = [tasks.sys.executable, "-c", "raise SystemExit(3)"]
+    assert tasks.timed_run(failing)[0] == 3
+    record = tasks._provenance(["smoke"], [spin], "2026-01-01T00:00:00+00:00", [step])
+    assert record["steps"] == [step]
+
+
 def test_golden_refuses_a_folder_with_earlier_results(tmp_path, capsys):
     tasks = load_tasks()
     (tmp_path / "results").mkdir()

@@ -298,8 +298,12 @@ def _provenance(provenance: dict) -> Markup:
     ]
     for item in recorded.get("files", []):
         facts.append([f"{item['role']} {item['path']}", f"sha256 {item['sha256']}"])
+    timings = {" ".join(step["command"]): step for step in recorded.get("steps", [])}
     for command in recorded.get("commands", []):
-        facts.append(["command", " ".join(command)])
+        line = " ".join(command)
+        timing = timings.get(line)
+        facts.append(["command" if timing is None else
+                      f"command ({timing['wall_s']:.0f} s wall, {timing['cpu_s']:.0f} CPU s)", line])
     packages = [[name, version or "not installed"] for name, version in environment["packages"].items()]
     seeds = [[dataset, seed] for dataset, seed in results["dataset_seeds"].items()]
     return section("provenance", "Provenance",

@@ -125,6 +125,19 @@ def test_the_report_shows_the_folders_verdicts_json_while_it_judged_these_result
     assert "4321 datasets" not in html and "verdicts computed for this report" in html
 
 
+def test_the_provenance_shows_each_recorded_step_with_its_time(known_results, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copyfile(known_results.folder / "results.sqlite", results / "results.sqlite")
+    command = ["ftstab", "verify", "--grid", "smoke"]
+    (results / "provenance.json").write_text(json.dumps({
+        "commands": [command, ["ftstab", "figures"]],
+        "steps": [{"command": command, "wall_s": 812.4, "cpu_s": 1530.9, "exit_code": 0}]}))
+    html = write_report(results, tmp_path / "report").read_text(encoding="utf-8")
+    assert "command (812 s wall, 1531 CPU s)" in html and "ftstab verify --grid smoke" in html
+    assert html.count("command (") == 1  # a command without a recorded time has no time
+
+
 def test_copied_figures_are_the_drawn_files(known_results, tmp_path):
     figures = tmp_path / "figures"
     assert main(["figures", "--from", str(known_results.folder), "--out", str(figures),
