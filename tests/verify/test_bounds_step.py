@@ -288,3 +288,66 @@ def test_mlp_bounds_from_stored_weights_are_bitwise_repeatable(tmp_path):
     rows = [row for rows in evaluations[0].values() for row in rows]
     assert rows and any(row["constants"] for row in rows)
     assert repr(evaluations[0]) == repr(evaluations[1]) == repr(fresh)
+
+
+@pytest.mark.slow
+def test_bounds_from_stored_weights_with_a_validation_split_equal_the_in_process_ones(tmp_path,
+                                                                                        capsys):
+    """A config with ``validation_fraction`` trains on S minus the split; ``ftstab bounds --from
+    DIR`` regenerates the dataset from its card and must bound the models on that training set:
+    its rows equal, bit for bit, the bounds evaluated in this process on what training used (the
+    trained-on samples, the trainer's objective and penalties), and their n is the trained-on size."""
+    from synth.pretrained import make_pretrained_mlp_task
+    from verify.bounds.evaluate import bound_rows
+    from verify.run.layout import choose_left_out, model_layout
+    from verify.run.runner import bound_context
+    from verify.run.task import make_stabiliser
+    from verify.run.train import TRAINERS
+    from verify.run.validation import validation_split
+
+    spec = DatasetSpec("make_pretrained_mlp_task", {
+        "n_samples": 16, "n_features": 4, "distance": 0.5, "hidden": [4, 4], "n_source": 64,
+        "pretrain_steps": 20, "n_test": 16, "random_state": 0})
+    config = replace(CONFIGS["full_mlp_gd"], name="full_mlp_gd_val", n_steps=10, n_checkpoints=3,
+                     max_left_out=2, bound_models=2, validation_fraction=0.25)
+    source = GridSource((spec,))
+    tasks = build_tasks(source.entries(), [config], [("none", {}), ("l2sp", {"strength": 0.1})],
+                        n_seeds=1, applies=_stabiliser_applies)
+    assert len(tasks) == 2
+    out = tmp_path / "out"
+    assert run_sweep(tasks, source, out, n_seeds=1, workers=1, progress=False).failed == 0
+    assert main(["bounds", "--from", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    with open_results(out) as results:
+        stored = results.bounds()
+    dataset = make_pretrained_mlp_task(**{**spec.params, "hidden": tuple(spec.params["hidden"])})
+    assert dataset.id == spec.id
+    split = validation_split(dataset.y, 0.25, dataset.id)
+    fit = replace(dataset, X=dataset.X[split.fit], y=dataset.y[split.fit])
+    assert len(split.held_out) == 4
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            for task in tasks:
+                output = run_task(task, dataset)
+                plan = choose_left_out(dataset.id, len(fit.X), np.empty(0, dtype=np.int64),
+                                       budget=config.max_left_out)
+                layout = model_layout(task, plan.samples)
+                trained = TRAINERS["mlp"](config, fit, make_stabiliser(task), layout,
+                                          layout.masks(len(fit.X)))
+                evaluated = bound_rows(output.runs, weights=trained.weights, w_init=trained.w_init,
+                                       layout=layout, context=bound_context(trained, fit, config),
+                                       setting="full", bounds=list(BOUNDS.values()),
+                                       max_models=config.bound_models,
+                                       last_only=config.bound_last_only)
+                ids = [run_id(task.key, row) for row in output.runs]
+                fresh = {(ids[row["row"]], row["bound"]): row for row in evaluated}
+                mine = {(row["run_id"], row["bound"]): row for row in stored
+                        if row["task_key"] == task.key}
+                assert set(mine) == set(fresh) and mine, task.key
+                assert all(_same(mine[key], fresh[key]) for key in fresh), task.key
+                assert {row["constants"]["n"] for row in mine.values()
+                        if "n" in row["constants"]} == {float(len(split.fit))}
+    finally:
+        torch.set_num_threads(previous)
