@@ -1,18 +1,38 @@
 """Does MHLoss accelerate convergence? Iterations to reach a target, H heads against one.
 
 A pair is one dataset trained with one head-tuning config twice at equal effective steps: plain
-training (one head, two or more seeds) and MHLoss with H > 1 heads in the balanced reading (each
-head steps as the single head does). For three quantities of the mean head, each tracked over the
-checkpoints, the target is the value plain training reaches at its last checkpoint; the statistic is
-the ratio of the iterations each run needs to reach it (log-interpolated between checkpoints;
-plain / MHLoss, above 1 when MHLoss is faster):
+training (one head) and MHLoss with H > 1 heads in the balanced reading (each head steps as the
+single head does). For three quantities of the mean head, each tracked over the checkpoints, the
+target is the value plain training reaches at its last checkpoint; the statistic is the ratio of
+the iterations each run needs to reach it (log-interpolated between checkpoints; plain / MHLoss,
+above 1 when MHLoss is faster):
 
-- ``seed_spread``: the seed spread of the head direction, mean_k ‖u_k − ū‖² (``head_seed_spread``);
+- ``seed_spread``: the seed spread of the head direction, mean_k ‖u_k − ū‖² (``head_seed_spread``;
+  NULL with fewer than two seeds);
 - ``margin_gap``: the certified margin γ minus the mean head's normalised margin, mean over seeds;
 - ``train_loss``: the training loss of the prediction (the mean head), mean over seeds.
 
-Per quantity: the median ratio over pairs with a bootstrap CI over datasets, and a verdict
-("faster": the CI lies above 1; "slower": below; else "inconclusive"; "no data").
+**The target rule, and censored pairs.** A run "reaches" the target at the first checkpoint whose
+value is at most the target. Plain training always reaches its own final value (at its last
+checkpoint at the latest), so only the MHLoss side can fail to, and every pair has one status:
+
+- ``measured``: both runs reach the target after their first checkpoint; the pair has a ratio;
+- ``censored``: MHLoss never reaches it by its last checkpoint T (``mhloss`` is None,
+  ``mhloss_after`` = T): it needs more than T iterations, so its ratio is below ``ratio_at_most``
+  = plain / T and is otherwise unknown;
+- ``reached at start``: MHLoss (or plain) is already at the target at iteration 0, where the
+  log-interpolated count is 0 and the ratio is undefined;
+- ``no target``: plain training's value at its last checkpoint is undefined (e.g. no seed spread
+  with fewer than two seeds, or every seed diverged), so there is nothing to reach.
+
+Every pair is listed in ``pairs`` with its status and each status is counted; the median ratio, its
+CI and the verdict are decided on the ``measured`` pairs only: a censored ratio is an inequality,
+not a number, and a median that gave it any one value (0, or its bound) would report something
+the runs did not measure. The censored pairs are reported beside the verdict (``n_censored``, and
+``censored_ratio_at_most``: the largest of their bounds) so a reader sees what the verdict leaves
+out. Per quantity: the median ratio over the measured pairs with a percentile bootstrap CI over
+datasets (each dataset's median over its measured pairs), and a verdict ("faster": the CI lies
+above 1; "slower": below; else "inconclusive"; "no data" with fewer than two datasets measured).
 """
 from __future__ import annotations
 
@@ -20,6 +40,7 @@ import json
 import math
 import sqlite3
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy.stats import DegenerateDataWarning
@@ -34,7 +55,8 @@ QUANTITIES = ("seed_spread", "margin_gap", "train_loss")
 
 def iterations_to_reach(iterations: np.ndarray, values: np.ndarray, target: float) -> float:
     """The first iteration at which ``values`` (over increasing ``iterations``) is at most
-    ``target``, interpolated linearly in log t between the checkpoints around it; inf if never."""
+    ``target``, interpolated linearly in log t between the checkpoints around it (undefined
+    values never reach it); inf if never."""
     iterations = np.asarray(iterations, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     reached = np.flatnonzero(values <= target)
@@ -49,12 +71,51 @@ def iterations_to_reach(iterations: np.ndarray, values: np.ndarray, target: floa
     return float(np.exp(low + share * (high - low)))
 
 
+MEASURED, CENSORED, AT_START, NO_TARGET = "measured", "censored", "reached at start", "no target"
+STATUSES = (MEASURED, CENSORED, AT_START, NO_TARGET)
+
+
+def pair_outcome(plain: dict, mhloss: dict, quantity: str) -> dict:
+    """One pair's target, iterations, ratio and status (module docstring: the target rule).
+
+    Parameters
+    ----------
+    plain, mhloss : dict
+        Curves with ``iterations`` and ``quantity``'s values over them.
+    quantity : str
+
+    Returns
+    -------
+    dict
+        ``status`` (one of :data:`STATUSES`), ``target``, ``plain`` and ``mhloss`` (iterations to
+        reach it, None where not reached or undefined), ``ratio`` (plain / MHLoss, measured pairs
+        only), ``mhloss_after`` and ``ratio_at_most`` (censored pairs only).
+    """
+    values = np.asarray(plain[quantity], dtype=np.float64)
+    outcome: dict[str, Any] = {"status": NO_TARGET, "target": None, "plain": None, "mhloss": None,
+                               "ratio": None}
+    if not values.size or not np.isfinite(values[-1]):
+        return outcome
+    target = float(values[-1])
+    plain_t = iterations_to_reach(plain["iterations"], values, target)
+    heads_t = iterations_to_reach(mhloss["iterations"], mhloss[quantity], target)
+    outcome.update(target=target, plain=plain_t)
+    if math.isinf(heads_t):
+        last = float(max(mhloss["iterations"]))
+        return {**outcome, "status": CENSORED, "mhloss_after": last,
+                "ratio_at_most": plain_t / last if last > 0 else None}
+    outcome["mhloss"] = heads_t
+    if heads_t <= 0 or plain_t <= 0:
+        return {**outcome, "status": AT_START}
+    return {**outcome, "status": MEASURED, "ratio": plain_t / heads_t}
+
+
 def _curves(conn: sqlite3.Connection) -> dict[tuple, dict]:
     """(dataset, config, stabiliser, params) -> iterations and the three quantities' curves."""
     rows = fetch_dicts(conn, """
         SELECT dataset_id, config, stabiliser, stabiliser_params, iteration, n_heads,
                AVG(head_seed_spread) AS seed_spread, AVG(margin - normalised_margin) AS margin_gap,
-               AVG(train_loss) AS train_loss, COUNT(DISTINCT seed) AS n_seeds
+               AVG(train_loss) AS train_loss
         FROM runs
         WHERE left_out IS NULL AND setting = 'head' AND diverged = 0
               AND stabiliser IN ('none', 'mhloss')
@@ -64,7 +125,7 @@ def _curves(conn: sqlite3.Connection) -> dict[tuple, dict]:
     for row in rows:
         key = (row["dataset_id"], row["config"], row["stabiliser"], row["stabiliser_params"])
         curve = curves.setdefault(key, {"iterations": [], "n_heads": row["n_heads"],
-                                        "n_seeds": row["n_seeds"], **{q: [] for q in QUANTITIES}})
+                                        **{q: [] for q in QUANTITIES}})
         curve["iterations"].append(row["iteration"])
         for quantity in QUANTITIES:
             curve[quantity].append(np.nan if row[quantity] is None else row[quantity])
@@ -83,13 +144,15 @@ def mhloss_convergence(conn: sqlite3.Connection) -> dict:
     Returns
     -------
     dict
-        quantity -> {"n_pairs", "n_datasets", "configs", "n_heads", "median_ratio" ({value, low,
-        high} or None), "verdict", "pairs": [{dataset_id, config, n_heads, target, plain, mhloss,
-        ratio}]}.
+        quantity -> {"n_pairs", "n_measured", "n_censored", "n_reached_at_start", "n_no_target",
+        "n_datasets" (datasets with a measured pair), "configs", "n_heads", "median_ratio" ({value,
+        low, high} over the measured pairs, or None), "censored_ratio_at_most" (the largest bound
+        of the censored pairs' ratios, or None), "verdict", "pairs": [{dataset_id, config,
+        n_heads, status, target, plain, mhloss, ratio, and for a censored pair mhloss_after and
+        ratio_at_most}]}.
     """
     curves = _curves(conn)
-    plain = {(d, c): curve for (d, c, s, _), curve in curves.items()
-             if s == "none" and curve["n_seeds"] >= 2}
+    plain = {(d, c): curve for (d, c, s, _), curve in curves.items() if s == "none"}
     result = {}
     for quantity in QUANTITIES:
         pairs = []
@@ -97,38 +160,36 @@ def mhloss_convergence(conn: sqlite3.Connection) -> dict:
             reference = plain.get((dataset, config))
             if name != "mhloss" or reference is None or curve["n_heads"] <= 1 or not _balanced(params):
                 continue
-            values = np.asarray(reference[quantity])
-            if not np.isfinite(values[-1]):
-                continue
-            target = float(values[-1])
-            plain_t = iterations_to_reach(reference["iterations"], values, target)
-            heads_t = iterations_to_reach(curve["iterations"], curve[quantity], target)
             pairs.append({"dataset_id": dataset, "config": config, "n_heads": curve["n_heads"],
-                          "target": target, "plain": plain_t, "mhloss": heads_t,
-                          "ratio": plain_t / heads_t if heads_t > 0 else math.inf})
+                          **pair_outcome(reference, curve, quantity)})
         result[quantity] = _summary(quantity, pairs)
     return result
 
 
 def _summary(quantity: str, pairs: list[dict]) -> dict:
-    datasets = sorted({pair["dataset_id"] for pair in pairs})
-    by_dataset = np.array([np.median([p["ratio"] for p in pairs if p["dataset_id"] == dataset])
+    measured = [pair for pair in pairs if pair["status"] == MEASURED]
+    datasets = sorted({pair["dataset_id"] for pair in measured})
+    by_dataset = np.array([np.median([p["ratio"] for p in measured if p["dataset_id"] == dataset])
                            for dataset in datasets])
     median, verdict = None, "no data"
-    if by_dataset.size >= 2 and np.isfinite(by_dataset).all():
-        # A run that never reaches the target has ratio 0; the median's percentile interval
-        # takes it as it is (no logarithm).
+    if by_dataset.size >= 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateDataWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             interval = bootstrap_ci(by_dataset, np.median, confidence=CONFIDENCE,
                                     n_resamples=N_RESAMPLES,
                                     random_state=run_seed("verdicts", "mhloss_convergence", quantity))
-        median = {"value": float(np.median([p["ratio"] for p in pairs])),
+        median = {"value": float(np.median([p["ratio"] for p in measured])),
                   "low": float(interval.low), "high": float(interval.high)}
         verdict = ("faster" if median["low"] > 1 else "slower" if median["high"] < 1
                    else "inconclusive")
-    return {"n_pairs": len(pairs), "n_datasets": len(datasets),
+    counts = {status: sum(pair["status"] == status for pair in pairs) for status in STATUSES}
+    bounds = [pair["ratio_at_most"] for pair in pairs
+              if pair["status"] == CENSORED and pair["ratio_at_most"] is not None]
+    return {"n_pairs": len(pairs), "n_measured": counts[MEASURED], "n_censored": counts[CENSORED],
+            "n_reached_at_start": counts[AT_START], "n_no_target": counts[NO_TARGET],
+            "n_datasets": len(datasets),
             "configs": sorted({pair["config"] for pair in pairs}),
             "n_heads": sorted({pair["n_heads"] for pair in pairs}),
-            "median_ratio": median, "verdict": verdict, "pairs": pairs}
+            "median_ratio": median, "censored_ratio_at_most": max(bounds) if bounds else None,
+            "verdict": verdict, "pairs": pairs}
