@@ -242,3 +242,25 @@ def test_bad_bootstrap_settings_are_refused():
         Quantity("q", "q", "log", 1)
     with pytest.raises(ValueError, match="intended"):
         Quantity("q", "q", "ratio", 2)
+
+
+def test_a_target_no_pair_records_is_not_measured_here_and_one_sided_is_no_data():
+    # "mlp": neither side records the head seed spread (MLP runs do not measure it);
+    # "half": only the stabilised side does, so there is no pair to compare but it is measured.
+    spread = {"init_variance": Quantity("init_variance", "seed spread", "ratio", -1)}
+    units = []
+    for d in range(6):
+        units += [unit(f"m{d}", family="mlp", accuracy=[0.5, 0.6]),
+                  unit(f"m{d}", "calm", family="mlp", accuracy=[0.5, 0.6]),
+                  unit(f"h{d}", family="half", accuracy=[0.5, 0.6]),
+                  unit(f"h{d}", "calm", family="half", accuracy=[0.5, 0.6],
+                       targets={"init_variance": 0.1})]
+    rows = paired_verdicts(units, targets={"calm": ("init_variance",)}, defaults=DEFAULTS,
+                           quantities=spread)
+    mlp = only(rows, family="mlp")["measures"]["target:init_variance"]
+    assert mlp["verdict"] == "not measured here"
+    assert mlp["value"] is None and mlp["as_intended"] is None and mlp["n_pairs"] == 0
+    half = only(rows, family="half")["measures"]["target:init_variance"]
+    assert half["verdict"] == NO_DATA and half["value"] is None
+    # the instability measures of the same rows are judged as ever
+    assert only(rows, family="mlp")["measures"]["seed_std"]["verdict"] == INCONCLUSIVE

@@ -734,6 +734,32 @@ def test_stabiliser_is_paired_with_plain_training_on_the_same_datasets_configs_a
     assert "Stabilisers against plain training" in verdicts_module.render_markdown(verdicts)
 
 
+def test_mhloss_target_on_mlp_tasks_reads_not_measured_here(tmp_path):
+    # MHLoss targets the seed spread of the head direction (head_seed_spread), which runs record
+    # on head tasks only: on the MLP family its change is "not measured here", on the head family a
+    # number (MHLoss's spread a quarter of plain's).
+    runs = []
+    for d in range(5):
+        for stabiliser, params, spread in (("none", "{}", 0.4), ("mhloss", '{"n_heads":4}', 0.1)):
+            for kind, setting in (("mlp", "full"), ("separable", "head")):
+                for seed, accuracy in enumerate((0.7, 0.8, 0.75)):
+                    runs.append(dict(dataset_id=f"{kind}{d}", kind=kind, setting=setting,
+                                     config=f"{setting}_sgd", stabiliser=stabiliser,
+                                     stabiliser_params=params, seed=seed, left_out=None,
+                                     test_accuracy=accuracy,
+                                     head_seed_spread=spread if setting == "head" else None))
+    verdicts = compute_verdicts(make_results(tmp_path, runs))
+    rows = {r["family"]: r for r in verdicts["stabilisers"] if r["stabiliser"] == "mhloss"}
+    mlp = rows["mlp"]["measures"]["target:init_variance"]
+    assert mlp["verdict"] == "not measured here" and mlp["value"] is None
+    head = rows["separable"]["measures"]["target:init_variance"]
+    assert head["value"] == pytest.approx(0.25) and head["verdict"] == "lowered"
+    assert head["as_intended"] is True
+    text = verdicts_module.render_markdown(verdicts)
+    [line] = [row for row in text.splitlines() if row.startswith("| mhloss | mlp |")]
+    assert "init_variance not measured here" in line
+
+
 def test_claims_scorecard_has_one_row_per_claim_judged_by_its_statistic(tmp_path):
     from verify.verdicts.claims import CLAIM_VERDICTS, CLAIMS, claim_rows, results_facts, rewrite_readme
     runs, bounds = margin_sweep(lambda group, step, left_out: 1.0 / (1 + step))

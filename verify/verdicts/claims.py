@@ -208,7 +208,8 @@ def stabiliser(name: str, measure: str = "seed_std") -> Callable[[dict], tuple[s
             judged_on += "; too few datasets for a verdict"
         if measure.startswith("target:"):
             verdict = {True: SUPPORTED, False: CONTRADICTED}.get(
-                m.get("as_intended"), UNTESTABLE if m["verdict"] == "no data" else INCONCLUSIVE)
+                m.get("as_intended"),
+                UNTESTABLE if m["verdict"] in ("no data", "not measured here") else INCONCLUSIVE)
         else:
             verdict = {"stabilises": SUPPORTED, "destabilises": CONTRADICTED,
                        "inconclusive": INCONCLUSIVE, "too few datasets": INCONCLUSIVE,

@@ -19,7 +19,10 @@ Measures, each an estimator over the pairs of a family (sums run over pairs):
 - ``leave_one_out``: ratio of summed E_i, Σ L_stabilised / Σ L_plain. < 1: more stable.
 - ``target:<quantity>``: the change of each quantity the stabiliser declares it targets
   (``Stabiliser.targets``), as the ratio of sums or the mean difference (:class:`Quantity`), judged
-  against the direction the theory says the stabiliser moves it.
+  against the direction the theory says the stabiliser moves it. Where no pair of the row records
+  the quantity on either side (e.g. the head direction's seed spread, MHLoss's target, on MLP
+  tasks, whose runs do not measure it), its verdict reads "not measured here", not "no data": the
+  change is not small or uncertain, it was never measured on that family.
 
 The CI is a percentile interval of a paired cluster bootstrap: datasets are resampled with
 replacement and carry all their pairs, both sides together (a resample drawing a dataset k times
@@ -49,6 +52,7 @@ RATIO, DIFFERENCE = "ratio", "difference"
 STABILISES, DESTABILISES, INCONCLUSIVE, NO_DATA = ("stabilises", "destabilises", "inconclusive",
                                                    "no data")
 TOO_FEW = "too few datasets"
+NOT_MEASURED = "not measured here"
 # A bootstrap over fewer clusters than this has too few distinct resamples for its percentiles to
 # mean a 95% interval (two datasets give three): the interval is reported, the verdict is not made.
 MIN_DATASETS = 5
@@ -292,7 +296,8 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
         more settings); ``params`` (the setting, or None for the selected row), ``is_default``,
         ``configs``, ``n_pairs``, ``n_datasets``, ``measures`` (name -> :func:`paired_estimate`'s
         dict plus ``label`` and ``comparison``; a target quantity's verdict reads "raised" / "lowered", with
-        ``intended`` and ``as_intended``),
+        ``intended`` and ``as_intended``, or "not measured here" where no pair records it on
+        either side),
         ``verdict`` (the seed-std verdict: the paper's sense of "stabilises"),
         ``unmeasured_targets`` and, for the selected row, ``chosen`` (params -> number of pairs)
         and ``unselectable_pairs`` (pairs without validation accuracy for every setting).
@@ -336,10 +341,11 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
         for selection, chosen, extra in selections:
             estimates = {}
             for measure in measures:
-                found = []
+                found, recorded = [], False
                 for pair, unit in sorted(chosen.items()):
                     reference = plain[(unit.dataset_id, unit.config)]
                     a, b = side_value(unit, measure), side_value(reference, measure)
+                    recorded = recorded or a is not None or b is not None
                     if a is not None and b is not None:
                         found.append((unit.dataset_id, a, b))
                 estimate = paired_estimate(
@@ -347,6 +353,8 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                     random_state=run_seed("verdicts", "paired", name, family, selection,
                                           measure.name))
                 if measure.name.startswith("target:"):
+                    if chosen and not recorded:
+                        estimate = {**estimate, "verdict": NOT_MEASURED}
                     estimate = _target_change(
                         estimate, quantities[measure.name.removeprefix("target:")].intended)
                 estimates[measure.name] = {"label": measure.label,

@@ -217,6 +217,8 @@ def _stabilisers(rows: list[dict]) -> str:
              "raised": "↑", "lowered": "↓"}
 
     def measure(m: dict | None, *, signed: bool = False) -> str:
+        if m and m["verdict"] == "not measured here":
+            return "not measured here"
         if not m or m["value"] is None:
             return "–"
         number = f"{m['value']:+.3g}" if signed else f"{m['value']:.3g}"
@@ -247,7 +249,8 @@ def _stabilisers(rows: list[dict]) -> str:
              "configs and seeds. Ratios are stabilised / plain (below 1: more stable), differences "
              "stabilised − plain; the CI is a paired bootstrap over datasets; the verdict is the "
              "seed std ratio's (its CI below 1: stabilises, above: destabilises; with fewer than "
-             "five datasets the interval is shown and no verdict is made). The "
+             "five datasets the interval is shown and no verdict is made). A target quantity "
+             "that no run of the family records, on either side, reads \"not measured here\". The "
              "validation-selected row takes, per pair, the setting with the best mean validation "
              "accuracy (never the reported test accuracy).")
     return _section("Stabilisers against plain training (paired, per task family)", text)
