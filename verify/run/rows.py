@@ -117,7 +117,7 @@ def trace_rows(iterations: np.ndarray, weights: np.ndarray, train_loss: np.ndarr
                     _loss_at(evaluator, W[full[loo]], inputs, left_out),
                     _loss_at(evaluator, W[loo], inputs, left_out)),
             } if len(loo) else {}
-        position = {m: j for j, m in enumerate(loo)}
+        position = {int(m): j for j, m in enumerate(loo)}
         for m in range(layout.n_models):
             step = int(diverged_at[m])
             row = {"seed": int(layout.seeds[m]), "left_out": None, "iteration": int(iteration),
@@ -330,7 +330,7 @@ def add_start_distances(rows: list[dict], weights: np.ndarray, *, layout: ModelL
                                 "teacher_distance_start", "teacher_distance", "start_move_cosine"))
         if not row["diverged"]:
             values["distance_from_start"] = float(np.linalg.norm(weights[k, m] - w_start[m]))
-            if encoder is not None:
+            if teacher is not None and encoder is not None:
                 target = teacher[encoder]
                 w0, start, now = w_pretrained[m][encoder], w_start[m][encoder], weights[k, m][encoder]
                 move, direction = start - w0, target - w0

@@ -36,7 +36,7 @@ import copy
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -277,7 +277,7 @@ def check_groups(groups: Any) -> tuple[str, ...]:
     return (checked,) if isinstance(checked, str) else checked
 
 
-def model_generators(seeds: Sequence[int], purpose: str) -> list[torch.Generator]:
+def model_generators(seeds: Iterable[int], purpose: str) -> list[torch.Generator]:
     """One generator per model, a pure function of the model's seed and ``purpose``."""
     return [torch.Generator().manual_seed(run_seed(int(seed), purpose)) for seed in seeds]
 
@@ -326,7 +326,7 @@ def initial_values(problem: FineTuningProblem, layer: tuple[str, ...]) -> dict[s
             for name in layer}
 
 
-def init_heads(model: nn.Module, head_names: Sequence[str], seeds: Sequence[int],
+def init_heads(model: nn.Module, head_names: Sequence[str], seeds: Iterable[int],
                n_heads: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Head parameters ``(M, n_heads, ...)`` drawn from each model's seed.
 

@@ -50,7 +50,9 @@ tested at every iteration.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -74,6 +76,24 @@ BATCH_CHUNK = 1 << 17
 # fold the label sign into the features (F_i = -s_i x_i, so Q_i is minus the margin and the loss is an
 # increasing function phi(Q_i)); softmax scores are the logits (F = X).
 
+class _Loss(Protocol):
+    """What the batched trainer needs of a loss (one of the classes below)."""
+
+    n_outputs: int
+    zero_loss: float
+
+    @property
+    def headroom_rate(self) -> float | None: ...
+
+    def features(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+    def derivative_(self, Q: torch.Tensor) -> torch.Tensor: ...
+
+    def per_sample(self, Q: torch.Tensor) -> torch.Tensor: ...
+
+    def headroom(self, Q: torch.Tensor, level: float) -> float: ...
+
+
 def _binary_features(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -(2.0 * y - 1.0)[:, None] * X
 
@@ -94,7 +114,7 @@ class _Logistic:
         return torch.nn.functional.softplus(Q).squeeze(1)
 
     # |phi'| <= 1, so one step moves every score by at most (step size) * max ||F_i||^2.
-    headroom_rate = 1.0
+    headroom_rate: float | None = 1.0
 
     def headroom(self, Q: torch.Tensor, level: float) -> float:
         """How far the largest score may rise before the loss bound phi(max Q) exceeds ``level``."""
@@ -123,7 +143,7 @@ class _Softmax:
         self.zero_loss = math.log(self.n_outputs)
         self.labels = y.long()
         self.one_hot = torch.nn.functional.one_hot(self.labels, self.n_outputs).to(y.dtype)[:, :, None, None]
-        self.probabilities = None
+        self.probabilities: torch.Tensor | None = None
 
     @staticmethod
     def features(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,7 +170,8 @@ class _Softmax:
         return level - self.zero_loss - float(high - low)
 
 
-_LOSS_CLASSES = {"logistic": _Logistic, "exponential": _Exponential, "softmax": _Softmax}
+_LOSS_CLASSES: dict[str, Callable[[torch.Tensor], _Loss]] = {
+    "logistic": _Logistic, "exponential": _Exponential, "softmax": _Softmax}
 
 
 # ---------------------------------------------------------------------------- validation -------
@@ -249,6 +270,7 @@ def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, bat
 
 def _step_sizes(lr, n_models: int) -> np.ndarray:
     """``lr`` as (M,) step sizes: one finite number > 0, or one per model."""
+    values: np.ndarray | None
     if isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool):
         values = np.full(n_models, float(lr))
     else:
@@ -356,6 +378,7 @@ class _BatchedHeads:
         self.coefficients = (self.mean_weights * self.step_size).contiguous()  # GD: (n, M)
         if problem.batch_size is not None:
             self.masks = masks
+            assert problem.seeds is not None  # check_head_problem requires seeds for SGD
             seed_values, seed_of_model = np.unique(problem.seeds, return_inverse=True)
             self.generators = [torch.Generator().manual_seed(run_seed(int(seed), BATCH_STREAM))
                                for seed in seed_values]

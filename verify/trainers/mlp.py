@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import torch
@@ -96,12 +97,14 @@ class NetworkFunctions:
         local = {short: params[name] for name, short in self.encoder_names.items()}
         for site, mask in (dropout_masks or {}).items():
             local[f"{site}.mask"] = mask
-        return functional_call(self.model.encoder, local, (x,))
+        # nn.Module types its attributes Tensor | Module; parameter_layout checked the submodules.
+        return functional_call(cast(nn.Module, self.model.encoder), local, (x,))
 
     def head_logits(self, params: Mapping[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
         """Logits ``(H, B, C)`` of every head (head parameters carry the heads axis)."""
         local = {short: params[name] for name, short in self.head_names.items()}
-        return vmap(lambda head: functional_call(self.model.head, head, (features,)))(local)
+        return vmap(lambda head: functional_call(cast(nn.Module, self.model.head), head,
+                                                 (features,)))(local)
 
 
 def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -126,7 +129,7 @@ def sample_losses(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
 
 def dropout_sites(model: nn.Module) -> dict[str, int]:
     """The encoder's dropout sites, name (relative to ``encoder``) -> width, in forward order."""
-    return {name: module.width for name, module in model.encoder.named_modules()
+    return {name: module.width for name, module in cast(nn.Module, model.encoder).named_modules()
             if isinstance(module, DropoutSite)}
 
 
@@ -453,8 +456,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                                            dropout)
     problem = prepare_problem(model, init_params, X, y, masks=masks, seeds=seeds,
                               stabilisers=stabilisers, w0=w0, unlabelled=unlabelled, dtype=dtype)
-    objective = ModelObjective(problem, loss, stabilisers,
-                               Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1)))
+    model_optimiser = Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1))
+    objective = ModelObjective(problem, loss, stabilisers, model_optimiser)
     streams = training_streams(seeds)
     seed_index = torch.as_tensor([list(streams).index(int(seed)) for seed in seeds])
     full_weights = batch_weights(masks, None)
@@ -467,7 +470,7 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
     step_loss_is_train_loss = batch_size is None and dropout == 0 and all(
         type(stabiliser).perturb is Stabiliser.perturb for stabiliser in stabilisers)
     params = {name: value.clone() for name, value in problem.params.items()}
-    state = vmap(objective.optimiser.init)(params)
+    state = vmap(model_optimiser.init)(params)
     n_models = masks.shape[0]
     diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
     threshold = None

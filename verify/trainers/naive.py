@@ -64,6 +64,7 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
         member = torch.as_tensor(problem.masks[m])
         W = torch.as_tensor(problem.init[m], dtype=dtype)
         if batch_size is not None:
+            assert problem.seeds is not None  # check_head_problem requires seeds for SGD
             generator = torch.Generator().manual_seed(run_seed(int(problem.seeds[m]), BATCH_STREAM))
         k = 0
         for t in range(problem.n_steps + 1):

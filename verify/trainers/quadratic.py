@@ -113,7 +113,7 @@ def check_quadratic_problem(X, y, *, masks, w0, lr=None, n_steps=0, checkpoints=
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
     return QuadraticProblem(X=X, y=y, masks=masks, w0=np.array(w0), lr=lr, n_steps=int(n_steps),
-                            checkpoints=check_checkpoints(checkpoints, n_steps),
+                            checkpoints=check_checkpoints(checkpoints, int(n_steps)),
                             l2sp=_number("l2sp", l2sp, low=0.0, strict=False),
                             weight_decay=_number("weight_decay", weight_decay, low=0.0, strict=False))
 

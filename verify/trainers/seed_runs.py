@@ -46,10 +46,10 @@ def seed_runs(dataset, config: TrainingConfig, seeds: Sequence[int], *, stabilis
     model = build_network(dataset.card["architecture"])
     start = {name.removeprefix("w0."): value for name, value in dataset.arrays.items()
              if name.startswith("w0.")}
-    seeds = np.asarray(seeds, dtype=np.int64)
+    seed_array = np.asarray(seeds, dtype=np.int64)
     loss = "softmax" if dataset.card["n_classes"] > 2 else config.loss
-    trace = train_mlp(model, start, dataset.X, dataset.y, masks=np.ones((len(seeds), len(dataset.y))),
-                      seeds=seeds, loss=loss, lr=config.learning_rate(None),
+    trace = train_mlp(model, start, dataset.X, dataset.y,
+                      masks=np.ones((len(seed_array), len(dataset.y))), seeds=seed_array, loss=loss, lr=config.learning_rate(None),
                       n_steps=config.n_steps, checkpoints=[config.n_steps],
                       batch_size=config.batch_size, optimiser=config.optimiser,
                       dropout=config.dropout, stabilisers=stabilisers,
