@@ -19,23 +19,26 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synth.dataset import bind_params
-from synth.grids import GENERATORS, load_grid
+from synth.grids import GENERATORS, DatasetSpec, load_grid
 from synth.io import check_data_folder, read_index
 from synth.validation import Interval, validate_params
-from verify.configs import CONFIGS, SETTINGS, select_configs
+from verify.configs import CONFIGS, SETTINGS, TrainingConfig, select_configs
 from verify.errors import UsageError, check_output_folder, make_output_folder
 from verify.listing import HelpNamingStabilisers
-from verify.run.task import NO_STABILISER, canonical_params, trainer_for
+from verify.run.task import NO_STABILISER, Task, canonical_params, trainer_for
 from verify.store import RESULTS_FILE, open_results
 from verify.sweep.executors import connect_scheduler
 from verify.sweep.lock import results_folder_lock
 from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
 from verify.sweep.runner import run_sweep
-from verify.sweep.sources import FolderSource, GridSource
+from verify.sweep.sources import DatasetSource, FolderSource, GridSource
 from verify.verdicts.write import write_verdicts
+
+if TYPE_CHECKING:
+    from verify.stabilisers.base import Stabiliser
 
 DEFAULT_SEEDS = 3
 # Declared ranges of the numeric options. Seeds: the suite's sweeps use 3-10; 10^4 seeds per task
@@ -105,8 +108,8 @@ def parameter_value(text: str) -> Any:
         return text
 
 
-def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
-                      applies: Callable[[Any], bool] | None = None,
+def parse_stabilisers(text: str, classes: Mapping[str, type[Stabiliser]] | None = None, *,
+                      applies: Callable[[type[Stabiliser]], bool] | None = None,
                       setting: str = "") -> list[tuple[str, dict[str, Any]]]:
     """``"none,l2sp:strength=0.1,mhloss"`` -> ``[("none", {}), ("l2sp", {"strength": 0.1, ...}), ...]``.
 
@@ -143,7 +146,7 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
     items = [expanded for item in _split(text) for expanded in expand(item)]
     if not items:
         raise ValueError("stabilisers: give at least one name, 'none', 'all' or 'grid'")
-    chosen = []
+    chosen: list[tuple[str, dict[str, Any]]] = []
     for item in items:
         name, *assignments = item.split(":")
         if name == NO_STABILISER and not assignments:
@@ -168,14 +171,14 @@ def parse_stabilisers(text: str, classes: Mapping[str, Any] | None = None, *,
     return list(unique.values())
 
 
-def _stabiliser_applies(name: str, config: Any, kind: str) -> bool:
+def _stabiliser_applies(name: str, config: TrainingConfig, kind: str) -> bool:
     from verify.stabilisers import (
         STABILISERS,  # lazy: the ftstab parser stays torch-free
     )
     return trainer_for(config, kind) in STABILISERS[name].applies_to
 
 
-def _source(grid: str, specs: list[Any], data: Path | None) -> Any:
+def _source(grid: str, specs: list[DatasetSpec], data: Path | None) -> DatasetSource:
     """The datasets of ``specs``: generated in memory, or read from ``data`` after checking every
     file the sweep will read (``synth.io.check_data_folder``)."""
     if data is None:
@@ -196,7 +199,7 @@ def _source(grid: str, specs: list[Any], data: Path | None) -> Any:
     return FolderSource(data, ids)
 
 
-def _check_grid_params(grid: str, specs: list[Any]) -> None:
+def _check_grid_params(grid: str, specs: list[DatasetSpec]) -> None:
     """Check every dataset's parameters against its generator's declared constraints
     (``PARAMETER_CONSTRAINTS`` of the generator's module, ``synth.validation``) before any worker
     generates it: an out-of-range value would otherwise fail inside the task, after the results
@@ -212,14 +215,14 @@ def _check_grid_params(grid: str, specs: list[Any]) -> None:
             raise UsageError(f"--grid {grid}: dataset {spec.id} ({spec.generator}): {exc}") from None
 
 
-def _dataset_params(specs: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _dataset_params(specs: list[DatasetSpec]) -> dict[str, tuple[str, dict[str, Any]]]:
     """``id -> (kind, every generator parameter)`` of a grid's datasets, without generating them."""
     return {spec.id: (spec.kind, bind_params(GENERATORS[spec.generator].function, spec.params))
             for spec in specs}
 
 
 def _check_stabilisers_apply(text: str, stabilisers: list[tuple[str, dict[str, Any]]],
-                             tasks: list[Any], configs: list[Any]) -> None:
+                             tasks: list[Task], configs: list[TrainingConfig]) -> None:
     """Refuse a stabiliser named in ``--stabilisers`` that no selected config trains with (``all``
     and ``grid`` take those that apply and are never refused)."""
     named = {item.split(":")[0] for item in _split(text)} - {"all", "grid", NO_STABILISER}
@@ -237,7 +240,7 @@ def _check_stabilisers_apply(text: str, stabilisers: list[tuple[str, dict[str, A
                 f"{', '.join(takers) or 'none selected'})")
 
 
-def _check_encoders(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any]]]) -> None:
+def _check_encoders(tasks: list[Task], params: dict[str, tuple[str, dict[str, Any]]]) -> None:
     """Refuse a stabiliser that cannot act on an MLP dataset's encoder (e.g. re-initialising more
     layers than it has) before any task trains."""
     from verify.run.task import make_stabiliser
@@ -252,7 +255,7 @@ def _check_encoders(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any
                              f"has hidden={list(dataset_params['hidden'])})") from None
 
 
-def _check_memory(tasks: list[Any], params: dict[str, tuple[str, dict[str, Any]]],
+def _check_memory(tasks: list[Task], params: dict[str, tuple[str, dict[str, Any]]],
                   workers: int | None) -> None:
     """Refuse tasks that cannot fit in this machine's memory, alone or ``workers`` at once."""
     from verify.run.memory import check_memory, task_memory
@@ -311,7 +314,7 @@ def _remove_if_only_lock(folder: Path) -> None:
         folder.rmdir()
 
 
-def _sweep(args: argparse.Namespace, tasks: list[Any], source: Any, client: Any) -> int:
+def _sweep(args: argparse.Namespace, tasks: list[Task], source: DatasetSource, client: Any) -> int:
     # SIGTERM (a batch system's stop) ends the sweep the way Ctrl-C does: what has arrived is
     # written, the workers are ended, exit status 130.
     previous = signal.signal(signal.SIGTERM, _interrupt)

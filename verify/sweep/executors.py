@@ -16,7 +16,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from threadpoolctl import threadpool_limits
 
@@ -257,8 +257,9 @@ def _end_pool(pool: concurrent.futures.ProcessPoolExecutor, workers: set) -> Non
     broken pool: its thread ends. (``_result_queue`` and ``_executor_manager_thread`` are
     CPython's; they are read before ``shutdown`` drops them.)
     """
-    result_queue = pool._result_queue
-    manager = pool._executor_manager_thread
+    # typeshed omits SimpleQueue's _writer (a Connection) and types the manager thread _ThreadWakeup.
+    result_queue = cast(Any, pool._result_queue)
+    manager = cast("threading.Thread | None", pool._executor_manager_thread)
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         worker.terminate()

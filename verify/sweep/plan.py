@@ -10,7 +10,7 @@ from typing import Any
 from synth.validation import Interval, check_param
 from verify.configs import TrainingConfig
 from verify.run.task import NO_STABILISER, Task, canonical_params, task_is_stochastic
-from verify.store import ResultStore
+from verify.store import Results
 
 
 def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[TrainingConfig],
@@ -42,9 +42,9 @@ def build_tasks(entries: Sequence[tuple[str, str, int]], configs: Sequence[Train
                 if name != NO_STABILISER and not (
                         config.with_stabilisers and (applies is None or applies(name, config, kind))):
                     continue
-                params = canonical_params(params)
-                seeds = tuple(range(n_seeds)) if task_is_stochastic(config, name, params) else (0,)
-                tasks.append(Task(dataset_id, config, name, params, seeds))
+                canonical = canonical_params(params)
+                seeds = tuple(range(n_seeds)) if task_is_stochastic(config, name, canonical) else (0,)
+                tasks.append(Task(dataset_id, config, name, canonical, seeds))
     return tasks
 
 
@@ -71,7 +71,7 @@ def expected_cost(task: Task) -> int:
     return 2 if "mlp" in config.kinds else 1 if config.setting == "head" else 0
 
 
-def check_sweep(store: ResultStore, tasks: Sequence[Task], n_seeds: int) -> dict[str, str]:
+def check_sweep(store: Results, tasks: Sequence[Task], n_seeds: int) -> dict[str, str]:
     """The sweep facts to record, or ValueError if they contradict what ``store`` already holds.
 
     A results file describes one sweep: one seed count, and each config name always meaning the

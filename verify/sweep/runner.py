@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -78,6 +78,7 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
     KeyboardInterrupt
         After writing every task that had arrived; the store is consistent and resumable.
     """
+    training_key: Callable[[Task], tuple | None] | None
     if runner is None:
         # lazy: torch loads when a task runs, not with the parser
         from verify.run.runner import run_tasks as group_runner
