@@ -110,11 +110,12 @@ def test_mixed_directions_are_inconclusive(tmp_path):
     assert entry["verdict"] == "inconclusive" and claim["verdict"] == INCONCLUSIVE
 
 
-def test_censored_pairs_are_counted_and_reported_and_the_verdict_is_on_the_measured(tmp_path):
-    # Three datasets measured at ratio 10; on two MHLoss never reaches 0.1 by t = 1000.
+def test_censored_pairs_are_counted_reported_and_judged_at_their_least_favourable_value(tmp_path):
+    # Three datasets measured at ratio 10; on two MHLoss never reaches 0.1 by t = 1000, i.e. it is
+    # slower there (ratio below 1). Judged on the measured pairs alone this would read "faster".
     entry, claim = judge(tmp_path, [(LATE, AT_100)] * 3 + [(LATE, NEVER)] * 2)
     assert (entry["n_pairs"], entry["n_measured"], entry["n_censored"]) == (5, 3, 2)
-    assert entry["n_datasets"] == 3
+    assert entry["n_datasets"] == 5
     censored = [p for p in entry["pairs"] if p["status"] == "censored"]
     assert [p["dataset_id"] for p in censored] == ["d3", "d4"]
     for pair in censored:
@@ -122,13 +123,35 @@ def test_censored_pairs_are_counted_and_reported_and_the_verdict_is_on_the_measu
         assert pair["mhloss_after"] == 1000 and pair["plain"] == pytest.approx(1000)
         assert pair["ratio_at_most"] == pytest.approx(1.0)  # plain's 1000 / more than 1000
     assert entry["censored_ratio_at_most"] == pytest.approx(1.0)
-    # Decided on the three measured pairs (a ratio 0 for the censored ones would put the
-    # interval's lower end at 0 and make it inconclusive).
+    # Read as 0: ratios (10, 10, 10, 0, 0), median 10; a resample of the five datasets with three
+    # or more censored ones (probability 0.32) has median 0, so the CI reaches 0.
+    assert entry["median_ratio"]["value"] == pytest.approx(10)
+    assert entry["median_ratio"]["low"] == 0 and entry["median_ratio"]["high"] == pytest.approx(10)
+    # At their bound: (10, 10, 10, 1, 1), whose CI is [1, 10]: not below 1 either.
+    at_bound = entry["median_ratio_if_censored_at_bound"]
+    assert (at_bound["value"], at_bound["low"], at_bound["high"]) == pytest.approx((10, 1, 10))
+    assert entry["verdict"] == "inconclusive" and claim["verdict"] == INCONCLUSIVE
+    assert "3 measured and 2 censored of 5" in claim["judged_on"]
+    assert "censored ratios read as 0" in claim["judged_on"]
+    assert "at most 1" in claim["judged_on"] and "at their bounds the median is 10" in claim["judged_on"]
+
+
+def test_a_few_censored_pairs_do_not_hide_a_clear_acceleration(tmp_path):
+    # Eight datasets at ratio 10 and one censored: a resample needs five or more censored of nine
+    # (probability 6e-4) to move the median off 10, so even read as 0 the CI stays at 10.
+    entry, claim = judge(tmp_path, [(LATE, AT_100)] * 8 + [(LATE, NEVER)])
+    assert (entry["n_measured"], entry["n_censored"]) == (8, 1)
     assert entry["median_ratio"] == pytest.approx({"value": 10, "low": 10, "high": 10})
     assert entry["verdict"] == "faster" and claim["verdict"] == SUPPORTED
-    assert "3 measured of 5" in claim["judged_on"]
-    assert "2 censored (MHLoss never reached the target by its last checkpoint; ratio below 1)" \
-        in claim["judged_on"]
+
+
+def test_censored_pairs_count_for_slower_only_at_their_bound(tmp_path):
+    # Plain reaches 0.1 at t = 100; MHLoss at 1000 on three datasets (ratio 0.1) and never on two
+    # (ratio below 100/1000 = 0.1): slower whatever value below the bound they take.
+    entry, claim = judge(tmp_path, [(EARLY, AT_1000)] * 3 + [(EARLY, NEVER)] * 2)
+    assert entry["n_censored"] == 2 and entry["censored_ratio_at_most"] == pytest.approx(0.1)
+    assert entry["median_ratio_if_censored_at_bound"]["high"] == pytest.approx(0.1)
+    assert entry["verdict"] == "slower" and claim["verdict"] == CONTRADICTED
 
 
 def test_a_target_reached_at_the_start_or_undefined_is_counted_not_fatal(tmp_path):
@@ -147,10 +170,13 @@ def test_a_target_reached_at_the_start_or_undefined_is_counted_not_fatal(tmp_pat
     assert "1 reached at iteration 0, 1 without a target" in claim["judged_on"]
 
 
-def test_fewer_than_two_measured_datasets_is_no_data_and_says_why(tmp_path):
-    entry, claim = judge(tmp_path, [(LATE, AT_100)] + [(LATE, NEVER)] * 4)
-    assert entry["median_ratio"] is None and entry["verdict"] == "no data"
-    assert (entry["n_measured"], entry["n_censored"]) == (1, 4)
+def test_fewer_than_two_judged_datasets_is_no_data_and_says_why(tmp_path):
+    # One censored dataset; the other has no target (plain's last value undefined).
+    entry, claim = judge(tmp_path, [(LATE, NEVER)],
+                         no_target=((1.0, 0.5, 0.2, None), AT_100, ITERATIONS))
+    assert entry["median_ratio"] is None and entry["median_ratio_if_censored_at_bound"] is None
+    assert entry["verdict"] == "no data"
+    assert (entry["n_measured"], entry["n_censored"], entry["n_no_target"]) == (0, 1, 1)
     assert claim["verdict"] == UNTESTABLE
-    assert claim["judged_on"].startswith("fewer than two datasets with a measured pair")
-    assert "4 censored" in claim["judged_on"]
+    assert claim["judged_on"].startswith("fewer than two datasets with a measured or censored pair")
+    assert "1 without a target" in claim["judged_on"]

@@ -237,33 +237,44 @@ def seed_differences(verdicts: dict) -> tuple[str, dict, str]:
 def mhloss_acceleration(verdicts: dict) -> tuple[str, dict, str]:
     """MHLoss (balanced, H > 1) reaches plain training's final seed spread of the head direction in
     fewer iterations at equal effective steps (``verdicts["mhloss_convergence"]``); the margin gap's
-    and training loss's ratios are reported beside it. Judged on the measured pairs; the censored
-    ones (MHLoss never reached the target by its last checkpoint) and those without a ratio are
-    counted in ``judged_on``, never dropped unmentioned."""
+    and training loss's ratios are reported beside it. Judged on the measured and the censored
+    pairs (MHLoss never reached the target by its last checkpoint: the statistic reads their ratio
+    as 0, the least favourable to MHLoss, and the reading at their bound is given beside it); those
+    without a ratio are counted in ``judged_on``, never dropped unmentioned."""
     convergence = verdicts.get("mhloss_convergence") or {}
     entry = convergence.get("seed_spread")
     if not entry or entry["median_ratio"] is None:
         why = ("no paired balanced MHLoss and plain head runs" if not entry or not entry["n_pairs"]
-               else f"fewer than two datasets with a measured pair; {_left_out(entry)}")
+               else f"fewer than two datasets with a measured or censored pair; {_left_out(entry)}")
         return why, _statistic("median iterations ratio"), UNTESTABLE
     others = "; ".join(
         f"{quantity.replace('_', ' ')}: median ratio {_number((convergence[quantity]['median_ratio'] or {}).get('value'))}"
         for quantity in ("margin_gap", "train_loss") if quantity in convergence)
-    judged_on = (f"{entry['n_measured']} measured of {entry['n_pairs']} (dataset, config) pairs "
-                 f"on {entry['n_datasets']} datasets, H = {', '.join(map(str, entry['n_heads']))} "
-                 f"({', '.join(entry['configs'])}); {_left_out(entry)}; {others}")
+    judged_on = (f"{entry['n_measured']} measured and {entry['n_censored']} censored of "
+                 f"{entry['n_pairs']} (dataset, config) pairs on {entry['n_datasets']} datasets, "
+                 f"H = {', '.join(map(str, entry['n_heads']))} ({', '.join(entry['configs'])}); "
+                 f"{_censored(entry)}{_left_out(entry)}; {others}")
     ratio = entry["median_ratio"]
     verdict = {"faster": SUPPORTED, "slower": CONTRADICTED}.get(entry["verdict"], INCONCLUSIVE)
     return judged_on, _statistic("median iterations ratio, plain / MHLoss", ratio["value"],
                                  ratio["low"], ratio["high"]), verdict
 
 
+def _censored(entry: dict) -> str:
+    """How the censored pairs (MHLoss never reached the target) enter the statistic."""
+    if not entry["n_censored"]:
+        return ""
+    bound, at_bound = entry["censored_ratio_at_most"], entry["median_ratio_if_censored_at_bound"]
+    return ("censored ratios read as 0 (MHLoss never reached the target by its last checkpoint"
+            + ("" if bound is None else f"; each ratio below its bound, at most {bound:.3g}")
+            + ")" + ("" if at_bound is None else
+                     f"; at their bounds the median is {_number(at_bound['value'])} "
+                     f"[{_number(at_bound['low'])}, {_number(at_bound['high'])}]") + "; ")
+
+
 def _left_out(entry: dict) -> str:
-    """What an MHLoss convergence verdict leaves out: its censored pairs and those without a ratio."""
-    bound = entry["censored_ratio_at_most"]
-    return (f"left out of the verdict: {entry['n_censored']} censored (MHLoss never reached the "
-            "target by its last checkpoint" + ("" if bound is None else f"; ratio below {bound:.3g}")
-            + f"), {entry['n_reached_at_start']} reached at iteration 0, "
+    """What an MHLoss convergence verdict leaves out: the pairs without a ratio or a bound."""
+    return (f"left out of the verdict: {entry['n_reached_at_start']} reached at iteration 0, "
             f"{entry['n_no_target']} without a target")
 
 

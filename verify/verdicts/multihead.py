@@ -25,14 +25,17 @@ checkpoint at the latest), so only the MHLoss side can fail to, and every pair h
 - ``no target``: plain training's value at its last checkpoint is undefined (e.g. no seed spread
   with fewer than two seeds, or every seed diverged), so there is nothing to reach.
 
-Every pair is listed in ``pairs`` with its status and each status is counted; the median ratio, its
-CI and the verdict are decided on the ``measured`` pairs only: a censored ratio is an inequality,
-not a number, and a median that gave it any one value (0, or its bound) would report something
-the runs did not measure. The censored pairs are reported beside the verdict (``n_censored``, and
-``censored_ratio_at_most``: the largest of their bounds) so a reader sees what the verdict leaves
-out. Per quantity: the median ratio over the measured pairs with a percentile bootstrap CI over
-datasets (each dataset's median over its measured pairs), and a verdict ("faster": the CI lies
-above 1; "slower": below; else "inconclusive"; "no data" with fewer than two datasets measured).
+Every pair is listed in ``pairs`` with its status and each status is counted. A censored ratio
+is an inequality (MHLoss was slower there than the bound says), so the verdict must hold for
+every value it could take: dropping the censored pairs would judge MHLoss only where it reached
+the target, a bias towards "faster". Per quantity, two readings of the same pairs, measured and
+censored together: ``median_ratio`` gives every censored ratio the value 0 (the least favourable
+to MHLoss) and ``median_ratio_if_censored_at_bound`` its bound ``ratio_at_most`` (the most
+favourable; an unbounded one is +inf). Each is the median ratio with a percentile bootstrap CI over
+datasets (each dataset's median over its pairs). The verdict is "faster" when the least favourable
+reading's CI lies above 1, "slower" when the most favourable reading's CI lies below 1, else
+"inconclusive"; "no data" with fewer than two datasets with a measured or censored pair. Without
+censored pairs the two readings are one. ``censored_ratio_at_most`` is the largest bound.
 """
 from __future__ import annotations
 
@@ -145,9 +148,11 @@ def mhloss_convergence(conn: sqlite3.Connection) -> dict:
     -------
     dict
         quantity -> {"n_pairs", "n_measured", "n_censored", "n_reached_at_start", "n_no_target",
-        "n_datasets" (datasets with a measured pair), "configs", "n_heads", "median_ratio" ({value,
-        low, high} over the measured pairs, or None), "censored_ratio_at_most" (the largest bound
-        of the censored pairs' ratios, or None), "verdict", "pairs": [{dataset_id, config,
+        "n_datasets" (datasets with a measured or censored pair), "configs", "n_heads",
+        "median_ratio" ({value, low, high}, censored ratios read as 0, or None),
+        "median_ratio_if_censored_at_bound" (the same, censored ratios at their bound, or None),
+        "censored_ratio_at_most" (the largest bound of the censored pairs' ratios, or None),
+        "verdict", "pairs": [{dataset_id, config,
         n_heads, status, target, plain, mhloss, ratio, and for a censored pair mhloss_after and
         ratio_at_most}]}.
     """
@@ -167,29 +172,40 @@ def mhloss_convergence(conn: sqlite3.Connection) -> dict:
 
 
 def _summary(quantity: str, pairs: list[dict]) -> dict:
-    measured = [pair for pair in pairs if pair["status"] == MEASURED]
-    datasets = sorted({pair["dataset_id"] for pair in measured})
-    by_dataset = np.array([np.median([p["ratio"] for p in measured if p["dataset_id"] == dataset])
-                           for dataset in datasets])
-    median, verdict = None, "no data"
-    if by_dataset.size >= 2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            interval = bootstrap_ci(by_dataset, np.median, confidence=CONFIDENCE,
-                                    n_resamples=N_RESAMPLES,
-                                    random_state=run_seed("verdicts", "mhloss_convergence", quantity))
-        median = {"value": float(np.median([p["ratio"] for p in measured])),
-                  "low": float(interval.low), "high": float(interval.high)}
-        verdict = ("faster" if median["low"] > 1 else "slower" if median["high"] < 1
-                   else "inconclusive")
-    counts = {status: sum(pair["status"] == status for pair in pairs) for status in STATUSES}
+    judged = [pair for pair in pairs if pair["status"] in (MEASURED, CENSORED)]
+    datasets = sorted({pair["dataset_id"] for pair in judged})
     bounds = [pair["ratio_at_most"] for pair in pairs
               if pair["status"] == CENSORED and pair["ratio_at_most"] is not None]
+    least, most, verdict = None, None, "no data"
+    if len(datasets) >= 2:
+        least = _median_ratio(quantity, judged, datasets, censored_at=lambda pair: 0.0)
+        most = _median_ratio(quantity, judged, datasets, censored_at=lambda pair: (
+            math.inf if pair["ratio_at_most"] is None else pair["ratio_at_most"]))
+        verdict = ("faster" if least["low"] > 1 else "slower" if most["high"] < 1
+                   else "inconclusive")
+    counts = {status: sum(pair["status"] == status for pair in pairs) for status in STATUSES}
     return {"n_pairs": len(pairs), "n_measured": counts[MEASURED], "n_censored": counts[CENSORED],
             "n_reached_at_start": counts[AT_START], "n_no_target": counts[NO_TARGET],
             "n_datasets": len(datasets),
             "configs": sorted({pair["config"] for pair in pairs}),
             "n_heads": sorted({pair["n_heads"] for pair in pairs}),
-            "median_ratio": median, "censored_ratio_at_most": max(bounds) if bounds else None,
+            "median_ratio": least, "median_ratio_if_censored_at_bound": most,
+            "censored_ratio_at_most": max(bounds) if bounds else None,
             "verdict": verdict, "pairs": pairs}
+
+
+def _median_ratio(quantity: str, pairs: list[dict], datasets: list[str], *, censored_at) -> dict:
+    """Median ratio over ``pairs`` and its bootstrap CI over datasets, a censored pair's ratio
+    read as ``censored_at(pair)``."""
+    ratio = {id(pair): pair["ratio"] if pair["status"] == MEASURED else censored_at(pair)
+             for pair in pairs}
+    by_dataset = np.array([np.median([ratio[id(p)] for p in pairs if p["dataset_id"] == dataset])
+                           for dataset in datasets])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = bootstrap_ci(by_dataset, np.median, confidence=CONFIDENCE,
+                                n_resamples=N_RESAMPLES,
+                                random_state=run_seed("verdicts", "mhloss_convergence", quantity))
+    return {"value": float(np.median(list(ratio.values()))),
+            "low": float(interval.low), "high": float(interval.high)}
