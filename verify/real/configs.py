@@ -72,9 +72,10 @@ class RealConfig:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds!r}")
         if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {self.n_steps!r}")
-        if (self.lr is None) == (self.lr_scale is None):
+        given = [step for step in (self.lr, self.lr_scale) if step is not None]
+        if len(given) != 1:
             raise ValueError("exactly one of lr and lr_scale must be given")
-        step = self.lr if self.lr is not None else self.lr_scale
+        step = given[0]
         if not (np.isfinite(step) and step > 0):
             raise ValueError(f"learning rate must be a finite number > 0, got {step!r}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -95,6 +96,8 @@ class RealConfig:
         """The absolute step size; with ``lr_scale``, ``lr_scale / beta_hat`` on ``features``."""
         if self.lr is not None:
             return float(self.lr)
+        # lr_scale is given when lr is not (__post_init__); a head config is asked with its features.
+        assert self.lr_scale is not None and features is not None
         beta_hat = 0.5 * float(np.linalg.eigvalsh(features.T @ features / len(features))[-1])
         return self.lr_scale / beta_hat
 

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from verify.real.data.split import few_shot_subset
-from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, cached_pretrained_encoder,
-                                digits_by_class)
+from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, PretrainingSettings,
+                                cached_pretrained_encoder, digits_by_class)
 from verify.seeding import run_seed
 
 # Digits 5-9 have at least 174 images per class; this many per class are held out for testing.
 DIGITS_TEST_RESERVE = 80
-DIGITS_PRETRAINING = {"n_steps": 600, "batch_size": 128, "lr": 3e-3, "random_state": 0}
+DIGITS_PRETRAINING: PretrainingSettings = {"n_steps": 600, "batch_size": 128, "lr": 3e-3, "random_state": 0}
 
 
 def _ftstab_version() -> str:

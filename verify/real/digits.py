@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -95,6 +96,15 @@ class Pretrained:
     losses: np.ndarray
 
 
+class PretrainingSettings(TypedDict, total=False):
+    """Keywords of :func:`pretrain_digits_cnn` (each one left out takes its default)."""
+
+    n_steps: int
+    batch_size: int
+    lr: float
+    random_state: int
+
+
 def pretrain_digits_cnn(*, n_steps: int = 600, batch_size: int = 128, lr: float = 3e-3,
                         random_state: int = 0) -> Pretrained:
     """Pre-train the CNN's encoder by masked-pixel reconstruction on digits 0-4 (no labels).
@@ -151,7 +161,7 @@ def pretraining_key(**settings: object) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_pretrained_encoder(cache_dir: str | Path, **settings: object) -> Pretrained:
+def cached_pretrained_encoder(cache_dir: str | Path, **settings: Unpack[PretrainingSettings]) -> Pretrained:
     """:func:`pretrain_digits_cnn` with ``settings``, cached under ``cache_dir`` (atomic ``.npy`` files)."""
     folder = Path(cache_dir) / f"digits-cnn-{pretraining_key(**settings)}"
     encoder = [f"encoder.{name}" for name, _ in DigitsEncoder().named_parameters()]

@@ -5,8 +5,9 @@ over the attention mask, then L2 normalisation, so every feature vector has norm
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,8 +21,16 @@ class MiniLM:
     """The encoder (a ``transformers`` ``BertModel``), its tokenizer and an id of its weights."""
 
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: Callable[..., Mapping[str, torch.Tensor]]
     model_id: str
+
+
+def bert_config(model: torch.nn.Module) -> Any:
+    """A ``BertModel``'s ``transformers`` config (its sizes: ``hidden_size``, ``num_hidden_layers``).
+
+    ``transformers`` stays an optional extra, unknown to the type checker, and nn.Module types its
+    attributes ``Tensor | Module``; the config is neither."""
+    return cast(Any, model).config
 
 
 def tokenize(minilm: MiniLM, texts: Sequence[str], *, max_length: int) -> dict[str, torch.Tensor]:
@@ -67,7 +76,7 @@ def encode_texts(minilm: MiniLM, texts: Sequence[str], *, max_length: int = DEFA
             batch = tokenize(minilm, texts[start:start + batch_size], max_length=max_length)
             chunks.append(sentence_embeddings(minilm.model, batch).double().numpy())
     minilm.model.train(was_training)
-    return np.concatenate(chunks) if chunks else np.zeros((0, minilm.model.config.hidden_size))
+    return np.concatenate(chunks) if chunks else np.zeros((0, bert_config(minilm.model).hidden_size))
 
 
 def parameter_groups(model: torch.nn.Module) -> list[tuple[str, list[str]]]:
@@ -76,7 +85,7 @@ def parameter_groups(model: torch.nn.Module) -> list[tuple[str, list[str]]]:
     This is the only place that knows BERT's module names; stabilisers see groups in this order.
     """
     names = [name for name, _ in model.named_parameters()]
-    layers = range(model.config.num_hidden_layers)
+    layers = range(bert_config(model).num_hidden_layers)
     groups = [("embeddings", [n for n in names if n.startswith("embeddings.")])]
     groups += [(f"layer.{i}", [n for n in names if n.startswith(f"encoder.layer.{i}.")]) for i in layers]
     grouped = {n for _, members in groups for n in members}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from verify.real.minilm import MiniLM, parameter_groups, sentence_embeddings, tokenize
+from verify.real.minilm import MiniLM, bert_config, parameter_groups, sentence_embeddings, tokenize
 
 # MiniLM was trained contrastively on cosine similarities times 20; the head reads embeddings at the
 # same scale, so that a plain SGD step moves a fresh head about as fast as it moves the encoder.
@@ -33,7 +33,8 @@ class MiniLMEncoder(nn.Module):
         if embedding_noise is None:
             batch = {"input_ids": ids, "attention_mask": mask}
         else:
-            batch = {"inputs_embeds": self.bert.embeddings.word_embeddings(ids) + embedding_noise,
+            embed = self.bert.get_submodule("embeddings.word_embeddings")
+            batch = {"inputs_embeds": embed(ids) + embedding_noise,
                      "attention_mask": mask}
         return self.scale * sentence_embeddings(self.bert, batch)
 
@@ -44,7 +45,7 @@ class MiniLMClassifier(nn.Module):
     def __init__(self, minilm: MiniLM, n_classes: int, *, logit_scale: float = LOGIT_SCALE) -> None:
         super().__init__()
         self.encoder = MiniLMEncoder(copy.deepcopy(minilm.model), logit_scale)
-        self.head = nn.Linear(minilm.model.config.hidden_size, n_classes)
+        self.head = nn.Linear(bert_config(minilm.model).hidden_size, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))

@@ -28,17 +28,18 @@ from verify.run.output import TaskOutput
 from verify.run.rows import RowInputs, add_left_out_estimates, trace_rows
 from verify.run.task import NO_STABILISER, Task, task_effects
 from verify.run.train import schedule
+from verify.stabilisers.base import Stabiliser
 
 
 # Real counterparts of registry stabilisers whose generic form does not fit a real backbone: SURT
 # continues each backbone's own objective; MiniLM's layers are transformer blocks and its inputs tokens.
-REAL_COUNTERPARTS = {
+REAL_COUNTERPARTS: dict[str, dict[str, type[Stabiliser]]] = {
     "real-digits": {"surt": DigitsSURT},
     "real-text": {"surt": ContrastiveSURT, "reinit_top": MiniLMReinitTop, "lnsr": MiniLMLNSR},
 }
 
 
-def stabiliser_classes(kind: str) -> dict[str, type]:
+def stabiliser_classes(kind: str) -> dict[str, type[Stabiliser]]:
     """Stabiliser name -> class for a real dataset kind: the registry's, with the real counterparts."""
     from verify.stabilisers import STABILISERS
     return {**STABILISERS, **REAL_COUNTERPARTS[kind]}
@@ -105,13 +106,15 @@ class RealRunner:
         CNN features)."""
         if dataset.card["kind"] == "real-text":
             from verify.real.text_features import minilm_features
-            return tuple(minilm_features(texts, cache_dir=self.cache_dir, max_length=self.max_length,
-                                         encoder=encoder)
-                         for texts in (dataset.texts, dataset.test_texts))
+            train, test = (minilm_features(texts, cache_dir=self.cache_dir, max_length=self.max_length,
+                                           encoder=encoder)
+                           for texts in (dataset.texts, dataset.test_texts))
+            return train, test
         model = _digits_model(dataset)
         with torch.no_grad():
-            return tuple(model.encoder(torch.as_tensor(inputs)).numpy()
-                         for inputs in (dataset.X, dataset.X_test))
+            train, test = (model.encoder(torch.as_tensor(inputs)).numpy()
+                           for inputs in (dataset.X, dataset.X_test))
+        return train, test
 
     def _head(self, task, dataset, stabiliser, layout) -> TaskOutput:
         from verify.trainers.head import train_heads
@@ -188,7 +191,7 @@ def _digits_init(dataset: RealDataset) -> dict[str, np.ndarray]:
     return {name[len("w0."):]: value for name, value in dataset.arrays.items() if name.startswith("w0.")}
 
 
-def _digits_model(dataset: RealDataset) -> torch.nn.Module:
+def _digits_model(dataset: RealDataset) -> DigitsCNN:
     """The CNN with the pre-trained encoder (its head unused), in eval mode."""
     model = DigitsCNN().double()
     encoder = {name: torch.as_tensor(value) for name, value in _digits_init(dataset).items()

@@ -34,7 +34,7 @@ from verify.sweep.executors import connect_scheduler
 from verify.sweep.lock import results_folder_lock
 from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
 from verify.sweep.runner import run_sweep
-from verify.sweep.sources import DatasetSource, FolderSource, GridSource
+from verify.sweep.sources import DatasetSource, FolderSource, GridSource, ListedSource
 from verify.verdicts.write import write_verdicts
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def _stabiliser_applies(name: str, config: TrainingConfig, kind: str) -> bool:
     return trainer_for(config, kind) in STABILISERS[name].applies_to
 
 
-def _source(grid: str, specs: list[DatasetSpec], data: Path | None) -> DatasetSource:
+def _source(grid: str, specs: list[DatasetSpec], data: Path | None) -> ListedSource:
     """The datasets of ``specs``: generated in memory, or read from ``data`` after checking every
     file the sweep will read (``synth.io.check_data_folder``)."""
     if data is None:

@@ -14,14 +14,20 @@ from synth.io import load_dataset
 class DatasetSource(Protocol):
     """Where a sweep's datasets come from; must pickle (it travels to every worker)."""
 
-    def entries(self) -> list[tuple[str, str, int]]:
-        """``(dataset_id, kind, n_classes)`` of every dataset (0 classes: regression), stable order."""
-
     def load(self, dataset_id: str) -> Any:
         """The ``synth.Dataset`` with that id."""
 
     def cards(self) -> list[dict[str, Any]]:
         """Cards known without generating anything (may be empty)."""
+
+
+class ListedSource(DatasetSource, Protocol):
+    """A source that lists its datasets with their kinds and class counts, which
+    :func:`verify.sweep.plan.build_tasks` crosses with the configs (the real path's source lists
+    ``(dataset_id, kind)`` only and plans its own tasks)."""
+
+    def entries(self) -> list[tuple[str, str, int]]:
+        """``(dataset_id, kind, n_classes)`` of every dataset (0 classes: regression), stable order."""
 
 
 @dataclass(frozen=True)

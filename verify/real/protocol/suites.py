@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from verify.real.configs import RealConfig
 from verify.real.data.registry import TEXT_TASKS, load_task
@@ -56,7 +57,7 @@ def suite(name: str) -> Suite:
 
 
 def full_config(suite: Suite, encoder: str, lr: float, n_steps: int) -> ProtocolConfig:
-    fields = {"encoder": encoder, "n_steps": n_steps, "lr": lr, "batch_size": suite.batch_size,
+    fields: dict[str, Any] = {"encoder": encoder, "n_steps": n_steps, "lr": lr, "batch_size": suite.batch_size,
               "max_length": suite.max_length}
     return ProtocolConfig(name=protocol_name(fields), **fields)
 
@@ -95,7 +96,7 @@ def plan_suite(suite: Suite, *, cache_dir: Path) -> tuple[RealSource, list[Task]
         for encoder in suite.encoders:
             for lr in suite.lrs:
                 for request in requests:
-                    config = full_config(suite, encoder, lr, suite.steps[request.shots])
-                    full.append(Task(request.dataset_id(), config, name, canonical_params(params), seeds))
+                    protocol = full_config(suite, encoder, lr, suite.steps[request.shots])
+                    full.append(Task(request.dataset_id(), protocol, name, canonical_params(params), seeds))
     tasks = heads + full
     return source, tasks
