@@ -481,8 +481,8 @@ def _carried_by(corollary: Corollary, rows: list[dict]) -> str | None:
     names = sorted(rows[0]["terms"])
     varying = []
     for name in names:
-        _, values, keys = _series(corollary, rows, lambda row, name=name: row["terms"].get(name))
-        spread = {}
+        _, values, keys = _series(corollary, rows, lambda row: row["terms"].get(name))
+        spread: dict[Hashable, tuple[float, float]] = {}
         for key, value in zip(keys, values):
             low, high = spread.get(key, (value, value))
             spread[key] = (min(low, value), max(high, value))

@@ -198,7 +198,7 @@ def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure,
     if int(n_resamples) != n_resamples or n_resamples < 1:
         raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     datasets = sorted({dataset for dataset, _, _ in pairs})
-    result = {"value": None, "low": None, "high": None, "se": None, "n_pairs": len(pairs),
+    result: dict[str, float | str | None] = {"value": None, "low": None, "high": None, "se": None, "n_pairs": len(pairs),
               "n_datasets": len(datasets), "verdict": NO_DATA}
     if not pairs:
         return result
@@ -263,7 +263,8 @@ def select_on_validation(settings: Mapping[str, Unit], default: str | None) -> s
     accuracy (no selection is possible without looking at test accuracy)."""
     if any(unit.validation_accuracy is None for unit in settings.values()):
         return None
-    best = max(unit.validation_accuracy for unit in settings.values())
+    best = max(unit.validation_accuracy for unit in settings.values()
+               if unit.validation_accuracy is not None)
     tied = sorted(params for params, unit in settings.items() if unit.validation_accuracy == best)
     return default if default in tied else tied[0]
 
@@ -327,14 +328,15 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                                {"params": params, "is_default": is_default}))
         multi = {pair: settings for pair, settings in pairs.items() if len(settings) >= 2}
         if multi:
-            chosen, counts, unselectable = {}, {}, 0
+            chosen, unselectable = {}, 0
+            counts: dict[str, int] = {}
             for pair, settings in multi.items():
-                params = select_on_validation(settings, defaults.get(name))
-                if params is None:
+                selected = select_on_validation(settings, defaults.get(name))
+                if selected is None:
                     unselectable += 1
                     continue
-                chosen[pair] = settings[params]
-                counts[params] = counts.get(params, 0) + 1
+                chosen[pair] = settings[selected]
+                counts[selected] = counts.get(selected, 0) + 1
             selections.append((SELECTED, chosen, {"params": None, "is_default": False,
                                                   "chosen": dict(sorted(counts.items())),
                                                   "unselectable_pairs": unselectable}))

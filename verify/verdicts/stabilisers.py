@@ -80,13 +80,13 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
                        for s in group)
         targets = {name: _mean(s[f"target:{name}"] for s in group) for name in sources}
         targets.update(constants.get(key, {}))
-        validation = _mean(s["validation"] for s in group)
+        validation_accuracy = _mean(s["validation"] for s in group)
         units.append(Unit(
             dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0])),
             config=key[1], stabiliser=key[2], params=key[3], accuracy=accuracy, failed=failed,
             leave_one_out=loo.get(key),
             targets={name: value for name, value in targets.items() if value is not None},
-            validation_accuracy=validation))
+            validation_accuracy=validation_accuracy))
     return units
 
 
