@@ -7,19 +7,37 @@ fine-tuning states an absolute learning rate (``lr_scale`` is then None).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from synth.validation import Constraint, InstanceOf, Interval, Options, Subset, validate_params
+from verify.configs import COUNT, SIZE
 from verify.trainers.checkpoints import log_spaced_checkpoints
 
 SETTINGS = ("head", "full")
 KINDS = ("real-text", "real-digits")
+LOSSES = ("softmax", "logistic")
+INITS = ("random", "pretrained")
+STEP: list[Constraint] = [Options((None,)), Interval(numbers.Real, 0.0, None, "neither")]
+# The declared range of every field, in field order (synth.validation's vocabulary). The name is
+# any text (``ftstab real`` names a config after building it); the encoder is looked up where a
+# head reads its features (``verify.real.models.registry``, not imported here: it needs torch).
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "name": [InstanceOf(str)], "setting": [Options(SETTINGS)], "kinds": [Subset(KINDS)],
+    "n_steps": [COUNT], "lr": STEP, "lr_scale": STEP, "batch_size": [Options((None,)), COUNT],
+    "max_left_out": [Options((None,)), SIZE], "n_checkpoints": [COUNT], "loss": [Options(LOSSES)],
+    "init": [Options(INITS)], "n_heads": [COUNT], "encoder": [InstanceOf(str)],
+}
 
 
 @dataclass(frozen=True)
 class RealConfig:
     """How every model of a real task is trained.
+
+    Every field is checked against :data:`PARAMETER_CONSTRAINTS` (``synth.validation``): a bad one
+    raises ``ValueError("<field> must be <form> (got <value>)")``.
 
     Parameters
     ----------
@@ -31,22 +49,23 @@ class RealConfig:
     n_steps : int
         Training iterations T, ``>= 1``.
     lr : float or None
-        Absolute step size (full fine-tuning); None to use ``lr_scale``.
+        Absolute step size (full fine-tuning), finite and > 0; None to use ``lr_scale``.
     lr_scale : float or None
-        Step size in units of ``1 / beta_hat`` (head tuning); None with an absolute ``lr``.
+        Step size in units of ``1 / beta_hat`` (head tuning), finite and > 0; None with an absolute
+        ``lr``. Exactly one of ``lr`` and ``lr_scale`` is given.
     batch_size : int or None
-        SGD minibatch size; None is full-batch gradient descent.
+        SGD minibatch size, ``>= 1``; None is full-batch gradient descent.
     max_left_out : int or None
-        Leave-one-out sets per seed; None trains every one.
+        Leave-one-out sets per seed, ``>= 0``; None trains every one.
     n_checkpoints : int
-        Log-spaced checkpoints in ``[1, n_steps]``.
+        Log-spaced checkpoints in ``[1, n_steps]``, ``>= 1``.
     loss : {"softmax", "logistic"}
         Softmax cross-entropy, or the logistic loss of one weight vector (binary head tuning).
     init : str
         "random" (a fresh head from each seed) for head tuning, "pretrained" for full fine-tuning
         (encoder at the pre-trained weights, fresh head from each seed).
     n_heads : int
-        Heads per model before any stabiliser changes it.
+        Heads per model before any stabiliser changes it, ``>= 1``.
     encoder : str
         The text encoder (:data:`verify.real.models.registry.ENCODERS`) whose features a head reads.
     """
@@ -66,22 +85,12 @@ class RealConfig:
     encoder: str = "minilm-l6"
 
     def __post_init__(self) -> None:
-        if self.setting not in SETTINGS:
-            raise ValueError(f"setting must be one of {SETTINGS}, got {self.setting!r}")
-        if not self.kinds or set(self.kinds) - set(KINDS):
-            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds!r}")
-        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.n_steps!r}")
-        given = [step for step in (self.lr, self.lr_scale) if step is not None]
-        if len(given) != 1:
-            raise ValueError("exactly one of lr and lr_scale must be given")
-        step = given[0]
-        if not (np.isfinite(step) and step > 0):
-            raise ValueError(f"learning rate must be a finite number > 0, got {step!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1 or None, got {self.batch_size}")
-        if self.max_left_out is not None and self.max_left_out < 0:
-            raise ValueError(f"left-out must be >= 0, got {self.max_left_out}")
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name, value in validate_params(PARAMETER_CONSTRAINTS, values).items():
+            object.__setattr__(self, name, value)
+        if (self.lr is None) == (self.lr_scale is None):
+            raise ValueError(f"lr must be given exactly when lr_scale is None (got lr={self.lr!r}, "
+                             f"lr_scale={self.lr_scale!r})")
 
     @property
     def stochastic(self) -> bool:

@@ -7,21 +7,43 @@ per seed, texts truncated to 64 or 128 tokens.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from verify.real.models.registry import ENCODERS
+from synth.validation import (BOOLEAN, Constraint, InstanceOf, Interval, Options, Subset,
+                              validate_params)
+from verify.configs import COUNT, SIZE
 from verify.optimiser_spec import OptimiserSpec
+from verify.real.models.registry import ENCODERS
 
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4)
 BATCH_SIZES = (8, 16)
 MAX_LENGTHS = (64, 128)
+MAX_WARMUP_FRACTION = 0.5
+# The declared range of every field, in field order (synth.validation's vocabulary); the fields
+# after ``dropout`` are the protocol's fixed facts (a full fine-tuning of a text encoder's weights
+# and a fresh softmax head), recorded as a config's are.
+PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "name": [InstanceOf(str)], "encoder": [Options(tuple(sorted(ENCODERS)))], "n_steps": [COUNT],
+    "lr": [Options(LEARNING_RATES)], "batch_size": [Options(BATCH_SIZES)],
+    "max_length": [Options(MAX_LENGTHS)], "bias_correction": [BOOLEAN],
+    "warmup_fraction": [Interval(numbers.Real, 0.0, MAX_WARMUP_FRACTION)],
+    "weight_decay": [Interval(numbers.Real, 0.0, None)],
+    "dropout": [Interval(numbers.Real, 0.0, 1.0, "left")],
+    "setting": [Options(("full",))], "kinds": [Subset(("real-text",))], "loss": [Options(("softmax",))],
+    "init": [Options(("pretrained",))], "n_heads": [COUNT], "lr_scale": [Options((None,))],
+    "max_left_out": [SIZE], "n_checkpoints": [COUNT],
+}
 
 
 @dataclass(frozen=True)
 class ProtocolConfig:
     """How every model of a full fine-tuning task on text is trained.
+
+    Every field is checked against :data:`PARAMETER_CONSTRAINTS` (``synth.validation``): a bad one
+    raises ``ValueError("<field> must be <form> (got <value>)")``.
 
     Parameters
     ----------
@@ -42,7 +64,7 @@ class ProtocolConfig:
     warmup_fraction : float
         Share of the steps with linear warm-up, in [0, 0.5].
     weight_decay : float
-        AdamW's decoupled weight decay, >= 0.
+        AdamW's decoupled weight decay, finite and >= 0.
     dropout : float
         Dropout probability of the encoder (attention and hidden), in [0, 1).
     """
@@ -67,24 +89,9 @@ class ProtocolConfig:
     n_checkpoints: int = 1
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {self.encoder!r}")
-        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.n_steps!r}")
-        if self.lr not in LEARNING_RATES:
-            raise ValueError(f"lr must be one of {LEARNING_RATES}, got {self.lr!r}")
-        if self.batch_size not in BATCH_SIZES:
-            raise ValueError(f"batch size must be one of {BATCH_SIZES}, got {self.batch_size!r}")
-        if self.max_length not in MAX_LENGTHS:
-            raise ValueError(f"max length must be one of {MAX_LENGTHS}, got {self.max_length!r}")
-        if not isinstance(self.bias_correction, bool):
-            raise ValueError(f"bias correction must be True or False, got {self.bias_correction!r}")
-        if not 0.0 <= self.warmup_fraction <= 0.5:
-            raise ValueError(f"warm-up fraction must be in [0, 0.5], got {self.warmup_fraction!r}")
-        if not self.weight_decay >= 0.0:
-            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name, value in validate_params(PARAMETER_CONSTRAINTS, values).items():
+            object.__setattr__(self, name, value)
 
     @property
     def stochastic(self) -> bool:

@@ -90,11 +90,13 @@ def test_llrd_changes_the_run_and_bias_correction_matters(dataset, l3_cache):
     assert uncorrected["distance_from_init"] != pytest.approx(plain["distance_from_init"], rel=1e-3)
 
 
-@pytest.mark.parametrize("bad, message", [({"lr": 3e-3}, "lr must be one of"),
-                                          ({"batch_size": 4}, "batch size must be one of"),
-                                          ({"max_length": 32}, "max length must be one of"),
-                                          ({"encoder": "bert-large"}, "encoder must be one of"),
-                                          ({"dropout": 1.0}, r"dropout must be in \[0, 1\)")])
+@pytest.mark.parametrize("bad, message", [
+    ({"lr": 3e-3}, r"^lr must be one of \{1e-05, 2e-05, 5e-05, 0.0001\} \(got 0.003\)$"),
+    ({"batch_size": 4}, r"^batch_size must be one of \{8, 16\} \(got 4\)$"),
+    ({"max_length": 32}, r"^max_length must be one of \{64, 128\} \(got 32\)$"),
+    ({"encoder": "bert-large"}, r"^encoder must be one of \{'minilm-l3', 'minilm-l6'\} "
+                                r"\(got 'bert-large'\)$"),
+    ({"dropout": 1.0}, r"^dropout must be a float in \[0, 1\) \(got 1.0\)$")])
 def test_bad_protocol_settings_name_the_field(bad, message):
     with pytest.raises(ValueError, match=message):
         _config(**bad)
