@@ -18,6 +18,7 @@ from verify.real.digits import (FINETUNE_CLASSES, PRETRAIN_CLASSES, PretrainingS
                                 cached_pretrained_encoder, digits_by_class)
 from verify.seeding import run_seed
 
+DIGITS_KIND = "real-digits"
 # Digits 5-9 have at least 174 images per class; this many per class are held out for testing.
 DIGITS_TEST_RESERVE = 80
 DIGITS_PRETRAINING: PretrainingSettings = {"n_steps": 600, "batch_size": 128, "lr": 3e-3, "random_state": 0}
@@ -114,7 +115,7 @@ def make_digits_dataset(*, shots: int, subset: int = 0, test_per_class: int = DI
     pretraining = {"objective": "masked-pixel reconstruction (30% of pixels zeroed, MSE)",
                    "classes": list(PRETRAIN_CLASSES), **DIGITS_PRETRAINING,
                    "final_loss": float(pretrained.losses[-20:].mean())}
-    card = dataset_card(dataset_id=dataset_id, kind="real-digits", generator="make_digits_dataset",
+    card = dataset_card(dataset_id=dataset_id, kind=DIGITS_KIND, generator="make_digits_dataset",
                  params=params, seed=seed, y=target.y[train], n_features=64, n_test=len(test),
                  classes=list(FINETUNE_CLASSES), source="scikit-learn load_digits",
                  radius=float(np.linalg.norm(target.X[train], axis=1).max()), pretraining=pretraining,

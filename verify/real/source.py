@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verify.real.configs import KINDS
-from verify.real.datasets import RealDataset, digits_dataset_id, digits_split, make_digits_dataset
+from verify.real.datasets import RealDataset
+from verify.real.kinds import RealKind, task_kind
 
 
 @dataclass(frozen=True)
 class DatasetRequest:
-    """One few-shot dataset: ``task`` (a text task's name, or ``"digits"``), shots per class, draw,
-    held-out examples per class."""
+    """One few-shot dataset: ``task`` (a task of a registered kind, :func:`verify.real.kinds.task_kind`),
+    shots per class, draw, held-out examples per class."""
 
     task: str
     shots: int
@@ -24,8 +24,13 @@ class DatasetRequest:
     test_per_class: int
 
     @property
+    def real_kind(self) -> RealKind:
+        """The record of the task's kind, which names, validates and builds the dataset."""
+        return task_kind(self.task)
+
+    @property
     def kind(self) -> str:
-        return "real-digits" if self.task == "digits" else "real-text"
+        return self.real_kind.name
 
     def __post_init__(self) -> None:
         if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1:
@@ -33,27 +38,18 @@ class DatasetRequest:
         if self.subset < 0:
             raise ValueError(f"subsets must be >= 1, got {self.subset + 1}")
 
+    def _params(self) -> dict[str, Any]:
+        return {"task": self.task, "shots": self.shots, "subset": self.subset,
+                "test_per_class": self.test_per_class}
+
     def dataset_id(self) -> str:
-        params = {"shots": self.shots, "subset": self.subset, "test_per_class": self.test_per_class}
-        if self.kind == "real-digits":
-            return digits_dataset_id(**params)
-        from verify.real.data.text_dataset import text_dataset_id
-        return text_dataset_id(task=self.task, **params)
+        return self.real_kind.dataset_id(**self._params())
 
     def validate(self) -> None:
-        params = {"shots": self.shots, "subset": self.subset, "test_per_class": self.test_per_class}
-        if self.kind == "real-digits":
-            digits_split(**params)
-        else:
-            from verify.real.data.text_dataset import text_split
-            text_split(task=self.task, **params)
+        self.real_kind.split(**self._params())
 
     def build(self, cache_dir: Path) -> RealDataset:
-        params = {"shots": self.shots, "subset": self.subset, "test_per_class": self.test_per_class}
-        if self.kind == "real-digits":
-            return make_digits_dataset(**params, cache_dir=cache_dir)
-        from verify.real.data.text_dataset import make_text_dataset
-        return make_text_dataset(task=self.task, **params)
+        return self.real_kind.build(**self._params(), cache_dir=cache_dir)
 
 
 def requests(task: str, shots, subsets: int, test_per_class: int) -> tuple[DatasetRequest, ...]:
@@ -83,8 +79,6 @@ class RealSource:
     def __post_init__(self) -> None:
         if not self.requests:
             raise ValueError("requests: at least one dataset is needed")
-        if {request.kind for request in self.requests} - set(KINDS):
-            raise ValueError(f"kind must be one of {KINDS}")
 
     def _datasets(self) -> dict[str, DatasetRequest]:
         return {request.dataset_id(): request for request in self.requests}

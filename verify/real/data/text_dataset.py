@@ -10,6 +10,8 @@ from verify.real.data.split import few_shot_subset, held_out_split
 from verify.real.datasets import RealDataset, dataset_card
 from verify.seeding import run_seed
 
+TEXT_KIND = "real-text"
+
 
 def text_dataset_id(*, task: str, shots: int, subset: int, test_per_class: int) -> str:
     return f"{task}-{shots}shot-draw{subset}-test{test_per_class}"
@@ -54,7 +56,7 @@ def make_text_dataset(*, task: str, shots: int, subset: int = 0, test_per_class:
     params: dict[str, Any] = {"task": task, "shots": shots, "subset": subset, "test_per_class": test_per_class}
     card = dataset_card(dataset_id=text_dataset_id(task=task, shots=shots, subset=subset,
                                                    test_per_class=test_per_class),
-                        kind="real-text", generator="make_text_dataset", params=params, seed=seed,
+                        kind=TEXT_KIND, generator="make_text_dataset", params=params, seed=seed,
                         y=corpus.labels[train], n_features=0, n_test=len(test), radius=None,
                         class_names=list(corpus.class_names), source=source,
                         test_class_counts=np.bincount(corpus.labels[test],

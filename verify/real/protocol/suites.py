@@ -13,6 +13,8 @@ from typing import Any
 
 from verify.real.configs import RealConfig
 from verify.real.data.registry import TEXT_TASKS, load_task
+from verify.real.data.text_dataset import TEXT_KIND
+from verify.real.plan import select_stabilisers
 from verify.real.protocol.config import ProtocolConfig, protocol_name
 from verify.real.source import DatasetRequest, RealSource
 from verify.run.task import Task, canonical_params
@@ -68,16 +70,15 @@ def head_config(suite: Suite, encoder: str, n_classes: int) -> RealConfig:
     several classes with softmax cross-entropy."""
     loss = "logistic" if n_classes == 2 else "softmax"
     return RealConfig(name=f"real_head_{encoder.replace('-', '_')}_{loss}_sgd8_T{HEAD_STEPS}_lrscale1"
-                           f"_looall_L{suite.max_length}", setting="head", kinds=("real-text",),
+                           f"_looall_L{suite.max_length}", setting="head", kinds=(TEXT_KIND,),
                       n_steps=HEAD_STEPS, lr_scale=1.0, batch_size=8, max_left_out=None,
                       n_checkpoints=6, loss=loss, encoder=encoder)
 
 
 def plan_suite(suite: Suite, *, cache_dir: Path) -> tuple[RealSource, list[Task]]:
     """The suite's datasets and tasks (validated: bad sizes fail here, before anything runs)."""
-    from verify.real.plan import select_stabilisers
-    full_methods = select_stabilisers(suite.methods, "full", "real-text")
-    head_methods = select_stabilisers(HEAD_METHODS, "head", "real-text")
+    full_methods = select_stabilisers(suite.methods, "full", TEXT_KIND)
+    head_methods = select_stabilisers(HEAD_METHODS, "head", TEXT_KIND)
     requests = tuple(DatasetRequest(task, shots, 0, suite.test_per_class)
                      for task in suite.tasks for shots in suite.steps)
     source = RealSource(requests, cache_dir)
