@@ -1,4 +1,4 @@
-"""Invalid-parameter cases generated from each generator's declared constraints, the issue's
+"""Invalid-parameter cases generated from each generator's declared constraints, chosen
 extreme values, sizes that cannot fit, and the vocabulary itself."""
 import math
 import numbers
