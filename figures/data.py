@@ -41,7 +41,7 @@ FULL_RUN_COLUMNS = (
 )
 # Full-set measures a figure reads only where it needs them.
 OPTIONAL_RUN_COLUMNS = ("predicted_direction_error", "predictor_relative_error", "feature_margin",
-                        "head_seed_spread")
+                        "head_seed_spread", "distance_from_start")
 # Training knobs that a figure holds fixed unless it plots them; ``lr_key`` is the learning-rate
 # knob as configured (``lr_scale`` = η·β̂ where the config uses one, else the absolute rate).
 KNOBS = ("n_classes", "label_noise", "loss", "init", "lr_key", "n_steps", "batch_size", "n_heads")

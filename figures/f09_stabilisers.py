@@ -16,7 +16,10 @@ target-adapted teacher, where SURT's premise holds, and the random-direction tea
     each family at its reference setting; units whose features are not separable (NULL) are left out.
     Stores without that column fall back to stability against the normalised margin of the head
     (``normalised_margin``), one line per family, setting and stabiliser. (b) MHLoss: stability against the number of heads H.
-(c) SURT: full fine-tuning stability against D = ‖w0 − w*_S‖ (Theorem F's constant ``D``).
+(c) SURT: full fine-tuning stability against the measured D, the fine-tuning move
+    ‖w_T − w_start‖ of the unit's model on S (``distance_from_start`` at its final checkpoint,
+    the estimate of Theorem F's D = ‖w0 − w*_S‖ that the paired verdicts' D target reads), so
+    tasks without Theorem F bounds (the deep tasks) are drawn too.
 (d) Seed instability: per (dataset, config, stabiliser, parameters) the standard deviation over
     seeds (ddof = 1) of the final test accuracy of the models trained on S, on the datasets where a
     config was run with two or more stabilisers (as in T1, no reference slice); bars are the mean
@@ -34,8 +37,8 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
 from figures.curves import lines, plain_first
-from figures.data import (SETTING_BOUND, SETTING_MEASURE, UNIT_KEYS, Frame, MissingData,
-                          at_reference_within, compared_datasets, full_units, loo_units, summarise,
+from figures.data import (OPTIONAL_RUN_COLUMNS, SETTING_MEASURE, UNIT_KEYS, Frame,
+                          MissingData, at_reference_within, compared_datasets, full_units, loo_units, summarise,
                           with_family, with_stabiliser_label)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, Panel, Series, colour
@@ -50,7 +53,7 @@ OMITTED = {
     "(a) MMR": ("no mmr runs beside plain runs with a feature_margin (stores before that column), "
                 "nor with a normalised_margin at two or more margins"),
     "(b) MHLoss": "no mhloss runs beside plain runs on the same datasets",
-    "(c) SURT": "no surt runs with Theorem F's constant D beside plain runs",
+    "(c) SURT": "no surt runs with a measured D (distance_from_start) beside plain runs",
     "(d) seed instability": "no config run with two or more stabilisers over two or more seeds",
 }
 
@@ -59,8 +62,8 @@ def _stability_units(connection: sqlite3.Connection) -> Frame:
     """Units of both settings with their ``family``, the setting's measure in ``measured``, each
     task family at its own reference setting."""
     frames = [at_reference_within(with_family(connection, loo_units(
-                  connection, measure=measure, where="r.setting = ?", params=(setting,),
-                  constants=("D",), bound=SETTING_BOUND[setting])), "family", vary=("n_heads",))[0]
+                  connection, measure=measure, where="r.setting = ?", params=(setting,))),
+                  "family", vary=("n_heads",))[0]
               for setting, measure in SETTING_MEASURE.items()]
     names = [name for name in frames[0].columns if all(name in frame for frame in frames)]
     return Frame({name: np.concatenate([frame[name] for frame in frames]) for name in names})
@@ -104,16 +107,23 @@ def _curve_panel(units: Frame, *, name: str, x: str, xlabel: str, title: str, xl
                  xlog=xlog, ylog=True, ticks_at_data=x == "n_heads")
 
 
+def _with_full_column(connection: sqlite3.Connection, units: Frame, column: str, *,
+                      name: str) -> Frame:
+    """``units`` with a column ``name``: ``column`` of each unit's model trained on S (NaN where
+    the store has none)."""
+    full = full_units(connection, optional=(column,) if column in OPTIONAL_RUN_COLUMNS else ())
+    value = {tuple(row): value for *row, value in zip(*(full[key].tolist() for key in UNIT_KEYS),
+                                                       full[column].tolist())}
+    keys = zip(*(units[key].tolist() for key in UNIT_KEYS))
+    return units.with_column(name, np.array([value.get(tuple(key), np.nan) for key in keys],
+                                            dtype=float))
+
+
 def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
     units = _against(units, MMR)
     if not len(units):
         return None
-    full = full_units(connection)
-    margin = {tuple(row): value for *row, value in zip(*(full[key].tolist() for key in UNIT_KEYS),
-                                                        full["normalised_margin"].tolist())}
-    keys = zip(*(units[key].tolist() for key in UNIT_KEYS))
-    units = units.with_column("feature_margin",
-                              np.array([margin.get(tuple(key), np.nan) for key in keys], dtype=float))
+    units = _with_full_column(connection, units, "normalised_margin", name="feature_margin")
     return _curve_panel(units, name="mmr", x="feature_margin", xlog=False,
                         title="(a) MMR: stability vs feature margin",
                         xlabel="normalised margin min_i y_i u·x_i (u = w/‖w‖) of the model on S")
@@ -179,6 +189,8 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     units = _stability_units(connection)
     heads = _against(units, MHLOSS)
     surt = _against(units.filter(units["setting"] == "full"), SURT)
+    if len(surt):
+        surt = _with_full_column(connection, surt, "distance_from_start", name="measured_D")
     candidates = {
         "(a) MMR": _feature_margin_panel(connection) or _margin_panel(connection, units),
         "(b) MHLoss": _curve_panel(
@@ -186,9 +198,9 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
             title="(b) MHLoss: stability vs number of heads H (H = 1: plain)",
             xlabel="number of heads H (log scale)") if len(heads) else None,
         "(c) SURT": _curve_panel(
-            surt, name="surt", x="constant_D", xlog=True,
+            surt, name="surt", x="measured_D", xlog=True,
             title="(c) SURT: stability vs distance D",
-            xlabel="D = ‖w0 − w*_S‖ (Theorem F constant, log scale)") if len(surt) else None,
+            xlabel="measured D = ‖w_T − w_start‖ of the model on S (log scale)") if len(surt) else None,
         "(d) seed instability": _seed_std_panel(connection),
     }
     panels = [panel for panel in candidates.values() if panel is not None and panel.series]

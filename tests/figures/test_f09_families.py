@@ -3,7 +3,8 @@ target-adapted teacher and the random-direction null control are never pooled.
 
 A small store of deep tasks (two datasets per teacher, plain and SURT) in which SURT halves the
 leave-one-out instability and D on the target-adapted teacher and doubles both on the null control;
-pooled, the two would cancel to a ratio 5/4 with neither effect visible.
+pooled, the two would cancel to a ratio 5/4 with neither effect visible. As on the real deep tasks,
+no Theorem F bound is stored: panel (c) plots the measured D, the move of each model trained on S.
 """
 from __future__ import annotations
 
@@ -54,10 +55,8 @@ def _deep_task(writer: Writer, *, teacher: str, dataset: int, surt: bool) -> Non
                    majority_accuracy=0.5, distance_from_start=factor * (1 + dataset))
         for i in LEFT_OUT:
             measured = stability(dataset, seed, i, factor)
-            run_id = writer.run(**common, seed=seed, left_out=i, left_out_weight=1 / len(LEFT_OUT),
-                                parameter_stability=measured)
-            writer.bound(run_id, "theorem_f", "parameter_stability", measured, 3 * measured,
-                         constants={"D": factor * (1 + dataset)})
+            writer.run(**common, seed=seed, left_out=i, left_out_weight=1 / len(LEFT_OUT),
+                       parameter_stability=measured)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +92,7 @@ def test_surt_panel_has_one_line_per_teacher_family_with_its_own_means(drawn):
                                               for label in ("none", "surt(steps=50)")}
     for family, (_, effect) in zip((FAIR, NULL), TEACHERS.values()):
         for label, factor in (("none", 1.0), ("surt(steps=50)", effect)):
-            for d in (0, 1):  # x: the dataset's D = factor (1 + d)
+            for d in (0, 1):  # x: the measured D = factor (1 + d)
                 expected = np.mean([np.mean([stability(d, s, i, factor) for i in LEFT_OUT])
                                     for s in SEEDS])
                 row = surt[(f"{family} · full, {label}", factor * (1 + d))]
