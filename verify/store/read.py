@@ -55,7 +55,6 @@ def results_path(path: str | Path) -> Path:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=4096)
 def canonical_params(text: str | None) -> str:
     """``stabiliser_params`` text as canonical JSON (sorted keys, compact), so equal ones compare equal."""
     return jsontext.dumps(jsontext.loads(text) if text else {})
