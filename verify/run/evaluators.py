@@ -50,9 +50,8 @@ def _signed(y: np.ndarray) -> np.ndarray:
 
 
 def linear_scores(W: np.ndarray, X: np.ndarray, n_classes: int) -> np.ndarray:
-    """Scores of linear heads: (M, n) for binary heads (w ∈ R^d), (M, n, C) for (C, d) heads."""
-    if n_classes <= 2:
-        return W @ X.T
+    """Scores ``(M, n, C)`` of softmax heads: each flat row of ``W`` is a ``(C, d)`` head, class-major
+    (the layout of ``verify.trainers.head``, two class vectors for a binary softmax head)."""
     return np.einsum("mcd,nd->mnc", W.reshape(len(W), n_classes, -1), X)
 
 
@@ -60,28 +59,32 @@ def linear_evaluator(loss: str, n_classes: int) -> Evaluator:
     """The evaluator of a linear model on fixed inputs (heads and the quadratic tasks).
 
     ``loss`` is "logistic" (binary; softmax cross-entropy when ``n_classes > 2``), "exponential",
-    "softmax" or "squared" (ℓ = ½(x·w − y)², regression).
+    "softmax" or "squared" (ℓ = ½(x·w − y)², regression). The binary losses read one weight vector
+    per model; softmax reads ``C = max(n_classes, 2)`` class vectors (:func:`linear_scores`), as the
+    head trainer lays them out, so a binary softmax head predicts the class of the larger score.
     """
     if loss == "squared":
         return Evaluator(per_sample_loss=lambda W, X, y: 0.5 * (W @ X.T - y) ** 2, predict=None)
     if n_classes > 2 or loss == "softmax":
         from scipy.special import logsumexp
 
+        n_outputs = max(n_classes, 2)
+
         def softmax_loss(W, X, y):
-            scores = linear_scores(W, X, max(n_classes, 2)) if n_classes > 2 else _binary_as_two(W, X)
+            scores = linear_scores(W, X, n_outputs)
             picked = np.take_along_axis(scores, np.asarray(y)[None, :, None], axis=2)[..., 0]
             return logsumexp(scores, axis=2) - picked
 
         def softmax_margins(W, X, y):
-            scores = linear_scores(W, X, n_classes)
+            scores = linear_scores(W, X, n_outputs)
             picked = np.take_along_axis(scores, np.asarray(y)[None, :, None], axis=2)[..., 0]
-            rivals = np.where(np.arange(n_classes)[None, None, :] == np.asarray(y)[None, :, None],
+            rivals = np.where(np.arange(n_outputs)[None, None, :] == np.asarray(y)[None, :, None],
                               -np.inf, scores).max(axis=2)
             return picked - rivals
 
         return Evaluator(per_sample_loss=softmax_loss,
-                         predict=lambda W, X: linear_scores(W, X, n_classes).argmax(axis=2),
-                         margins=softmax_margins if n_classes > 2 else _binary_margins)
+                         predict=lambda W, X: linear_scores(W, X, n_outputs).argmax(axis=2),
+                         margins=softmax_margins)
     if loss == "logistic":
         per_sample = lambda W, X, y: np.logaddexp(0.0, -_signed(y) * (W @ X.T))  # noqa: E731
     elif loss == "exponential":
@@ -90,11 +93,6 @@ def linear_evaluator(loss: str, n_classes: int) -> Evaluator:
         raise ValueError(f"loss: must be one of logistic, exponential, softmax, squared; got {loss!r}")
     return Evaluator(per_sample_loss=per_sample, predict=lambda W, X: (W @ X.T > 0).astype(np.int64),
                      margins=_binary_margins)
-
-
-def _binary_as_two(W: np.ndarray, X: np.ndarray) -> np.ndarray:
-    scores = W @ X.T
-    return np.stack([np.zeros_like(scores), scores], axis=2)
 
 
 def _binary_margins(W: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
