@@ -229,10 +229,12 @@ def test_json_filters_match_the_canonical_text(tmp_path):
         assert store.runs(stabiliser_params={"strength": 1.0, "include_head": False}) == []
 
 
-def _left_out_rows(seed, estimator, weighted):
-    """Left-out rows of one E_i group: (left_out, weight, parameter_stability) triples."""
+def _left_out_rows(seed, estimator, weighted, diverged=()):
+    """Left-out rows of one E_i group: (left_out, weight, parameter_stability) triples; the models
+    left out of the samples in ``diverged`` diverged."""
     return [run_row(100 * seed + i, i, seed=seed, left_out_estimator=estimator, left_out_weight=weight,
-                    parameter_stability=value) for i, weight, value in weighted]
+                    parameter_stability=value, diverged=int(i in diverged))
+            for i, weight, value in weighted]
 
 
 def test_stability_leaves_partial_groups_out_and_counts_them_as_the_verdicts_do(tmp_path):
@@ -259,6 +261,34 @@ def test_stability_leaves_partial_groups_out_and_counts_them_as_the_verdicts_do(
         only_partial = results.stability("parameter_stability", seed=1)
         assert list(only_partial) == [] and only_partial.partial_left_out == 1
         assert results.stability("parameter_stability", seed=0).partial_left_out == 0
+
+
+def test_stability_leaves_groups_with_a_diverged_model_out_and_counts_them_as_the_verdicts_do(tmp_path):
+    """A group is E_i only where every left-out run was measured: a diverged left-out model (its
+    measure NULL), a diverged model on S (every row's measure NULL) or both in a partial group leave
+    the group out, counted, as the corollary verdicts leave it out of the trends."""
+    from verify.verdicts.corollaries import _fetch
+    runs = ([run_row(1, None, diverged=0)]
+            + _left_out_rows(0, "stratified", [(2, 0.25, 1.0), (3, 0.75, 3.0)])
+            + _left_out_rows(1, "exact", [(2, 0.5, 2.0), (3, 0.5, None)], diverged=(3,))
+            + _left_out_rows(2, "exact", [(2, 0.5, None), (3, 0.5, None)])
+            + _left_out_rows(3, "partial", [(2, 1.0, None)], diverged=(2,))
+            + _left_out_rows(4, "exact", [(2, 0.5, 2.0), (3, 0.5, 4.0)]))
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.write_done({**TASK, "seeds": [0, 1, 2, 3, 4]}, runs, seconds=0, card=CARD)
+    with open_results(tmp_path / "r.sqlite") as results:
+        default = results.stability("parameter_stability")
+        assert [(r["seed"], r["stability"], r["n_left_out"]) for r in default] == [
+            (0, pytest.approx(2.5), 2), (4, pytest.approx(3.0), 2)]  # not seed 1's 2.0 over one row
+        assert (default.partial_left_out, default.diverged_left_out) == (1, 2)
+        measured, _, partial = _fetch(results.connection, "head", "parameter_stability")
+        assert [(r["seed"], r["iteration"], r["y"]) for r in measured] == [
+            (r["seed"], r["iteration"], r["stability"]) for r in default]
+        assert partial == default.partial_left_out
+        every = results.stability("parameter_stability", include_partial=True)
+        assert [r["seed"] for r in every] == [0, 4]
+        assert (every.partial_left_out, every.diverged_left_out) == (0, 3)
+        assert results.stability("parameter_stability", seed=1).diverged_left_out == 1
 
 
 def test_unknown_filter_column_is_refused(tmp_path):

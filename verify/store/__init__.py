@@ -6,6 +6,7 @@ from verify.store.read import (
     Results,
     StabilityRecords,
     canonical_params,
+    fully_measured,
     left_out_mean,
     open_results,
     partial_estimate,
@@ -24,5 +25,5 @@ from verify.store.writer import ResultStore
 
 __all__ = ["BOUND_COLUMNS", "RESULTS_FILE", "RUN_COLUMNS", "SCHEMA_VERSION", "STABILITY_KEYS",
            "TABLE", "TABLES", "WEIGHTS_FOLDER", "Results", "ResultStore", "StabilityRecords",
-           "StoredWeights", "canonical_params", "left_out_mean", "open_results", "partial_estimate",
+           "StoredWeights", "canonical_params", "fully_measured", "left_out_mean", "open_results", "partial_estimate",
            "results_path"]

@@ -9,6 +9,7 @@ docs/results-schema.md)::
         rows = results.runs(config="full_quadratic_gd", left_out=True)   # list of dicts
         e_i = results.stability("parameter_stability")                   # E_i per seed/iteration
         e_i.partial_left_out        # groups left out: their left-out estimate is partial
+        e_i.diverged_left_out       # groups left out: a left-out run diverged or lacks the measure
         frame = results.dataframe("SELECT * FROM bounds")                # needs pandas
 """
 from __future__ import annotations
@@ -38,14 +39,27 @@ def partial_estimate(alias: str = "r") -> str:
     return f"(SUM({column} IS 'partial') > 0)"
 
 
+def fully_measured(measure: str, alias: str = "r") -> str:
+    """SQL aggregate, true for an E_i group (left-out rows grouped by :data:`STABILITY_KEYS`) whose
+    every row measured ``measure``: no row's model diverged (``diverged`` is 0 on every row) and
+    no row has ``measure`` NULL (it is NULL where either model diverged). Over the rows that remain,
+    :func:`left_out_mean` would be the E_i of the models that stayed stable only. The corollary
+    verdicts (``verify.verdicts.corollaries``) and :meth:`Results.stability` leave other groups out."""
+    prefix = f"{alias}." if alias else ""
+    return f"(MAX({prefix}diverged) = 0 AND COUNT({prefix}{measure}) = COUNT(*))"
+
+
 class StabilityRecords(list):
     """The records of :meth:`Results.stability`: a list of dicts, with ``partial_left_out``, how
     many E_i groups matching the filters were left out because their left-out estimate is partial
-    (0 when they were asked for with ``include_partial=True``)."""
+    (0 when they were asked for with ``include_partial=True``), and ``diverged_left_out``, how many
+    of the others were left out because a left-out run diverged or lacks the measure."""
 
-    def __init__(self, records: Sequence[dict[str, Any]], *, partial_left_out: int) -> None:
+    def __init__(self, records: Sequence[dict[str, Any]], *, partial_left_out: int,
+                 diverged_left_out: int) -> None:
         super().__init__(records)
         self.partial_left_out = partial_left_out
+        self.diverged_left_out = diverged_left_out
 
 
 def results_path(path: str | Path) -> Path:
@@ -217,10 +231,19 @@ class Results:
         -------
         StabilityRecords
             A list of records, each with :data:`STABILITY_KEYS`, ``stability`` (the
-            ``left_out_weight``-weighted mean over the left-out rows where the measure is not NULL),
-            ``n_left_out`` (those rows) and ``left_out_estimator`` (the group's: ``exact``,
-            ``stratified``, ``partial``, or None for rows that record none); its
-            ``partial_left_out`` is how many matching groups were left out as partial.
+            ``left_out_weight``-weighted mean over the group's left-out rows), ``n_left_out`` (those
+            rows) and ``left_out_estimator`` (the group's: ``exact``, ``stratified``, ``partial``,
+            or None for rows that record none); its ``partial_left_out`` is how many matching groups
+            were left out as partial, its ``diverged_left_out`` how many of the others were left
+            out because some left-out run diverged or lacks the measure.
+
+        Notes
+        -----
+        As in the corollary verdicts, a group is returned only when every one of its left-out runs
+        measured ``measure`` (:func:`fully_measured`): where a model diverged (the measure is then
+        NULL on its row, and on every row whose model on S diverged), the mean over the other rows
+        would be the E_i of the stable models only, so the group is left out and counted in
+        ``diverged_left_out``, whatever ``include_partial``.
         """
         if measure not in TABLE["runs"].group("left_out"):
             raise ValueError(f"measure: must be one of {', '.join(TABLE['runs'].group('left_out'))}, "
@@ -230,11 +253,14 @@ class Results:
         rows = self.query(
             f"SELECT {keys}, {left_out_mean(f'r.{measure}')} AS stability, "
             f"COUNT(r.{measure}) AS n_left_out, CASE WHEN {partial_estimate()} THEN 'partial' "
-            "ELSE MAX(r.left_out_estimator) END AS left_out_estimator FROM runs r "
+            "ELSE MAX(r.left_out_estimator) END AS left_out_estimator, "
+            f"{fully_measured(measure)} AS measured FROM runs r "
             f"{_clause(['r.left_out IS NOT NULL', *where])} GROUP BY {keys} ORDER BY {keys}",
             parameters)
-        kept = [row for row in rows if include_partial or row["left_out_estimator"] != "partial"]
-        return StabilityRecords(kept, partial_left_out=len(rows) - len(kept))
+        estimated = [row for row in rows if include_partial or row["left_out_estimator"] != "partial"]
+        kept = [row for row in estimated if row.pop("measured")]
+        return StabilityRecords(kept, partial_left_out=len(rows) - len(estimated),
+                                diverged_left_out=len(estimated) - len(kept))
 
     def cards(self) -> dict[str, dict[str, Any]]:
         """``dataset_id -> card`` for every dataset recorded."""

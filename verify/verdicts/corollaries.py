@@ -42,7 +42,7 @@ from verify.verdicts.db import (
     estimator_filter,
     fetch_dicts,
 )
-from verify.store import left_out_mean
+from verify.store import fully_measured, left_out_mean
 from verify.verdicts.stats import granulated_kendall_tau, trend_verdict
 
 DECREASE, INCREASE = -1, 1
@@ -362,7 +362,7 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
     measured_rows = _comparable(fetch_dicts(
         conn, f"SELECT {coordinates}, r.config, {left_out_mean(f'r.{measure}')} AS y FROM runs r "
               f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
-              f"HAVING MAX(r.diverged) = 0 AND COUNT(r.{measure}) = COUNT(*) AND {complete}",
+              f"HAVING {fully_measured(measure)} AND {complete}",
               (setting,)))
     partial = conn.execute(f"SELECT COUNT(*) FROM ({partial_groups}) WHERE setting = ?",
                            (setting,)).fetchone()[0]
