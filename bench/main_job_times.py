@@ -82,7 +82,7 @@ def summarise(folders: list[dict], configs: dict) -> dict:
         return [{"name": name, "tasks": count, "task_seconds": round(seconds, 1)}
                 for name, (count, seconds) in sorted(table.items(), key=lambda item: -item[1][1])]
 
-    return {"steps": [{"command": " ".join(step["command"][1:3]) + " " + _grid(step["command"]),
+    return {"steps": [{"command": f"{step['command'][1]} {_grid(step['command'])}".strip(),
                        "wall_s": step["wall_s"], "cpu_s": step["cpu_s"],
                        "share": step["wall_s"] / total_wall if total_wall else None}
                       for step in steps],
