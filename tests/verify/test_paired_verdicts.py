@@ -22,6 +22,8 @@ from verify.verdicts.paired import (
     Unit,
     paired_estimate,
     paired_verdicts,
+    cross_fit,
+    seed_fold,
     select_on_validation,
 )
 
@@ -32,10 +34,18 @@ QUANTITIES = {"gamma_over_R": MARGIN}
 
 def unit(dataset, stabiliser="none", *, accuracy, family="deep", config="c", params=None,
          failed=None, loo=None, targets=None, validation=None):
+    """A unit; ``loo``, each target and ``validation`` may be one number for every seed."""
+    n = len(accuracy)
+
+    def per_seed(value):
+        return () if value is None else tuple(np.broadcast_to(np.asarray(value, dtype=float), n))
+
     return Unit(dataset_id=dataset, family=family, config=config, stabiliser=stabiliser,
                 params=DEFAULTS.get(stabiliser, "{}") if params is None else params,
-                accuracy=tuple(accuracy), failed=tuple(failed or [False] * len(accuracy)),
-                leave_one_out=loo, targets=targets or {}, validation_accuracy=validation)
+                accuracy=tuple(accuracy), failed=tuple(failed or [False] * n),
+                leave_one_out=per_seed(loo),
+                targets={q: per_seed(v) for q, v in (targets or {}).items()},
+                validation=per_seed(validation))
 
 
 def panel(n_datasets=12, n_seeds=10, *, scale=0.5, seed=0, **stabilised):
@@ -180,7 +190,8 @@ def test_strength_is_selected_on_validation_accuracy_never_on_test_accuracy():
                           validation=0.8))
     rows = judge(units)
     selected = only(rows, stabiliser="calm", selection=SELECTED)
-    assert selected["chosen"] == {'{"strength":2}': 6} and selected["unselectable_pairs"] == 0
+    # cross-fitted: two folds per pair, each selected on the other's validation accuracy
+    assert selected["chosen"] == {'{"strength":2}': 12} and selected["unselectable_pairs"] == 0
     assert selected["measures"]["seed_std"]["value"] == pytest.approx(0.5)
     default = only(rows, stabiliser="calm", selection=DEFAULT)
     assert default["measures"]["seed_std"]["value"] == pytest.approx(1.0)
@@ -195,6 +206,85 @@ def test_without_validation_accuracy_no_setting_is_selected():
     settings_['{"a":1}'] = unit("d", "calm", accuracy=[0.9], validation=0.7)
     assert select_on_validation(settings_, '{"a":1}') == '{"a":1}'  # a tie goes to the default
     assert select_on_validation(settings_, "missing") == min(settings_)  # else the first in order
+
+
+def lucky_panel(n_datasets=60, n_seeds=10, *, settings=3, rate=0.3, better=None, seed=4):
+    """Plain training and ``settings`` strengths of "calm" that are all as good as plain: each
+    run fails with probability ``rate``, independently per seed and setting, and a failed run is at
+    chance on validation and test alike (its seed's luck). ``better``: the index of a setting that
+    is truly better on every seed (never fails, 0.05 more accurate, half the seed spread)."""
+    rng = np.random.default_rng(seed)
+    units = []
+    for d in range(n_datasets):
+        for k in range(settings + 1):
+            name, params = ("none", "{}") if k == 0 else ("calm", f'{{"strength":{k}}}')
+            noise = rng.standard_normal(n_seeds)
+            failed = rng.random(n_seeds) < rate
+            if k == better:
+                failed[:], noise = False, 0.5 * noise
+            good = 0.8 + 0.05 * (k == better) + 0.02 * noise
+            test = np.where(failed, 0.5, good)
+            validation = np.where(failed, 0.5, good + 0.01 * rng.standard_normal(n_seeds))
+            units.append(unit(f"d{d}", name, params=params, accuracy=test, failed=list(failed),
+                              validation=validation))
+    return units
+
+
+def test_seed_luck_that_wins_the_validation_selection_does_not_look_like_stabilisation():
+    rows = judge(lucky_panel())
+    for params in ('{"strength":1}', '{"strength":2}', '{"strength":3}'):
+        setting = only(rows, stabiliser="calm", selection=DEFAULT if params == DEFAULTS["calm"]
+                       else params)["measures"]["failed_rate"]
+        assert setting["verdict"] == INCONCLUSIVE, params
+    selected = only(rows, stabiliser="calm", selection=SELECTED)
+    rate = selected["measures"]["failed_rate"]
+    # Selecting on the evaluated seeds' own validation accuracy picks the luckiest of three
+    # (-0.14 here, "stabilises"); on the other fold's seeds the luck does not carry over.
+    assert abs(rate["value"]) < 0.03 and rate["low"] < 0 < rate["high"]
+    assert rate["verdict"] == INCONCLUSIVE
+    assert selected["n_pairs"] == 60 and sum(selected["chosen"].values()) == 120
+    assert selected["unfoldable_pairs"] == 0 == selected["unselectable_pairs"]
+
+
+def test_a_setting_better_on_every_seed_is_found_by_the_cross_fitted_selection():
+    rows = judge(lucky_panel(20, better=2))
+    selected = only(rows, stabiliser="calm", selection=SELECTED)
+    assert selected["chosen"] == {'{"strength":2}': 40}
+    assert selected["measures"]["failed_rate"]["verdict"] == STABILISES
+    assert selected["measures"]["failed_rate"]["value"] == pytest.approx(
+        only(rows, stabiliser="calm", selection='{"strength":2}')["measures"]["failed_rate"]["value"])
+    assert selected["verdict"] == STABILISES
+
+
+def test_cross_fitting_evaluates_each_seed_once_under_the_other_folds_selection():
+    assert [seed_fold(s) for s in range(4)] == [0, 1, 0, 1]
+    plain = unit("d", accuracy=[0.6, 0.7, 0.8, 0.5], failed=[False, False, False, True])
+    # "a" wins on the even seeds' validation, "b" on the odd seeds'.
+    settings_ = {"a": unit("d", "calm", params="a", accuracy=[0.1, 0.2, 0.3, 0.5],
+                           validation=[0.9, 0.1, 0.9, 0.1]),
+                 "b": unit("d", "calm", params="b", accuracy=[0.4, 0.6, 0.5, 0.9],
+                           validation=[0.1, 0.9, 0.1, 0.9])}
+    stabilised, reference, selected = cross_fit(settings_, plain, None)
+    assert selected == ("b", "a")  # fold 0 (even) judged at b, selected on the odd seeds
+    assert stabilised.seeds == (0, 2, 1, 3) and stabilised.accuracy == (0.4, 0.5, 0.2, 0.5)
+    assert reference.seeds == (0, 2, 1, 3) and reference.failed_rate == 0.25
+    # pooled within folds: ((0.4-0.45)²+(0.5-0.45)²+(0.2-0.35)²+(0.5-0.35)²) / (1+1)
+    assert stabilised.seed_variance == pytest.approx((2 * 0.05**2 + 2 * 0.15**2) / 2)
+    assert reference.seed_variance == pytest.approx((2 * 0.1**2 + 2 * 0.1**2) / 2)
+    assert cross_fit({k: u.restricted(0) for k, u in settings_.items()}, plain, None) == "unfoldable"
+    settings_["b"] = unit("d", "calm", params="b", accuracy=[0.4, 0.6, 0.5, 0.9])
+    assert cross_fit(settings_, plain, None) == "unselectable"
+
+
+def test_pairs_with_fewer_than_two_seeds_in_a_fold_are_left_out_of_the_selected_row():
+    units = lucky_panel(6, better=1)
+    units += [unit("few", accuracy=[0.5, 0.6, 0.7]),
+              *(unit("few", "calm", params=f'{{"strength":{k}}}', accuracy=[0.5, 0.6, 0.7],
+                     validation=0.6) for k in (1, 2))]
+    selected = only(judge(units), stabiliser="calm", selection=SELECTED)
+    assert selected["unfoldable_pairs"] == 1 and selected["n_pairs"] == 6
+    default = only(judge(units), stabiliser="calm", selection=DEFAULT)
+    assert default["n_pairs"] == 7
 
 
 def test_verdicts_are_deterministic_and_seeded_from_their_coordinates():

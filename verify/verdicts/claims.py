@@ -178,8 +178,9 @@ def stabiliser(name: str, measure: str = "seed_std") -> Callable[[dict], tuple[s
     plain training, paired on the same datasets, configs and seeds (``verdicts["stabilisers"]``).
 
     Judged on the :data:`FAIR_FAMILY` where the results have it, else on the family with the most
-    paired datasets; its validation-selected setting where one was selected, else the default. The
-    other families (null controls included) are reported in ``judged_on``, never pooled."""
+    paired datasets; its (cross-fitted) validation-selected setting where some pair could be
+    cross-fitted, else the default. The other families (null controls included) are reported in
+    ``judged_on``, never pooled."""
 
     def judge(verdicts: dict) -> tuple[str, dict, str]:
         rows = [r for r in verdicts.get("stabilisers") or [] if r["stabiliser"] == name
@@ -189,7 +190,8 @@ def stabiliser(name: str, measure: str = "seed_std") -> Callable[[dict], tuple[s
 
         def chosen(family: str) -> dict:
             of_family = [r for r in rows if r["family"] == family]
-            return next((r for r in of_family if r["selection"] == "validation-selected"),
+            return next((r for r in of_family
+                         if r["selection"] == "validation-selected" and r["n_pairs"]),
                         next((r for r in of_family if r["is_default"]), of_family[0]))
 
         families = sorted({r["family"] for r in rows},

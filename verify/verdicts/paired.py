@@ -3,11 +3,12 @@ and seeds, with a paired bootstrap CI over datasets and a verdict per task famil
 
 A **pair** is one dataset trained with one config, once plain and once with one setting of a
 stabiliser (the same seeds: a run's seed is derived from its coordinates, so plain and stabilised
-runs of a seed share the data order and the head's initial draw). Per pair and side the inputs are
-the final checkpoint's test accuracy per seed, whether each seed failed (at or below the
-majority-class accuracy, or diverged), E_i of the setting's leave-one-out measure (mean over seeds;
-absent where the left-out estimate is partial or no set was left out), the stabiliser's target
-quantities (mean over seeds) and the mean validation accuracy (for selecting a strength).
+runs of a seed share the data order and the head's initial draw). Per pair and side the inputs are,
+per seed of the final checkpoint, the test accuracy, whether the run failed (at or below the
+majority-class accuracy, or diverged), E_i of the setting's leave-one-out measure (absent where the
+left-out estimate is partial or no set was left out), the stabiliser's target quantities and the
+validation accuracy (for selecting a strength); a side's E_i, quantities and validation accuracy
+are means over the seeds that record them.
 
 Measures, each an estimator over the pairs of a family (sums run over pairs):
 
@@ -33,14 +34,34 @@ datasets there is no interval and the verdict is "no data"; with fewer than ``MI
 interval is reported but the verdict is "too few datasets" (for a ratio, datasets where both sides
 are 0 do not count).
 
-Strength selection: where a stabiliser ran at several settings on a pair, the **validation-selected**
-setting of that pair is the one with the highest mean validation accuracy over seeds (ties: the
-default, then the settings' order); the reported test accuracy is never used to select.
+Strength selection: where a stabiliser ran at several settings on a pair, the
+**validation-selected** row is cross-fitted, so that the seeds whose luck picked a setting are not
+the seeds that judge it (a seed's model shares its luck between validation and test accuracy: a run
+that fails, fails on both, and picking the best of several settings on those seeds would credit the
+setting whose seeds happened to fail less). The seeds of a pair are split into two folds by their
+seed index, even and odd (:data:`N_FOLDS`, :func:`seed_fold`). Per fold, the setting is selected
+on the *other* fold's mean validation accuracy (ties: the default, then the settings' order) and
+evaluated on this fold's seeds; plain training is evaluated on the same folds, so the pairing
+holds. Each seed is thus evaluated exactly once, under a selection that did not see it, and the
+two folds combine into one pair:
+
+- ``seed_std``: s² of each side is the pooled within-fold variance, Σ_folds Σ_seeds (x − x̄_fold)² /
+  Σ_folds (n_fold − 1) over the seeds with an accuracy (the two folds may run different settings,
+  so deviations are taken from each fold's own mean), plain's computed on the same folds;
+- ``failed_rate``, ``leave_one_out`` and target quantities: over all evaluated seeds, as for one
+  setting (the failed-run rate of the ten evaluated seeds, the mean E_i and mean quantity over
+  them).
+
+A pair with fewer than two seeds in a fold (on plain or on any setting) cannot be cross-fitted and
+is left out of the selected row (``unfoldable_pairs``); one where some setting records no
+validation accuracy on a fold is left out as ``unselectable_pairs``. ``chosen`` counts the folds
+(two per pair) each setting was selected on. The reported test accuracy is never used to select.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,6 +79,8 @@ NOT_MEASURED = "not measured here"
 MIN_DATASETS = 5
 RAISED, LOWERED = "raised", "lowered"
 DEFAULT, SELECTED = "default", "validation-selected"
+# Cross-fitting folds of a pair's seeds (even / odd seed index): each is selected on the other.
+N_FOLDS = 2
 
 
 @dataclass(frozen=True)
@@ -89,9 +112,16 @@ class Quantity:
             raise ValueError(f"intended must be -1, 0 or 1, got {self.intended!r}")
 
 
+def seed_fold(seed: int) -> int:
+    """The cross-fitting fold of a seed index: even seeds form fold 0, odd seeds fold 1."""
+    return int(seed) % N_FOLDS
+
+
 @dataclass(frozen=True)
 class Unit:
     """One dataset × config × stabiliser setting at its task's final checkpoint.
+
+    Every per-seed tuple has one entry per seed, in the order of ``seeds``.
 
     Attributes
     ----------
@@ -102,12 +132,17 @@ class Unit:
         Test accuracy per seed (NaN where undefined: diverged).
     failed : tuple of bool
         Whether each seed's run failed.
-    leave_one_out : float or None
-        E_i of the setting's leave-one-out measure, mean over seeds (None: not estimated).
-    targets : mapping of str to float
-        Target quantity -> mean over seeds (absent where not measured).
-    validation_accuracy : float or None
-        Mean validation accuracy over seeds (None where the runs record none).
+    seeds : tuple of int, default=()
+        The seed index of each entry; empty: 0, 1, ... in order.
+    leave_one_out : tuple of float, default=()
+        E_i of the setting's leave-one-out measure per seed (NaN: not estimated; empty: none).
+    targets : mapping of str to tuple of float
+        Target quantity -> its value per seed (NaN where not measured; absent: never measured).
+    validation : tuple of float, default=()
+        Validation accuracy per seed (NaN where none; empty: the runs record none).
+    within_folds : bool, default=False
+        Whether the seed variance pools the deviations within each seed fold (:func:`seed_fold`)
+        rather than over all seeds: a cross-fitted side, whose folds may run different settings.
     """
 
     dataset_id: str
@@ -117,19 +152,78 @@ class Unit:
     params: str
     accuracy: tuple[float, ...]
     failed: tuple[bool, ...]
-    leave_one_out: float | None = None
-    targets: Mapping[str, float] = field(default_factory=dict)
-    validation_accuracy: float | None = None
+    seeds: tuple[int, ...] = ()
+    leave_one_out: tuple[float, ...] = ()
+    targets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    validation: tuple[float, ...] = ()
+    within_folds: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.accuracy)
+        if not self.seeds:
+            object.__setattr__(self, "seeds", tuple(range(n)))
+        for name, values in (("failed", self.failed), ("seeds", self.seeds),
+                             ("leave_one_out", self.leave_one_out), ("validation", self.validation),
+                             *((f"targets[{q!r}]", v) for q, v in self.targets.items())):
+            if name in ("failed", "seeds") or values:
+                if len(values) != n:
+                    raise ValueError(f"{name} must have one entry per seed ({n}), got {len(values)}")
 
     @property
     def seed_variance(self) -> float | None:
-        defined = np.asarray(self.accuracy, dtype=float)
-        defined = defined[np.isfinite(defined)]
-        return float(np.var(defined, ddof=1)) if defined.size >= 2 else None
+        """Unbiased seed variance of test accuracy (ddof = 1), pooled within the seed folds where
+        ``within_folds``: Σ (x − x̄_group)² / Σ (n_group − 1) over the seeds with an accuracy. None
+        where no group holds two such seeds."""
+        accuracy = np.asarray(self.accuracy, dtype=float)
+        groups = ([np.asarray(self.seeds) % N_FOLDS == fold for fold in range(N_FOLDS)]
+                  if self.within_folds else [np.ones(accuracy.size, dtype=bool)])
+        squares, freedom = 0.0, 0
+        for group in groups:
+            defined = accuracy[group & np.isfinite(accuracy)]
+            if defined.size:
+                squares += float(np.sum((defined - defined.mean()) ** 2))
+                freedom += defined.size - 1
+        return squares / freedom if freedom >= 1 else None
 
     @property
     def failed_rate(self) -> float | None:
         return float(np.mean(self.failed)) if self.failed else None
+
+    @property
+    def mean_leave_one_out(self) -> float | None:
+        """E_i, mean over the seeds that estimate it (None: none does)."""
+        return _finite_mean(self.leave_one_out)
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        """Mean validation accuracy over the seeds that record one (None: none does)."""
+        return _finite_mean(self.validation)
+
+    def target(self, quantity: str) -> float | None:
+        """Mean of a target quantity over the seeds that measure it (None: none does)."""
+        return _finite_mean(self.targets.get(quantity, ()))
+
+    def fold_seeds(self, fold: int) -> int:
+        """How many seeds of the unit lie in ``fold``."""
+        return sum(seed_fold(seed) == fold for seed in self.seeds)
+
+    def restricted(self, fold: int) -> Unit:
+        """The unit on the seeds of one fold only."""
+        keep = [k for k, seed in enumerate(self.seeds) if seed_fold(seed) == fold]
+
+        def pick(values: tuple) -> tuple:
+            return tuple(values[k] for k in keep) if values else ()
+
+        return replace(self, accuracy=pick(self.accuracy), failed=pick(self.failed),
+                       seeds=pick(self.seeds), leave_one_out=pick(self.leave_one_out),
+                       validation=pick(self.validation),
+                       targets={q: pick(v) for q, v in self.targets.items()})
+
+
+def _finite_mean(values: Sequence[float]) -> float | None:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(np.mean(finite)) if finite.size else None
 
 
 @dataclass(frozen=True)
@@ -164,9 +258,8 @@ def side_value(unit: Unit, measure: Measure) -> float | None:
     if measure is FAILED_RATE:
         return unit.failed_rate
     if measure is LEAVE_ONE_OUT:
-        return unit.leave_one_out
-    value = unit.targets.get(measure.name.removeprefix("target:"))
-    return None if value is None or not np.isfinite(value) else float(value)
+        return unit.mean_leave_one_out
+    return unit.target(measure.name.removeprefix("target:"))
 
 
 def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure, *,
@@ -261,12 +354,71 @@ def select_on_validation(settings: Mapping[str, Unit], default: str | None) -> s
     """The setting (canonical params) with the highest mean validation accuracy; ties go to
     ``default``, then to the first in sorted order. None when some setting records no validation
     accuracy (no selection is possible without looking at test accuracy)."""
-    if any(unit.validation_accuracy is None for unit in settings.values()):
+    means = {params: unit.validation_accuracy for params, unit in settings.items()}
+    if any(mean is None for mean in means.values()):
         return None
-    best = max(unit.validation_accuracy for unit in settings.values()
-               if unit.validation_accuracy is not None)
-    tied = sorted(params for params, unit in settings.items() if unit.validation_accuracy == best)
+    best = max(mean for mean in means.values() if mean is not None)
+    tied = sorted(params for params, mean in means.items() if mean == best)
     return default if default in tied else tied[0]
+
+
+def cross_fit(settings: Mapping[str, Unit], plain: Unit,
+              default: str | None) -> tuple[Unit, Unit, tuple[str, ...]] | str:
+    """One pair's cross-fitted selection: per fold, the setting selected on the other fold's
+    validation accuracy, evaluated on this fold's seeds.
+
+    Parameters
+    ----------
+    settings : mapping of str to Unit
+        The pair's stabilised units, canonical params -> unit.
+    plain : Unit
+        The pair's plain unit.
+    default : str or None
+        The stabiliser's default params (wins ties).
+
+    Returns
+    -------
+    (Unit, Unit, tuple of str) or str
+        The stabilised side (each fold's seeds from its selected setting) and the plain side on the
+        same folds, both pooling their seed variance within folds, with the setting selected per
+        fold; or ``"unfoldable"`` where a fold holds fewer than two seeds of plain or of some
+        setting, ``"unselectable"`` where some setting records no validation accuracy on a fold.
+    """
+    if any(unit.fold_seeds(fold) < 2 for unit in (plain, *settings.values())
+           for fold in range(N_FOLDS)):
+        return "unfoldable"
+    evaluated, selected = [], []
+    for fold in range(N_FOLDS):
+        others = {params: unit.restricted((fold + 1) % N_FOLDS) for params, unit in settings.items()}
+        params = select_on_validation(others, default)
+        if params is None:
+            return "unselectable"
+        evaluated.append(settings[params].restricted(fold))
+        selected.append(params)
+    folds = [plain.restricted(fold) for fold in range(N_FOLDS)]
+    return _joined(evaluated), _joined(folds), tuple(selected)
+
+
+def _joined(parts: Sequence[Unit]) -> Unit:
+    """The seeds of ``parts`` (one unit per fold, of one dataset and config) as one side whose seed
+    variance pools within folds; ``params`` lists the parts' settings."""
+    first = parts[0]
+    quantities = sorted({q for part in parts for q in part.targets})
+
+    def cat(name: str) -> tuple:
+        values = [getattr(part, name) for part in parts]
+        if any(values) and not all(values):  # one fold records it, the other does not
+            values = [v or (math.nan,) * len(part.seeds) for v, part in zip(values, parts)]
+        return tuple(item for value in values for item in value)
+
+    return Unit(dataset_id=first.dataset_id, family=first.family, config=first.config,
+                stabiliser=first.stabiliser, params="|".join(sorted({part.params for part in parts})),
+                accuracy=cat("accuracy"), failed=cat("failed"), seeds=cat("seeds"),
+                leave_one_out=cat("leave_one_out"), validation=cat("validation"),
+                targets={q: tuple(item for part in parts
+                                  for item in part.targets.get(q, (math.nan,) * len(part.seeds)))
+                         for q in quantities},
+                within_folds=True)
 
 
 def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str]],
@@ -300,8 +452,10 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
         ``intended`` and ``as_intended``, or "not measured here" where no pair records it on
         either side),
         ``verdict`` (the seed-std verdict: the paper's sense of "stabilises"),
-        ``unmeasured_targets`` and, for the selected row, ``chosen`` (params -> number of pairs)
-        and ``unselectable_pairs`` (pairs without validation accuracy for every setting).
+        ``unmeasured_targets`` and, for the (cross-fitted) selected row, ``chosen`` (params ->
+        number of folds it was selected on, two per pair), ``unfoldable_pairs`` (pairs with fewer
+        than two seeds in a fold, left out) and ``unselectable_pairs`` (pairs where some setting
+        records no validation accuracy on a fold, left out).
     """
     plain = {(u.dataset_id, u.config): u for u in units if u.stabiliser == PLAIN}
     by_pair: dict[tuple[str, str, str], dict[str, Unit]] = {}
@@ -320,32 +474,38 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                     *(target_measure(quantities[q]) for q in declared if q in quantities)]
         unmeasured = [q for q in declared if q not in quantities]
         every = sorted({params for settings in pairs.values() for params in settings})
-        selections: list[tuple[str, dict[str, Unit], dict]] = []
+        selections: list[tuple[str, dict[str, tuple[Unit, Unit]], dict]] = []
         for params in every:
-            chosen = {pair: settings[params] for pair, settings in pairs.items() if params in settings}
+            chosen = {pair: (settings[params], plain[(settings[params].dataset_id,
+                                                      settings[params].config)])
+                      for pair, settings in pairs.items() if params in settings}
             is_default = params == defaults.get(name)
             selections.append((DEFAULT if is_default else params, chosen,
                                {"params": params, "is_default": is_default}))
         multi = {pair: settings for pair, settings in pairs.items() if len(settings) >= 2}
         if multi:
-            chosen, unselectable = {}, 0
+            chosen, left_out = {}, {"unfoldable": 0, "unselectable": 0}
             counts: dict[str, int] = {}
             for pair, settings in multi.items():
-                selected = select_on_validation(settings, defaults.get(name))
-                if selected is None:
-                    unselectable += 1
+                some = next(iter(settings.values()))
+                fitted = cross_fit(settings, plain[(some.dataset_id, some.config)],
+                                   defaults.get(name))
+                if isinstance(fitted, str):
+                    left_out[fitted] += 1
                     continue
-                chosen[pair] = settings[selected]
-                counts[selected] = counts.get(selected, 0) + 1
+                stabilised, reference, selected = fitted
+                chosen[pair] = (stabilised, reference)
+                for params in selected:
+                    counts[params] = counts.get(params, 0) + 1
             selections.append((SELECTED, chosen, {"params": None, "is_default": False,
                                                   "chosen": dict(sorted(counts.items())),
-                                                  "unselectable_pairs": unselectable}))
+                                                  "unselectable_pairs": left_out["unselectable"],
+                                                  "unfoldable_pairs": left_out["unfoldable"]}))
         for selection, chosen, extra in selections:
             estimates = {}
             for measure in measures:
                 found, recorded = [], False
-                for pair, unit in sorted(chosen.items()):
-                    reference = plain[(unit.dataset_id, unit.config)]
+                for pair, (unit, reference) in sorted(chosen.items()):
                     a, b = side_value(unit, measure), side_value(reference, measure)
                     recorded = recorded or a is not None or b is not None
                     if a is not None and b is not None:
@@ -363,8 +523,9 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                                            "comparison": measure.comparison, **estimate}
             rows.append({
                 "stabiliser": name, "family": family, "selection": selection, **extra,
-                "configs": sorted({unit.config for unit in chosen.values()}),
-                "n_pairs": len(chosen), "n_datasets": len({u.dataset_id for u in chosen.values()}),
+                "configs": sorted({unit.config for unit, _ in chosen.values()}),
+                "n_pairs": len(chosen),
+                "n_datasets": len({unit.dataset_id for unit, _ in chosen.values()}),
                 "measures": estimates, "verdict": estimates[SEED_STD.name]["verdict"],
                 "unmeasured_targets": unmeasured})
     return rows

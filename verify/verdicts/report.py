@@ -229,7 +229,7 @@ def _stabilisers(rows: list[dict]) -> str:
     table = []
     for r in rows:
         setting = ("default " + (r["params"] or "") if r["is_default"] else
-                   f"validation-selected {r.get('chosen')}" if r["params"] is None else r["params"])
+                   _selected(r) if r["params"] is None else r["params"])
         targets = "; ".join(
             f"{name.removeprefix('target:')} {measure(m, signed=m['comparison'] == 'difference')}"
             + ("" if m.get("as_intended") is None else
@@ -251,9 +251,23 @@ def _stabilisers(rows: list[dict]) -> str:
              "seed std ratio's (its CI below 1: stabilises, above: destabilises; with fewer than "
              "five datasets the interval is shown and no verdict is made). A target quantity "
              "that no run of the family records, on either side, reads \"not measured here\". The "
-             "validation-selected row takes, per pair, the setting with the best mean validation "
-             "accuracy (never the reported test accuracy).")
+             "validation-selected row is cross-fitted: each pair's seeds are split into even and "
+             "odd seed indices, each fold is judged at the setting with the best mean validation "
+             "accuracy on the other fold (never the reported test accuracy), plain training on the "
+             "same folds, so no seed judges the setting its own luck selected; the seed std pools "
+             "the deviations within folds; pairs with fewer than two seeds in a fold are left out.")
     return _section("Stabilisers against plain training (paired, per task family)", text)
+
+
+def _selected(row: dict) -> str:
+    """The setting cell of a cross-fitted validation-selected row: the folds each setting was
+    selected on, and the pairs left out."""
+    text = f"validation-selected, cross-fitted (folds: {row.get('chosen')})"
+    for key, what in (("unfoldable_pairs", "with fewer than two seeds in a fold"),
+                      ("unselectable_pairs", "without validation accuracy")):
+        if row.get(key):
+            text += f"; {row[key]} pairs {what} left out"
+    return text
 
 
 def _method(method: dict) -> str:

@@ -78,15 +78,21 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
                                                 and s["majority_accuracy"] is not None
                                                 and s["test_accuracy"] <= s["majority_accuracy"] + 1e-12)
                        for s in group)
-        targets = {name: _mean(s[f"target:{name}"] for s in group) for name in sources}
-        targets.update(constants.get(key, {}))
-        validation_accuracy = _mean(s["validation"] for s in group)
+        seed_list = tuple(int(s["seed"]) for s in group)
+        constant = constants.get(key, {})
+        targets = {name: tuple(_value(s[f"target:{name}"]) for s in group) for name in sources}
+        targets.update({name: tuple(by_seed.get(seed, math.nan) for seed in seed_list)
+                        for name, by_seed in constant.items()})
+        estimates = loo.get(key, {})
         units.append(Unit(
             dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0])),
             config=key[1], stabiliser=key[2], params=key[3], accuracy=accuracy, failed=failed,
-            leave_one_out=loo.get(key),
-            targets={name: value for name, value in targets.items() if value is not None},
-            validation_accuracy=validation_accuracy))
+            seeds=seed_list,
+            leave_one_out=tuple(estimates.get(seed, math.nan) for seed in seed_list)
+            if estimates else (),
+            targets={name: values for name, values in targets.items()
+                     if any(math.isfinite(v) for v in values)},
+            validation=tuple(_value(s["validation"]) for s in group)))
     return units
 
 
@@ -97,9 +103,9 @@ def stabiliser_verdicts(conn: sqlite3.Connection) -> list[dict]:
                            quantities=QUANTITIES)
 
 
-def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, float]:
-    """E_i of the setting's leave-one-out measure, mean over the seeds whose estimate is not
-    partial, per unit."""
+def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, dict[int, float]]:
+    """E_i of the setting's leave-one-out measure per unit and seed, for the seeds whose estimate
+    is not partial."""
     complete, _ = estimator_filter()
     keys = ", ".join(f"r.{c}" for c in UNIT)
     rows = fetch_dicts(
@@ -107,31 +113,33 @@ def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, float]:
               f"{left_out_mean(LEAVE_ONE_OUT)} AS loo, {complete} AS complete FROM runs r "
               "JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
               f"WHERE r.left_out IS NOT NULL GROUP BY {keys}, r.seed")
-    by_unit: dict[tuple, list[float]] = {}
+    by_unit: dict[tuple, dict[int, float]] = {}
     for row in rows:
         if row["complete"] and row["loo"] is not None:
-            by_unit.setdefault(tuple(row[c] for c in UNIT), []).append(row["loo"])
-    return {key: float(np.mean(values)) for key, values in by_unit.items()}
+            by_unit.setdefault(tuple(row[c] for c in UNIT), {})[int(row["seed"])] = float(row["loo"])
+    return by_unit
 
 
-def _bound_constants(conn: sqlite3.Connection) -> dict[tuple, dict[str, float]]:
-    """Target quantities read from bound constants: mean over the bound's rows at the final
-    checkpoint, per unit."""
+def _bound_constants(conn: sqlite3.Connection) -> dict[tuple, dict[str, dict[int, float]]]:
+    """Target quantities read from bound constants per unit and seed: mean over the bound's rows
+    of the seed's runs at the final checkpoint."""
     wanted = {name: source for name, (_, source) in TARGETS.items() if source.bound is not None}
-    found: dict[tuple, dict[str, list[float]]] = {}
+    found: dict[tuple, dict[str, dict[int, list[float]]]] = {}
     for name, source in wanted.items():
         for row in fetch_dicts(
                 conn, f"{FINAL_CHECKPOINT_CTE} SELECT {', '.join(f'r.{c}' for c in UNIT)}, "
-                      "b.constants FROM bounds b JOIN runs r USING (run_id) JOIN final f "
+                      "r.seed, b.constants FROM bounds b JOIN runs r USING (run_id) JOIN final f "
                       "ON r.task_key = f.task_key AND r.iteration = f.iteration WHERE b.bound = ?",
                 (source.bound,)):
             value = json.loads(row["constants"] or "{}").get(source.constant)
             if isinstance(value, (int, float)) and math.isfinite(value):
-                found.setdefault(tuple(row[c] for c in UNIT), {}).setdefault(name, []).append(value)
-    return {key: {name: float(np.mean(values)) for name, values in quantities.items()}
+                (found.setdefault(tuple(row[c] for c in UNIT), {}).setdefault(name, {})
+                 .setdefault(int(row["seed"]), []).append(value))
+    return {key: {name: {seed: float(np.mean(values)) for seed, values in by_seed.items()}
+                  for name, by_seed in quantities.items()}
             for key, quantities in found.items()}
 
 
-def _mean(values) -> float | None:
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
+def _value(value) -> float:
+    """A stored number as a float, NaN where it is NULL or not finite."""
+    return float(value) if value is not None and math.isfinite(value) else math.nan
