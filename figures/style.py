@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from matplotlib import ticker
+from matplotlib import ticker, transforms
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 
 from figures.data import Summary
 
@@ -85,8 +86,9 @@ class Series:
                 for x, point in zip(self.x, self.points)]
 
 
-def draw_series(ax: Axes, series: Series) -> None:
-    """Draw ``series`` on ``ax`` in the style of its role."""
+def draw_series(ax: Axes, series: Series, *, horizontal: bool = False) -> None:
+    """Draw ``series`` on ``ax`` in the style of its role (a ``"category"`` bar along y at
+    ``series.x`` when ``horizontal``)."""
     mean = np.array([point.mean for point in series.points])
     if series.role == "bound":
         ax.plot(series.x, mean, linestyle="--", marker="x", markersize=4, linewidth=1.4,
@@ -101,6 +103,10 @@ def draw_series(ax: Axes, series: Series) -> None:
     if series.role == "bound_points":
         ax.scatter(series.x, mean, s=22, marker="x", alpha=0.75, color=series.colour,
                    label=series.label)
+        return
+    if series.role == "category" and horizontal:
+        ax.barh(series.x, mean, xerr=np.vstack([mean - low, high - mean]), capsize=3, height=0.7,
+                color=series.colour, alpha=0.85, error_kw={"elinewidth": 0.8})
         return
     if series.role == "category":
         ax.bar(series.x, mean, yerr=np.vstack([mean - low, high - mean]), capsize=4, width=0.7,
@@ -118,7 +124,8 @@ def draw_series(ax: Axes, series: Series) -> None:
 def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str,
                 xticks: np.ndarray | None = None, legend_loc: str = "best") -> None:
     """Label ``ax``, format its log-axis ticks (ticks at ``xticks`` if given), add a legend
-    (``legend_loc`` as matplotlib's, or ``"outside"``: to the right of the axes)."""
+    (``legend_loc`` as matplotlib's, ``"outside"``: to the right of the axes, ``"below"``: under
+    the x label (:func:`legend_below`), or ``"none"``: no legend, the panel draws its own)."""
     ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
     ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
@@ -129,11 +136,29 @@ def finish_axes(ax: Axes, *, title: str, xlabel: str, ylabel: str,
     if xticks is not None:
         ax.set_xticks(xticks, [f"{value:g}" for value in xticks])
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    if ax.get_legend_handles_labels()[0]:
-        if legend_loc == "outside":
+    if legend_loc != "none" and ax.get_legend_handles_labels()[0]:
+        if legend_loc == "below":
+            legend_below(ax)
+        elif legend_loc == "outside":
             ax.legend(fontsize=FONT_SIZE - 1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
         else:
             ax.legend(fontsize=FONT_SIZE - 1, framealpha=0.85, loc=legend_loc)  # type: ignore[call-overload]  # stub: loc is a Literal
+
+
+def legend_below(ax: Axes, handles: list | None = None, labels: list[str] | None = None,
+                 **options) -> Legend:
+    """A legend centred under ``ax``'s x label (``handles`` and ``labels`` default to the axes'
+    own; ``options`` go to :meth:`matplotlib.axes.Axes.legend`).
+
+    It is anchored a fixed distance in points below the axes, which clears one row of tick labels
+    and the x label whatever the axes' height; a constrained layout makes room for it.
+    """
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    below = ax.transAxes + transforms.ScaledTranslation(
+        0.0, -(3 * FONT_SIZE + 10) / 72, ax.figure.dpi_scale_trans)
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                     bbox_transform=below, fontsize=FONT_SIZE - 1, **options)
 
 
 def log_tick_label(value: float) -> str:
@@ -165,7 +190,10 @@ def _plain_log_ticks(axis, limits: tuple[float, float]) -> None:
 class Panel:
     """One axes of a figure: its series, labels and scales; ``decorate`` adds extra artists.
 
-    With ``ticks_at_data`` (and few distinct x values) the x ticks sit exactly at the data.
+    With ``ticks_at_data`` (and few distinct x values) the x ticks sit exactly at the data. With
+    ``xlinthresh`` the x axis is symmetric-log, linear within ±``xlinthresh`` (so 0 sits a decade's
+    width below ``xlinthresh``, e.g. a strength 0 beside strengths 0.01 … 1). With
+    ``horizontal_bars`` its ``"category"`` series are bars along y (the decoration names them).
     """
 
     name: str
@@ -178,6 +206,8 @@ class Panel:
     decorate: Callable[[Axes], None] | None = None
     ticks_at_data: bool = True
     legend_loc: str = "best"
+    xlinthresh: float | None = None
+    horizontal_bars: bool = False
 
 
 def draw_panels(title: str, panels: list[Panel],
@@ -188,12 +218,14 @@ def draw_panels(title: str, panels: list[Panel],
         # Scales first, so that decorations computing limits see the final axes.
         if panel.xlog:
             ax.set_xscale("log")
+        elif panel.xlinthresh is not None:
+            ax.set_xscale("symlog", linthresh=panel.xlinthresh)
         if panel.ylog:
             ax.set_yscale("log")
         for series in panel.series:
             if panel.ylog and all(not point.mean > 0 for point in series.points):
                 series = replace(series, label=f"{series.label} (≤ 0: off the log axis)")
-            draw_series(ax, series)
+            draw_series(ax, series, horizontal=panel.horizontal_bars)
         if panel.decorate is not None:
             panel.decorate(ax)
         xs = np.unique(np.concatenate([series.x for series in panel.series]))

@@ -5,6 +5,10 @@ A small store of deep tasks (two datasets per teacher, plain and SURT) in which 
 leave-one-out instability and D on the target-adapted teacher and doubles both on the null control;
 pooled, the two would cancel to a ratio 5/4 with neither effect visible. As on the real deep tasks,
 no Theorem F bound is stored: panel (c) plots the measured D, the move of each model trained on S.
+
+A second store runs SURT and MMR over their strength grids, as the main job does: panel (d) keeps
+plain runs and each stabiliser at its default, panels (a) and (c) every grid point, and no legend
+covers an axes nor do tick labels overprint.
 """
 from __future__ import annotations
 
@@ -14,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
+import figures.output
 from figures.f09_stabilisers import render
-from figures.data import open_results
+from figures.data import open_results, stabiliser_label
+from verify.stabilisers import STABILISERS
 from tests.figures.conftest import Writer, create_results
 from verify.verdicts.stabilisers import stabiliser_verdicts
 
@@ -37,12 +45,18 @@ def accuracy(seed: int, factor: float) -> float:
 
 
 def _deep_task(writer: Writer, *, teacher: str, dataset: int, surt: bool) -> None:
-    label, effect = TEACHERS[teacher]
-    factor = effect if surt else 1.0
+    _, effect = TEACHERS[teacher]
+    stabiliser, params = ("surt", SURT) if surt else ("none", {})
+    _stabilised_task(writer, teacher=teacher, dataset=dataset, stabiliser=stabiliser, params=params,
+                     factor=effect if surt else 1.0)
+
+
+def _stabilised_task(writer: Writer, *, teacher: str, dataset: int, stabiliser: str, params: dict,
+                     factor: float, feature_margin: float | None = None) -> None:
+    label, _ = TEACHERS[teacher]
     dataset_id = f"deep-{teacher}-{dataset}"
     writer.dataset(dataset_id, "deep_mlp", {"id": dataset_id, "kind": "deep_mlp", "teacher": label,
                                             "params": {"teacher": teacher}})
-    stabiliser, params = ("surt", SURT) if surt else ("none", {})
     task_key = f"{dataset_id}/deep_sgd/{stabiliser}/{json.dumps(params)}"
     writer.task(task_key, dataset_id, "deep_sgd", stabiliser, params, SEEDS)
     common = dict(task_key=task_key, dataset_id=dataset_id, kind="deep_mlp", n_samples=40,
@@ -52,7 +66,8 @@ def _deep_task(writer: Writer, *, teacher: str, dataset: int, surt: bool) -> Non
                   stabiliser_params=json.dumps(params), diverged=0, iteration=100)
     for seed in SEEDS:
         writer.run(**common, seed=seed, left_out=None, test_accuracy=accuracy(seed, factor),
-                   majority_accuracy=0.5, distance_from_start=factor * (1 + dataset))
+                   majority_accuracy=0.5, distance_from_start=factor * (1 + dataset),
+                   feature_margin=feature_margin)
         for i in LEFT_OUT:
             measured = stability(dataset, seed, i, factor)
             writer.run(**common, seed=seed, left_out=i, left_out_weight=1 / len(LEFT_OUT),
@@ -120,3 +135,88 @@ def test_figure_families_are_the_paired_verdicts_families(drawn):
         reader.close()
     drawn_families = {row["series"].partition(" · ")[0] for row in rows(out, "surt")}
     assert drawn_families == families == {FAIR, NULL}
+
+
+SURT_DEFAULT = STABILISERS["surt"]().params()
+MMR_DEFAULT = STABILISERS["mmr"]().params()
+SURT_GRID = (30, 100, 300)  # n_steps; 100 is the default
+MMR_GRID = (0.01, 0.1, 1.0)  # strength; 0.1 is the default
+
+
+def _grid_settings() -> list[tuple[str, dict, float, float | None]]:
+    """(stabiliser, params, factor, feature margin) of every task of the strength-grid store."""
+    settings: list[tuple[str, dict, float, float | None]] = [("none", {}, 1.0, 0.4)]
+    settings += [("surt", {**SURT_DEFAULT, "n_steps": n}, 1.0 + n / 100, None) for n in SURT_GRID]
+    settings += [("mmr", {**MMR_DEFAULT, "strength": strength}, 1.0 + strength, 0.4 + strength / 10)
+                 for strength in MMR_GRID]
+    return settings
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> tuple[Path, Figure]:
+    folder = tmp_path_factory.mktemp("strength-grid")
+    connection = create_results(folder / "results.sqlite")
+    writer = Writer(connection)
+    for teacher in TEACHERS:
+        for dataset in (0, 1):
+            for stabiliser, params, factor, margin in _grid_settings():
+                _stabilised_task(writer, teacher=teacher, dataset=dataset, stabiliser=stabiliser,
+                                 params=params, factor=factor, feature_margin=margin)
+    connection.commit()
+    connection.close()
+    drawn: list[Figure] = []
+    draw_panels = figures.output.draw_panels
+    patch = pytest.MonkeyPatch()
+    patch.setattr(figures.output, "draw_panels",
+                  lambda *args, **kwargs: drawn.append(draw_panels(*args, **kwargs)) or drawn[-1])
+    out = tmp_path_factory.mktemp("f09-grid")
+    reader = open_results(folder)
+    try:
+        render(reader, out)
+    finally:
+        reader.close()
+        patch.undo()
+    return out, drawn[0]
+
+
+def test_seed_std_has_plain_and_each_stabiliser_at_its_default_only(grid):
+    out, _ = grid
+    bars = {row["series"] for row in rows(out, "seed_std")}
+    defaults = [stabiliser_label("none", "{}"), stabiliser_label("surt", json.dumps(SURT_DEFAULT)),
+                stabiliser_label("mmr", json.dumps(MMR_DEFAULT))]
+    assert bars == {f"{family} · full, {label}" for family in (FAIR, NULL) for label in defaults}
+
+
+def test_surt_and_mmr_panels_keep_every_strength_grid_point(grid):
+    out, _ = grid
+    surt = {row["series"] for row in rows(out, "surt")}
+    assert surt == {f"{family} · full, " + stabiliser_label(name, json.dumps(params))
+                    for family in (FAIR, NULL) for name, params, *_ in _grid_settings()
+                    if name in ("none", "surt")}
+    margin = {(row["series"], float(row["x"])) for row in rows(out, "mmr")}
+    assert margin == {(f"{family}, feature margin", strength) for family in (FAIR, NULL)
+                      for strength in (0.0, *MMR_GRID)}
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_no_legend_covers_its_axes_and_no_tick_labels_overprint(grid):
+    _, figure = grid
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = {ax.get_title()[:3]: ax for ax in figure.axes}
+    assert set(axes) == {"(a)", "(c)", "(d)"}
+    for name, ax in axes.items():
+        if ax.get_legend() is not None:
+            assert not _overlap(ax.get_legend().get_window_extent(renderer),
+                                ax.get_window_extent(renderer)), name
+    # (a): MMR strengths 0, 0.01, 0.1, 1; (d): one bar label per stabiliser and family.
+    for ax, ticks in ((axes["(a)"], axes["(a)"].get_xticklabels()),
+                      (axes["(d)"], axes["(d)"].get_yticklabels())):
+        extents = [label.get_window_extent(renderer) for label in ticks if label.get_text()]
+        assert len(extents) >= 4, ax.get_title()
+        assert not any(_overlap(a, b) for k, a in enumerate(extents) for b in extents[k + 1:]), \
+            ax.get_title()
