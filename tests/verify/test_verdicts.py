@@ -18,7 +18,9 @@ from verify.cli import main
 from verify.store.schema import SCHEMA_VERSION, ddl
 from verify.verdicts import write as verdicts_module
 from verify.verdicts.corollaries import COROLLARIES, INCREASE, corollary_verdicts
+from verify.verdicts.claims import claim_rows
 from verify.verdicts.db import open_results
+from verify.verdicts.report import render_markdown
 from verify.verdicts.stats import (
     granulated_kendall_tau,
     rank_correlations,
@@ -219,7 +221,7 @@ def test_monotone_decreasing_trend_passes_decrease_and_fails_increase(tmp_path):
     conn.close()
     assert decrease["predicted"] == "decrease"
     assert decrease["measured"] == {"tau": -1.0, "low": -1.0, "high": -1.0, "n_groups": 4,
-                                    "n_rows": 16, "verdict": "pass"}
+                                    "n_rows": 16, "rounding_level": 0, "verdict": "pass"}
     assert decrease["bounds"]["theorem_h"]["verdict"] == "pass"
     assert decrease["bounds"]["theorem_h"]["claimed"]
     assert increase["measured"]["verdict"] == "fail"
@@ -257,7 +259,7 @@ def test_strength_corollary_uses_plain_runs_as_strength_zero_for_each_other_sett
     verdict = next(c for c in judge(tmp_path, runs)["corollaries"] if c["name"] == "full_l2sp")
     # the plain run is the strength-0 point of both include_head groups; mixout takes no part
     assert verdict["measured"] == {"tau": -1.0, "low": -1.0, "high": -1.0, "n_groups": 2,
-                                   "n_rows": 6, "verdict": "pass"}
+                                   "n_rows": 6, "rounding_level": 0, "verdict": "pass"}
 
 
 @pytest.mark.parametrize("rising, verdict", [(True, "pass"), (False, "fail")])
@@ -454,6 +456,81 @@ def test_seed_instability_and_failed_runs_per_dataset(tmp_path):
     assert unit["accuracy_std"]["value"] == pytest.approx(np.std(accuracy, ddof=1))
     assert unit["failed_rate"]["value"] == 0.5  # 0.5 and 0.4 are at or below the majority
     assert unit["failed_rate"]["low"] <= 0.5 <= unit["failed_rate"]["high"]
+
+
+# -- E_i at rounding level -------------------------------------------------------------------------
+
+# The rounding floor of the defaults' head direction: 8 sqrt(P) eps with P = 3 features x 2 classes.
+HEAD_FLOOR = 8 * np.sqrt(6) * np.finfo(float).eps
+
+
+@pytest.mark.parametrize("scale, verdict", [(1.0, "pass"), (100.0, "inconclusive")])
+def test_head_directions_at_rounding_level_are_ties_at_zero(tmp_path, scale, verdict):
+    # the smallest margin is resolved, the others are rounding in the reverse of the predicted
+    # order: ties at 0 below the floor (a trend), a real reversal above it (none)
+    rounding = [1e-16, 2e-16, 3e-16]
+    runs, bounds = margin_sweep(lambda group, step, left_out: 0.5 if step == 0
+                                else scale * rounding[step - 1])
+    verdicts = judge(tmp_path, runs, bounds)
+    measured = head_margin(verdicts["corollaries"])["measured"]
+    assert 3e-16 < HEAD_FLOOR < 1e-14
+    assert measured["verdict"] == verdict
+    assert measured["rounding_level"] == (12 if scale == 1.0 else 0)
+    assert measured["tau"] == pytest.approx(-3 / np.sqrt(18) if scale == 1.0 else 0.0)
+    claim = next(r for r in claim_rows(verdicts) if r["id"] == "paper_margin")
+    assert ("12 at rounding level" in claim["judged_on"]) == (scale == 1.0)
+
+
+def least_squares_runs(instability_of_n: dict, *, w0_norm: float | None, iteration: int = 100):
+    """Least-squares left-out runs (kind quadratic, from w0) on datasets differing in n only, two
+    seeds; the datasets' cards give ||w0|| unless ``w0_norm`` is None."""
+    runs = []
+    for n, instability in instability_of_n.items():
+        for seed in range(2):
+            runs.append(dict(dataset_id=f"q{n}", kind="quadratic", setting="full",
+                             config="full_quadratic_gd", loss="squared", init="pretrained",
+                             n_classes=0, n_features=4, n_samples=n, margin=None, radius=None,
+                             seed=seed, iteration=iteration, n_steps=iteration,
+                             distance_from_init=1.0, parameter_stability=instability))
+    cards = {} if w0_norm is None else {f"q{n}": {"params": {"w0_norm": w0_norm}}
+                                        for n in instability_of_n}
+    return runs, cards
+
+
+def judge_with_cards(folder: Path, runs, cards, bounds=()) -> dict:
+    database = make_results(folder, runs, bounds)
+    for dataset_id, card in cards.items():
+        add_card(database, dataset_id, card)
+    return compute_verdicts(database)
+
+
+@pytest.mark.parametrize("w0_norm, verdict", [(1.0, "pass"), (None, "inconclusive")])
+def test_least_squares_distances_at_rounding_level_are_ties_and_need_the_weights_norm(
+        tmp_path, w0_norm, verdict):
+    # 8 sqrt(4) eps (1 + 1) = 7.1e-15: the three larger n converged, their order is rounding
+    runs, cards = least_squares_runs({40: 0.1, 80: 1e-16, 160: 2e-16, 320: 4e-16}, w0_norm=w0_norm)
+    verdicts = judge_with_cards(tmp_path, runs, cards)
+    measured = next(c for c in verdicts["corollaries"] if c["name"] == "full_n_samples")["measured"]
+    assert measured["n_groups"] == 2 and measured["verdict"] == verdict
+    assert measured["rounding_level"] == (6 if w0_norm else 0)
+    claim = next(r for r in claim_rows(verdicts) if r["id"] == "paper_more_samples_full")
+    assert claim["verdict"] == ("supported" if w0_norm else "inconclusive")
+    assert ("6 at rounding level" in claim["judged_on"]) == bool(w0_norm)
+    assert ("At rounding level" in render_markdown(verdicts)) == bool(w0_norm)
+
+
+def test_rank_correlation_reads_a_measured_e_i_at_rounding_level_as_zero(tmp_path):
+    # bound values 1..6; the three smallest units converged (rounding, reversed), the rest resolved
+    measured = {40: 3e-16, 80: 2e-16, 160: 1e-16, 320: 0.1, 640: 0.2, 1280: 0.3}
+    runs, cards = least_squares_runs(measured, w0_norm=1.0)
+    bounds = [dict(run=i, bound="theorem_f", measure="parameter_stability",
+                   measured=run["parameter_stability"], value=float(sorted(measured).index(
+                       run["n_samples"]) + 1)) for i, run in enumerate(runs)]
+    ranking = judge_with_cards(tmp_path, runs, cards, bounds)["rank_correlations"]["theorem_f"]
+    tau = ranking["leave_one_out"]["kendall_tau"]["value"]
+    assert tau == pytest.approx(stats.kendalltau(range(6), [0, 0, 0, 0.1, 0.2, 0.3]).statistic)
+    assert tau == pytest.approx(12 / np.sqrt(15 * 12))  # not 0.6: the reversal is not counted
+    assert ranking["rounding_units"] == 3
 
 
 # -- files and command line -----------------------------------------------------------------------

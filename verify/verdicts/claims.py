@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from verify.verdicts.db import ROUNDING_FLOOR_FACTOR
+
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE = ("supported", "contradicted", "inconclusive",
                                                      "not testable here")
 CLAIM_VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE)
@@ -46,6 +48,10 @@ class Claim:
     judge: Callable[[dict], tuple[str, dict, str]]
 
 
+# How the scorecard names an E_i at rounding level (verify.verdicts.db.at_rounding_level).
+ROUNDING_LEVEL = f"E_i below {ROUNDING_FLOOR_FACTOR:g} sqrt(P) eps ||w||, read as 0"
+
+
 def _corollary(verdicts: dict, name: str) -> dict | None:
     return next((c for c in verdicts["corollaries"] if c["name"] == name), None)
 
@@ -62,6 +68,8 @@ def trend(name: str, *, agrees: bool = True) -> Callable[[dict], tuple[str, dict
         outside = {label: t for label, t in (corollary.get("outside") or {}).items() if t["n_groups"]}
         judged_on = (f"{corollary.get('tested') or corollary['setting']}; inside the theorem: "
                      f"{measured['n_groups']} groups of {measured['n_rows']} rows")
+        if measured.get("rounding_level"):
+            judged_on += (f" ({measured['rounding_level']} at rounding level: {ROUNDING_LEVEL})")
         if outside:
             judged_on += "; reported apart: " + ", ".join(
                 f"{label} ({t['n_groups']} groups, tau {_fmt(t['tau'])})" for label, t in outside.items())
@@ -156,6 +164,8 @@ def ranking(name: str) -> Callable[[dict], tuple[str, dict, str]]:
         tau = loo["kendall_tau"] or {}
         judged_on = (f"{loo['n_units']} units on {loo['n_datasets']} datasets (final checkpoint; "
                      f"{r.get('vacuous_units', 0)} vacuous units left out)")
+        if r.get("rounding_units"):
+            judged_on += f"; {r['rounding_units']} units at rounding level ({ROUNDING_LEVEL})"
         if r.get("carried_by"):
             judged_on += f"; the ranking is its {r['carried_by']} term alone"
         verdict = {"pass": SUPPORTED, "fail": CONTRADICTED, "inconclusive": INCONCLUSIVE,

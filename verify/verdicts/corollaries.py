@@ -35,12 +35,15 @@ from verify.verdicts.db import (
     COORDINATES,
     absolute_step_configs,
     QUANTITY_COLUMNS,
+    ROUNDING_JOIN,
     STABILITY_KEYS,
     BOUND_WEIGHT,
     bound_mean,
     bound_terms,
     estimator_filter,
     fetch_dicts,
+    read_rounding_as_zero,
+    rounding_scale,
 )
 from verify.store import fully_measured, left_out_mean
 from verify.verdicts.stats import granulated_kendall_tau, trend_verdict
@@ -360,10 +363,12 @@ def _fetch(conn: sqlite3.Connection, setting: str, measure: str) -> tuple[list[d
         return _with_step_unit(conn, _comparable(rows)), {}, 0
     complete, partial_groups = estimator_filter()
     measured_rows = _comparable(fetch_dicts(
-        conn, f"SELECT {coordinates}, r.config, {left_out_mean(f'r.{measure}')} AS y FROM runs r "
+        conn, f"SELECT {coordinates}, r.config, {left_out_mean(f'r.{measure}')} AS y, "
+              f"MAX({rounding_scale(repr(measure))}) AS rounding_scale FROM runs r {ROUNDING_JOIN} "
               f"WHERE r.left_out IS NOT NULL AND r.setting = ? GROUP BY {keys} "
               f"HAVING {fully_measured(measure)} AND {complete}",
               (setting,)))
+    read_rounding_as_zero(measured_rows, "y")
     partial = conn.execute(f"SELECT COUNT(*) FROM ({partial_groups}) WHERE setting = ?",
                            (setting,)).fetchone()[0]
     bound_rows = _comparable(fetch_dicts(
@@ -424,21 +429,30 @@ def _group_key(row: dict) -> tuple:
 
 
 def _trend(corollary: Corollary, rows: list[dict], *, series: str) -> dict:
-    quantity, measure, keys = _series(corollary, rows, lambda row: row["y"])
+    """The granulated tau of ``rows``, with ``rounding_level``: how many of the compared E_i were
+    at rounding level (read as 0, ``verify.verdicts.db.at_rounding_level``)."""
+    quantity, measure, keys, used = _series(corollary, rows, lambda row: row["y"])
     result = granulated_kendall_tau(np.asarray(quantity), np.asarray(measure), keys,
                                     random_state=run_seed("verdicts", corollary.name, series))
     if result is None:
         return {"tau": None, "low": None, "high": None, "n_groups": 0, "n_rows": 0,
-                "verdict": "no data"}
+                "rounding_level": 0, "verdict": "no data"}
+    values: dict[Hashable, set[float]] = {}
+    for key, x in zip(keys, quantity):
+        values.setdefault(key, set()).add(x)
+    rounding = sum(1 for key, row in zip(keys, used)
+                   if len(values[key]) >= 2 and row.get("at_rounding_level"))
     return {"tau": result.tau.value, "low": result.tau.low, "high": result.tau.high,
             "n_groups": int(result.group_taus.size), "n_rows": int(result.group_sizes.sum()),
-            "verdict": trend_verdict(result.tau, corollary.predicted_sign)}
+            "rounding_level": rounding, "verdict": trend_verdict(result.tau, corollary.predicted_sign)}
 
 
 def _series(corollary: Corollary, rows: list[dict], value: Callable[[dict], float | None]):
+    """``(quantity, measure, keys, used)``: the varied quantity, the value and the group key of
+    every row that takes part, and those rows."""
     coordinates_of = operator.itemgetter(*(column for column in COORDINATES
                                            if column not in corollary.varies))
-    quantity, measure, keys = [], [], []
+    quantity, measure, keys, used = [], [], [], []
     for row in rows:
         x, y = corollary.value_of(row), value(row)
         if x is None or y is None:
@@ -452,7 +466,8 @@ def _series(corollary: Corollary, rows: list[dict], value: Callable[[dict], floa
         quantity.append(x)
         measure.append(y)
         keys.append(key)
-    return quantity, measure, keys
+        used.append(row)
+    return quantity, measure, keys, used
 
 
 def _bound_trend(corollary: Corollary, bound: str, rows: list[dict]) -> dict:
@@ -471,7 +486,7 @@ def _bound_trend(corollary: Corollary, bound: str, rows: list[dict]) -> dict:
 def _carried_by(corollary: Corollary, rows: list[dict]) -> str | None:
     """The one term whose E_i varies with the quantity where every other term is constant (to
     1e-12, relative) in every compared group; None when two or more terms vary, or none does."""
-    quantity, _, _ = _series(corollary, rows, lambda row: row["y"])
+    quantity, _, _, _ = _series(corollary, rows, lambda row: row["y"])
     if not rows or not quantity:
         return None
     terms = rows[0]["terms"].of(rows)
@@ -481,7 +496,7 @@ def _carried_by(corollary: Corollary, rows: list[dict]) -> str | None:
     names = sorted(rows[0]["terms"])
     varying = []
     for name in names:
-        _, values, keys = _series(corollary, rows, lambda row: row["terms"].get(name))
+        _, values, keys, _ = _series(corollary, rows, lambda row: row["terms"].get(name))
         spread: dict[Hashable, tuple[float, float]] = {}
         for key, value in zip(keys, values):
             low, high = spread.get(key, (value, value))

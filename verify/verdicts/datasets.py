@@ -19,11 +19,14 @@ from verify.store import left_out_mean
 from verify.verdicts.db import (
     ASSUMPTIONS_HOLD,
     FINAL_CHECKPOINT_CTE,
+    ROUNDING_JOIN,
     BOUND_WEIGHT,
     bound_mean,
     bound_terms,
     estimator_filter,
     fetch_dicts,
+    read_rounding_as_zero,
+    rounding_scale,
 )
 from verify.verdicts.stats import (
     CONFIDENCE,
@@ -101,7 +104,8 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
     left-out runs (all seeds) whose assumptions hold at the final checkpoint; units whose value is
     vacuous (infinite, or at or above the trivial value of the measure) and units whose left-out
     estimate is partial are left out and counted. It is compared with (a) the measured
-    leave-one-out instability (E_i of the bound's measure over the unit's left-out runs) and (b) the
+    leave-one-out instability (E_i of the bound's measure over the unit's left-out runs; an E_i at
+    rounding level, ``verify.verdicts.db.at_rounding_level``, is read as 0 and counted) and (b) the
     seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come with a
     bootstrap CI over datasets; the verdict is "pass" when the CI of tau lies above 0 (the bound
     predicts), "fail" below 0.
@@ -109,9 +113,10 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
     Returns
     -------
     dict
-        bound name -> ``{"measure", "role", "vacuous_units", "carried_by", "leave_one_out": {...},
-        "seed_std": {...}}``; ``role`` is "consistency check" for an a posteriori bound (never
-        evidence) else "evidence"; ``carried_by`` names the one term that varies across the units
+        bound name -> ``{"measure", "role", "vacuous_units", "partial_units", "rounding_units",
+        "carried_by", "leave_one_out": {...}, "seed_std": {...}}``; ``role`` is "consistency
+        check" for an a posteriori bound (never evidence) else "evidence"; ``rounding_units``
+        counts the units whose E_i was read as 0; ``carried_by`` names the one term that varies across the units
         when every other term is the same on all of them (the ranking is that term's alone), else
         None. Each correlation has ``n_units``, ``n_datasets``, ``kendall_tau``, ``spearman_rho``
         (``{value, low, high}`` or None) and ``verdict``.
@@ -121,8 +126,9 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
               f"r.stabiliser, r.stabiliser_params, {left_out_mean('b.measured')} AS measured, "
-              f"{bound_mean(held_value)} AS value, {complete} AS complete FROM bounds b "
-              "JOIN runs r USING (run_id) JOIN final f ON r.task_key = f.task_key "
+              f"{bound_mean(held_value)} AS value, {complete} AS complete, "
+              f"MAX({rounding_scale('b.measure')}) AS rounding_scale FROM bounds b "
+              f"JOIN runs r USING (run_id) {ROUNDING_JOIN} JOIN final f ON r.task_key = f.task_key "
               "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params ORDER BY b.bound, r.dataset_id, r.config, "
               "r.stabiliser, r.stabiliser_params")
@@ -140,6 +146,7 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
             vacuous[row["bound"]] = vacuous.get(row["bound"], 0) + 1
         else:
             by_bound.setdefault(row["bound"], []).append(row)
+    rounding = {bound: read_rounding_as_zero(units, "measured") for bound, units in by_bound.items()}
     verdicts = {}
     for bound in sorted(set(by_bound) | set(vacuous) | set(partial)):
         units = by_bound.get(bound, [])
@@ -153,6 +160,7 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
             "role": ("consistency check" if definition is not None and definition.a_posteriori
                      else "evidence"),
             "vacuous_units": vacuous.get(bound, 0), "partial_units": partial.get(bound, 0),
+            "rounding_units": rounding.get(bound, 0),
             "carried_by": _ranking_carried_by(conn, bound, units),
             "leave_one_out": _correlate(loo, seed=run_seed("verdicts", "rank", bound, "loo")),
             "seed_std": _correlate(seeds, seed=run_seed("verdicts", "rank", bound, "seed_std")),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from verify.verdicts.db import ROUNDING_FLOOR_FACTOR
+
 MARKS = {"pass": "✔", "fail": "✘", "inconclusive": "?", "no data": "–"}
 _TALLY = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive",
           "no data": "without data"}
@@ -131,6 +133,11 @@ def _corollaries(corollaries: list[dict]) -> str:
                          f"{MARKS[trend['verdict']]} {trend['verdict']}"])
         partial = c.get("partial_left_out")
         extra = f" Left out: {partial} E_i groups with a partial left-out estimate." if partial else ""
+        rounding = c["measured"].get("rounding_level")
+        if rounding:
+            extra += (f" At rounding level (E_i below {ROUNDING_FLOOR_FACTOR:g} sqrt(P) eps ||w||, "
+                      f"read as 0, tied): {rounding} of the {c['measured']['n_rows']} rows inside "
+                      "the theorem.")
         claims.append(f"- `{c['name']}` ({c['setting']}): {c['statement']}. Tested: "
                       f"{c.get('tested') or '–'}; proof: {c.get('theory') or '–'}.{extra}")
     text = _table(("corollary", "quantity → measure", "predicted", "trend of", "granulated τ",
@@ -170,6 +177,8 @@ def _rank_correlations(correlations: dict) -> str:
                 name += f" (ranking = its {c['carried_by']} term alone)"
             if c.get("vacuous_units"):
                 name += f" ({c['vacuous_units']} vacuous units left out)"
+            if key == "leave_one_out" and c.get("rounding_units"):
+                name += f" ({c['rounding_units']} units' E_i at rounding level, read as 0)"
             rows.append([name, c["measure"], label, r["n_units"], r["n_datasets"],
                          _tau(tau.get("value")), _ci(tau.get("low"), tau.get("high")),
                          _tau(rho.get("value")), _ci(rho.get("low"), rho.get("high")),

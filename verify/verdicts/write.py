@@ -23,7 +23,7 @@ from verify.store import RESULTS_FILE
 from verify.verdicts.bounds import VIOLATION_ATOL, VIOLATION_RTOL, bound_verdicts
 from verify.verdicts.corollaries import corollary_verdicts
 from verify.verdicts.datasets import rank_correlation_verdicts, seed_instability
-from verify.verdicts.db import open_results
+from verify.verdicts.db import ROUNDING_FLOOR_FACTOR, open_results
 from verify.verdicts.claims import claim_rows, render_claims_markdown, results_facts
 from verify.verdicts.divergence import divergence_verdict
 from verify.verdicts.multihead import mhloss_convergence
@@ -96,6 +96,13 @@ def compute_verdicts(database: Path) -> dict:
                 "mean_over_left_out": "weighted by left_out_weight (bounds: bound_weight) where "
                                       "the results record it, else the plain mean; groups whose "
                                       "left-out estimate is partial are left out and counted",
+                "rounding_level": f"an E_i (group mean) below {ROUNDING_FLOOR_FACTOR:g} sqrt(P) "
+                                  "eps ||w|| (P entries, ||w|| at most the norm of the vectors "
+                                  "compared: 1 for head directions, ||w0|| + distance_from_init "
+                                  "for least squares; no floor where the results do not say) "
+                                  "cannot be told from 0: it is read as 0, tied with the other "
+                                  "values at rounding level, in the trends and the rank "
+                                  "correlations, and counted",
                 "corollary_rows": "diverged runs are left out of the trends",
                 "stabilisers": "each stabiliser setting against plain training on the same "
                                "datasets, configs and seeds (final checkpoint): ratio of pooled "
