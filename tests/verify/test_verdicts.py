@@ -447,6 +447,44 @@ def test_rank_correlation_across_datasets_uses_final_checkpoint_means(tmp_path):
         stats.kendalltau(mean_value, seed_std).statistic)
 
 
+
+def test_rank_correlation_leaves_out_a_unit_whose_left_out_models_partly_diverged(tmp_path):
+    # one left-out model of d0's seed 0 diverged: the mean over d0's other rows would be the E_i of
+    # its stable models only, so d0 is left out and counted, as the corollaries leave such groups out
+    runs, bounds, bound_value, measured, _ = dataset_panel(np.random.default_rng(1))
+    diverged = next(i for i, run in enumerate(runs) if run["dataset_id"] == "d0"
+                    and run["iteration"] == 100 and run["left_out"] == 1 and run["seed"] == 0)
+    runs[diverged].update(diverged=1)
+    for bound in bounds:
+        if bound["run"] == diverged:
+            bound["measured"] = None
+    verdicts = judge(tmp_path, runs, bounds)
+    correlations = verdicts["rank_correlations"]["theorem_h"]
+    loo = correlations["leave_one_out"]
+    assert loo["n_units"] == 5  # not 6: d0 averaged over its surviving rows
+    assert correlations["diverged_units"] == 1
+    assert loo["kendall_tau"]["value"] == pytest.approx(
+        stats.kendalltau(bound_value[1:], measured[1:]).statistic)
+    assert "1 units with a diverged left-out model left out" in render_markdown(verdicts)
+
+
+def test_stabiliser_leave_one_out_has_no_e_i_for_a_seed_whose_left_out_models_partly_diverged(
+        tmp_path):
+    from verify.verdicts.stabilisers import paired_units
+
+    runs = []
+    for seed in range(2):
+        runs.append(dict(seed=seed, left_out=None))
+        for left_out, value in enumerate((0.2, 0.4)):
+            runs.append(dict(seed=seed, left_out=left_out, head_direction_stability=value))
+    runs[2].update(diverged=1, head_direction_stability=None)  # seed 0's second left-out model
+    conn = open_results(make_results(tmp_path, runs))
+    (unit,) = paired_units(conn)
+    conn.close()
+    assert np.isnan(unit.leave_one_out[0])  # not 0.2, the E_i of the stable model alone
+    assert unit.leave_one_out[1] == pytest.approx(0.3)
+    assert unit.mean_leave_one_out == pytest.approx(0.3)
+
 def test_seed_instability_and_failed_runs_per_dataset(tmp_path):
     accuracy = [0.9, 0.5, 0.7, 0.4]
     runs = [dict(seed=seed, left_out=None, test_accuracy=a, majority_accuracy=0.5)

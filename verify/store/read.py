@@ -43,10 +43,17 @@ def fully_measured(measure: str, alias: str = "r") -> str:
     """SQL aggregate, true for an E_i group (left-out rows grouped by :data:`STABILITY_KEYS`) whose
     every row measured ``measure``: no row's model diverged (``diverged`` is 0 on every row) and
     no row has ``measure`` NULL (it is NULL where either model diverged). Over the rows that remain,
-    :func:`left_out_mean` would be the E_i of the models that stayed stable only. The corollary
-    verdicts (``verify.verdicts.corollaries``) and :meth:`Results.stability` leave other groups out."""
+    :func:`left_out_mean` would be the E_i of the models that stayed stable only. Every verdict that
+    averages left-out rows leaves other groups out: the corollaries
+    (``verify.verdicts.corollaries``), the stabilisers' leave-one-out E_i
+    (``verify.verdicts.stabilisers``), the rank correlations' measured E_i
+    (``verify.verdicts.datasets``), and :meth:`Results.stability`.
+
+    ``measure`` is a column of ``runs`` (read on ``alias``) or an SQL expression (e.g. a ``CASE``
+    or ``b.measured``), taken as it is."""
     prefix = f"{alias}." if alias else ""
-    return f"(MAX({prefix}diverged) = 0 AND COUNT({prefix}{measure}) = COUNT(*))"
+    value = f"{prefix}{measure}" if measure.isidentifier() else measure
+    return f"(MAX({prefix}diverged) = 0 AND COUNT({value}) = COUNT(*))"
 
 
 class StabilityRecords(list):

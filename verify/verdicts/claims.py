@@ -164,6 +164,9 @@ def ranking(name: str) -> Callable[[dict], tuple[str, dict, str]]:
         tau = loo["kendall_tau"] or {}
         judged_on = (f"{loo['n_units']} units on {loo['n_datasets']} datasets (final checkpoint; "
                      f"{r.get('vacuous_units', 0)} vacuous units left out)")
+        if r.get("diverged_units"):
+            judged_on += (f"; {r['diverged_units']} units left out: a left-out model diverged "
+                          "or lacks the measure")
         if r.get("rounding_units"):
             judged_on += f"; {r['rounding_units']} units at rounding level ({ROUNDING_LEVEL})"
         if r.get("carried_by"):

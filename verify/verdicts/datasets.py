@@ -15,7 +15,7 @@ from scipy.stats import DegenerateDataWarning
 from theory import stability
 from theory.bounds import BOUNDS
 from verify.seeding import run_seed
-from verify.store import left_out_mean
+from verify.store import fully_measured, left_out_mean
 from verify.verdicts.db import (
     ASSUMPTIONS_HOLD,
     FINAL_CHECKPOINT_CTE,
@@ -102,10 +102,14 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
 
     The bound's value is its mean (E_i, see ``verify.verdicts.db.bound_mean``) over the bounded
     left-out runs (all seeds) whose assumptions hold at the final checkpoint; units whose value is
-    vacuous (infinite, or at or above the trivial value of the measure) and units whose left-out
-    estimate is partial are left out and counted. It is compared with (a) the measured
-    leave-one-out instability (E_i of the bound's measure over the unit's left-out runs; an E_i at
-    rounding level, ``verify.verdicts.db.at_rounding_level``, is read as 0 and counted) and (b) the
+    vacuous (infinite, or at or above the trivial value of the measure), units whose left-out
+    estimate is partial and units where a bounded left-out model diverged or lacks the measure
+    (``verify.store.fully_measured``, the rule of the corollaries: the means over the others, of
+    the measure and of the bound, would be E_i of the stable models only) are left out of both
+    correlations and counted. It is compared with (a) the
+    measured leave-one-out instability (E_i of the bound's measure over the unit's bounded left-out
+    runs; an E_i at rounding level, ``verify.verdicts.db.at_rounding_level``, is read as 0 and
+    counted) and (b) the
     seed std of test accuracy (``seed_verdicts``). Kendall tau-b and Spearman rho come with a
     bootstrap CI over datasets; the verdict is "pass" when the CI of tau lies above 0 (the bound
     predicts), "fail" below 0.
@@ -113,8 +117,10 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
     Returns
     -------
     dict
-        bound name -> ``{"measure", "role", "vacuous_units", "partial_units", "rounding_units",
-        "carried_by", "leave_one_out": {...}, "seed_std": {...}}``; ``role`` is "consistency
+        bound name -> ``{"measure", "role", "vacuous_units", "partial_units", "diverged_units",
+        "rounding_units", "carried_by", "leave_one_out": {...}, "seed_std": {...}}``;
+        ``diverged_units`` counts the (non-partial) units left out because a left-out model
+        diverged or lacks the measure; ``role`` is "consistency
         check" for an a posteriori bound (never evidence) else "evidence"; ``rounding_units``
         counts the units whose E_i was read as 0; ``carried_by`` names the one term that varies across the units
         when every other term is the same on all of them (the ranking is that term's alone), else
@@ -127,6 +133,7 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT b.bound, b.measure, r.dataset_id, r.config, "
               f"r.stabiliser, r.stabiliser_params, {left_out_mean('b.measured')} AS measured, "
               f"{bound_mean(held_value)} AS value, {complete} AS complete, "
+              f"{fully_measured('b.measured')} AS fully_measured, "
               f"MAX({rounding_scale('b.measure')}) AS rounding_scale FROM bounds b "
               f"JOIN runs r USING (run_id) {ROUNDING_JOIN} JOIN final f ON r.task_key = f.task_key "
               "AND r.iteration = f.iteration GROUP BY b.bound, b.measure, r.dataset_id, r.config, "
@@ -136,19 +143,22 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
     by_bound: dict[str, list[dict]] = {}
     vacuous: dict[str, int] = {}
     partial: dict[str, int] = {}
+    diverged: dict[str, int] = {}
     for row in rows:
         definition = BOUNDS.get(row["bound"])
         if row["value"] is None:
             continue
         if not row["complete"]:
             partial[row["bound"]] = partial.get(row["bound"], 0) + 1
+        elif not row.pop("fully_measured"):
+            diverged[row["bound"]] = diverged.get(row["bound"], 0) + 1
         elif definition is not None and definition.is_vacuous(row["value"]):
             vacuous[row["bound"]] = vacuous.get(row["bound"], 0) + 1
         else:
             by_bound.setdefault(row["bound"], []).append(row)
     rounding = {bound: read_rounding_as_zero(units, "measured") for bound, units in by_bound.items()}
     verdicts = {}
-    for bound in sorted(set(by_bound) | set(vacuous) | set(partial)):
+    for bound in sorted(set(by_bound) | set(vacuous) | set(partial) | set(diverged)):
         units = by_bound.get(bound, [])
         definition = BOUNDS.get(bound)
         loo = [(u["value"], u["measured"], u["dataset_id"]) for u in units
@@ -160,6 +170,7 @@ def rank_correlation_verdicts(conn: sqlite3.Connection, seed_verdicts: list[dict
             "role": ("consistency check" if definition is not None and definition.a_posteriori
                      else "evidence"),
             "vacuous_units": vacuous.get(bound, 0), "partial_units": partial.get(bound, 0),
+            "diverged_units": diverged.get(bound, 0),
             "rounding_units": rounding.get(bound, 0),
             "carried_by": _ranking_carried_by(conn, bound, units),
             "leave_one_out": _correlate(loo, seed=run_seed("verdicts", "rank", bound, "loo")),

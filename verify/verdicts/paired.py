@@ -6,9 +6,10 @@ stabiliser (the same seeds: a run's seed is derived from its coordinates, so pla
 runs of a seed share the data order and the head's initial draw). Per pair and side the inputs are,
 per seed of the final checkpoint, the test accuracy, whether the run failed (at or below the
 majority-class accuracy, or diverged), E_i of the setting's leave-one-out measure (absent where the
-left-out estimate is partial or no set was left out), the stabiliser's target quantities and the
-validation accuracy (for selecting a strength); a side's E_i, quantities and validation accuracy
-are means over the seeds that record them.
+left-out estimate is partial, where a left-out model diverged or lacks the measure, or where no set
+was left out), the stabiliser's target quantities and the validation accuracy (for selecting a
+strength); a side's E_i, quantities and validation accuracy are means over the seeds that record
+them.
 
 Measures, each an estimator over the pairs of a family (sums run over pairs):
 

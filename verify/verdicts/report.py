@@ -177,6 +177,8 @@ def _rank_correlations(correlations: dict) -> str:
                 name += f" (ranking = its {c['carried_by']} term alone)"
             if c.get("vacuous_units"):
                 name += f" ({c['vacuous_units']} vacuous units left out)"
+            if c.get("diverged_units"):
+                name += f" ({c['diverged_units']} units with a diverged left-out model left out)"
             if key == "leave_one_out" and c.get("rounding_units"):
                 name += f" ({c['rounding_units']} units' E_i at rounding level, read as 0)"
             rows.append([name, c["measure"], label, r["n_units"], r["n_datasets"],

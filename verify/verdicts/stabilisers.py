@@ -13,7 +13,7 @@ import sqlite3
 
 import numpy as np
 
-from verify.store import left_out_mean
+from verify.store import fully_measured, left_out_mean
 from verify.verdicts.db import (
     FINAL_CHECKPOINT_CTE,
     canonical_params,
@@ -104,13 +104,17 @@ def stabiliser_verdicts(conn: sqlite3.Connection) -> list[dict]:
 
 
 def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, dict[int, float]]:
-    """E_i of the setting's leave-one-out measure per unit and seed, for the seeds whose estimate
-    is not partial."""
+    """E_i of the setting's leave-one-out measure per unit and seed, for the seeds whose E_i group
+    (the seed's left-out runs at the final checkpoint) is kept by the verdicts' one rule: its
+    estimate is not partial (``verify.verdicts.db.estimator_filter``) and every left-out model
+    measured it (``verify.store.fully_measured``: none diverged). A seed whose left-out models
+    partly diverged has no E_i, rather than the E_i of its models that stayed stable."""
     complete, _ = estimator_filter()
     keys = ", ".join(f"r.{c}" for c in UNIT)
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT {keys}, r.seed, "
-              f"{left_out_mean(LEAVE_ONE_OUT)} AS loo, {complete} AS complete FROM runs r "
+              f"{left_out_mean(LEAVE_ONE_OUT)} AS loo, {complete} "
+              f"AND {fully_measured(f'({LEAVE_ONE_OUT})')} AS complete FROM runs r "
               "JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
               f"WHERE r.left_out IS NOT NULL GROUP BY {keys}, r.seed")
     by_unit: dict[tuple, dict[int, float]] = {}

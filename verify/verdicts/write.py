@@ -95,7 +95,10 @@ def compute_verdicts(database: Path) -> dict:
                                   "equally",
                 "mean_over_left_out": "weighted by left_out_weight (bounds: bound_weight) where "
                                       "the results record it, else the plain mean; groups whose "
-                                      "left-out estimate is partial are left out and counted",
+                                      "left-out estimate is partial are left out and counted, and "
+                                      "so are groups where a left-out model diverged or lacks "
+                                      "the measure (every verdict: corollaries, stabilisers, "
+                                      "rank correlations)",
                 "rounding_level": f"an E_i (group mean) below {ROUNDING_FLOOR_FACTOR:g} sqrt(P) "
                                   "eps ||w|| (P entries, ||w|| at most the norm of the vectors "
                                   "compared: 1 for head directions, ||w0|| + distance_from_init "
@@ -108,7 +111,8 @@ def compute_verdicts(database: Path) -> dict:
                                "datasets, configs and seeds (final checkpoint): ratio of pooled "
                                "seed std of test accuracy sqrt(sum s2 / sum s2_plain) (s2 with "
                                "ddof=1), mean difference of failed-run rates, ratio of summed "
-                               "leave-one-out E_i (partial estimates left out), and the change of "
+                               "leave-one-out E_i (seeds whose estimate is partial or whose "
+                               "left-out models partly diverged left out), and the change of "
                                "each target quantity the stabiliser declares; percentile CI of a "
                                "paired bootstrap over datasets (seeded from the verdict's "
                                "coordinates), per task family; the strength is selected per pair "
