@@ -8,7 +8,7 @@ dataset's shape, so the size of every file is known from the plan. ``--check DIR
 with the files of a finished results folder (its grid, configs and seeds given the same way).
 
     .venv/bin/python bench/weights_size.py --grid smoke --seeds 3 --check /tmp/results
-    .venv/bin/python bench/weights_size.py --main     # the main job: default grid + stabiliser sweep
+    .venv/bin/python bench/weights_size.py --main     # tasks.py main: every sweep of the main job
     .venv/bin/python bench/weights_size.py --main --grid smoke --check /tmp/golden/results
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from synth.dataset import bind_params  # noqa: E402
 from synth.grids import GENERATORS, load_grid  # noqa: E402
 from synth.backbones import build_network  # noqa: E402
 from synth.deep_backbone import FAMILY as DEEP_FAMILY  # noqa: E402
+from tasks import INSTABILITY_GRID, STABILISER_CONFIGS, STABILITY_COMPARISON  # noqa: E402
 from verify.configs import CONFIGS  # noqa: E402
 from verify.run.task import make_stabiliser  # noqa: E402
 from verify.run.train import schedule  # noqa: E402
@@ -38,7 +39,6 @@ from verify.sweep.sources import GridSource  # noqa: E402
 # member, and the info JSON stored as UTF-32 text (measured on the smoke sweep: see --check).
 MEMBER_OVERHEAD = 128 + 110
 INFO_BYTES = 4 * 860
-STABILISER_CONFIGS = "head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd,full_mlp_sgd"
 
 
 def _n_parameters(params: dict) -> int:
@@ -71,13 +71,13 @@ def predicted_bytes(task, params: dict, kind: str) -> int:
     n_checkpoints = len(checkpoints) - 1
     n_models = len(task.seeds) * (1 + n_left_out(config, _n_samples(params)))
     classes = params.get("n_classes", 2)
-    if kind == "mlp":
+    if kind in ("mlp", "deep_mlp"):
         n_weights, extra = _n_parameters(params), 3
     else:
         n_weights = params["n_features"] * (classes if kind == "separable" and classes > 2 else 1)
         extra = 0
     size = 8 * (n_checkpoints + 1) * n_models * n_weights + 8 * (n_checkpoints + 3 * n_models) + n_models
-    size += (10 * n_weights if kind == "mlp" else 0)
+    size += (10 * n_weights if kind in ("mlp", "deep_mlp") else 0)
     return size + (7 + extra + 1) * MEMBER_OVERHEAD + INFO_BYTES
 
 
@@ -92,12 +92,20 @@ def plan(grid: str, seeds: int, stabilisers: str, configs: str | None):
 
 
 def main_job(grid: str, seeds: int):
-    """The tasks of ``tasks.py main --grid GRID``: its two sweeps into one results folder (a task
-    both sweeps plan is trained and stored once)."""
+    """The tasks of ``tasks.py main --grid GRID``: its sweeps into one results folder (a task two
+    sweeps plan is trained and stored once): the plain sweep, every stabiliser on the stabiliser
+    slice, and the deep stabiliser comparison over the strength grids (on the default grid: the
+    instability grid's training configs, then every stabiliser's grid)."""
     stabiliser_grid = "stabilisers" if grid == "default" else grid
-    planned = dict((task.key, (task, size)) for task, size in plan(grid, seeds, "none", None))
-    planned.update((task.key, (task, size)) for task, size in
-                   plan(stabiliser_grid, seeds, "all", STABILISER_CONFIGS))
+    sweeps = [(grid, "none", None), (stabiliser_grid, "all", STABILISER_CONFIGS)]
+    if grid == "default":
+        sweeps += [(INSTABILITY_GRID, "none", None), (INSTABILITY_GRID, "grid", STABILITY_COMPARISON)]
+    else:
+        sweeps.append((grid, "none,mmr:grid,mhloss:grid,surt:grid", STABILITY_COMPARISON))
+    planned = {}
+    for sweep_grid, stabilisers, configs in sweeps:
+        planned.update((task.key, (task, size))
+                       for task, size in plan(sweep_grid, seeds, stabilisers, configs))
     return list(planned.values())
 
 
