@@ -3,8 +3,8 @@
 Data: the paired units of the verdicts (``verify.verdicts.stabilisers.paired_units``: each task's
 final checkpoint), each stabiliser at its default setting (its only setting where the results hold
 no default) against plain training on the same dataset and config. One panel per stabiliser and
-declared target quantity (``Stabiliser.targets``, measured as ``verify.verdicts.targets`` says); one
-point per dataset, its configs pooled as in the verdicts:
+declared target quantity (``Stabiliser.targets``, measured as ``verify.verdicts.targets`` says),
+titled by both; one point per dataset, its configs pooled as in the verdicts:
 
 - x: the change of the target quantity, stabilised / plain (ratio of sums) or stabilised − plain
   (for signed quantities such as μ);
@@ -123,7 +123,8 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                             colour=colour(families.index(family))))
             ratio = QUANTITIES[quantity].comparison == RATIO
             panels.append(Panel(
-                name=f"{name}:{quantity}", title=f"{name} (setting {points[0]['setting']})",
+                name=f"{name}:{quantity}",
+                title=f"{name}, target {quantity} (setting {points[0]['setting']})",
                 xlabel=f"{QUANTITIES[quantity].label}: " + ("stabilised / plain" if ratio
                                                            else "stabilised − plain"),
                 ylabel="instability, stabilised / plain", series=series, xlog=ratio, ylog=True,

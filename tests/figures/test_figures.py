@@ -290,3 +290,28 @@ def test_f11_puts_each_dataset_at_its_target_change_and_instability_change(drawn
     l2sp = [row for row in rows if row["stabiliser"] == "l2sp"]
     assert [row["target"] for row in l2sp] == ["mu"] and l2sp[0]["comparison"] == "difference"
     assert float(l2sp[0]["target_change"]) == pytest.approx(0.1)  # mu = 0.5 + l2sp
+
+
+def test_f11_panel_titles_name_the_stabiliser_and_its_target(known_results, tmp_path, monkeypatch):
+    # A stabiliser with two targets (L2-SP: mu and D) gets a panel for each where both are recorded;
+    # its title must say which target it plots.
+    from figures import f11_stabiliser_targets as f11
+    from figures.data import open_results
+
+    captured = {}
+
+    def capture(out_dir, **kwargs):
+        captured.update(kwargs)
+
+    monkeypatch.setattr(f11, "write_panels_figure", capture)
+    connection = open_results(known_results.folder)
+    try:
+        f11.render(connection, tmp_path)
+    finally:
+        connection.close()
+    panels = captured["panels"]
+    assert panels
+    for panel in panels:
+        name, quantity = panel.name.split(":")
+        assert panel.title.startswith(f"{name}, target {quantity} ")
+    assert len({panel.title for panel in panels}) == len(panels)
