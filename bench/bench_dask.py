@@ -17,10 +17,9 @@ import argparse
 import hashlib
 import json
 import sqlite3
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
+
+from common import best_of_rounds, run_sweep_arm
 
 ARM = """
 import json, time
@@ -57,11 +56,7 @@ def digest(results: Path) -> str:
 def run_arm(arm: str, args: argparse.Namespace, out: Path) -> dict:
     code = ARM.format(arm=arm, grid=args.grid, data=args.data, out=str(out), configs=args.configs,
                       workers=ARMS[arm])
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    if outcome["code"] != 0:
-        raise RuntimeError(f"the {arm} sweep failed: {result.stderr.strip().splitlines()[-1]}")
-    return {**outcome, "digest": digest(out)}
+    return {**run_sweep_arm(arm, code), "digest": digest(out)}
 
 
 def main() -> None:
@@ -73,13 +68,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    best: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for round_ in range(args.rounds):
-            for arm in ARMS:
-                result = run_arm(arm, args, Path(scratch) / f"{arm.replace(' ', '-')}-{round_}")
-                if arm not in best or result["wall_s"] < best[arm]["wall_s"]:
-                    best[arm] = result
+    best = best_of_rounds(ARMS, lambda arm, out: run_arm(arm, args, out), rounds=args.rounds,
+                          key="wall_s")
     same = len({result["digest"] for result in best.values()}) == 1
     for arm, result in best.items():
         print(json.dumps({"arm": arm, **result}) if args.json else

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
+
+from common import best_of_rounds, run_sweep_arm
 
 ARM = """
 import json, multiprocessing, sys, time
@@ -43,11 +42,7 @@ def run_arm(arm: str, args: argparse.Namespace, out: Path) -> dict:
     workers = "1" if arm == "in-process" else "2"
     code = ARM.format(arm=arm, grid=args.grid, data=args.data, out=str(out), configs=args.configs,
                       workers=workers)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    if outcome["code"] != 0:
-        raise RuntimeError(f"the {arm} sweep failed: {result.stderr.strip().splitlines()[-1]}")
-    return outcome
+    return run_sweep_arm(arm, code)
 
 
 def main() -> None:
@@ -58,13 +53,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    best: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for round_ in range(args.rounds):
-            for arm in ("spawn", "forkserver", "in-process"):
-                result = run_arm(arm, args, Path(scratch) / f"{arm}-{round_}")
-                if arm not in best or result["cpu_s"] < best[arm]["cpu_s"]:
-                    best[arm] = result
+    best = best_of_rounds(("spawn", "forkserver", "in-process"), lambda arm, out: run_arm(arm, args, out),
+                          rounds=args.rounds, key="cpu_s")
     for arm, result in best.items():
         print(json.dumps({"arm": arm, **result}) if args.json else
               f"{arm:11s} wall {result['wall_s']:6.1f} s  CPU {result['cpu_s']:6.1f} s")

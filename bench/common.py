@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -135,4 +139,30 @@ def alternate(functions: dict[str, Callable[[], object]], *, rounds: int) -> dic
             start = time.process_time()
             function()
             best[name] = min(best[name], time.process_time() - start)
+    return best
+
+
+def run_sweep_arm(arm: str, code: str) -> dict:
+    """Run ``code`` (a Python program that prints one JSON object, with the sweep's exit ``code``, on
+    its last line) in a fresh interpreter; that object, or an error naming ``arm`` if the sweep
+    failed."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    if outcome["code"] != 0:
+        raise RuntimeError(f"the {arm} sweep failed: {result.stderr.strip().splitlines()[-1]}")
+    return outcome
+
+
+def best_of_rounds(arms: Iterable[str], run: Callable[[str, Path], dict], *, rounds: int,
+                   key: str) -> dict[str, dict]:
+    """Each arm ``run(arm, out)`` into a fresh scratch folder, the arms taking turns ``rounds``
+    times; per arm the result with the smallest ``key``."""
+    best: dict[str, dict] = {}
+    arms = list(arms)
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(rounds):
+            for arm in arms:
+                result = run(arm, Path(scratch) / f"{arm.replace(' ', '-')}-{round_}")
+                if arm not in best or result[key] < best[arm][key]:
+                    best[arm] = result
     return best
