@@ -14,12 +14,10 @@ is a ``ftstab synth`` output folder for the grid.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import sqlite3
 from pathlib import Path
 
-from common import best_of_rounds, run_sweep_arm
+from common import best_of_rounds, run_sweep_arm, stored_digest
 
 ARM = """
 import json, time
@@ -43,20 +41,10 @@ print(json.dumps({{"code": code, "wall_s": wall, "cluster_start_s": started}}))
 ARMS = {"1 worker": "1", "2 workers": "2", "dask": None}
 
 
-def digest(results: Path) -> str:
-    """SHA-256 of every run's measured numbers, in key order (the same whatever the executor)."""
-    with sqlite3.connect(f"file:{results / 'results.sqlite'}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT task_key, seed, left_out, iteration, train_loss, test_accuracy, "
-            "parameter_stability, head_direction_stability FROM runs "
-            "ORDER BY task_key, seed, left_out, iteration").fetchall()
-    return hashlib.sha256(repr(rows).encode()).hexdigest()
-
-
 def run_arm(arm: str, args: argparse.Namespace, out: Path) -> dict:
     code = ARM.format(arm=arm, grid=args.grid, data=args.data, out=str(out), configs=args.configs,
                       workers=ARMS[arm])
-    return {**run_sweep_arm(arm, code), "digest": digest(out)}
+    return {**run_sweep_arm(arm, code), "digest": stored_digest(out)}
 
 
 def main() -> None:

@@ -6,8 +6,10 @@ the time other processes hold the cores, and with one thread it equals wall time
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -166,3 +168,14 @@ def best_of_rounds(arms: Iterable[str], run: Callable[[str, Path], dict], *, rou
                 if arm not in best or result[key] < best[arm][key]:
                     best[arm] = result
     return best
+
+
+def stored_digest(results: Path) -> str:
+    """SHA-256 of every run's measured numbers, in key order (the same whatever the executor)."""
+    with sqlite3.connect(f"file:{results / 'results.sqlite'}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "SELECT task_key, seed, left_out, iteration, train_loss, test_accuracy, "
+            "parameter_stability, head_direction_stability, distance_from_start, teacher_distance, "
+            "validation_accuracy FROM runs "
+            "ORDER BY task_key, seed, left_out, iteration").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from verify.plugins import load_plugins, recorded_modules
 from verify.run.output import TaskOutput
 from verify.run.task import Task, run_id
+from verify.sweep.allocator import retain_freed_memory
 from verify.sweep.sources import DatasetSource
 
 TaskRunner = Callable[[Task, Any], TaskOutput]
@@ -184,6 +185,7 @@ def _init_pool_worker(sweep: int, plugins: str | None) -> None:
         os._exit(1)
     end_with_parent(parent)
     limit_threads()
+    retain_freed_memory()
     # The sweep's --plugins and the entry points: tasks may name their objects. Passed, not read
     # from this process's environment, which a fork server keeps from the time it started.
     load_plugins(plugins)
@@ -202,6 +204,7 @@ def _running(pid: int) -> bool:
 def _execute_in_worker(tasks: Sequence[Any], source: DatasetSource, runner: Callable,
                        execute: Execute = execute_group) -> list[dict[str, Any]]:
     limit_threads()
+    retain_freed_memory()
     return execute(tasks, source, runner)
 
 
@@ -210,6 +213,7 @@ def _run_in_process(groups: Sequence[Sequence[Any]], source: DatasetSource, runn
     import torch  # lazy: the ftstab parser imports this module and stays torch-free
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
+    retain_freed_memory()
     try:
         with threadpool_limits(1):
             for tasks in groups:
