@@ -9,7 +9,8 @@ titled by both; one point per dataset, its configs pooled as in the verdicts:
 - x: the change of the target quantity, stabilised / plain (ratio of sums) or stabilised − plain
   (for signed quantities such as μ);
 - y: the change of instability, stabilised / plain: the pooled seed std of test accuracy (dots)
-  and the leave-one-out E_i (crosses).
+  and the leave-one-out E_i (crosses; on the seeds both sides estimate, as in the verdicts:
+  ``verify.verdicts.paired.matched_leave_one_out``).
 
 Colours are task families (the deep tasks' random-direction teacher is the SURT null control). The
 lines x = no change and y = 1 split the plane: below y = 1 the stabiliser stabilised that dataset.
@@ -29,7 +30,7 @@ from figures.data import NUMERICAL_ZERO, MissingData
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, Summary, colour
 from verify.verdicts.paired import (LEAVE_ONE_OUT, PLAIN, RATIO, SEED_STD, Unit, paired_estimate,
-                                    side_value, target_measure)
+                                    paired_sides, side_value, target_measure)
 from verify.verdicts.stabilisers import paired_units, stabiliser_declarations
 from verify.verdicts.targets import QUANTITIES
 
@@ -60,7 +61,7 @@ def dataset_points(units: list[Unit], name: str, quantity: str, default: str | N
             pairs = []
             for unit in mine:
                 reference = plain[(unit.dataset_id, unit.config)]
-                a, b = side_value(unit, measure), side_value(reference, measure)
+                a, b = paired_sides(unit, reference, measure)
                 if measure is LEAVE_ONE_OUT and b is not None and b < NUMERICAL_ZERO:
                     continue
                 if a is not None and b is not None:

@@ -1,6 +1,8 @@
 """Paired stabiliser verdicts on hand-made units whose right answers are known."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -23,6 +25,7 @@ from verify.verdicts.paired import (
     paired_estimate,
     paired_verdicts,
     cross_fit,
+    matched_leave_one_out,
     seed_fold,
     select_on_validation,
 )
@@ -354,3 +357,70 @@ def test_a_target_no_pair_records_is_not_measured_here_and_one_sided_is_no_data(
     assert half["verdict"] == NO_DATA and half["value"] is None
     # the instability measures of the same rows are judged as ever
     assert only(rows, family="mlp")["measures"]["seed_std"]["verdict"] == INCONCLUSIVE
+
+
+def diverging_panel(n_datasets=6):
+    """Plain training estimates E_i on all 4 seeds of every dataset; the stabiliser's left-out
+    models diverge on seed 3 of the first four datasets (its E_i group dropped by the rule), seed 3
+    being plain's least stable seed (E_i 4 against 1 on the others). On every seed both sides
+    estimate, the stabiliser's E_i equals plain's: matched, the ratio is exactly 1."""
+    units = []
+    for d in range(n_datasets):
+        plain_loo = [1.0, 1.0, 1.0, 4.0]
+        dropped = d < 4
+        units.append(unit(f"d{d}", accuracy=[0.5, 0.6, 0.7, 0.8], loo=plain_loo))
+        units.append(dataclasses.replace(
+            unit(f"d{d}", "calm", accuracy=[0.5, 0.6, 0.7, 0.8],
+                 loo=[1.0, 1.0, 1.0, np.nan if dropped else 4.0]),
+            leave_one_out_dropped=(False, False, False, dropped) if dropped else ()))
+    return units
+
+
+def test_leave_one_out_is_matched_on_the_seeds_both_sides_estimate_and_drops_are_counted():
+    row = only(judge(diverging_panel()), stabiliser="calm", selection=DEFAULT)
+    loo = row["measures"]["leave_one_out"]
+    # Unmatched, the stabiliser's mean over its 3 calm seeds (1) would be set against plain's over
+    # all 4 (1.75) on four datasets: ratio (4 + 2 * 1.75) / (6 * 1.75) = 0.714, "stabilises".
+    assert loo["value"] == pytest.approx(1.0)
+    assert loo["verdict"] == INCONCLUSIVE
+    assert (loo["stabilised_kept"], loo["stabilised_dropped"]) == (6 * 4 - 4, 4)
+    assert (loo["plain_kept"], loo["plain_dropped"]) == (6 * 4, 0)
+    assert loo["matched_seeds"] == 6 * 4 - 4 and loo["left_out_pairs"] == 0
+    assert loo["n_pairs"] == 6
+
+
+def test_a_pair_without_a_matched_seed_is_left_out_and_counted():
+    units = diverging_panel()
+    units.append(unit("all", accuracy=[0.5, 0.6], loo=[1.0, 2.0]))
+    units.append(dataclasses.replace(unit("all", "calm", accuracy=[0.5, 0.6], loo=np.nan),
+                                     leave_one_out_dropped=(True, True)))
+    units += [unit("none", accuracy=[0.5, 0.6]), unit("none", "calm", accuracy=[0.5, 0.6])]
+    loo = only(judge(units), stabiliser="calm", selection=DEFAULT)["measures"]["leave_one_out"]
+    # "all": every left-out model of the stabiliser diverged; "none": no left-out runs on either
+    # side, nothing to leave out
+    assert loo["left_out_pairs"] == 1 and loo["n_pairs"] == 6
+    assert (loo["stabilised_dropped"], loo["plain_kept"]) == (4 + 2, 6 * 4 + 2)
+    assert loo["value"] == pytest.approx(1.0)
+
+
+def test_cross_fitting_carries_each_seeds_dropped_mark_into_its_fold():
+    # "a" wins on the even seeds' validation, "b" on the odd seeds': fold 0 is judged at b, fold 1
+    # at a, whose seed 1 was dropped (its seed 0 too, but fold 0 is b's)
+    settings_ = {"a": dataclasses.replace(
+        unit("d", "calm", params="a", accuracy=[0.1, 0.2, 0.3, 0.5], validation=[0.9, 0.1, 0.9, 0.1],
+             loo=[np.nan, np.nan, 1.0, 3.0]), leave_one_out_dropped=(True, True, False, False)),
+        "b": unit("d", "calm", params="b", accuracy=[0.4, 0.6, 0.5, 0.9],
+                  validation=[0.1, 0.9, 0.1, 0.9], loo=2.0)}
+    plain = unit("d", accuracy=[0.6, 0.7, 0.8, 0.5], loo=[1.0, 1.0, 1.0, 2.0])
+    stabilised, reference, selected = cross_fit(settings_, plain, None)
+    assert selected == ("b", "a") and stabilised.seeds == (0, 2, 1, 3)
+    assert stabilised.leave_one_out_dropped == (False, False, True, False)
+    assert (stabilised.leave_one_out_kept, stabilised.leave_one_out_dropped_seeds) == (3, 1)
+    # matched on seeds 0, 2 (b: 2) and 3 (a: 3) against plain's 1, 1, 2
+    assert matched_leave_one_out(stabilised, reference) == pytest.approx((7 / 3, 4 / 3, 3))
+
+
+def test_a_dropped_seed_cannot_carry_an_e_i():
+    with pytest.raises(ValueError, match="leave_one_out_dropped"):
+        dataclasses.replace(unit("d", accuracy=[0.5, 0.6], loo=1.0),
+                            leave_one_out_dropped=(True, False))

@@ -485,6 +485,34 @@ def test_stabiliser_leave_one_out_has_no_e_i_for_a_seed_whose_left_out_models_pa
     assert unit.leave_one_out[1] == pytest.approx(0.3)
     assert unit.mean_leave_one_out == pytest.approx(0.3)
 
+
+def test_stabiliser_leave_one_out_is_matched_on_seeds_and_counts_the_dropped_ones(tmp_path):
+    # Plain E_i is 1 on seeds 0-2 and 4 on seed 3 of six datasets; MMR's equals it on every seed
+    # it estimates, but on d0-d3 one left-out model of seed 3 diverged, so the rule drops that
+    # seed's E_i group. Matched, MMR's ratio is exactly 1; on each side's own kept seeds it would
+    # read (4 * 1 + 2 * 1.75) / (6 * 1.75) = 0.71, the diverging stabiliser "more stable".
+    runs = []
+    for d in range(6):
+        for stabiliser, params in (("none", "{}"), ("mmr", '{"strength":0.1,"temperature":0.05}')):
+            common = dict(dataset_id=f"d{d}", stabiliser=stabiliser, stabiliser_params=params)
+            for seed, value in enumerate((1.0, 1.0, 1.0, 4.0)):
+                runs.append(dict(common, seed=seed, left_out=None, test_accuracy=0.7 + 0.05 * seed))
+                for left_out in range(2):
+                    runs.append(dict(common, seed=seed, left_out=left_out,
+                                     head_direction_stability=value))
+                if stabiliser == "mmr" and seed == 3 and d < 4:
+                    runs[-1].update(diverged=1, head_direction_stability=None)
+    verdicts = compute_verdicts(make_results(tmp_path, runs))
+    [row] = [r for r in verdicts["stabilisers"] if r["stabiliser"] == "mmr" and r["is_default"]]
+    loo = row["measures"]["leave_one_out"]
+    assert loo["value"] == pytest.approx(1.0)
+    assert (loo["stabilised_kept"], loo["stabilised_dropped"]) == (20, 4)
+    assert (loo["plain_kept"], loo["plain_dropped"]) == (24, 0)
+    assert (loo["matched_seeds"], loo["left_out_pairs"], loo["n_pairs"]) == (20, 0, 6)
+    [line] = [r for r in verdicts_module.render_markdown(verdicts).splitlines()
+              if r.startswith("| mmr | separable | default")]
+    assert "seeds kept/dropped: stabilised 20/4, plain 24/0; 20 matched" in line
+
 def test_seed_instability_and_failed_runs_per_dataset(tmp_path):
     accuracy = [0.9, 0.5, 0.7, 0.4]
     runs = [dict(seed=seed, left_out=None, test_accuracy=a, majority_accuracy=0.5)

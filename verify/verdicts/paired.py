@@ -18,7 +18,15 @@ Measures, each an estimator over the pairs of a family (sums run over pairs):
   side are left out. < 1: the stabiliser lowers seed instability.
 - ``failed_rate``: mean over pairs of the difference of failed-run rates (stabilised − plain),
   unbiased. < 0: fewer failed runs.
-- ``leave_one_out``: ratio of summed E_i, Σ L_stabilised / Σ L_plain. < 1: more stable.
+- ``leave_one_out``: ratio of summed E_i, Σ L_stabilised / Σ L_plain, each side's L the mean E_i
+  over the pair's **matched seeds**, those with an E_i on both sides (:func:`matched_leave_one_out`):
+  a seed whose E_i group the estimator rule dropped on one side is dropped on the other too, so
+  the two sides are means over the same seeds (a side's own kept seeds would be the stratum where
+  its left-out models stayed stable, and a stabiliser whose left-out models diverge would look more
+  stable for it). Pairs without a matched seed are left out. The row counts, per side and summed
+  over its pairs, the seeds kept and dropped by the rule, the matched seeds and the pairs left out
+  (:func:`leave_one_out_counts`), so a ratio on fewer seeds than the row holds says so. < 1: more
+  stable.
 - ``target:<quantity>``: the change of each quantity the stabiliser declares it targets
   (``Stabiliser.targets``), as the ratio of sums or the mean difference (:class:`Quantity`), judged
   against the direction the theory says the stabiliser moves it. Where no pair of the row records
@@ -50,8 +58,8 @@ two folds combine into one pair:
   Σ_folds (n_fold − 1) over the seeds with an accuracy (the two folds may run different settings,
   so deviations are taken from each fold's own mean), plain's computed on the same folds;
 - ``failed_rate``, ``leave_one_out`` and target quantities: over all evaluated seeds, as for one
-  setting (the failed-run rate of the ten evaluated seeds, the mean E_i and mean quantity over
-  them).
+  setting (the failed-run rate of the ten evaluated seeds, the mean E_i over the matched ones and
+  the mean quantity over them).
 
 A pair with fewer than two seeds in a fold (on plain or on any setting) cannot be cross-fitted and
 is left out of the selected row (``unfoldable_pairs``); one where some setting records no
@@ -141,6 +149,11 @@ class Unit:
         Target quantity -> its value per seed (NaN where not measured; absent: never measured).
     validation : tuple of float, default=()
         Validation accuracy per seed (NaN where none; empty: the runs record none).
+    leave_one_out_dropped : tuple of bool, default=()
+        Per seed, whether the seed's E_i group (its left-out runs) was dropped by the estimator
+        rule: its left-out estimate is partial, or a left-out model diverged or lacks the measure
+        (its ``leave_one_out`` is then NaN). Empty: none was dropped. A seed with no left-out runs
+        at all is neither kept nor dropped.
     within_folds : bool, default=False
         Whether the seed variance pools the deviations within each seed fold (:func:`seed_fold`)
         rather than over all seeds: a cross-fitted side, whose folds may run different settings.
@@ -157,6 +170,7 @@ class Unit:
     leave_one_out: tuple[float, ...] = ()
     targets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     validation: tuple[float, ...] = ()
+    leave_one_out_dropped: tuple[bool, ...] = ()
     within_folds: bool = False
 
     def __post_init__(self) -> None:
@@ -165,10 +179,16 @@ class Unit:
             object.__setattr__(self, "seeds", tuple(range(n)))
         for name, values in (("failed", self.failed), ("seeds", self.seeds),
                              ("leave_one_out", self.leave_one_out), ("validation", self.validation),
+                             ("leave_one_out_dropped", self.leave_one_out_dropped),
                              *((f"targets[{q!r}]", v) for q, v in self.targets.items())):
             if name in ("failed", "seeds") or values:
                 if len(values) != n:
                     raise ValueError(f"{name} must have one entry per seed ({n}), got {len(values)}")
+        kept = self.leave_one_out_by_seed
+        if any(dropped and seed in kept
+               for seed, dropped in zip(self.seeds, self.leave_one_out_dropped)):
+            raise ValueError("leave_one_out_dropped marks a seed whose leave_one_out is estimated; "
+                             "a dropped seed has no E_i (NaN)")
 
     @property
     def seed_variance(self) -> float | None:
@@ -196,6 +216,24 @@ class Unit:
         return _finite_mean(self.leave_one_out)
 
     @property
+    def leave_one_out_by_seed(self) -> dict[int, float]:
+        """Seed index -> E_i, for the seeds that estimate it (kept by the estimator rule)."""
+        if not self.leave_one_out:
+            return {}
+        return {int(seed): float(value) for seed, value in zip(self.seeds, self.leave_one_out)
+                if math.isfinite(value)}
+
+    @property
+    def leave_one_out_kept(self) -> int:
+        """How many seeds estimate E_i (their E_i group kept by the estimator rule)."""
+        return len(self.leave_one_out_by_seed)
+
+    @property
+    def leave_one_out_dropped_seeds(self) -> int:
+        """How many seeds' E_i groups the estimator rule dropped (``leave_one_out_dropped``)."""
+        return int(sum(self.leave_one_out_dropped))
+
+    @property
     def validation_accuracy(self) -> float | None:
         """Mean validation accuracy over the seeds that record one (None: none does)."""
         return _finite_mean(self.validation)
@@ -218,6 +256,7 @@ class Unit:
         return replace(self, accuracy=pick(self.accuracy), failed=pick(self.failed),
                        seeds=pick(self.seeds), leave_one_out=pick(self.leave_one_out),
                        validation=pick(self.validation),
+                       leave_one_out_dropped=pick(self.leave_one_out_dropped),
                        targets={q: pick(v) for q, v in self.targets.items()})
 
 
@@ -261,6 +300,66 @@ def side_value(unit: Unit, measure: Measure) -> float | None:
     if measure is LEAVE_ONE_OUT:
         return unit.mean_leave_one_out
     return unit.target(measure.name.removeprefix("target:"))
+
+
+def paired_sides(stabilised: Unit, plain: Unit,
+                 measure: Measure) -> tuple[float | None, float | None]:
+    """Both sides of a pair for ``measure``: :func:`side_value` of each, except for the
+    leave-one-out measure, whose sides are taken on the matched seeds
+    (:func:`matched_leave_one_out`; (None, None) where no seed has E_i on both sides)."""
+    if measure is LEAVE_ONE_OUT:
+        matched = matched_leave_one_out(stabilised, plain)
+        return (matched[0], matched[1]) if matched else (None, None)
+    return side_value(stabilised, measure), side_value(plain, measure)
+
+
+def matched_leave_one_out(stabilised: Unit, plain: Unit) -> tuple[float, float, int] | None:
+    """A pair's two sides of the leave-one-out measure on its matched seeds: the mean E_i of each
+    side over the seeds (by seed index) that estimate E_i on *both* sides, and how many they are;
+    None where no seed does.
+
+    A seed whose E_i group the estimator rule dropped on one side (its left-out models partly
+    diverged, or its estimate is partial) is dropped on the other side too. The two runs of a seed
+    share its data order and initial draw, so the pair compares like with like only on the same
+    seeds; and the seeds a side drops are not a random draw (a left-out model diverged on them), so
+    the mean over the seeds a side kept is a statistic of its well-behaved stratum: a stabiliser
+    whose left-out models diverge on the unstable seeds would otherwise be compared, on its calm
+    seeds alone, with plain training on all of them, and look more stable for it. The matched
+    means are one stratum too, the seeds both sides estimate, and the same one on both sides; the
+    seeds set aside are counted in the row (:func:`leave_one_out_counts`)."""
+    mine, theirs = stabilised.leave_one_out_by_seed, plain.leave_one_out_by_seed
+    common = sorted(set(mine) & set(theirs))
+    if not common:
+        return None
+    return (float(np.mean([mine[seed] for seed in common])),
+            float(np.mean([theirs[seed] for seed in common])), len(common))
+
+
+def leave_one_out_counts(sides: Sequence[tuple[Unit, Unit]]) -> dict[str, int]:
+    """The seeds behind a row's leave-one-out estimate, summed over its pairs (stabilised, plain).
+
+    Returns
+    -------
+    dict
+        ``stabilised_kept`` / ``plain_kept`` (seeds whose E_i group the estimator rule kept),
+        ``stabilised_dropped`` / ``plain_dropped`` (seeds whose group it dropped: a partial estimate,
+        or a left-out model that diverged or lacks the measure), ``matched_seeds`` (seeds with E_i
+        on both sides: the estimate's seeds; a side's kept seeds beyond them were set aside because
+        the other side has no E_i there) and ``left_out_pairs`` (pairs that record the measure on
+        some side, a seed kept or dropped, but have no matched seed, so no part in the estimate).
+    """
+    counts = dict.fromkeys(("stabilised_kept", "stabilised_dropped", "plain_kept", "plain_dropped",
+                            "matched_seeds", "left_out_pairs"), 0)
+    for stabilised, plain in sides:
+        recorded = 0
+        for side, unit in (("stabilised", stabilised), ("plain", plain)):
+            counts[f"{side}_kept"] += unit.leave_one_out_kept
+            counts[f"{side}_dropped"] += unit.leave_one_out_dropped_seeds
+            recorded += unit.leave_one_out_kept + unit.leave_one_out_dropped_seeds
+        matched = matched_leave_one_out(stabilised, plain)
+        counts["matched_seeds"] += matched[2] if matched else 0
+        counts["left_out_pairs"] += int(matched is None and recorded > 0)
+    return counts
 
 
 def paired_estimate(pairs: Sequence[tuple[str, float, float]], measure: Measure, *,
@@ -416,6 +515,9 @@ def _joined(parts: Sequence[Unit]) -> Unit:
                 stabiliser=first.stabiliser, params="|".join(sorted({part.params for part in parts})),
                 accuracy=cat("accuracy"), failed=cat("failed"), seeds=cat("seeds"),
                 leave_one_out=cat("leave_one_out"), validation=cat("validation"),
+                leave_one_out_dropped=tuple(item for part in parts for item in (
+                    part.leave_one_out_dropped or (False,) * len(part.seeds)))
+                if any(part.leave_one_out_dropped for part in parts) else (),
                 targets={q: tuple(item for part in parts
                                   for item in part.targets.get(q, (math.nan,) * len(part.seeds)))
                          for q in quantities},
@@ -451,7 +553,7 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
         ``configs``, ``n_pairs``, ``n_datasets``, ``measures`` (name -> :func:`paired_estimate`'s
         dict plus ``label`` and ``comparison``; a target quantity's verdict reads "raised" / "lowered", with
         ``intended`` and ``as_intended``, or "not measured here" where no pair records it on
-        either side),
+        either side; ``leave_one_out`` adds :func:`leave_one_out_counts`'s seed and pair counts),
         ``verdict`` (the seed-std verdict: the paper's sense of "stabilises"),
         ``unmeasured_targets`` and, for the (cross-fitted) selected row, ``chosen`` (params ->
         number of folds it was selected on, two per pair), ``unfoldable_pairs`` (pairs with fewer
@@ -509,6 +611,7 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                 for pair, (unit, reference) in sorted(chosen.items()):
                     a, b = side_value(unit, measure), side_value(reference, measure)
                     recorded = recorded or a is not None or b is not None
+                    a, b = paired_sides(unit, reference, measure)
                     if a is not None and b is not None:
                         found.append((unit.dataset_id, a, b))
                 estimate = paired_estimate(
@@ -520,6 +623,9 @@ def paired_verdicts(units: Sequence[Unit], *, targets: Mapping[str, Sequence[str
                         estimate = {**estimate, "verdict": NOT_MEASURED}
                     estimate = _target_change(
                         estimate, quantities[measure.name.removeprefix("target:")].intended)
+                if measure is LEAVE_ONE_OUT:
+                    estimate = {**estimate, **leave_one_out_counts(
+                        [sides for _, sides in sorted(chosen.items())])}
                 estimates[measure.name] = {"label": measure.label,
                                            "comparison": measure.comparison, **estimate}
             rows.append({

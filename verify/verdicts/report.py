@@ -251,7 +251,8 @@ def _stabilisers(rows: list[dict]) -> str:
         table.append([r["stabiliser"], r["family"], setting, ", ".join(r["configs"]), r["n_datasets"],
                       measure(r["measures"]["seed_std"]),
                       measure(r["measures"]["failed_rate"], signed=True),
-                      measure(r["measures"]["leave_one_out"]), targets or "–",
+                      measure(r["measures"]["leave_one_out"])
+                      + _leave_one_out_seeds(r["measures"]["leave_one_out"]), targets or "–",
                       f"{marks.get(r['verdict'], '?')} {r['verdict']}"])
     text = _table(("stabiliser", "task family", "setting", "configs", "datasets",
                    "seed std ratio (95% CI, datasets)", "failed-run rate difference",
@@ -266,8 +267,26 @@ def _stabilisers(rows: list[dict]) -> str:
              "odd seed indices, each fold is judged at the setting with the best mean validation "
              "accuracy on the other fold (never the reported test accuracy), plain training on the "
              "same folds, so no seed judges the setting its own luck selected; the seed std pools "
-             "the deviations within folds; pairs with fewer than two seeds in a fold are left out.")
+             "the deviations within folds; pairs with fewer than two seeds in a fold are left out. "
+             "The leave-one-out ratio is taken on matched seeds: a seed whose E_i group was "
+             "dropped (its left-out estimate partial, or a left-out model diverged) on one side "
+             "is dropped on the other too; the cell counts the seeds kept / dropped on each side, "
+             "the matched seeds the ratio uses, and the pairs left out for want of one.")
     return _section("Stabilisers against plain training (paired, per task family)", text)
+
+
+def _leave_one_out_seeds(m: dict) -> str:
+    """The seeds behind a leave-one-out ratio (``verify.verdicts.paired.leave_one_out_counts``):
+    kept / dropped by the estimator rule on each side, matched, and the pairs left out; empty where
+    no seed of the row has an E_i group."""
+    if "matched_seeds" not in m or not any(m[f"{side}_{what}"] for side in ("stabilised", "plain")
+                                           for what in ("kept", "dropped")):
+        return ""
+    text = (f"; seeds kept/dropped: stabilised {m['stabilised_kept']}/{m['stabilised_dropped']}, "
+            f"plain {m['plain_kept']}/{m['plain_dropped']}; {m['matched_seeds']} matched")
+    if m["left_out_pairs"]:
+        text += f"; {m['left_out_pairs']} pairs without a matched seed left out"
+    return text
 
 
 def _selected(row: dict) -> str:

@@ -68,7 +68,7 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
     seeds: dict[tuple, list[dict]] = {}
     for row in rows:
         seeds.setdefault(tuple(row[c] for c in UNIT), []).append(row)
-    loo = _leave_one_out(conn)
+    loo, dropped = _leave_one_out(conn)
     constants = _bound_constants(conn)
     units = []
     for key, group in seeds.items():
@@ -83,13 +83,14 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
         targets = {name: tuple(_value(s[f"target:{name}"]) for s in group) for name in sources}
         targets.update({name: tuple(by_seed.get(seed, math.nan) for seed in seed_list)
                         for name, by_seed in constant.items()})
-        estimates = loo.get(key, {})
+        estimates, lost = loo.get(key, {}), dropped.get(key, set())
         units.append(Unit(
             dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0])),
             config=key[1], stabiliser=key[2], params=key[3], accuracy=accuracy, failed=failed,
             seeds=seed_list,
             leave_one_out=tuple(estimates.get(seed, math.nan) for seed in seed_list)
-            if estimates else (),
+            if estimates or lost else (),
+            leave_one_out_dropped=tuple(seed in lost for seed in seed_list) if lost else (),
             targets={name: values for name, values in targets.items()
                      if any(math.isfinite(v) for v in values)},
             validation=tuple(_value(s["validation"]) for s in group)))
@@ -103,12 +104,14 @@ def stabiliser_verdicts(conn: sqlite3.Connection) -> list[dict]:
                            quantities=QUANTITIES)
 
 
-def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, dict[int, float]]:
-    """E_i of the setting's leave-one-out measure per unit and seed, for the seeds whose E_i group
-    (the seed's left-out runs at the final checkpoint) is kept by the verdicts' one rule: its
-    estimate is not partial (``verify.verdicts.db.estimator_filter``) and every left-out model
-    measured it (``verify.store.fully_measured``: none diverged). A seed whose left-out models
-    partly diverged has no E_i, rather than the E_i of its models that stayed stable."""
+def _leave_one_out(conn: sqlite3.Connection) -> tuple[dict[tuple, dict[int, float]],
+                                                       dict[tuple, set[int]]]:
+    """``(kept, dropped)``: E_i of the setting's leave-one-out measure per unit and seed, for the
+    seeds whose E_i group (the seed's left-out runs at the final checkpoint) is kept by the
+    verdicts' one rule: its estimate is not partial (``verify.verdicts.db.estimator_filter``) and
+    every left-out model measured it (``verify.store.fully_measured``: none diverged); and per
+    unit the seeds whose group the rule dropped. A seed whose left-out models partly diverged has
+    no E_i, rather than the E_i of its models that stayed stable, and is counted as dropped."""
     complete, _ = estimator_filter()
     keys = ", ".join(f"r.{c}" for c in UNIT)
     rows = fetch_dicts(
@@ -118,10 +121,14 @@ def _leave_one_out(conn: sqlite3.Connection) -> dict[tuple, dict[int, float]]:
               "JOIN final f ON r.task_key = f.task_key AND r.iteration = f.iteration "
               f"WHERE r.left_out IS NOT NULL GROUP BY {keys}, r.seed")
     by_unit: dict[tuple, dict[int, float]] = {}
+    dropped: dict[tuple, set[int]] = {}
     for row in rows:
+        key = tuple(row[c] for c in UNIT)
         if row["complete"] and row["loo"] is not None:
-            by_unit.setdefault(tuple(row[c] for c in UNIT), {})[int(row["seed"])] = float(row["loo"])
-    return by_unit
+            by_unit.setdefault(key, {})[int(row["seed"])] = float(row["loo"])
+        else:
+            dropped.setdefault(key, set()).add(int(row["seed"]))
+    return by_unit, dropped
 
 
 def _bound_constants(conn: sqlite3.Connection) -> dict[tuple, dict[str, dict[int, float]]]:
