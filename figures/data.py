@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 from verify.seeding import run_seed
-from verify.store import left_out_mean
+from verify.store import fully_measured, left_out_mean, partial_estimate
 from verify.store import open_results as store_open_results
 from verify.verdicts.stabilisers import task_family
 
@@ -183,7 +183,11 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
     -------
     Frame
         One row per unit, keyed by :data:`UNIT_KEYS`, with :data:`DESCRIPTIVE_COLUMNS`, ``lr_key``,
-        ``measured``, ``n_left_out`` and ``diverged`` (1 if any left-out model of the unit diverged).
+        ``measured``, ``n_left_out``, ``diverged`` (1 if any left-out model of the unit diverged)
+        and ``complete`` (1 where the verdicts' estimator rule keeps the unit's E_i group of
+        ``measure``: its left-out estimate is not partial, ``verify.store.partial_estimate``, and
+        every left-out model measured it, ``verify.store.fully_measured``; 0 where ``measured``
+        is the mean over a stratum, e.g. the left-out models that stayed stable).
     """
     if measure not in LOO_MEASURES + FULL_RUN_COLUMNS:
         raise ValueError(f"measure must be one of {', '.join(LOO_MEASURES + FULL_RUN_COLUMNS)}; "
@@ -203,7 +207,8 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
         bound_join = "LEFT JOIN bounds AS b ON b.run_id = r.run_id AND b.bound = ?"
         bound_params = [bound]
     sql = (f"SELECT {keys}, {_descriptive_sql()}, {mean(f'r.{measure}')} AS measured, "
-           f"COUNT(r.{measure}) AS n_left_out, MAX(r.diverged) AS diverged{bound_sql} "
+           f"COUNT(r.{measure}) AS n_left_out, MAX(r.diverged) AS diverged, "
+           f"(NOT {partial_estimate('r')} AND {fully_measured(measure)}) AS complete{bound_sql} "
            f"FROM runs AS r {_final_join(final_only)} {bound_join} "
            f"WHERE r.left_out IS NOT NULL AND ({where}) GROUP BY {keys}")
     return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))

@@ -12,6 +12,11 @@ final checkpoint.
   at or below the majority-class accuracy.
 * Leave-one-out stability: E_i of the setting's measure (head: ``head_direction_stability``, full:
   ``parameter_stability``) per seed, then mean ± std over seeds per dataset, averaged over datasets.
+  A seed's E_i is kept by the verdicts' estimator rule only (``complete`` of
+  :func:`figures.data.loo_units`: its left-out estimate is not partial and no left-out model
+  diverged or lacks the measure); the cell counts the seeds dropped by it ("k/n seeds dropped"),
+  since its mean is then over the seeds whose left-out models all stayed stable, not over every
+  seed (the paired verdicts compare a stabiliser with plain training on matched seeds).
 
 Written as ``t1_stabilisers.csv`` (one row per cell) and ``t1_stabilisers.md``.
 """
@@ -68,8 +73,9 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
             below = np.isfinite(runs["test_accuracy"]) & (
                 runs["test_accuracy"] <= runs["majority_accuracy"])
             failed = (runs["diverged"] == 1) | below
-            stability, stability_std = _seed_mean_std(
-                stability_units.filter(stability_units["label"] == label), "measured")
+            mine = stability_units.filter(stability_units["label"] == label)
+            kept = mine["complete"] == 1
+            stability, stability_std = _seed_mean_std(mine.filter(kept), "measured")
             rows.append({"group": f"{family} · {config}", "kind": kind, "setting": setting,
                          "config": config, "stabiliser": label,
                          "n_datasets": len(np.unique(runs["dataset_id"])),
@@ -77,18 +83,24 @@ def table_rows(connection: sqlite3.Connection) -> list[dict]:
                          "accuracy_std": accuracy_std,
                          "failed_rate": float(failed.mean()), "failed_runs": int(failed.sum()),
                          "n_runs": len(runs), "stability_measure": SETTING_MEASURE[setting],
-                         "stability": stability, "stability_std": stability_std})
+                         "stability": stability, "stability_std": stability_std,
+                         "stability_seeds": int(kept.sum()),
+                         "stability_dropped": int((~kept).sum())})
     return rows
 
 
 def _cell(row: dict | None, metric: str) -> str:
-    if row is None or not np.isfinite(row[metric]):
+    if row is None:
         return "—"
+    dropped = row.get(f"{metric}_dropped", 0)
+    note = f" ({dropped}/{dropped + row[f'{metric}_seeds']} seeds dropped)" if dropped else ""
+    if not np.isfinite(row[metric]):
+        return "—" + note
     if metric == "failed_rate":
         return f"{100 * row[metric]:.0f}% ({row['failed_runs']}/{row['n_runs']})"
     std = row[f"{metric}_std"]
     spread = f" ± {std:.3g}" if np.isfinite(std) else " (1 seed)"
-    return f"{row[metric]:.3g}{spread}"
+    return f"{row[metric]:.3g}{spread}{note}"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -99,7 +111,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["# T1 · Stabilisers × dataset groups", "",
              "Final checkpoint. Accuracy and stability: mean ± std over seeds (ddof = 1), each "
              "computed per dataset and averaged over the group's datasets. Failed: diverged or at "
-             "or below the majority-class accuracy. Columns: task family (kind, and the deep tasks' teacher) · training config.", ""]
+             "or below the majority-class accuracy. Columns: task family (kind, and the deep "
+             "tasks' teacher) · training config. Stability: a seed whose left-out estimate is partial or whose left-out models partly "
+             "diverged has no E_i; \"k/n seeds dropped\" counts them (seeds over datasets).", ""]
     for metric, heading in METRICS:
         lines += [f"## {heading}", "", "| stabiliser | " + " | ".join(groups) + " |",
                   "|---" * (len(groups) + 1) + "|"]
