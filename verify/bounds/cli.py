@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     print(f"ftstab bounds: {summary.tasks} task(s) with bounds to evaluate: {summary.done} done "
-          f"({summary.rows} rows), {summary.failed} failed, in {summary.seconds:.1f} s")
+          f"({summary.rows} rows), {summary.failed} failed, in {summary.seconds:.1f} s "
+          f"({summary.executor})")
     if summary.failed:
         print(f"  {summary.failed} task(s) failed: their tracebacks are in the bound_evaluations "
               f"table (status 'failed'); re-run the same command to retry them", file=sys.stderr)

@@ -26,11 +26,14 @@ from verify.run.output import TaskWeights
 from verify.store import RUN_COLUMNS, ResultStore, results_path
 from verify.store.checks import check_path, connect_readonly
 from verify.store.weights import read_weights
+from verify.bounds.cost import bounded_rows, job_seconds, job_trainer
+from verify.sweep.choice import choose_executor
 from verify.sweep.executors import (
     _run_in_process,
     _run_on_dask,
     _run_on_pool,
     load_cached,
+    pool_is_warm,
 )
 from verify.sweep.sources import CardSource, DatasetSource
 
@@ -52,13 +55,15 @@ class BoundJob:
 
 @dataclass
 class BoundsSummary:
-    """What a bounds step did: tasks with pending bounds, how they ended, rows written, wall time."""
+    """What a bounds step did: tasks with pending bounds, how they ended, rows written, wall time,
+    and where it ran (``executor``, in words)."""
 
     tasks: int
     done: int
     failed: int
     rows: int
     seconds: float
+    executor: str = ""
 
 
 def select_bounds(names: Sequence[str] | None) -> list[Bound]:
@@ -147,7 +152,9 @@ def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
     force : bool
         Re-evaluate bounds already evaluated (their rows are replaced).
     workers : int or None
-        Local processes; 1 runs in this process; None uses every core. Ignored with ``client``.
+        The most local processes; 1 runs in this process; None uses every core. Jobs predicted to
+        finish sooner in this process than on a pool, start-up included (:mod:`verify.bounds.cost`,
+        :func:`verify.sweep.choice.choose_executor`), run here. Ignored with ``client``.
     client : distributed.Client, optional
         Run on this Dask cluster instead (its workers must see ``folder``).
     progress : bool
@@ -169,16 +176,20 @@ def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
         source = CardSource(store.cards()) if source is None else source
         jobs = plan_jobs(store, selected, force=force)
         groups = [[job] for job in jobs]
-        if client is not None:
+        if client is not None:  # the user asked for the cluster: never second-guessed
+            executor, label = "Dask cluster", "Dask"
             outcomes = _run_on_dask(groups, source, task_bound_rows, client, execute=execute_bound_jobs)
-        elif workers == 1 or len(jobs) <= 1:
-            outcomes = _run_in_process(groups, source, task_bound_rows, execute=execute_bound_jobs)
         else:
-            outcomes = _run_on_pool(groups, source, task_bound_rows, min(workers, len(jobs)),
-                                    execute=execute_bound_jobs)
+            choice = choose_executor(_predicted_seconds(store, jobs) if len(jobs) > 1 and workers > 1
+                                     else None, workers, n_groups=len(jobs), pool_warm=pool_is_warm())
+            executor, label = choice.describe(), choice.label
+            outcomes = (_run_in_process(groups, source, task_bound_rows, execute=execute_bound_jobs)
+                        if choice.in_process else
+                        _run_on_pool(groups, source, task_bound_rows, choice.workers,
+                                     execute=execute_bound_jobs))
         counts = {"done": 0, "failed": 0, "rows": 0}
         bar = tqdm(total=len(jobs), unit="task", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True, desc="bounds")
+                   dynamic_ncols=True, desc=f"bounds, {label}")
         try:
             for outcome in outcomes:
                 if outcome["status"] == "done":
@@ -194,5 +205,12 @@ def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
             outcomes.close()
             bar.close()
     return BoundsSummary(tasks=len(jobs), done=counts["done"], failed=counts["failed"],
-                         rows=counts["rows"], seconds=time.perf_counter() - start)
+                         rows=counts["rows"], seconds=time.perf_counter() - start, executor=executor)
+
+
+def _predicted_seconds(store: ResultStore, jobs: Sequence[BoundJob]) -> list[float]:
+    """Each job's predicted CPU seconds (:func:`verify.bounds.cost.job_seconds`)."""
+    rows, configs, cards = bounded_rows(store), store.configs(), store.cards()
+    return [job_seconds(job_trainer(job, configs, cards), rows.get(job.task_key, 0), len(job.bounds))
+            for job in jobs]
 

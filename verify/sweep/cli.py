@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
         created = make_output_folder(args.out, "--out")
         try:
             with results_folder_lock(args.out, "--out"):
-                return _sweep(args, tasks, source, client)
+                return _sweep(args, tasks, source, client, params)
         except UsageError:
             if created:
                 _remove_if_only_lock(args.out)
@@ -314,13 +314,17 @@ def _remove_if_only_lock(folder: Path) -> None:
         folder.rmdir()
 
 
-def _sweep(args: argparse.Namespace, tasks: list[Task], source: DatasetSource, client: Any) -> int:
+def _sweep(args: argparse.Namespace, tasks: list[Task], source: DatasetSource, client: Any,
+           params: dict[str, tuple[str, dict[str, Any]]]) -> int:
+    from verify.run.cost import sweep_predictor
     # SIGTERM (a batch system's stop) ends the sweep the way Ctrl-C does: what has arrived is
     # written, the workers are ended, exit status 130.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        # A sweep predicted to finish sooner in this process than on a pool, start-up included,
+        # runs here (verify.sweep.choice); --workers stays the most the pool may use.
         summary = run_sweep(tasks, source, args.out, n_seeds=args.seeds, workers=args.workers,
-                            client=client)
+                            client=client, expected_seconds=sweep_predictor(params))
         if not args.no_bounds:
             from verify.bounds.step import (
                 run_bounds,  # lazy: the ftstab parser stays torch-free
@@ -329,11 +333,11 @@ def _sweep(args: argparse.Namespace, tasks: list[Task], source: DatasetSource, c
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
-          f"{summary.failed} failed, in {summary.seconds:.1f} s")
+          f"{summary.failed} failed, in {summary.seconds:.1f} s ({summary.executor})")
     print(f"  results:  {summary.results}")
     if not args.no_bounds:
         print(f"  bounds:   {bounds.tasks} task(s) evaluated, {bounds.rows} rows, {bounds.failed} "
-              f"failed, in {bounds.seconds:.1f} s")
+              f"failed, in {bounds.seconds:.1f} s ({bounds.executor})")
     write_verdicts(args.out)
     print(f"  verdicts: {args.out / 'verdicts.md'} and {args.out / 'verdicts.json'}")
     if summary.failed:

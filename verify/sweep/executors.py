@@ -175,6 +175,15 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+_FORK_SERVER_STARTED = False
+
+
+def pool_is_warm() -> bool:
+    """Whether a pool started now finds this process's fork server running (an earlier pool
+    started it), so that its workers start warm without the fork server's preload."""
+    return _FORK_SERVER_STARTED
+
+
 def _init_pool_worker(sweep: int, plugins: str | None) -> None:
     """Pool workers leave Ctrl-C to the parent, which writes what has arrived and ends them, and
     end when their parent dies (:func:`end_with_parent`): the sweep's process, or the fork server
@@ -224,10 +233,13 @@ def _run_in_process(groups: Sequence[Sequence[Any]], source: DatasetSource, runn
 
 def _run_on_pool(groups: Sequence[Sequence[Any]], source: DatasetSource, runner: Callable,
                  workers: int, *, execute: Execute = execute_group) -> Generator[dict, None, None]:
+    global _FORK_SERVER_STARTED
     others = set(multiprocessing.active_children())
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+    context = pool_context()
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                                   initializer=_init_pool_worker,
                                                   initargs=(os.getpid(), recorded_modules()))
+    _FORK_SERVER_STARTED = context.get_start_method() == "forkserver"
     finished = False
     try:
         # Only as_completed holds the futures, and it lets go of each once yielded, so results do

@@ -22,12 +22,14 @@ from tqdm import tqdm
 from verify.run.task import Task
 from verify.store import RESULTS_FILE, ResultStore
 from verify.store.weights import write_weights
+from verify.sweep.choice import choose_executor
 from verify.sweep.executors import (
     TaskRunner,
     _run_in_process,
     _run_on_dask,
     _run_on_pool,
     each_task,
+    pool_is_warm,
 )
 from verify.sweep.plan import check_sweep, expected_cost, group_tasks
 from verify.sweep.sources import DatasetSource
@@ -35,7 +37,7 @@ from verify.sweep.sources import DatasetSource
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: task counts and wall time."""
+    """What a sweep did: task counts, wall time, and where it ran (``executor``, in words)."""
 
     total: int
     skipped: int
@@ -43,11 +45,13 @@ class SweepSummary:
     failed: int
     seconds: float
     results: Path
+    executor: str = ""
 
 
 def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, n_seeds: int,
               workers: int | None = None, client: Any = None, runner: TaskRunner | None = None,
-              progress: bool = True) -> SweepSummary:
+              progress: bool = True,
+              expected_seconds: Callable[[Sequence[Task]], float] | None = None) -> SweepSummary:
     """Run every task not yet done into ``out/results.sqlite``.
 
     Parameters
@@ -61,13 +65,20 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
     n_seeds : int
         The sweep's ``--seeds`` (recorded; a re-run must use the same).
     workers : int or None
-        Local processes; 1 runs in this process; None uses every core. Ignored with ``client``.
+        The most local processes; 1 runs in this process; None uses every core. Ignored with
+        ``client``.
     client : distributed.Client, optional
         Run on this Dask cluster instead of locally.
     runner : callable, optional
         ``runner(task, dataset) -> TaskOutput``; default :func:`verify.run.runner.run_task`.
     progress : bool
         Show a tqdm bar with ETA on stderr.
+    expected_seconds : callable, optional
+        ``expected_seconds(group) -> CPU seconds`` predicted for a group of tasks that train
+        together (:func:`verify.run.cost.sweep_predictor`); with it, pending work predicted to finish
+        sooner here than on a pool, start-up included, runs in this process
+        (:func:`verify.sweep.choice.choose_executor`). Without it a pool runs whenever ``workers``
+        and the groups allow one.
 
     Returns
     -------
@@ -102,15 +113,19 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
         pending = sorted((task for task in tasks if task.key not in done), key=expected_cost, reverse=True)
         # Tasks that can share one trainer call (a learning-rate sweep) run together.
         groups = group_tasks(pending, training_key)
-        if client is not None:
+        if client is not None:  # the user asked for the cluster: never second-guessed
+            executor, label = "Dask cluster", "Dask"
             outcomes = _run_on_dask(groups, source, group_runner, client)
-        elif workers == 1 or len(groups) <= 1:
-            outcomes = _run_in_process(groups, source, group_runner)
         else:
-            outcomes = _run_on_pool(groups, source, group_runner, min(workers, len(groups)))
+            choice = choose_executor(None if expected_seconds is None else
+                                     [expected_seconds(group) for group in groups],
+                                     workers, n_groups=len(groups), pool_warm=pool_is_warm())
+            executor, label = choice.describe(), choice.label
+            outcomes = (_run_in_process(groups, source, group_runner) if choice.in_process else
+                        _run_on_pool(groups, source, group_runner, choice.workers))
         counts = {"done": 0, "failed": 0}
         bar = tqdm(total=len(pending), unit="task", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True, desc="verify")
+                   dynamic_ncols=True, desc=f"verify, {label}")
         try:
             for outcome in outcomes:
                 _write(store, outcome)
@@ -122,7 +137,7 @@ def run_sweep(tasks: Sequence[Task], source: DatasetSource, out: str | Path, *, 
             bar.close()
     return SweepSummary(total=len(tasks), skipped=len(tasks) - len(pending), done=counts["done"],
                         failed=counts["failed"], seconds=time.perf_counter() - start,
-                        results=out / RESULTS_FILE)
+                        results=out / RESULTS_FILE, executor=executor)
 
 
 def _write(store: ResultStore, outcome: dict[str, Any]) -> None:
