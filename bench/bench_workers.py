@@ -1,7 +1,7 @@
 """Worker start-up: spawned workers against workers forked from a preloaded fork server, and in-process.
 
     python bench/bench_workers.py --data DIR [--grid smoke] [--configs A,B] [--rounds 2] [--json]
-    python bench/bench_workers.py --data DIR --rule [--configs A,B] [--above A,B]
+    python bench/bench_workers.py --data DIR --rule [--small A,B] [--above A,B]
     python bench/bench_workers.py --data DIR --startup
 
 Runs the same sweep (``ftstab verify --grid G --data DIR --configs ...``) in a fresh process per
@@ -13,9 +13,10 @@ children (spawned workers) and the fork server with the workers it reaped, read 
 the sweep's process exits. ``DIR`` is a ``ftstab synth`` output folder for the grid.
 
 ``--rule``: the small-sweep rule (:func:`verify.sweep.choice.choose_executor`). The same sweep with
-``--workers 2``, ``forced pool`` (the rule off: the pool whenever there are two task groups, as
-before the rule) against ``rule`` (as shipped), and a sweep predicted just above the break-even
-(``--above`` configs) both ways; each arm reports where the sweep ran.
+``--workers 2`` on the ``--small`` configs, ``forced pool`` (the rule off: the pool whenever there
+are two task groups, as before the rule) against ``rule`` (as shipped), and a sweep predicted just
+above the break-even (``--above`` configs) both ways; each arm reports where its training and its
+bounds ran.
 
 ``--startup``: what the rule's break-even is made of. Two no-op task groups (no training, no rows)
 in a process that has imported the task runner (as ``run_sweep`` has before it chooses): in-process
@@ -111,7 +112,7 @@ def run_arm(arm: str, args: argparse.Namespace, out: Path) -> dict:
                               dataset=args.startup_dataset)
         return run_sweep_arm(arm, code)
     workers = "1" if arm == "in-process" else "2"
-    configs = args.above if arm.endswith("above") else args.configs
+    configs = args.above if arm.endswith("above") else args.small if args.rule else args.configs
     code = ARM.format(arm=arm, grid=args.grid, data=args.data, out=str(out), configs=configs,
                       workers=workers)
     return run_sweep_arm(arm, code)
@@ -122,9 +123,10 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--grid", default="smoke")
     parser.add_argument("--configs", default="head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd")
-    parser.add_argument("--above", default="head_gd_logistic,head_sgd_logistic_random,"
-                                               "head_sgd_logistic_random_lr0.25,full_quadratic_gd",
-                        help="--rule: configs of a sweep predicted above the break-even")
+    parser.add_argument("--small", default="head_gd_logistic,head_gd_logistic_lr0.1,full_quadratic_gd",
+                        help="--rule: configs of a sweep predicted below the break-even")
+    parser.add_argument("--above", default="head_gd_logistic,head_sgd_logistic_random,full_quadratic_gd",
+                        help="--rule: configs of a sweep predicted just above the break-even")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     mode = parser.add_mutually_exclusive_group()

@@ -185,7 +185,7 @@ def test_a_bound_registered_after_the_sweep_is_evaluated_without_training(swept,
         assert results.bounds(bound="half_theorem_f") == rows
 
 
-def test_a_pool_of_workers_gives_the_same_bound_rows(swept, tmp_path):
+def test_a_pool_of_workers_gives_the_same_bound_rows(swept, tmp_path, pool_always):
     out, _ = swept
     copy = tmp_path / "copy"
     copy.mkdir()

@@ -30,17 +30,23 @@ def rows(out):
 
 
 @pytest.mark.slow
-def test_dask_local_cluster_and_process_pool_match_the_in_process_runner(tmp_path):
+def test_dask_local_cluster_and_process_pool_match_the_in_process_runner(tmp_path, monkeypatch):
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID)
     common = ["verify", "--grid", str(grid), "--seeds", "2", "--max-left-out", "3",
               "--configs", "head_gd_logistic_lr3,head_sgd_logistic_random,full_quadratic_gd"]
     assert main([*common, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
-    assert main([*common, "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    # the small-sweep rule runs this sweep in-process with --workers 2; switched off, on the pool
+    assert main([*common, "--out", str(tmp_path / "rule"), "--workers", "2"]) == 0
+    from verify.sweep import choice
+    with monkeypatch.context() as patch:
+        patch.setattr(choice, "POOL_START_SECONDS", float("-inf"))
+        assert main([*common, "--out", str(tmp_path / "pool"), "--workers", "2"]) == 0
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         assert main([*common, "--out", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address]) == 0
     local, pool, dask = rows(tmp_path / "local"), rows(tmp_path / "pool"), rows(tmp_path / "dask")
+    assert rows(tmp_path / "rule") == local
     assert len(local[0]) > 0 and len(local[1]) > 0 and len(local[2]) == 2 * 2 + 1
     assert local == pool
     assert local == dask

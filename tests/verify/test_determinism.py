@@ -40,7 +40,7 @@ def stored(out) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.slow
-def test_smoke_grid_is_bitwise_identical_across_workers_dask_and_runs(tmp_path):
+def test_smoke_grid_is_bitwise_identical_across_workers_dask_and_runs(tmp_path, pool_always):
     common = ["verify", "--grid", "smoke", "--seeds", "2", "--max-left-out", "1", "--configs", CONFIGS]
     stabilisers = ["--stabilisers", "none,l2sp,mhloss", "--configs", "full_mlp_sgd"]
 

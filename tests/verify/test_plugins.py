@@ -125,7 +125,8 @@ def _rows(out, bound):
             (bound,))]
 
 
-def test_plugin_module_runs_through_synth_verify_verdicts_figures_and_list(tmp_path, capsys, plugin_module):
+def test_plugin_module_runs_through_synth_verify_verdicts_figures_and_list(tmp_path, capsys, plugin_module,
+                                                                         pool_always):
     grid = tmp_path / "tiny.toml"
     grid.write_text(GRID)
     data, out = tmp_path / "data", tmp_path / "results"
