@@ -34,6 +34,9 @@ STABILISER_CONFIGS = ("head_gd_logistic,head_sgd_logistic_random,full_quadratic_
 # The deep config whose stabilisers are compared at every point of their strength grids (selected
 # on its validation split).
 STABILITY_COMPARISON = "full_deep_adamw_nobc_val"
+# SURT's premise made true (the head starts at the teacher's, the theorems' GD): plain training and
+# SURT at each point of its strength grid.
+SURT_PREMISE = "full_deep_gd_teacher_head_val"
 # The default main job also runs the instability grid (deep tasks where plain fine-tuning is
 # unstable): its training configs, then every stabiliser against plain fine-tuning on it.
 INSTABILITY_GRID = "instability"
@@ -184,12 +187,16 @@ def cmd_main(args: argparse.Namespace) -> int:
         steps += [[ftstab, "synth", "--grid", INSTABILITY_GRID, "--out", deep[1]],
                   [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep],
                   [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep, "--stabilisers", "grid",
-                   "--configs", STABILITY_COMPARISON]]
+                   "--configs", STABILITY_COMPARISON],
+                  [ftstab, "verify", "--grid", INSTABILITY_GRID, *deep, "--stabilisers",
+                   "none,surt:grid", "--configs", SURT_PREMISE]]
         grids.append(INSTABILITY_GRID)
     else:
         # The paper's three at each point of their strength grids, on the grid's deep tasks.
         steps.append([ftstab, "verify", "--grid", args.grid, *common, "--stabilisers",
                       "none,mmr:grid,mhloss:grid,surt:grid", "--configs", STABILITY_COMPARISON])
+        steps.append([ftstab, "verify", "--grid", args.grid, *common, "--stabilisers",
+                      "none,surt:grid", "--configs", SURT_PREMISE])
     steps.append([ftstab, "figures", "--from", results, "--out", figures])
     timings = []
     for step in steps:

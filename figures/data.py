@@ -28,7 +28,7 @@ from scipy import stats
 from verify.seeding import run_seed
 from verify.store import fully_measured, left_out_mean, partial_estimate
 from verify.store import open_results as store_open_results
-from verify.verdicts.stabilisers import task_family
+from verify.verdicts.stabilisers import config_inits, task_family
 
 UNIT_KEYS = ("dataset_id", "config", "stabiliser", "stabiliser_params", "seed", "iteration")
 DESCRIPTIVE_COLUMNS = (
@@ -381,9 +381,11 @@ def with_family(connection: sqlite3.Connection, frame: Frame) -> Frame:
     groups are the verdicts' families."""
     cards = {dataset_id: json.loads(card) if card else None
              for dataset_id, card in connection.execute("SELECT dataset_id, card FROM datasets")}
+    inits = config_inits(connection)
     return frame.with_column("family", np.array(
-        [task_family(kind, cards.get(dataset_id))
-         for kind, dataset_id in zip(frame["kind"], frame["dataset_id"])], dtype=object))
+        [task_family(kind, cards.get(dataset_id), inits.get(config))
+         for kind, dataset_id, config in zip(frame["kind"], frame["dataset_id"], frame["config"])],
+        dtype=object))
 
 
 def compared_datasets(frame: Frame) -> Frame:

@@ -59,7 +59,7 @@ from figures.data import (OPTIONAL_RUN_COLUMNS, SETTING_MEASURE, UNIT_KEYS, Fram
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, FONT_SIZE, PANEL_SIZE, Panel, Series, colour, legend_below
 from verify.verdicts.db import canonical_params
-from verify.verdicts.stabilisers import stabiliser_declarations, task_family
+from verify.verdicts.stabilisers import config_inits, stabiliser_declarations, task_family
 
 KEY = "F9"
 STEM = "f09_stabilisers"
@@ -153,8 +153,12 @@ def _margin_panel(connection: sqlite3.Connection, units: Frame) -> Panel | None:
 
 def family_colours(connection: sqlite3.Connection) -> dict[str, str]:
     """One colour per task family of the store's datasets (sorted), shared by the panels."""
-    families = sorted({task_family(kind, json.loads(card) if card else None)
-                       for kind, card in connection.execute("SELECT kind, card FROM datasets")})
+    cards = [(kind, json.loads(card) if card else None)
+             for kind, card in connection.execute("SELECT kind, card FROM datasets")]
+    teacher_head = "teacher_head" in config_inits(connection).values()
+    families = sorted({task_family(kind, card) for kind, card in cards}
+                      | {task_family(kind, card, "teacher_head") for kind, card in cards
+                         if teacher_head and card and "teacher" in (card.get("params") or {})})
     return {family: colour(index) for index, family in enumerate(families)}
 
 

@@ -49,13 +49,14 @@ def _chosen(units: list[Unit], name: str, default: str | None) -> list[Unit]:
 
 
 def dataset_points(units: list[Unit], name: str, quantity: str, default: str | None) -> list[dict]:
-    """Per dataset: the target's change and both instability changes of stabiliser ``name``."""
+    """Per dataset and task family (a dataset's configs of one family pooled, families never):
+    the target's change and both instability changes of stabiliser ``name``."""
     plain = {(u.dataset_id, u.config): u for u in units if u.stabiliser == PLAIN}
     chosen = [u for u in _chosen(units, name, default) if (u.dataset_id, u.config) in plain]
     target = target_measure(QUANTITIES[quantity])
     points = []
-    for dataset in sorted({u.dataset_id for u in chosen}):
-        mine = [u for u in chosen if u.dataset_id == dataset]
+    for dataset, family in sorted({(u.dataset_id, u.family) for u in chosen}):
+        mine = [u for u in chosen if u.dataset_id == dataset and u.family == family]
         values = {}
         for measure in (target, SEED_STD, LEAVE_ONE_OUT):
             pairs = []
@@ -72,7 +73,7 @@ def dataset_points(units: list[Unit], name: str, quantity: str, default: str | N
             continue
         points.append({"stabiliser": name, "setting": mine[0].params, "target": quantity,
                        "comparison": target.comparison, "dataset_id": dataset,
-                       "family": mine[0].family, "configs": ",".join(sorted({u.config for u in mine})),
+                       "family": family, "configs": ",".join(sorted({u.config for u in mine})),
                        "target_change": values[target.name],
                        "seed_std_ratio": values[SEED_STD.name],
                        "leave_one_out_ratio": values[LEAVE_ONE_OUT.name],

@@ -31,7 +31,7 @@ SETTINGS = ("head", "full")
 KINDS = ("separable", "quadratic", "mlp", "deep_mlp")
 LR_UNITS = ("inverse_beta", "absolute")
 LOSSES = ("logistic", "exponential", "softmax", "squared")
-INITS = ("zero", "random", "pretrained")
+INITS = ("zero", "random", "pretrained", "teacher_head")
 # A config's name is a results column and part of every task key ("|"-separated) and run seed.
 NAME = Text(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", "a name of letters, digits and _.+- (not starting with "
             "_.+-)")
@@ -68,9 +68,11 @@ class TrainingConfig:
         Dataset kinds (``card["kind"]``) the config trains on.
     loss : {"logistic", "exponential", "softmax", "squared"}
         Training loss; "logistic" means softmax cross-entropy on multiclass datasets.
-    init : {"zero", "random", "pretrained"}
+    init : {"zero", "random", "pretrained", "teacher_head"}
         Head initialisation, or "pretrained" (start from the dataset's ``w0``) for full fine-tuning;
-        for full fine-tuning of an MLP, "random" says that the seed's fresh head makes runs differ.
+        for full fine-tuning of an MLP, "random" says that the seed's fresh head makes runs differ,
+        and "teacher_head" (deep tasks) starts every model's head at the dataset's teacher head,
+        so that the labelled task's optimum lies at the teacher backbone (SURT's premise).
     lr_scale : float
         Learning rate in units of ``1 / beta_hat`` (``lr_unit="inverse_beta"``) or the learning
         rate itself (``lr_unit="absolute"``).
@@ -148,6 +150,10 @@ class TrainingConfig:
         if mlp_only and (self.setting != "full" or "quadratic" in self.kinds):
             raise ValueError("optimiser/dropout: only full fine-tuning of MLP kinds takes a "
                              "non-plain optimiser or dropout")
+        if self.init == "teacher_head" and (self.setting != "full" or set(self.kinds) - {"deep_mlp"}):
+            raise ValueError("init: 'teacher_head' is for full fine-tuning of deep_mlp kinds, whose "
+                             "datasets carry a teacher head (got kinds "
+                             f"{', '.join(self.kinds)}, setting {self.setting})")
         if self.validation_fraction > 0 and (self.setting != "full"
                                              or set(self.kinds) - {"mlp", "deep_mlp"}):
             raise ValueError("validation_fraction: only full fine-tuning of MLP kinds takes a "

@@ -308,12 +308,13 @@ def add_asymptotic_predictions(rows: list[dict], weights: np.ndarray, iterations
 
 def add_start_distances(rows: list[dict], weights: np.ndarray, *, layout: ModelLayout,
                         w_start: np.ndarray, w_pretrained: np.ndarray,
-                        teacher: np.ndarray | None) -> None:
+                        teacher: np.ndarray | None, encoder: np.ndarray | None = None) -> None:
     """Where training started, against the pre-trained weights and the teacher, on every row.
 
     Sets ``distance_from_start`` (‖w_t − w_start‖ over all weights: the fine-tuning move from where
     training began, after a stabiliser's stage such as SURT; at the last checkpoint it estimates
-    Theorem F's D), and, when the task has a teacher backbone (``teacher``: flat, NaN outside the
+    Theorem F's D), ``encoder_distance_from_start`` (the same over the encoder's weights, where
+    ``encoder`` masks them in the flat layout: MLPs), and, when the task has a teacher backbone (``teacher``: flat, NaN outside the
     encoder), on the encoder weights: ``teacher_distance_pretrained`` (‖w0 − θ*‖, before SURT),
     ``teacher_distance_start`` (‖w_start − θ*‖, after it), ``teacher_distance`` (‖w_t − θ*‖) and
     ``start_move_cosine``, the cosine between the stage's move w_start − w0 and the teacher
@@ -323,16 +324,20 @@ def add_start_distances(rows: list[dict], weights: np.ndarray, *, layout: ModelL
     ``w_start``, ``w_pretrained`` are (M, P): each model's first weights and the dataset's w0 with
     that model's initial head (:class:`verify.run.train.Trained`).
     """
-    encoder = None if teacher is None else np.isfinite(teacher)
+    taught = None if teacher is None else np.isfinite(teacher)
     for r, row in enumerate(rows):
         k, m = divmod(r, layout.n_models)
-        values = dict.fromkeys(("distance_from_start", "teacher_distance_pretrained",
-                                "teacher_distance_start", "teacher_distance", "start_move_cosine"))
+        values = dict.fromkeys(("distance_from_start", "encoder_distance_from_start",
+                                "teacher_distance_pretrained", "teacher_distance_start",
+                                "teacher_distance", "start_move_cosine"))
         if not row["diverged"]:
-            values["distance_from_start"] = float(np.linalg.norm(weights[k, m] - w_start[m]))
-            if teacher is not None and encoder is not None:
-                target = teacher[encoder]
-                w0, start, now = w_pretrained[m][encoder], w_start[m][encoder], weights[k, m][encoder]
+            move_now = weights[k, m] - w_start[m]
+            values["distance_from_start"] = float(np.linalg.norm(move_now))
+            if encoder is not None:
+                values["encoder_distance_from_start"] = float(np.linalg.norm(move_now[encoder]))
+            if teacher is not None and taught is not None:
+                target = teacher[taught]
+                w0, start, now = w_pretrained[m][taught], w_start[m][taught], weights[k, m][taught]
                 move, direction = start - w0, target - w0
                 values.update(teacher_distance_pretrained=float(np.linalg.norm(direction)),
                               teacher_distance_start=float(np.linalg.norm(target - start)),

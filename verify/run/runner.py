@@ -156,7 +156,8 @@ def _measure(prepared: _Prepared, trained: Any) -> TaskOutput:
                                                task.stabiliser_params, "head_seed_spread"))
     add_start_distances(rows, trained.weights, layout=layout, w_start=trained.w_init,
                         w_pretrained=(trained.w_init if trained.w_pretrained is None
-                                      else trained.w_pretrained), teacher=trained.teacher)
+                                      else trained.w_pretrained), teacher=trained.teacher,
+                        encoder=trained.encoder_mask)
     add_asymptotic_predictions(rows, trained.weights, trained.iterations, layout=layout,
                                w_init=trained.w_init, X=dataset.X, y=dataset.y, u_star=u_star,
                                head_lr=trained.head_lr)

@@ -71,6 +71,8 @@ class Trained:
     teacher : (P,) or None
         For MLP tasks with a teacher backbone, the flat weights whose encoder part is the
         teacher's (head entries NaN: a teacher head is not a fine-tuned head's target).
+    encoder_mask : (P,) bool or None
+        For MLP tasks, which flat weights are the encoder's (the rest are the head's).
     """
 
     iterations: np.ndarray
@@ -94,6 +96,7 @@ class Trained:
     head_lr: float | None = None
     w_pretrained: np.ndarray | None = None
     teacher: np.ndarray | None = None
+    encoder_mask: np.ndarray | None = None
 
 
 def schedule(config: Any, stabiliser: Any, lr: float) -> tuple[float, int, np.ndarray]:
@@ -201,7 +204,9 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     ``lr = lr_scale / β̂`` with β̂ the largest Hessian eigenvalue of the full-set loss at the start
     of the first seed (Lanczos on Hessian-vector products), or ``lr = lr_scale`` for configs with
     ``lr_unit="absolute"`` (AdamW). The config's optimiser and dropout rate are the trainer's; the
-    dataset's unlabelled ``target_pool``, when it has one, goes to the stabilisers (SURT).
+    dataset's unlabelled ``target_pool``, when it has one, goes to the stabilisers (SURT). With
+    ``init="teacher_head"`` every model's head starts at the dataset's teacher head
+    (``teacher.head.*``) instead of a fresh one drawn from its seed.
     """
     n_classes = class_count(dataset)
     loss = "softmax" if n_classes > 2 and config.loss == "logistic" else config.loss
@@ -213,6 +218,7 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     start.update({name[len("w0."):]: value for name, value in dataset.arrays.items()
                   if name.startswith("w0.")})
     stabilisers = () if stabiliser is None else (stabiliser,)
+    heads = teacher_head(network, dataset) if config.init == "teacher_head" else None
     pool = dataset.arrays.get("target_pool")
     objective = network.objective(dataset.X, dataset.y)
     effects = task_effects(config, stabiliser)
@@ -220,14 +226,15 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     if config.lr_unit != "absolute":
         first = prepare_problem(model, start, torch.as_tensor(dataset.X), torch.as_tensor(dataset.y),
                                 masks=torch.as_tensor(masks[:1]), seeds=layout.model_seeds[:1],
-                                stabilisers=stabilisers, unlabelled=pool)
+                                stabilisers=stabilisers, unlabelled=pool, heads=heads)
         beta = check_curvature(step_curvature(network, objective, start, first, loss, effects,
                                               stabilisers, len(dataset.X)))
     lr, n_steps, checkpoints = schedule(config, stabiliser, config.learning_rate(beta))
     trace = train_mlp(model, start, dataset.X, dataset.y, masks=masks, seeds=layout.model_seeds,
                       loss=loss, lr=lr, n_steps=n_steps, checkpoints=checkpoints,
                       batch_size=config.batch_size, stabilisers=stabilisers,
-                      optimiser=config.optimiser, dropout=config.dropout, unlabelled=pool)
+                      optimiser=config.optimiser, dropout=config.dropout, unlabelled=pool,
+                      heads=heads)
     penalties = mlp_penalties(network, start, effects)
     flat = network.flatten(trace.weights, lead=2)
     head = np.zeros(flat.shape[2], dtype=bool)
@@ -237,7 +244,7 @@ def train_mlp_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layout
     trained = _finish(trace, flat, lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads, model="mlp",
                       evaluator=network.evaluator(), objective=objective, w_pretrained=w_pretrained,
                       plain_steps=config.plain_steps, teacher=teacher_weights(network, dataset),
-                      **penalties)
+                      encoder_mask=~head, **penalties)
     return predictor_train_loss(trained, dataset, masks) if n_heads > 1 else trained
 
 
@@ -257,6 +264,17 @@ def step_curvature(network: FlatNetwork, data_objective: Any, start: dict[str, n
         _, hvp = objective_functions(flat, w_start, np.ones(n))
         return hessian_extreme_eigenvalues(hvp, w_start.size)[1]
     return trained_curvature(first, loss, stabilisers)
+
+
+def teacher_head(network: FlatNetwork, dataset: Any) -> dict[str, np.ndarray]:
+    """The dataset's teacher head (``teacher.head.*``), by parameter name, for ``init="teacher_head"``."""
+    names = [name for name in network.names if name.startswith("head.")]
+    missing = [name for name in names if f"teacher.{name}" not in dataset.arrays]
+    if missing:
+        raise ValueError(f"init='teacher_head': dataset {dataset.card.get('id', '?')} has no teacher "
+                         f"head (arrays {', '.join(f'teacher.{name}' for name in missing)}); only "
+                         "generators with a teacher network (make_deep_finetuning_task) supply one")
+    return {name: np.asarray(dataset.arrays[f"teacher.{name}"]) for name in names}
 
 
 def teacher_weights(network: FlatNetwork, dataset: Any) -> np.ndarray | None:

@@ -50,7 +50,7 @@ class SURT(Stabiliser):
     """
 
     name = "surt"
-    targets = ("D",)
+    targets = ("D", "D_encoder", "teacher_distance")
     parameter_constraints = {"n_steps": [Interval(numbers.Integral, 1, MAX_STEPS)],
                              # Adam steps beyond 1 only diverge
                              "lr": [Interval(numbers.Real, 0.0, 1.0, "right")],

@@ -17,8 +17,9 @@ from pathlib import Path
 # errors, bound_weight) and the head direction's seed spread on full-set rows. 4: the start measures
 # (distance_from_start, teacher distances). 5: validation_accuracy (a config's validation split).
 # 6: stored weights (tasks.weights, DIR/weights/), bounds evaluated apart from training
-# (bound_evaluations), standard JSON in every JSON column (no NaN/Infinity).
-SCHEMA_VERSION = 6
+# (bound_evaluations), standard JSON in every JSON column (no NaN/Infinity). 7: the encoder's
+# fine-tuning move (encoder_distance_from_start).
+SCHEMA_VERSION = 7
 RESULTS_FILE = "results.sqlite"
 TYPES = ("INTEGER", "REAL", "TEXT")
 
@@ -246,6 +247,9 @@ RUNS = Table("runs", "One row per trained model and checkpoint.", (
     _c("distance_from_start", "REAL", "‖w(t) − w_start‖ over all weights, w_start the weights "
        "training started from (the bounds' w0); at the last checkpoint of the model on S it "
        "estimates Theorem F's D = ‖w0 − w*_S‖", "start"),
+    _c("encoder_distance_from_start", "REAL", "‖w(t) − w_start‖ over the encoder's weights alone "
+       "(MLP tasks; NULL for linear models): the move SURT's start can shorten, without the head's "
+       "(a fresh head moves however close the encoder starts)", "start"),
     _c("teacher_distance_pretrained", "REAL", "‖w0 − θ*‖: the pre-trained encoder's distance to "
        "the teacher (before SURT)", "start"),
     _c("teacher_distance_start", "REAL", "‖w_start − θ*‖: after the stage (equal to the previous "

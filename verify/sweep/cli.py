@@ -175,6 +175,8 @@ def _stabiliser_applies(name: str, config: TrainingConfig, kind: str) -> bool:
     from verify.stabilisers import (
         STABILISERS,  # lazy: the ftstab parser stays torch-free
     )
+    if config.init == "teacher_head" and STABILISERS[name]().effects().heads.n_heads > 1:
+        return False  # its heads are drawn from the seeds: they cannot start at the teacher's
     return trainer_for(config, kind) in STABILISERS[name].applies_to
 
 

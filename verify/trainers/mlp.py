@@ -220,10 +220,11 @@ def _as_tensor(value, dtype) -> torch.Tensor:
 
 def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, masks, seeds,
                     stabilisers: Sequence[Stabiliser] = (), w0: Mapping[str, np.ndarray] | None = None,
-                    unlabelled=None, dtype: torch.dtype = torch.float64) -> FineTuningProblem:
-    """The problem as training starts: encoders at ``init_params``, heads drawn from the seeds, then
-    every stabiliser's ``prepare`` in order. Each model's start depends only on its own seed and
-    mask."""
+                    unlabelled=None, heads: Mapping[str, np.ndarray] | None = None,
+                    dtype: torch.dtype = torch.float64) -> FineTuningProblem:
+    """The problem as training starts: encoders at ``init_params``, heads drawn from the seeds (or
+    every model's at ``heads``, by parameter name), then every stabiliser's ``prepare`` in order.
+    Each model's start depends only on its own seed and mask."""
     layers, groups = parameter_layout(model)
     shapes = {name: value.shape for name, value in model.named_parameters()}
     reference_source = init_params if w0 is None else w0
@@ -245,7 +246,18 @@ def prepare_problem(model: nn.Module, init_params: Mapping[str, np.ndarray], X, 
                          f"{n_outputs} outputs, got {int(y.max())}")
     params = {name: _as_tensor(init_params[name], dtype).expand(n_models, *shapes[name]).clone()
               for name in groups if groups[name] == "encoder"}
-    params.update(init_heads(model, head_names, seeds, 1, dtype))
+    if heads is None:
+        params.update(init_heads(model, head_names, seeds, 1, dtype))
+    else:
+        for name in head_names:
+            if name not in heads or np.shape(heads[name]) != tuple(shapes[name]):
+                raise ValueError(f"heads: {name!r} must be given with shape {tuple(shapes[name])}"
+                                 + (f", got {np.shape(heads[name])}" if name in heads else ""))
+            params[name] = _as_tensor(heads[name], dtype).expand(n_models, 1, *shapes[name]).clone()
+        for stabiliser in stabilisers:
+            if stabiliser.effects().heads.n_heads > 1:
+                raise ValueError(f"heads: {stabiliser.name} trains several heads drawn from the "
+                                 "seeds, so the models cannot start from given heads")
     problem = FineTuningProblem(
         model=model, params=params, reference=reference, X=X, y=y, masks=masks,
         seeds=np.asarray(seeds), layers=layers, groups=groups,
@@ -398,7 +410,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
               loss: str = "softmax", lr: float, n_steps: int, checkpoints,
               batch_size: int | None = None, stabilisers: Sequence[Stabiliser] = (),
               w0: Mapping[str, np.ndarray] | None = None, optimiser: OptimiserSpec = PLAIN,
-              dropout: float = 0.0, unlabelled=None, dtype: torch.dtype = torch.float64) -> Trace:
+              dropout: float = 0.0, unlabelled=None, heads: Mapping[str, np.ndarray] | None = None,
+              dtype: torch.dtype = torch.float64) -> Trace:
     """Fine-tune M copies of a pre-trained MLP at once (GD/SGD, momentum or AdamW).
 
     Parameters
@@ -409,7 +422,7 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
     init_params : mapping of str to array
         Pre-trained parameters by name (a dataset's ``w0.*`` arrays without the prefix). Every
         encoder parameter is required and the encoders start there; head entries are not used
-        (heads are drawn from the seeds); other entries (the pre-training decoder) are handed to
+        (heads are drawn from the seeds, or given as ``heads``); other entries (the pre-training decoder) are handed to
         the stabilisers (SURT).
     X : array of shape (n, d)
     y : array of shape (n,)
@@ -440,6 +453,9 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
         Dropout rate in [0, 1) at the model's dropout sites during training.
     unlabelled : array of shape (N, d), optional
         The task's unlabelled target pool, handed to the stabilisers (SURT re-trains on it).
+    heads : mapping of str to array, optional
+        Every model's initial head by parameter name (``head.weight``, ``head.bias``); default: a
+        fresh head drawn from each model's seed. A multi-head stabiliser (MHLoss) cannot take it.
     dtype : torch.dtype
         float64 by default.
 
@@ -455,7 +471,8 @@ def train_mlp(model: nn.Module, init_params: Mapping[str, np.ndarray], X, y, *, 
                                            batch_size, stabilisers, dtype, model, optimiser,
                                            dropout)
     problem = prepare_problem(model, init_params, X, y, masks=masks, seeds=seeds,
-                              stabilisers=stabilisers, w0=w0, unlabelled=unlabelled, dtype=dtype)
+                              stabilisers=stabilisers, w0=w0, unlabelled=unlabelled, heads=heads,
+                              dtype=dtype)
     model_optimiser = Optimiser(optimiser, lr=lr, n_steps=max(int(n_steps), 1))
     objective = ModelObjective(problem, loss, stabilisers, model_optimiser)
     streams = training_streams(seeds)

@@ -41,12 +41,25 @@ def stabiliser_declarations() -> tuple[dict[str, tuple[str, ...]], dict[str, str
     return targets, defaults
 
 
-def task_family(kind: str, card: dict | None) -> str:
-    """The task family of a dataset: its kind, and its teacher where the generator takes one (the
-    deep tasks' target-adapted teacher, or the random-direction null control)."""
-    if card and "teacher" in (card.get("params") or {}):
-        return f"{kind}, {card['teacher']} teacher"
-    return kind
+# The family suffix of runs whose head started at the dataset's teacher head (init="teacher_head"):
+# there the labelled task's optimum lies at the teacher backbone, a different premise for SURT.
+TEACHER_HEAD = "teacher head"
+
+
+def task_family(kind: str, card: dict | None, init: str | None = None) -> str:
+    """The task family of a run: its dataset's kind, and its teacher where the generator takes one
+    (the deep tasks' target-adapted teacher, or the random-direction null control), and
+    :data:`TEACHER_HEAD` where the config started the head at the teacher's (``init``)."""
+    family = (f"{kind}, {card['teacher']} teacher" if card and "teacher" in (card.get("params") or {})
+              else kind)
+    return f"{family}, {TEACHER_HEAD}" if init == "teacher_head" else family
+
+
+def config_inits(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each stored config's ``init`` (from ``meta.configs``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'configs'").fetchone()
+    configs = json.loads(row[0]) if row and row[0] else {}
+    return {name: config.get("init", "") for name, config in configs.items()}
 
 
 def paired_units(conn: sqlite3.Connection) -> list[Unit]:
@@ -68,6 +81,7 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
     seeds: dict[tuple, list[dict]] = {}
     for row in rows:
         seeds.setdefault(tuple(row[c] for c in UNIT), []).append(row)
+    inits = config_inits(conn)
     loo, dropped = _leave_one_out(conn)
     constants = _bound_constants(conn)
     units = []
@@ -85,7 +99,7 @@ def paired_units(conn: sqlite3.Connection) -> list[Unit]:
                         for name, by_seed in constant.items()})
         estimates, lost = loo.get(key, {}), dropped.get(key, set())
         units.append(Unit(
-            dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0])),
+            dataset_id=key[0], family=task_family(group[0]["kind"], cards.get(key[0]), inits.get(key[1])),
             config=key[1], stabiliser=key[2], params=key[3], accuracy=accuracy, failed=failed,
             seeds=seed_list,
             leave_one_out=tuple(estimates.get(seed, math.nan) for seed in seed_list)

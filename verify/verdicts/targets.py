@@ -1,7 +1,7 @@
 """How each theory quantity a stabiliser targets is measured from the results.
 
 Stabilisers declare the quantities they move by name (``Stabiliser.targets``: ``"gamma_over_R"``,
-``"D"``, ``"mu"``, ``"rho"``, ``"init_variance"``, ``"eta_T"``); this table says, once per quantity,
+``"D"``, ``"D_encoder"``, ``"teacher_distance"``, ``"mu"``, ``"rho"``, ``"init_variance"``, ``"eta_T"``); this table says, once per quantity,
 which stored number estimates it and on which side of a change the theory puts more stability.
 Every value is a mean over seeds of the model trained on all of S at its task's final checkpoint.
 """
@@ -34,6 +34,12 @@ TARGETS: dict[str, tuple[Quantity, Source]] = {
                               RATIO, 1), column("feature_margin")),
     "D": (Quantity("D", "D: the fine-tuning move ‖w_T − w_start‖ of the model on S", RATIO, -1),
           column("distance_from_start")),
+    "D_encoder": (Quantity("D_encoder", "D of the encoder alone: ‖θ_T − θ_start‖ of the model on S "
+                                        "(a fresh head moves however close its encoder starts)",
+                           RATIO, -1), column("encoder_distance_from_start")),
+    "teacher_distance": (Quantity("teacher_distance", "‖θ_T − θ*‖: the fine-tuned encoder's "
+                                  "distance to the teacher backbone", RATIO, -1),
+                         column("teacher_distance")),
     "init_variance": (Quantity("init_variance",
                                "seed spread of the head direction on one S (head tasks)", RATIO, -1),
                       column("head_seed_spread")),
