@@ -73,12 +73,15 @@ def test_the_default_main_job_runs_every_stabiliser_on_the_instability_grid(monk
     steps = planned_steps(tasks, monkeypatch, "default")
     assert ["synth", "--grid", "instability", "--out", str(Path("out") / "data-instability")] in steps
     deep = [step for step in steps if step[:3] == ["verify", "--grid", "instability"]]
-    assert len(deep) == 2 and "--stabilisers" not in deep[0]
+    assert len(deep) == 3 and "--stabilisers" not in deep[0]
     assert deep[1][deep[1].index("--stabilisers") + 1] == "grid"
     assert "full_deep_adamw_nobc_val" in deep[1][deep[1].index("--configs") + 1].split(",")
+    # SURT with its premise made true: the teacher-head config, plain and at each SURT strength
+    assert deep[2][deep[2].index("--stabilisers") + 1] == "none,surt:grid"
+    assert deep[2][deep[2].index("--configs") + 1] == "full_deep_gd_teacher_head_val"
     assert all(step[step.index("--data") + 1] == str(Path("out") / "data-instability") for step in deep)
     # the figures are drawn after every sweep
-    assert steps.index(deep[1]) < steps.index(next(s for s in steps if s[0] == "figures"))
+    assert steps.index(deep[2]) < steps.index(next(s for s in steps if s[0] == "figures"))
 
 
 def test_the_smoke_main_job_runs_the_stabilisers_on_its_own_instability_slice(monkeypatch):
