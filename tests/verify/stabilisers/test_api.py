@@ -23,7 +23,8 @@ from verify.trainers.head import train_heads
 from verify.trainers.mlp import ModelObjective, flat_weights, prepare_problem, train_mlp
 from verify.trainers.quadratic import train_quadratic
 
-THEORY_QUANTITIES = {"mu", "D", "rho", "gamma_over_R", "init_variance", "eta_T"}
+THEORY_QUANTITIES = {"mu", "D", "D_encoder", "teacher_distance", "rho", "gamma_over_R", "init_variance",
+                     "eta_T"}
 NAMES = sorted(STABILISERS)
 PER_STEP_HOOKS = ("draw", "perturb", "penalty", "transform_grads")
 
