@@ -155,7 +155,7 @@ def test_lock_is_held_for_the_run_and_released_after(tmp_path, monkeypatch):
     out = tmp_path / "out"
     seen = []
 
-    def sweep(args, tasks, source, client):
+    def sweep(args, tasks, source, client, params):
         with pytest.raises(Exception, match="being written by another ftstab process"):
             with results_folder_lock(out):
                 pass
