@@ -37,8 +37,8 @@ from verify.sweep.plan import build_tasks, group_tasks  # noqa: E402
 def measure(args: argparse.Namespace) -> list[dict]:
     import verify.sweep.preload  # noqa: F401  (torch, the task runner, torch.func's set-up: paid once)
     from verify.run.runner import run_tasks, training_key
-    from verify.sweep.executors import execute_group, limit_threads
-    limit_threads()
+    from verify.sweep.executors import execute_group, prepare_worker
+    prepare_worker()
     specs = load_grid(args.grid)
     params = {spec.id: (spec.kind, bind_params(GENERATORS[spec.generator].function, spec.params))
               for spec in specs}
@@ -66,9 +66,9 @@ def measure_bounds(args: argparse.Namespace) -> list[dict]:
     from verify.bounds.cost import bounded_rows, job_trainer
     from verify.bounds.step import execute_bounds, plan_jobs, select_bounds
     from verify.store import RESULTS_FILE, ResultStore
-    from verify.sweep.executors import limit_threads
+    from verify.sweep.executors import prepare_worker
     from verify.sweep.sources import CardSource, FolderSource
-    limit_threads()
+    prepare_worker()
     with ResultStore(args.bounds / RESULTS_FILE) as store:
         jobs = plan_jobs(store, select_bounds(None), force=True)
         rows, cards, configs = bounded_rows(store), store.cards(), store.configs()

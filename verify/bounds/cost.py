@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from verify.run.task import trainer_of
+
 # trainer -> (FIXED, ROW): bench/task_cost.py --bounds (see the module docstring).
 # Measured 112 jobs, 6.7 CPU s; predicted 4.3 s (per job 0.07x-3.6x, median 0.7x-1.0x by trainer).
 BOUND_CONSTANTS: dict[str, tuple[float, float]] = {
@@ -35,12 +37,10 @@ def bounded_rows(store: Any) -> dict[str, int]:
 
 def job_trainer(job: Any, configs: Mapping[str, Mapping[str, Any]],
                 cards: Mapping[str, Mapping[str, Any]]) -> str:
-    """The trainer of a bound job's task: "head", "quadratic" or "mlp"."""
+    """The trainer of a bound job's task (:func:`verify.run.task.trainer_of` of its stored config
+    and dataset card): "head", "quadratic" or "mlp"."""
     config = configs[job.task_key.split("|")[1]]
-    if config["setting"] == "head":
-        return "head"
-    card = cards.get(job.dataset_id, {})
-    return "quadratic" if card.get("kind") == "quadratic" else "mlp"
+    return trainer_of(config["setting"], cards.get(job.dataset_id, {}).get("kind", ""))
 
 
 def job_seconds(trainer: str, rows: int, n_bounds: int,

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from verify.run.memory import _mlp_params, _n_heads
+from verify.run.memory import heads_per_model, mlp_size
 from verify.run.task import Task, trainer_for
 
 # model -> (FIXED, STEP, VOLUME, ROW), a model being the trainer, heads on minibatches apart (each
@@ -76,9 +76,9 @@ def task_work(task: Task, kind: str, params: Mapping[str, Any]) -> TaskWork:
     batch = min(n, config.batch_size or n)
     trainer = trainer_for(config, kind)
     if trainer == "mlp":
-        per_sample = _mlp_params(params, n_outputs, _n_heads(task))[0]
+        per_sample = mlp_size(params, n_outputs, heads_per_model(task))[0]
     elif trainer == "head":
-        per_sample = _n_heads(task) * n_outputs * d
+        per_sample = heads_per_model(task) * n_outputs * d
     else:  # least squares: a step is each model's d x d Hessian times its weights
         batch, per_sample = 1, d * d
     model = "head_sgd" if trainer == "head" and config.batch_size else trainer

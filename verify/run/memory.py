@@ -50,12 +50,12 @@ def machine_memory() -> int:
     return int(psutil.virtual_memory().total)
 
 
-def _n_heads(task: Task) -> int:
+def heads_per_model(task: Task) -> int:
     """Heads per model, as the task trains them (:func:`verify.run.task.task_effects`)."""
     return task_effects(task.config, make_stabiliser(task)).heads.n_heads
 
 
-def _mlp_params(params: Mapping[str, Any], n_outputs: int, n_heads: int) -> tuple[int, int]:
+def mlp_size(params: Mapping[str, Any], n_outputs: int, n_heads: int) -> tuple[int, int]:
     """(parameters, hidden units) of the pre-trained MLP a dataset's parameters describe, with
     ``n_heads`` heads on its encoder."""
     hidden = (params["hidden"] if "hidden" in params
@@ -79,12 +79,12 @@ def task_memory(task: Task, kind: str, params: Mapping[str, Any]) -> MemoryEstim
     left_out = n if n <= max(config.exact_left_out_up_to, config.max_left_out) else config.max_left_out
     n_models = len(task.seeds) * (1 + left_out)
     n_checkpoints = len(config.checkpoints()) + 1  # with the initial weights
-    heads = _n_heads(task)
+    heads = heads_per_model(task)
     trainer = trainer_for(config, kind)
     data = (n + n_test) * (d + 1) * FLOAT
     masks = n_models * n * FLOAT
     if trainer == "mlp":
-        n_params, hidden = _mlp_params(params, n_outputs, heads)
+        n_params, hidden = mlp_size(params, n_outputs, heads)
         # every model's weights and gradients, and its layers' activations on the batch
         batch = min(n, config.batch_size or n)
         working = n_models * (2 * n_params + batch * hidden) * FLOAT

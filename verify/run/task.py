@@ -117,7 +117,12 @@ def trainer_for(config: TrainingConfig, kind: str) -> str:
     """Which batched trainer a config uses on a dataset kind: "head", "quadratic" or "mlp"."""
     if kind not in config.kinds:
         raise ValueError(f"config: {config.name} does not train datasets of kind {kind!r}")
-    if config.setting == "head":
+    return trainer_of(config.setting, kind)
+
+
+def trainer_of(setting: str, kind: str) -> str:
+    """The batched trainer of a ``setting`` ("head" or "full") on a dataset ``kind``."""
+    if setting == "head":
         return "head"
     return "quadratic" if kind == "quadratic" else "mlp"
 

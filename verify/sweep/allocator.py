@@ -13,6 +13,7 @@ peak heap (measured 1.07 GB against 0.86 GB on those tasks).
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 # mallopt(3) parameters (malloc.h).
@@ -22,10 +23,11 @@ M_MMAP_MAX = -4
 TRIM_THRESHOLD = 2**30
 
 
+@functools.cache
 def retain_freed_memory() -> bool:
     """Serve large blocks from the heap and keep freed memory for reuse, in this process and the
-    processes it forks. Returns whether the allocator took the settings (False off glibc, where
-    nothing is changed)."""
+    processes it forks (which inherit the settings, and this answer). Returns whether the
+    allocator took the settings (False off glibc, where nothing is changed); set once per process."""
     if not sys.platform.startswith("linux"):
         return False
     try:

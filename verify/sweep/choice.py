@@ -49,7 +49,9 @@ class ExecutorChoice:
 
 def makespan(seconds: Sequence[float], workers: int) -> float:
     """Wall seconds of running jobs of these durations on ``workers`` processes, longest first,
-    each to the first free process (the pool's order: the sweep submits the longest first)."""
+    each to the first free process: an estimate of the pool's time, since the sweep submits in a
+    coarser longest-first order (``verify.sweep.plan.expected_cost``, which keeps a dataset's tasks
+    together for the workers' dataset cache)."""
     free = [0.0] * max(1, workers)
     for duration in sorted(seconds, reverse=True):
         heapq.heappush(free, heapq.heappop(free) + duration)

@@ -71,6 +71,13 @@ def load_cached(source: DatasetSource, dataset_id: str) -> Any:
     return _DATASETS[dataset_id]
 
 
+def prepare_worker() -> None:
+    """Set up a process that computes tasks: one thread (:func:`limit_threads`) and an allocator
+    that keeps freed memory for the next step (:func:`verify.sweep.allocator.retain_freed_memory`)."""
+    limit_threads()
+    retain_freed_memory()
+
+
 def limit_threads() -> None:
     """One compute thread per worker process (torch and the BLAS behind numpy); the pool supplies
     the parallelism. Torch reads the variables when a task first imports it."""
@@ -193,8 +200,7 @@ def _init_pool_worker(sweep: int, plugins: str | None) -> None:
     if parent != sweep and not _running(sweep):
         os._exit(1)
     end_with_parent(parent)
-    limit_threads()
-    retain_freed_memory()
+    prepare_worker()
     # The sweep's --plugins and the entry points: tasks may name their objects. Passed, not read
     # from this process's environment, which a fork server keeps from the time it started.
     load_plugins(plugins)
@@ -212,8 +218,7 @@ def _running(pid: int) -> bool:
 
 def _execute_in_worker(tasks: Sequence[Any], source: DatasetSource, runner: Callable,
                        execute: Execute = execute_group) -> list[dict[str, Any]]:
-    limit_threads()
-    retain_freed_memory()
+    prepare_worker()
     return execute(tasks, source, runner)
 
 

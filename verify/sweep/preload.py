@@ -5,15 +5,13 @@ and pays ``torch.func``'s first-call set-up, 2.7-4.5 CPU seconds per worker (ben
 fork server (:func:`verify.sweep.executors.pool_context`) does this once and each worker it forks
 inherits it.
 """
-from verify.sweep.allocator import retain_freed_memory
-from verify.sweep.executors import kill_with_parent, limit_threads
+from verify.sweep.executors import kill_with_parent, prepare_worker
 
 # The fork server ends with the sweep's process, even in the middle of this preload (otherwise it
 # would finish importing first, and hold the resource tracker's pipe meanwhile). No watchdog
 # thread here: the workers are forked from this process.
 kill_with_parent()
-limit_threads()
-retain_freed_memory()
+prepare_worker()
 
 import torch  # noqa: E402
 
