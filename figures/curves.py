@@ -2,7 +2,9 @@
 
 Aggregation shared by the curve figures: the units at one x position (and one line) are pooled —
 seeds and datasets alike — and summarised by their mean with a 95% percentile-bootstrap CI
-(:func:`figures.data.summarise`). Units whose models diverged are left out of the measured mean;
+(:func:`figures.data.summarise`). The measured mean is over the units whose E_i the verdicts'
+estimator rule keeps (:func:`figures.data.kept_by_estimator`: no model diverged, the left-out
+estimate is not partial and every left-out model measured it);
 a bound is averaged only over units where it holds (assumptions met, finite value). Units whose x
 agree to four significant digits share a point; when there are more than :data:`MAX_DISTINCT_X`
 such values x is binned (geometric bins on a log axis). A point sits at the median x of its
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from figures.data import Frame, summarise
+from figures.data import Frame, kept_by_estimator, summarise
 from figures.style import Series, colour
 
 MAX_DISTINCT_X = 12
@@ -73,10 +75,10 @@ def _series(frame: Frame, positions: np.ndarray, *, column: str, select: np.ndar
 
 def column_series(frame: Frame, *, column: str, x: np.ndarray, xlog: bool, panel: str,
                   label: str, role: str, figure_key: str, line_colour: str) -> Series | None:
-    """Mean ± CI of ``frame[column]`` against ``x`` over the units that did not diverge, drawn in
+    """Mean ± CI of ``frame[column]`` against ``x`` over the units the estimator rule keeps, drawn in
     the style of ``role`` (e.g. ``"predicted"``); None when no unit has a finite value."""
     return _series(frame, x_positions(x, log=xlog), column=column,
-                   select=~(frame["diverged"] == 1), panel=panel, label=label, quantity=column,
+                   select=kept_by_estimator(frame), panel=panel, label=label, quantity=column,
                    role=role, figure_key=figure_key, line_colour=line_colour)
 
 
@@ -85,8 +87,7 @@ def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, l
                        figure_key: str, line_colour: str) -> list[Series]:
     """The measured series of ``frame`` against ``x`` and, where present, its bound's series."""
     positions = x_positions(x, log=xlog)
-    converged = ~(frame["diverged"] == 1)
-    series = [_series(frame, positions, column="measured", select=converged, panel=panel,
+    series = [_series(frame, positions, column="measured", select=kept_by_estimator(frame), panel=panel,
                       label=label, quantity=measure, role="measured", figure_key=figure_key,
                       line_colour=line_colour)]
     if bound is not None and "bound" in frame:

@@ -214,6 +214,38 @@ def loo_units(connection: sqlite3.Connection, *, measure: str, bound: str | None
     return _frame_from_cursor(connection.execute(sql, [*bound_params, *params]))
 
 
+def kept_by_estimator(units: Frame) -> np.ndarray:
+    """Units whose E_i the verdicts' estimator rule keeps: no model diverged and, for left-out units
+    (:func:`loo_units`), ``complete`` (the estimate is not partial and every left-out model measured
+    it). A unit without a ``complete`` column (a model trained on S) is kept unless it diverged."""
+    kept = ~(units["diverged"] == 1)
+    if "complete" in units:
+        kept &= units["complete"] == 1
+    return kept
+
+
+def on_matched_seeds(units: Frame, *, keys: Sequence[str] = ("dataset_id", "config", "seed",
+                                                             "iteration")) -> tuple[Frame, int]:
+    """The units kept by :func:`kept_by_estimator` on the seeds every variant kept.
+
+    Units sharing ``keys`` (one seed of one dataset and config at one checkpoint, under each
+    stabiliser variant) form a matched set: where the estimator rule drops any of them, the whole
+    set is dropped, so a variant whose left-out models diverge on its unstable seeds is not compared
+    on its calm seeds with the others on all of theirs (the rule of the paired verdicts).
+
+    Returns
+    -------
+    Frame
+        The units of the fully kept sets.
+    int
+        How many units were dropped (by the rule, or as the partners of a dropped unit).
+    """
+    sets = list(zip(*(units[name].tolist() for name in keys)))
+    dropped = {key for key, keep in zip(sets, kept_by_estimator(units)) if not keep}
+    matched = np.array([key not in dropped for key in sets], dtype=bool)
+    return units.filter(matched), int((~matched).sum())
+
+
 def full_units(connection: sqlite3.Connection, *, where: str = "1", params: Sequence = (),
                final_only: bool = True, optional: Sequence[str] = ()) -> Frame:
     """Full units: the models trained on all of S, one row per :data:`UNIT_KEYS`.

@@ -14,7 +14,8 @@ otherwise the plain runs of every dataset.
 Data: full fine-tuning runs at each task's final checkpoint, at the reference training setting
 per dataset kind (:func:`figures.data.at_reference_within`). Aggregation: E_i of
 ``parameter_stability``, of the bound and of the constant per unit (dataset, config, stabiliser,
-parameters, seed); a point is the mean over seeds (diverged units left out; the bound over units
+parameters, seed); a point is the mean over seeds (units the estimator rule drops left out:
+:func:`figures.data.kept_by_estimator`; the bound over units
 where it holds). Points whose measured stability is numerically zero (< ``NUMERICAL_ZERO``) are
 left out and counted in the index. The legend gives Kendall τ between x and the measured stability
 per stabiliser (negative for μ and positive for ρ is what Theorem F predicts).
@@ -30,7 +31,7 @@ from scipy import stats
 
 from figures.curves import plain_first
 from figures.data import (MEASURE_LABEL, NUMERICAL_ZERO, Frame, MissingData, Summary,
-                          at_reference_within, describe_references, loo_units)
+                          at_reference_within, describe_references, kept_by_estimator, loo_units)
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, colour
 
@@ -55,7 +56,7 @@ def _scatter(units: Frame, *, panel: str, constant: str) -> tuple[list[Series], 
         name = f"{kind}, {stabiliser}"
         xs, measured, bound, counts = [], [], [], []
         for _, point in group.groups("dataset_id", "config", "stabiliser_params"):
-            converged = point.filter(~(point["diverged"] == 1))
+            converged = point.filter(kept_by_estimator(point))
             value = float(np.mean(converged["measured"])) if len(converged) else np.nan
             if not value >= NUMERICAL_ZERO:
                 zeros += int(np.isfinite(value))

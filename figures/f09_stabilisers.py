@@ -33,7 +33,10 @@ target-adapted teacher, where SURT's premise holds, and the random-direction tea
     stored setting of a stabiliser of which the family holds no default run): the other points of
     the strength grids are in T1 and the verdicts' validation-selected rows, and panels (a) and (c)
     draw MMR's and SURT's. A bar at non-default parameters is labelled with them.
-Points are means over units with a 95% percentile-bootstrap CI; diverged units left out. A family
+Points are means over units with a 95% percentile-bootstrap CI. Panels (b) and (c) compare on
+matched seeds (:func:`figures.data.on_matched_seeds`): a seed whose E_i the verdicts' estimator rule
+drops under one variant (its left-out estimate partial, or a model diverged) is dropped under every
+variant of the panel, as in the paired verdicts; the index counts the units so left out. A family
 has one colour in every panel (a second setting of it in (b) lighter); legends sit under the
 axes, so no line is hidden.
 """
@@ -54,8 +57,8 @@ from matplotlib.lines import Line2D
 
 from figures.curves import lines, plain_first
 from figures.data import (OPTIONAL_RUN_COLUMNS, SETTING_MEASURE, UNIT_KEYS, Frame,
-                          MissingData, at_reference_within, compared_datasets, full_units, loo_units, summarise,
-                          stabiliser_label, with_family, with_stabiliser_label)
+                          MissingData, at_reference_within, compared_datasets, full_units, loo_units,
+                          on_matched_seeds, summarise, stabiliser_label, with_family, with_stabiliser_label)
 from figures.output import Drawn, write_panels_figure
 from figures.style import ERROR_BARS, FONT_SIZE, PANEL_SIZE, Panel, Series, colour, legend_below
 from verify.verdicts.db import canonical_params
@@ -66,6 +69,7 @@ STEM = "f09_stabilisers"
 PRODUCED_BY = ("stabiliser sweeps (`ftstab verify` with stabilisers mmr, mhloss, surt and the "
                "baselines, at least two seeds for panel d)")
 MMR, MHLOSS, SURT = "mmr", "mhloss", "surt"
+MATCHED = ("dataset_id", "config", "seed")  # a matched set: one seed of a dataset and config
 STABILITY_LABEL = "leave-one-out stability, mean over units"
 MARKERS = ("v", "s", "^", "D", "P", "X")  # of SURT's settings in panel (c); plain runs: "o"
 BLANK = Line2D([], [], linestyle="none")  # legend handle of a header or an empty cell
@@ -351,8 +355,9 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     """Draw F9 into ``out_dir``."""
     colours = family_colours(connection)
     units = _stability_units(connection)
-    heads = _against(units, MHLOSS)
-    surt = _against(units.filter(units["setting"] == "full"), SURT)
+    heads, heads_dropped = on_matched_seeds(_against(units, MHLOSS), keys=MATCHED)
+    surt, surt_dropped = on_matched_seeds(_against(units.filter(units["setting"] == "full"), SURT),
+                                          keys=MATCHED)
     if len(surt):
         surt = _with_full_column(connection, surt, "distance_from_start", name="measured_D")
     defaults = stabiliser_declarations()[1]
@@ -374,6 +379,11 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
         notes += (f"panel (d): plain runs and each stabiliser at its default parameters; "
                   f"{left_out} other stabiliser setting(s) (strength-grid points) left out, "
                   "they are in T1",)
+    for name, dropped in (("(b)", heads_dropped), ("(c)", surt_dropped)):
+        if dropped:
+            notes += (f"panel {name}: {dropped} unit(s) left out on matched seeds (a seed whose E_i "
+                      "the estimator rule drops under one variant is dropped under every variant: "
+                      "a left-out estimate partial, or a model diverged)",)
     if not panels:
         raise MissingData("no runs with the mmr, mhloss or surt stabilisers, and no config run "
                           "with two or more stabilisers over two or more seeds")

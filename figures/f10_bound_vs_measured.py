@@ -3,7 +3,9 @@
 Data: every run at its task's final checkpoint, every bound in the ``bounds`` table (one colour per
 bound). A point is one (dataset, config, stabiliser, parameters): x = the mean over seeds of E_i of
 the bound's measure, y = the mean over seeds of E_i of the bound's value, using only units where the
-bound holds (assumptions met, finite value) and no model diverged, and only positive values (log
+bound holds (assumptions met, finite value) and whose E_i the verdicts' estimator rule keeps
+(:func:`figures.data.kept_by_estimator`: not partial, no model diverged; the index counts the
+others), and only positive values (log
 axes). Points whose measured stability is below :data:`NUMERICAL_ZERO` are left out too: there
 A(S) = A(S\\i) up to rounding (e.g. noise-free least squares, where both reach the teacher), and
 their rounding noise would set the axes and the ranking; the index notes how many. Points above y = x are satisfied bounds; the legend gives each bound's Kendall τ between
@@ -20,7 +22,7 @@ from matplotlib.axes import Axes
 from scipy import stats
 
 from figures.data import (FULL_RUN_COLUMNS, LOO_MEASURES, NUMERICAL_ZERO, MissingData, Summary,
-                          loo_units)
+                          kept_by_estimator, loo_units)
 from figures.output import Drawn, write_panels_figure
 from figures.style import Panel, Series, colour
 
@@ -32,13 +34,15 @@ FIGURE_SIZE = (10.5, 6.0)  # a square-ish log-log axes plus the legend to its ri
 
 
 def bound_points(connection: sqlite3.Connection, bound: str,
-                 measure: str) -> tuple[list[dict], int]:
-    """The plotted points of ``bound`` (keys, measured, bound value, seed count), and how many
-    points were left out as numerically zero."""
+                 measure: str) -> tuple[list[dict], int, int]:
+    """The plotted points of ``bound`` (keys, measured, bound value, seed count), how many points
+    were left out as numerically zero, and how many units where the bound holds the estimator rule
+    dropped."""
     units = loo_units(connection, measure=measure, bound=bound)
-    usable = ((units["bound_holds"] == 1) & ~(units["diverged"] == 1)
-              & (units["bound"] > 0) & np.isfinite(units["bound"]) & (units["measured"] >= 0))
-    points, zeros = [], 0
+    holds = (units["bound_holds"] == 1) & (units["bound"] > 0) & np.isfinite(units["bound"])
+    kept = kept_by_estimator(units)
+    usable = holds & kept & (units["measured"] >= 0)
+    points, zeros, dropped = [], 0, int((holds & ~kept).sum())
     for key, group in units.filter(usable).groups(*POINT_KEYS):
         measured = float(group["measured"].mean())
         if measured < NUMERICAL_ZERO:
@@ -47,7 +51,7 @@ def bound_points(connection: sqlite3.Connection, bound: str,
         points.append({"bound": bound, "measure": measure, **dict(zip(POINT_KEYS, key)),
                        "measured": measured, "bound_value": float(group["bound"].mean()),
                        "n_seeds": len(group)})
-    return points, zeros
+    return points, zeros, dropped
 
 
 def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
@@ -57,7 +61,10 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
     for index, (bound, measure) in enumerate(pairs.fetchall()):
         if measure not in LOO_MEASURES + FULL_RUN_COLUMNS:
             continue
-        points, zeros = bound_points(connection, bound, measure)
+        points, zeros, dropped = bound_points(connection, bound, measure)
+        if dropped:
+            notes.append(f"{bound}: {dropped} unit(s) left out by the estimator rule (a left-out "
+                         f"estimate partial, or a model diverged or lacks {measure})")
         if zeros:
             notes.append(f"{bound}: {zeros} point(s) with measured {measure} < {NUMERICAL_ZERO:g} "
                          f"(numerically zero) left out")

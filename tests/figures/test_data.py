@@ -12,8 +12,10 @@ from figures.curves import MAX_DISTINCT_X, x_positions
 from figures.data import (
     Frame,
     at_reference,
+    kept_by_estimator,
     last_checkpoints,
     loo_units,
+    on_matched_seeds,
     open_results,
     summarise,
     swept,
@@ -159,3 +161,18 @@ def test_non_finite_constants_in_the_stores_standard_json_are_read(known_results
     connection.close()
     assert len(units) and np.all(units["constant_mu"] == np.inf)
     assert np.all(units["constant_D"] == -np.inf) and np.all(np.isnan(units["constant_rho"]))
+
+
+def test_matched_seeds_drop_a_seed_under_every_variant_where_the_rule_drops_it():
+    units = Frame({"dataset_id": np.array(["a", "a", "a", "a", "b", "b"], dtype=object),
+                   "config": np.array(["c"] * 6, dtype=object),
+                   "seed": np.array([0.0, 0.0, 1.0, 1.0, 0.0, 0.0]),
+                   "iteration": np.full(6, 10.0),
+                   "stabiliser": np.array(["none", "surt"] * 3, dtype=object),
+                   "diverged": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+                   "complete": np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])})
+    assert kept_by_estimator(units).tolist() == [True, False, True, False, True, True]
+    matched, dropped = on_matched_seeds(units)
+    assert dropped == 4
+    assert matched["dataset_id"].tolist() == ["b", "b"]
+    assert kept_by_estimator(Frame({"diverged": np.array([0.0, 1.0])})).tolist() == [True, False]

@@ -220,3 +220,37 @@ def test_no_legend_covers_its_axes_and_no_tick_labels_overprint(grid):
         assert len(extents) >= 4, ax.get_title()
         assert not any(_overlap(a, b) for k, a in enumerate(extents) for b in extents[k + 1:]), \
             ax.get_title()
+
+
+def test_surt_panel_compares_on_matched_seeds(tmp_path):
+    """One left-out model of SURT's seed 2 on the target-adapted dataset 0 diverges: the estimator
+    rule drops that seed's E_i, and panel (c) drops plain training's seed 2 there too, so both
+    points of dataset 0 are means over seeds 0 and 1; the other datasets keep every seed."""
+    connection = create_results(tmp_path / "results.sqlite")
+    writer = Writer(connection)
+    for teacher in TEACHERS:
+        for dataset in (0, 1):
+            for surt in (False, True):
+                _deep_task(writer, teacher=teacher, dataset=dataset, surt=surt)
+    connection.execute("UPDATE runs SET diverged = 1, parameter_stability = NULL "
+                       "WHERE dataset_id = 'deep-target_adapted-0' AND stabiliser = 'surt' "
+                       "AND seed = 2 AND left_out = 1")
+    connection.commit()
+    connection.close()
+    out = tmp_path / "f09"
+    out.mkdir()
+    reader = open_results(tmp_path)
+    try:
+        drawn = render(reader, out)
+    finally:
+        reader.close()
+    surt = {(row["series"], float(row["x"])): row for row in rows(out, "surt")
+            if row["role"] == "measured"}
+    _, effect = TEACHERS["target_adapted"]
+    for label, factor in (("none", 1.0), ("surt(steps=50)", effect)):
+        row = surt[(f"{FAIR} · full, {label}", factor)]
+        expected = np.mean([np.mean([stability(0, s, i, factor) for i in LEFT_OUT]) for s in (0, 1)])
+        assert float(row["mean"]) == pytest.approx(expected, rel=1e-12), label
+        assert int(row["n_units"]) == 2
+        assert int(surt[(f"{FAIR} · full, {label}", 2 * factor)]["n_units"]) == len(SEEDS)
+    assert any("panel (c): 2 unit(s) left out on matched seeds" in note for note in drawn.notes)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import itertools
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from scipy import stats
 
 from verify.cli import main
 
+from figures.data import open_results
+from figures.f10_bound_vs_measured import bound_points
 from figures.registry import figure_modules
 
 FIGURES = figure_modules()
@@ -315,3 +319,30 @@ def test_f11_panel_titles_name_the_stabiliser_and_its_target(known_results, tmp_
         name, quantity = panel.name.split(":")
         assert panel.title.startswith(f"{name}, target {quantity} ")
     assert len({panel.title for panel in panels}) == len(panels)
+
+
+def test_f10_leaves_out_a_unit_the_estimator_rule_drops(known_results, tmp_path):
+    """A seed whose left-out estimate is partial (a stratum of S without a left-out sample) has no
+    E_i: F10 leaves that unit out and counts it, and the point's mean is over the other seeds."""
+    def points_of(folder: Path) -> tuple[list[dict], int]:
+        connection = open_results(folder)
+        try:
+            points, _, dropped = bound_points(connection, "theorem_h", "head_direction_stability")
+        finally:
+            connection.close()
+        return points, dropped
+
+    before, dropped_before = points_of(known_results.folder)
+    point = before[0]
+    shutil.copy(known_results.folder / "results.sqlite", tmp_path / "results.sqlite")
+    with sqlite3.connect(tmp_path / "results.sqlite") as writer:
+        writer.execute("UPDATE runs SET left_out_estimator = 'partial' WHERE dataset_id = ? AND "
+                       "config = ? AND stabiliser = ? AND seed = ? AND left_out IS NOT NULL",
+                       (point["dataset_id"], point["config"], point["stabiliser"],
+                        known_results.model.SEEDS[0]))
+    after, dropped_after = points_of(tmp_path)
+    assert (dropped_before, dropped_after) == (0, 1)
+    changed = next(item for item in after if item["dataset_id"] == point["dataset_id"]
+                   and item["config"] == point["config"] and item["stabiliser"] == point["stabiliser"])
+    assert changed["n_seeds"] == point["n_seeds"] - 1
+    assert len(after) == len(before)
