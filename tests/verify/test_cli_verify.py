@@ -107,6 +107,41 @@ def test_tiny_grid_end_to_end_with_synth_data_and_resume(tmp_path, capsys, grid)
                 conn.execute("SELECT COUNT(*) FROM bounds").fetchone()[0]) == counts
 
 
+def test_a_sweep_evaluates_its_own_bounds_and_leaves_another_grids_pending_ones(tmp_path, capsys):
+    """Two grids with their own data folders share one results folder; the second was trained but
+    not bounded (what a crash between its training and its bounds leaves). Re-running the first
+    must not evaluate the second's bounds (its datasets are not in the first's data folder): it
+    exits 0 and leaves them to the second's own re-run, which evaluates them."""
+    blocks = TINY_GRID.split("[[block]]")
+    out = tmp_path / "results"
+    commands = {}
+    for name, block in (("separable", blocks[1]), ("quadratic", blocks[2])):
+        grid, data = tmp_path / f"{name}.toml", tmp_path / f"data-{name}"
+        grid.write_text(f'description = "test: {name}"\n[[block]]{block}')
+        assert main(["synth", "--grid", str(grid), "--out", str(data)]) == 0
+        commands[name] = ["verify", "--grid", str(grid), "--data", str(data), "--out", str(out),
+                          "--workers", "1", "--configs", "head_gd_logistic,full_quadratic_gd",
+                          "--max-left-out", "2"]
+    assert main(commands["separable"]) == 0
+    assert main([*commands["quadratic"], "--no-bounds"]) == 0
+    capsys.readouterr()
+
+    def evaluated(kind):
+        with sqlite3.connect(out / "results.sqlite") as conn:
+            return conn.execute(
+                "SELECT e.status FROM bound_evaluations e JOIN tasks t USING (task_key) "
+                "JOIN datasets d USING (dataset_id) WHERE d.kind = ?", (kind,)).fetchall()
+
+    assert evaluated("quadratic") == []
+    assert main(commands["separable"]) == 0
+    assert "0 task(s) evaluated, 0 rows, 0 failed" in capsys.readouterr().out
+    assert evaluated("quadratic") == []
+    assert main(commands["quadratic"]) == 0
+    assert "1 already done, 0 run" in capsys.readouterr().out
+    statuses = evaluated("quadratic")
+    assert statuses and set(statuses) == {("done",)}
+
+
 def test_rerun_with_another_max_left_out_is_refused_before_running(tmp_path, capsys, grid):
     out = tmp_path / "results"
     base = ["verify", "--grid", grid, "--out", str(out), "--workers", "1",

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,14 +116,18 @@ def execute_bound_jobs(jobs: Sequence[BoundJob], source: DatasetSource,
     return [execute_bounds(job, source, runner) for job in jobs]
 
 
-def plan_jobs(store: ResultStore, bounds: Sequence[Bound], *, force: bool = False) -> list[BoundJob]:
-    """One job per done task with stored weights and a bound of its setting left to evaluate."""
+def plan_jobs(store: ResultStore, bounds: Sequence[Bound], *, force: bool = False,
+              task_keys: Collection[str] | None = None) -> list[BoundJob]:
+    """One job per done task (of ``task_keys``, when given) with stored weights and a bound of its
+    setting left to evaluate."""
     configs = store.configs()
     evaluated = store.evaluations()
     jobs = []
     for task in store.tasks(status="done"):
         config = configs.get(task["config"])
         if task["weights"] is None or config is None:
+            continue
+        if task_keys is not None and task["task_key"] not in task_keys:
             continue
         pending = tuple(bound for bound in bounds if bound.setting == config["setting"]
                         and (force or evaluated.get((task["task_key"], bound.name)) != "done"))
@@ -138,7 +142,8 @@ def plan_jobs(store: ResultStore, bounds: Sequence[Bound], *, force: bool = Fals
 
 def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
                source: DatasetSource | None = None, force: bool = False, workers: int | None = None,
-               client: Any = None, progress: bool = True) -> BoundsSummary:
+               client: Any = None, progress: bool = True,
+               task_keys: Collection[str] | None = None) -> BoundsSummary:
     """Evaluate ``bounds`` (default: every registered bound) on the stored runs of ``folder``.
 
     Parameters
@@ -159,6 +164,9 @@ def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
         Run on this Dask cluster instead (its workers must see ``folder``).
     progress : bool
         Show a tqdm bar on stderr.
+    task_keys : collection of str, optional
+        Only these tasks (a sweep's own: the folder may hold other sweeps' tasks whose datasets
+        ``source`` does not have); default: every done task.
 
     Returns
     -------
@@ -174,7 +182,7 @@ def run_bounds(folder: str | Path, *, bounds: Sequence[str] | None = None,
     start = time.perf_counter()
     with ResultStore(path) as store:
         source = CardSource(store.cards()) if source is None else source
-        jobs = plan_jobs(store, selected, force=force)
+        jobs = plan_jobs(store, selected, force=force, task_keys=task_keys)
         groups = [[job] for job in jobs]
         if client is not None:  # the user asked for the cluster: never second-guessed
             executor, label = "Dask cluster", "Dask"

@@ -331,7 +331,10 @@ def _sweep(args: argparse.Namespace, tasks: list[Task], source: DatasetSource, c
             from verify.bounds.step import (
                 run_bounds,  # lazy: the ftstab parser stays torch-free
             )
-            bounds = run_bounds(args.out, source=source, workers=args.workers, client=client)
+            # This sweep's tasks only: the folder may hold other sweeps' tasks (another grid's
+            # data folder), left to their own sweep or `ftstab bounds`.
+            bounds = run_bounds(args.out, source=source, workers=args.workers, client=client,
+                                task_keys={task.key for task in tasks})
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"ftstab verify: {summary.total} tasks: {summary.skipped} already done, {summary.done} run, "
