@@ -20,7 +20,7 @@ from verify.verdicts import write as verdicts_module
 from verify.verdicts.corollaries import COROLLARIES, INCREASE, corollary_verdicts
 from verify.verdicts.claims import claim_rows
 from verify.verdicts.db import open_results
-from verify.verdicts.report import render_markdown
+from verify.verdicts.report import UNSTABLE_FAILED_RATE, UNSTABLE_STD, is_unstable, render_markdown
 from verify.verdicts.stats import (
     granulated_kendall_tau,
     rank_correlations,
@@ -523,6 +523,26 @@ def test_seed_instability_and_failed_runs_per_dataset(tmp_path):
     assert unit["failed_rate"]["value"] == 0.5  # 0.5 and 0.4 are at or below the majority
     assert unit["failed_rate"]["low"] <= 0.5 <= unit["failed_rate"]["high"]
 
+
+
+def test_seed_instability_counts_the_datasets_unstable_by_both_thresholds(tmp_path):
+    # d0: std 0.22 and half the seeds fail (unstable); d1: 3 of 4 seeds fail but the std is 0.041;
+    # d2: std 0.17 and no seed fails
+    accuracies = {"d0": [0.9, 0.5, 0.7, 0.4], "d1": [0.5, 0.45, 0.55, 0.5],
+                  "d2": [0.9, 0.6, 0.95, 0.7]}
+    runs = [dict(dataset_id=d, seed=seed, left_out=None, test_accuracy=a, majority_accuracy=0.5)
+            for d, accuracy in accuracies.items() for seed, a in enumerate(accuracy)]
+    verdicts = judge(tmp_path, runs)
+    units = sorted(verdicts["seed_instability"], key=lambda u: u["dataset_id"])
+    assert [is_unstable(u) for u in units] == [True, False, False]
+    at_threshold = dict(units[0], accuracy_std={"value": UNSTABLE_STD},
+                        failed_rate={"value": UNSTABLE_FAILED_RATE})
+    assert is_unstable(at_threshold)
+    assert not is_unstable(dict(at_threshold, accuracy_std=None))
+    text = render_markdown(verdicts)
+    [line] = [r for r in text.splitlines() if r.endswith(" of 3 |")]
+    assert line.endswith("| 3 | 0.1426 | 0.4167 | 1 of 3 |"), line
+    assert "at least 0.05 and at least 10% of its seeds fail" in text
 
 # -- E_i at rounding level -------------------------------------------------------------------------
 
