@@ -39,12 +39,16 @@ class Skipped:
 
 
 def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Save ``figure`` as ``stem.png`` (``DPI`` dots per inch) and ``stem.pdf``; return the paths."""
+    """Save ``figure`` as ``stem.png`` (``DPI`` dots per inch) and ``stem.pdf``; return the paths.
+
+    The saved page is the box around everything drawn (``bbox_inches="tight"``), so a legend wider
+    than its panel's column (many task families) is kept whole instead of cut at the page edge.
+    """
     paths = []
     for suffix in (".png", ".pdf"):
         path = out_dir / f"{stem}{suffix}"
         with atomic_target(path) as handle:
-            figure.savefig(handle, dpi=DPI, format=suffix[1:])
+            figure.savefig(handle, dpi=DPI, format=suffix[1:], bbox_inches="tight", pad_inches=0.1)
         paths.append(path)
     return paths
 

@@ -346,3 +346,24 @@ def test_f10_leaves_out_a_unit_the_estimator_rule_drops(known_results, tmp_path)
                    and item["config"] == point["config"] and item["stabiliser"] == point["stabiliser"])
     assert changed["n_seeds"] == point["n_seeds"] - 1
     assert len(after) == len(before)
+
+
+def test_a_legend_wider_than_the_page_is_saved_whole(tmp_path):
+    """A legend that overflows its figure (many task families under a narrow panel) is kept on
+    the saved page, not cut at the page edge."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from figures.output import DPI, save_figure
+
+    figure = Figure(figsize=(3.0, 2.0))
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], label="a task family whose name is far longer than the page is wide")
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2))
+    figure.canvas.draw()
+    legend_inches = legend.get_window_extent().width / figure.dpi
+    assert legend_inches > 3.0, "the legend must overflow the page for this test to mean anything"
+    save_figure(figure, tmp_path, "wide")
+    with Image.open(tmp_path / "wide.png") as image:
+        assert image.size[0] >= legend_inches * DPI
