@@ -84,10 +84,15 @@ def column_series(frame: Frame, *, column: str, x: np.ndarray, xlog: bool, panel
 
 def measured_and_bound(frame: Frame, *, x: np.ndarray, xlog: bool, panel: str, label: str,
                        measure: str, bound: str | None, bound_label: str | None,
-                       figure_key: str, line_colour: str) -> list[Series]:
-    """The measured series of ``frame`` against ``x`` and, where present, its bound's series."""
+                       figure_key: str, line_colour: str,
+                       kept: np.ndarray | None = None) -> list[Series]:
+    """The measured series of ``frame`` against ``x`` and, where present, its bound's series.
+
+    The measured mean is over the units ``kept`` (a boolean mask; default: those the estimator rule
+    keeps, :func:`figures.data.kept_by_estimator`)."""
     positions = x_positions(x, log=xlog)
-    series = [_series(frame, positions, column="measured", select=kept_by_estimator(frame), panel=panel,
+    kept = kept_by_estimator(frame) if kept is None else kept
+    series = [_series(frame, positions, column="measured", select=kept, panel=panel,
                       label=label, quantity=measure, role="measured", figure_key=figure_key,
                       line_colour=line_colour)]
     if bound is not None and "bound" in frame:

@@ -62,13 +62,12 @@ def render(connection: sqlite3.Connection, out_dir: Path) -> Drawn:
                                   label="measured", measure=MEASURE, bound=BOUND,
                                   bound_label="Theorem F bound", figure_key=KEY,
                                   line_colour=colour(0))
-    rate = final.with_column("measured", (final["diverged"] == 1).astype(float))
     # every unit counts towards the divergence rate, including those the estimator rule drops
-    rate = rate.with_column("diverged", np.zeros(len(rate))).with_column("complete", np.ones(len(rate)))
+    rate = final.with_column("measured", (final["diverged"] == 1).astype(float))
     diverged = measured_and_bound(rate, x=rate["lr_key"], xlog=True, panel="diverged",
                                   label="fraction of units diverged", measure="diverged",
                                   bound=None, bound_label=None, figure_key=KEY,
-                                  line_colour=colour(1))
+                                  line_colour=colour(1), kept=np.ones(len(rate), dtype=bool))
     reference = describe_reference(chosen)
     suffix = f", {reference}" if reference else ""
     lr_label = "learning rate η·β̂ (log scale)"
