@@ -21,7 +21,7 @@ from verify.cli import main
 from verify.configs import CONFIGS
 from verify.run.output import TaskWeights
 from verify.run.runner import run_task
-from verify.run.task import Task, run_id
+from verify.run.task import Task, run_ids
 from verify.store import RESULTS_FILE, open_results
 from verify.store.weights import read_weights, weights_bytes, write_weights
 from verify.sweep.plan import build_tasks
@@ -92,7 +92,7 @@ def in_process(task: Task, bounds) -> dict[int, dict]:
     try:
         with threadpool_limits(1):
             output = run_task(task, dataset)
-            ids = [run_id(task.key, row) for row in output.runs]
+            ids = run_ids(task.key, output.runs)
             evaluated = task_bound_rows(output.weights, dataset, bounds,
                                         dict(zip(ids, output.runs, strict=True)))
     finally:
@@ -271,7 +271,7 @@ def test_mlp_bounds_from_stored_weights_are_bitwise_repeatable(tmp_path):
     config = replace(CONFIGS["full_mlp_gd"], n_steps=10, n_checkpoints=3, max_left_out=2, bound_models=2)
     task = Task(dataset.id, config, "l2sp", '{"include_head":false,"strength":0.1}')
     output = run_task(task, dataset)
-    ids = [run_id(task.key, row) for row in output.runs]
+    ids = run_ids(task.key, output.runs)
     measured = dict(zip(ids, output.runs, strict=True))
     sha = write_weights(tmp_path, output.weights.arrays(), output.weights.info())
     previous = torch.get_num_threads()
@@ -341,7 +341,7 @@ def test_bounds_from_stored_weights_with_a_validation_split_equal_the_in_process
                                        setting="full", bounds=list(BOUNDS.values()),
                                        max_models=config.bound_models,
                                        last_only=config.bound_last_only)
-                ids = [run_id(task.key, row) for row in output.runs]
+                ids = run_ids(task.key, output.runs)
                 fresh = {(ids[row["row"]], row["bound"]): row for row in evaluated}
                 mine = {(row["run_id"], row["bound"]): row for row in stored
                         if row["task_key"] == task.key}

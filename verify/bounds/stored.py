@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from verify.bounds.evaluate import bound_rows
 from verify.run.network import objective_for
 from verify.run.output import TaskWeights
-from verify.run.task import run_id
+from verify.run.task import run_ids
 from verify.run.validation import split_dataset
 
 if TYPE_CHECKING:
@@ -39,8 +39,13 @@ def task_bound_rows(weights: TaskWeights, dataset: Any, bounds: Sequence[Bound],
         raise ValueError(f"dataset: {dataset.card['id']} is not the dataset of {weights.task_key}")
     # The models trained on S minus the config's validation split: so do the bounds.
     dataset, _ = split_dataset(dataset, weights.config.get("validation_fraction", 0.0))
-    ids = [run_id(weights.task_key, row) for row in weights.rows()]
-    rows = [{**coordinates, **measured.get(rid, {})} for coordinates, rid in zip(weights.rows(), ids, strict=True)]
+    coordinates = weights.rows()
+    ids = run_ids(weights.task_key, coordinates)
+    unmatched = set(measured) - set(ids)
+    if unmatched:
+        raise ValueError(f"measured: run_id {min(unmatched)} of {weights.task_key} is not a model of its "
+                         "weights file")
+    rows = [{**point, **measured.get(rid, {})} for point, rid in zip(coordinates, ids, strict=True)]
     objective = (None if weights.objective is None
                  else objective_for(weights.objective, dataset.X, dataset.y))
     context = {**weights.context, "X": dataset.X, "y": dataset.y, "objective": objective,

@@ -18,8 +18,9 @@ from pathlib import Path
 # (distance_from_start, teacher distances). 5: validation_accuracy (a config's validation split).
 # 6: stored weights (tasks.weights, DIR/weights/), bounds evaluated apart from training
 # (bound_evaluations), standard JSON in every JSON column (no NaN/Infinity). 7: the encoder's
-# fine-tuning move (encoder_distance_from_start).
-SCHEMA_VERSION = 7
+# fine-tuning move (encoder_distance_from_start). 8: run_id is the task's hash and the row's rank
+# (a task's rows adjacent in the file; was a hash per row).
+SCHEMA_VERSION = 8
 RESULTS_FILE = "results.sqlite"
 TYPES = ("INTEGER", "REAL", "TEXT")
 
@@ -129,8 +130,9 @@ RUN_GROUPS = {
 }
 
 RUNS = Table("runs", "One row per trained model and checkpoint.", (
-    _c("run_id", "INTEGER", "a 63-bit hash of (task_key, seed, left_out, iteration): the same for "
-       "every worker count and order", "key"),
+    _c("run_id", "INTEGER", "the task's 40-bit hash times 2^23 plus the row's rank among the task's "
+       "rows in (seed, left_out with the full set first, iteration) order (`verify.run.task.run_ids`): "
+       "the same for every worker count and order, and a task's rows are adjacent in the file", "key"),
     _c("task_key", "TEXT", "the task (`tasks.task_key`)", "key"),
     _c("dataset_id", "TEXT", "the dataset (`datasets.dataset_id`)", "key"),
     _c("seed", "INTEGER", "seed index (the model's random seed is derived from the task's "

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from verify.plugins import load_plugins, recorded_modules
 from verify.run.output import TaskOutput
-from verify.run.task import Task, run_id
+from verify.run.task import Task, run_ids
 from verify.sweep.allocator import retain_freed_memory
 from verify.sweep.sources import DatasetSource
 
@@ -122,8 +122,8 @@ def execute_group(tasks: Sequence[Task], source: DatasetSource, runner: GroupRun
 def _package(task: Task, output: TaskOutput, dataset: Any, seconds: float) -> dict[str, Any]:
     common = {**_card_columns(dataset.card), **_task_columns(task)}
     runs = [{**common, **row} for row in output.runs]
-    for row in runs:
-        row["run_id"] = run_id(task.key, row)
+    for row, identifier in zip(runs, run_ids(task.key, runs), strict=True):
+        row["run_id"] = identifier
     weights = None if output.weights is None else (output.weights.arrays(), output.weights.info())
     return {"status": "done", "task": task.record(), "runs": runs, "weights": weights,
             "card": dataset.card, "seconds": seconds}
