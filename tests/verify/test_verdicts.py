@@ -20,7 +20,8 @@ from verify.verdicts import write as verdicts_module
 from verify.verdicts.corollaries import COROLLARIES, INCREASE, corollary_verdicts
 from verify.verdicts.claims import claim_rows
 from verify.verdicts.db import open_results
-from verify.verdicts.report import UNSTABLE_FAILED_RATE, UNSTABLE_STD, is_unstable, render_markdown
+from verify.verdicts.datasets import UNSTABLE_FAILED_RATE, UNSTABLE_STD, is_unstable
+from verify.verdicts.report import render_markdown
 from verify.verdicts.stats import (
     granulated_kendall_tau,
     rank_correlations,
@@ -534,11 +535,11 @@ def test_seed_instability_counts_the_datasets_unstable_by_both_thresholds(tmp_pa
             for d, accuracy in accuracies.items() for seed, a in enumerate(accuracy)]
     verdicts = judge(tmp_path, runs)
     units = sorted(verdicts["seed_instability"], key=lambda u: u["dataset_id"])
-    assert [is_unstable(u) for u in units] == [True, False, False]
-    at_threshold = dict(units[0], accuracy_std={"value": UNSTABLE_STD},
-                        failed_rate={"value": UNSTABLE_FAILED_RATE})
-    assert is_unstable(at_threshold)
-    assert not is_unstable(dict(at_threshold, accuracy_std=None))
+    assert [u["unstable"] for u in units] == [True, False, False]
+    assert is_unstable(UNSTABLE_STD, UNSTABLE_FAILED_RATE)
+    assert not is_unstable(np.nextafter(UNSTABLE_STD, 0), UNSTABLE_FAILED_RATE)
+    assert not is_unstable(UNSTABLE_STD, np.nextafter(UNSTABLE_FAILED_RATE, 0))
+    assert not is_unstable(None, 1.0)
     text = render_markdown(verdicts)
     [line] = [r for r in text.splitlines() if r.endswith(" of 3 |")]
     assert line.endswith("| 3 | 0.1426 | 0.4167 | 1 of 3 |"), line

@@ -36,6 +36,11 @@ from verify.verdicts.stats import (
 )
 
 UNIT = ("dataset_id", "config", "stabiliser", "stabiliser_params")
+# What "unstable" means for one unit: the failure mode the few-sample fine-tuning literature
+# reports, a seed std of test accuracy of several points and runs that fail (no better than the
+# majority class) in a tenth or more of the seeds.
+UNSTABLE_STD = 0.05
+UNSTABLE_FAILED_RATE = 0.10
 
 
 def _unit(row: dict) -> tuple:
@@ -55,7 +60,8 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
     list of dict
         Per unit: ``dataset_id``, ``config``, ``stabiliser``, ``stabiliser_params``, ``setting``,
         ``n_seeds``, ``accuracy_mean``, ``accuracy_std`` and ``failed_rate`` (each ``{value, low,
-        high}`` or None).
+        high}`` or None), and ``unstable``: the std is at least :data:`UNSTABLE_STD` and the
+        failed-run rate at least :data:`UNSTABLE_FAILED_RATE` (point values; False without a std).
     """
     rows = fetch_dicts(
         conn, f"{FINAL_CHECKPOINT_CTE} SELECT r.dataset_id, r.config, r.stabiliser, "
@@ -83,8 +89,16 @@ def seed_instability(conn: sqlite3.Connection) -> list[dict]:
             "accuracy_mean": float(defined.mean()) if defined.size else None,
             "accuracy_std": None if std is None else _interval(std),
             "failed_rate": _interval(failed),
+            "unstable": is_unstable(None if std is None else std.value, failed.value),
         })
     return verdicts
+
+
+def is_unstable(accuracy_std: float | None, failed_rate: float) -> bool:
+    """Whether a unit with this seed std of test accuracy (None: fewer than two defined seeds) and
+    failed-run rate is unstable: std at least :data:`UNSTABLE_STD` and rate at least
+    :data:`UNSTABLE_FAILED_RATE`."""
+    return accuracy_std is not None and accuracy_std >= UNSTABLE_STD and failed_rate >= UNSTABLE_FAILED_RATE
 
 
 def _seed_std(accuracy: np.ndarray, *, random_state: int) -> stability.Estimate:

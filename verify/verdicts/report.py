@@ -3,17 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from verify.verdicts.datasets import UNSTABLE_FAILED_RATE, UNSTABLE_STD
 from verify.verdicts.db import ROUNDING_FLOOR_FACTOR
 
 MARKS = {"pass": "✔", "fail": "✘", "inconclusive": "?", "no data": "–"}
 _TALLY = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive",
           "no data": "without data"}
 MAX_ROWS = 20
-# What "unstable" means for one (dataset, config) unit of plain fine-tuning: the failure mode the
-# few-sample fine-tuning literature reports, a seed std of test accuracy of several points and
-# runs that fail (no better than the majority class) in a tenth or more of the seeds.
-UNSTABLE_STD = 0.05
-UNSTABLE_FAILED_RATE = 0.10
 
 
 def render_markdown(verdicts: dict) -> str:
@@ -195,13 +191,6 @@ def _rank_correlations(correlations: dict) -> str:
          "Spearman ρ", "95% CI", "predicts"), rows))
 
 
-def is_unstable(unit: dict) -> bool:
-    """Whether a seed-instability unit has a seed std of test accuracy of at least
-    ``UNSTABLE_STD`` and a failed-run rate of at least ``UNSTABLE_FAILED_RATE`` (point values)."""
-    return (unit["accuracy_std"] is not None and unit["accuracy_std"]["value"] >= UNSTABLE_STD
-            and unit["failed_rate"]["value"] >= UNSTABLE_FAILED_RATE)
-
-
 def _seed_instability(units: list[dict]) -> str:
     if not units:
         return ""
@@ -216,7 +205,7 @@ def _seed_instability(units: list[dict]) -> str:
         summary.append([setting, config, _stabiliser(stabiliser, params), len(group),
                         _number(sum(stds) / len(stds) if stds else None),
                         _number(sum(failed) / len(failed)),
-                        f"{sum(map(is_unstable, group))} of {len(group)}"])
+                        f"{sum(u['unstable'] for u in group)} of {len(group)}"])
     ranked = sorted((u for u in units if u["accuracy_std"]),
                     key=lambda u: -u["accuracy_std"]["value"])
     worst = [[u["dataset_id"], u["config"], _stabiliser(u["stabiliser"], u["stabiliser_params"]),
