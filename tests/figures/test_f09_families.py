@@ -74,23 +74,30 @@ def _stabilised_task(writer: Writer, *, teacher: str, dataset: int, stabiliser: 
                        parameter_stability=measured)
 
 
-@pytest.fixture(scope="module")
-def drawn(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("deep-families")
+def _render_families(folder: Path, out: Path, *, edit: str | None = None):
+    """Write every teacher's two datasets with and without SURT into ``folder``, apply the SQL
+    ``edit`` if given, and render F9 into ``out``."""
     connection = create_results(folder / "results.sqlite")
     writer = Writer(connection)
     for teacher in TEACHERS:
         for dataset in (0, 1):
             for surt in (False, True):
                 _deep_task(writer, teacher=teacher, dataset=dataset, surt=surt)
+    if edit is not None:
+        connection.execute(edit)
     connection.commit()
     connection.close()
-    out = tmp_path_factory.mktemp("f09")
     reader = open_results(folder)
     try:
-        render(reader, out)
+        return render(reader, out)
     finally:
         reader.close()
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> tuple[Path, Path]:
+    folder, out = tmp_path_factory.mktemp("deep-families"), tmp_path_factory.mktemp("f09")
+    _render_families(folder, out)
     return folder, out
 
 
@@ -226,24 +233,11 @@ def test_surt_panel_compares_on_matched_seeds(tmp_path):
     """One left-out model of SURT's seed 2 on the target-adapted dataset 0 diverges: the estimator
     rule drops that seed's E_i, and panel (c) drops plain training's seed 2 there too, so both
     points of dataset 0 are means over seeds 0 and 1; the other datasets keep every seed."""
-    connection = create_results(tmp_path / "results.sqlite")
-    writer = Writer(connection)
-    for teacher in TEACHERS:
-        for dataset in (0, 1):
-            for surt in (False, True):
-                _deep_task(writer, teacher=teacher, dataset=dataset, surt=surt)
-    connection.execute("UPDATE runs SET diverged = 1, parameter_stability = NULL "
-                       "WHERE dataset_id = 'deep-target_adapted-0' AND stabiliser = 'surt' "
-                       "AND seed = 2 AND left_out = 1")
-    connection.commit()
-    connection.close()
     out = tmp_path / "f09"
     out.mkdir()
-    reader = open_results(tmp_path)
-    try:
-        drawn = render(reader, out)
-    finally:
-        reader.close()
+    drawn = _render_families(tmp_path, out, edit=(
+        "UPDATE runs SET diverged = 1, parameter_stability = NULL "
+        "WHERE dataset_id = 'deep-target_adapted-0' AND stabiliser = 'surt' AND seed = 2 AND left_out = 1"))
     surt = {(row["series"], float(row["x"])): row for row in rows(out, "surt")
             if row["role"] == "measured"}
     _, effect = TEACHERS["target_adapted"]
