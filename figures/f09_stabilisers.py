@@ -53,6 +53,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import ErrorbarContainer
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
 from figures.curves import lines, plain_first
@@ -74,6 +75,7 @@ STABILITY_LABEL = "leave-one-out stability, mean over units"
 MARKERS = ("v", "s", "^", "D", "P", "X")  # of SURT's settings in panel (c); plain runs: "o"
 BLANK = Line2D([], [], linestyle="none")  # legend handle of a header or an empty cell
 LEGEND_HEADER_WIDTH = 28  # characters per line of a family's name heading a legend column
+LEGEND_SHARE = 0.95  # of its column's width, the most a panel's legend may take
 ROW_HEIGHT = 7.0  # inches per row of panels: room for a legend under the axes and the bars of (d)
 OMITTED = {
     "(a) MMR": ("no mmr runs beside plain runs with a feature_margin (stores before that column), "
@@ -263,18 +265,37 @@ def _surt_panel(surt: Frame, colours: dict[str, str], default: str | None) -> Pa
                 container.lines[0].set_marker(style[label][1])
                 handles[label] = container
         rows = max(len(members) for members in by_family.values()) + 1
-        entries: list[tuple[Any, str]] = []
+        blocks: list[list[tuple[Any, str]]] = []
         for family, members in by_family.items():
-            column: list[tuple[Any, str]] = [(BLANK, textwrap.fill(family, LEGEND_HEADER_WIDTH))]
-            column += [(handles[member], style[member][2]) for member in members]
-            entries += column + [(BLANK, "")] * (rows - len(column))
-        drawn = legend_below(ax, [handle for handle, _ in entries], [text for _, text in entries],
-                             ncols=len(by_family), title=title, title_fontsize=FONT_SIZE - 1)
-        for index, text in enumerate(drawn.get_texts()):
-            if index % rows == 0:
-                text.set_fontweight("bold")
+            block: list[tuple[Any, str]] = [(BLANK, textwrap.fill(family, LEGEND_HEADER_WIDTH))]
+            block += [(handles[member], style[member][2]) for member in members]
+            blocks.append(block + [(BLANK, "")] * (rows - len(block)))
+        # As many families side by side as fit the panel's column of the page (a wider legend
+        # starves the constrained layout, which then gives up); the rest wrap below.
+        column_inches = ax.figure.get_figwidth() / ax.get_subplotspec().get_gridspec().ncols
+        for ncols in range(len(blocks), 0, -1):
+            drawn = _family_legend(ax, blocks, ncols, title)
+            for index, text in enumerate(drawn.get_texts()):
+                if index % rows == 0:
+                    text.set_fontweight("bold")
+            inches = drawn.get_window_extent().width / ax.figure.dpi
+            if ncols == 1 or inches <= LEGEND_SHARE * column_inches:
+                break
+            drawn.remove()
 
     return replace(panel, series=series, decorate=legend, legend_loc="none")
+
+
+def _family_legend(ax: Axes, blocks: list[list[tuple[Any, str]]], ncols: int, title: str) -> Legend:
+    """A legend of ``ncols`` columns under ``ax``, each column a stack of family blocks (block k in
+    column k mod ``ncols``); matplotlib fills a legend column by column, so every column is padded
+    to the same number of blocks."""
+    depth = -(-len(blocks) // ncols)
+    empty = [(BLANK, "")] * len(blocks[0])
+    entries = [entry for column in range(ncols) for slot in range(depth)
+               for entry in (blocks[slot * ncols + column] if slot * ncols + column < len(blocks) else empty)]
+    return legend_below(ax, [handle for handle, _ in entries], [text for _, text in entries],
+                        ncols=ncols, title=title, title_fontsize=FONT_SIZE - 1)
 
 
 def at_default_settings(full: Frame, defaults: dict[str, str]) -> tuple[Frame, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,33 @@ def test_surt_panel_compares_on_matched_seeds(tmp_path):
         assert int(row["n_units"]) == 2
         assert int(surt[(f"{FAIR} · full, {label}", 2 * factor)]["n_units"]) == len(SEEDS)
     assert any("panel (c): 2 unit(s) left out on matched seeds" in note for note in drawn.notes)
+
+
+def test_many_families_wrap_the_surt_legend_instead_of_collapsing_the_layout(tmp_path, monkeypatch):
+    """Five task families (the main job's deep families with the teacher-head ones) side by side
+    make a legend twice as wide as panel (c)'s column, and the constrained layout then gives up
+    (narrow axes, a matplotlib warning); the legend wraps its families into rows instead."""
+    for name, label in (("teacher_head", "target-adapted, teacher head (GD, validation)"),
+                        ("null_teacher_head", "random-direction (null control), teacher head"),
+                        ("second", "target-adapted, fresh head, second family")):
+        monkeypatch.setitem(TEACHERS, name, (label, 0.5))
+    figures_drawn: list[Figure] = []
+    draw_panels = figures.output.draw_panels
+    monkeypatch.setattr(figures.output, "draw_panels", lambda *args, **kwargs:
+                        figures_drawn.append(draw_panels(*args, **kwargs)) or figures_drawn[-1])
+    out = tmp_path / "f09"
+    out.mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _render_families(tmp_path, out)
+    assert not [w for w in caught if "constrained_layout not applied" in str(w.message)]
+    [figure] = figures_drawn
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    [surt] = [ax for ax in figure.axes if ax.get_title().startswith("(c)")]
+    legend = surt.get_legend()
+    column = figure.get_figwidth() * figure.dpi / surt.get_subplotspec().get_gridspec().ncols
+    assert legend.get_window_extent(renderer).width <= column
+    headers = [text.get_text() for text in legend.get_texts() if text.get_fontweight() == "bold"]
+    assert sum(1 for text in headers if text) == 5
+    assert surt.get_window_extent(renderer).width > 0.5 * column
