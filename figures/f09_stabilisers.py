@@ -53,6 +53,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
@@ -272,7 +273,9 @@ def _surt_panel(surt: Frame, colours: dict[str, str], default: str | None) -> Pa
             blocks.append(block + [(BLANK, "")] * (rows - len(block)))
         # As many families side by side as fit the panel's column of the page (a wider legend
         # starves the constrained layout, which then gives up); the rest wrap below.
-        column_inches = ax.figure.get_figwidth() / ax.get_subplotspec().get_gridspec().ncols
+        figure, spec = ax.figure, ax.get_subplotspec()
+        assert isinstance(figure, Figure) and spec is not None  # a panel of figures.style.new_figure
+        column_inches = figure.get_figwidth() / spec.get_gridspec().ncols
         for ncols in range(len(blocks), 0, -1):
             drawn = _family_legend(ax, blocks, ncols, title)
             for index, text in enumerate(drawn.get_texts()):
