@@ -20,11 +20,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from verify.configs import TrainingConfig
+from verify.configs import CONFIGS, TrainingConfig
 from verify.run.layout import ModelLayout
 from verify.run.output import TaskOutput, TaskWeights
 from verify.store import RESULTS_FILE, open_results
-from verify.sweep.plan import build_tasks
+from verify.sweep.plan import build_tasks, with_max_left_out
 from verify.sweep.runner import run_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -310,3 +310,12 @@ def test_tasks_group_by_key_in_order_and_without_a_key_alone():
     assert sorted(len(group) for group in keyed) == [1, 1, 1, 1, 2, 2]
     assert keyed[0][0] is tasks[0]
     assert group_tasks(tasks, None) == [[task] for task in tasks]
+
+
+def test_max_left_out_sets_the_budget_of_left_out_configs_and_leaves_seed_spread_configs_alone():
+    loo, spread = CONFIGS["head_gd_logistic"], CONFIGS["head_sgd_logistic_random_lr0.1"]
+    assert loo.max_left_out > 0 and loo.exact_left_out_up_to > 0 and spread.max_left_out == 0
+    capped, kept = with_max_left_out([loo, spread], 4)
+    assert (capped.max_left_out, capped.exact_left_out_up_to) == (4, 0)
+    assert kept == spread
+    assert with_max_left_out([loo, spread], None) == [loo, spread]

@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="run the tasks on this Dask distributed scheduler instead")
     parser.add_argument("--max-left-out", type=MAX_LEFT_OUT, metavar="N",
                         help=f"leave-one-out sets per seed, in {MAX_LEFT_OUT} (default: each "
-                             f"config's own)")
+                             f"config's own; configs without left-out sets keep none)")
     parser.add_argument("--no-bounds", action="store_true",
                         help="train and store the weights only; evaluate the bounds later with "
                              "`ftstab bounds --from DIR`")

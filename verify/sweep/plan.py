@@ -92,8 +92,13 @@ def check_sweep(store: Results, tasks: Sequence[Task], n_seeds: int) -> dict[str
 
 def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | None) -> list[TrainingConfig]:
     """The configs with ``max_left_out`` overridden (``--max-left-out N``: at most N left-out sets
-    per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None."""
+    per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None.
+
+    A config that leaves nothing out (``max_left_out = 0``: it measures the seed-to-seed spread
+    only) keeps none: the budget is a leave-one-out precision, not a reason to train N more
+    models per seed where no left-out set is measured."""
     if max_left_out is None:
         return list(configs)
     check_param("max_left_out", max_left_out, [Interval(numbers.Integral, 0, None)])
-    return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0) for config in configs]
+    return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0) if config.max_left_out
+            else config for config in configs]
