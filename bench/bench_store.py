@@ -1,7 +1,7 @@
 """Storage: bytes written and seconds per task by the results store, for run ids clustered by task
 (today's ``verify.run.task.run_ids``) against ids hashed per row (schema 7 and before).
 
-    python bench/bench_store.py [--tasks 800] [--rows 1000] [--blocks 4] [--json]
+    python bench/bench_store.py [--tasks 800] [--rows 1000] [--blocks 4] [--folder DIR] [--json]
 
 Writes the same ``--tasks`` synthetic tasks of ``--rows`` rows (every ``runs`` column filled, as a
 head task with exact leave-one-out fills them) through ``ResultStore.write_done`` into two fresh
@@ -9,7 +9,8 @@ results files, one scheme after the other block by block (``--blocks`` blocks, s
 share the machine's state). Reports, per scheme and block, the bytes this process wrote to disk
 (``/proc/self/io`` ``write_bytes``: the WAL and its checkpoints into the database), the wall seconds,
 the database size and the write amplification (bytes written / final size of the database). Only the
-id differs between the two files.
+id differs between the two files. ``--folder``: where the two files are written (default: the
+system's temporary folder; give one on the disk a sweep writes to).
 """
 from __future__ import annotations
 
@@ -73,10 +74,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=800)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     per_block = -(-args.tasks // args.blocks)
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         stores = {name: ResultStore(Path(folder) / name / "results.sqlite") for name in SCHEMES}
         out: dict = {name: [] for name in SCHEMES}
         for block in range(args.blocks):

@@ -103,10 +103,6 @@ def seed_instability(test_accuracy: np.ndarray, *, confidence: float = 0.95, n_r
                         random_state=random_state)
 
 
-def _direction_spread(units: np.ndarray) -> float:
-    return float(np.mean(np.sum((units - units.mean(axis=0)) ** 2, axis=1)))
-
-
 def head_direction_spread(heads: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2000,
                           random_state: int | np.random.Generator | None = None) -> Estimate:
     """Seed spread of head directions on one training set, mean_k ‖u_k − ū‖², with a bootstrap CI.
@@ -130,10 +126,10 @@ def head_direction_spread(heads: np.ndarray, *, confidence: float = 0.95, n_resa
     seeds = np.arange(len(units), dtype=np.float64)
 
     def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray | np.float64:
-        index = np.asarray(index, dtype=np.int64)
-        if index.ndim == 1:
-            return np.float64(_direction_spread(units[index]))
-        return np.apply_along_axis(lambda row: _direction_spread(units[row]), axis, index)
+        # Every resample at once: (..., K) seed indices -> (..., K, d) unit heads.
+        chosen = units[np.moveaxis(np.asarray(index, dtype=np.int64), axis, -1)]
+        centred = chosen - chosen.mean(axis=-2, keepdims=True)
+        return np.mean(np.sum(centred ** 2, axis=-1), axis=-1)
 
     return bootstrap_ci(seeds, statistic, confidence=confidence, n_resamples=n_resamples,
                         random_state=random_state)

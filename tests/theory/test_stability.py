@@ -55,3 +55,22 @@ def test_head_direction_spread_is_the_mean_squared_distance_to_the_mean_directio
     assert estimate.low < estimate.value < estimate.high <= 1.0
     with pytest.raises(ValueError, match="heads"):
         head_direction_spread(np.ones((1, 3)))
+
+
+def test_head_direction_spread_ci_is_the_bootstrap_of_the_per_resample_spread():
+    """The statistic runs on every resample at once; its interval is the one a loop over resamples
+    gives with the same random stream (BCa: resamples and jackknife)."""
+    from scipy.stats import bootstrap
+
+    heads = np.random.default_rng(3).normal(size=(7, 5)) + np.array([1.5, 0.0, 0.0, 0.0, 0.0])
+    units = heads / np.linalg.norm(heads, axis=1, keepdims=True)
+
+    def one_resample(index):
+        chosen = units[np.asarray(index, dtype=np.int64)]
+        return np.mean(np.sum((chosen - chosen.mean(axis=0)) ** 2, axis=1))
+
+    looped = bootstrap((np.arange(7.0),), one_resample, vectorized=False, n_resamples=500,
+                       confidence_level=0.95, method="BCa", random_state=np.random.default_rng(11))
+    estimate = head_direction_spread(heads, n_resamples=500, random_state=11)
+    assert estimate.value == pytest.approx(one_resample(np.arange(7)), rel=1e-12)
+    np.testing.assert_allclose([estimate.low, estimate.high], looped.confidence_interval, rtol=1e-12)
