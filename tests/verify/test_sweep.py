@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +22,7 @@ import pytest
 
 from verify.configs import CONFIGS, TrainingConfig
 from verify.run.layout import ModelLayout
+from verify.run.task import Task
 from verify.run.output import TaskOutput, TaskWeights
 from verify.store import RESULTS_FILE, open_results
 from verify.sweep.plan import build_tasks, with_max_left_out
@@ -319,3 +320,20 @@ def test_max_left_out_sets_the_budget_of_left_out_configs_and_leaves_seed_spread
     assert (capped.max_left_out, capped.exact_left_out_up_to) == (4, 0)
     assert kept == spread
     assert with_max_left_out([loo, spread], None) == [loo, spread]
+    # Exact up to E but no stratified budget still leaves samples out: the budget applies.
+    [exact_only] = with_max_left_out([replace(spread, exact_left_out_up_to=64)], 4)
+    assert (exact_only.max_left_out, exact_only.exact_left_out_up_to) == (4, 0)
+
+
+def test_tasks_whose_run_ids_would_share_a_prefix_are_refused_before_running(tmp_path, monkeypatch):
+    import verify.run.task
+    from verify.store import ResultStore
+    from verify.sweep.plan import check_sweep
+
+    config = CONFIGS["head_gd_logistic"]
+    tasks = [Task(f"separable-{i}", config, "none", "{}") for i in range(40)]
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        assert check_sweep(store, tasks, 1)["n_seeds"] == "1"  # 40-bit prefixes: all distinct
+        monkeypatch.setattr(verify.run.task, "TASK_BITS", 4)  # 16 prefixes for 40 tasks
+        with pytest.raises(ValueError, match=r"tasks: .* have the same run-id prefix"):
+            check_sweep(store, tasks, 1)

@@ -61,8 +61,14 @@ def run_ids(task_key: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     rank = {point: index for index, point in enumerate(sorted(set(coordinates)))}
     if len(rank) != len(coordinates):
         raise ValueError(f"rows: two runs of {task_key} have the same (seed, left_out, iteration)")
-    base = (run_seed(task_key) >> (63 - TASK_BITS)) << ROW_BITS
+    base = task_id_base(task_key) << ROW_BITS
     return [base + rank[point] for point in coordinates]
+
+
+def task_id_base(task_key: str) -> int:
+    """The task's part of its run ids: a TASK_BITS-bit hash of the key (two tasks sharing it would
+    share ids; the sweep refuses such a pair before it runs, ``verify.sweep.plan.check_sweep``)."""
+    return run_seed(task_key) >> (63 - TASK_BITS)
 
 
 @dataclass(frozen=True)

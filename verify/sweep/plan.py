@@ -9,7 +9,7 @@ from typing import Any
 
 from synth.validation import Interval, check_param
 from verify.configs import TrainingConfig
-from verify.run.task import NO_STABILISER, Task, canonical_params, task_is_stochastic
+from verify.run.task import NO_STABILISER, TASK_BITS, Task, canonical_params, task_id_base, task_is_stochastic
 from verify.store import Results
 
 
@@ -87,6 +87,14 @@ def check_sweep(store: Results, tasks: Sequence[Task], n_seeds: int) -> dict[str
         if known.setdefault(config.name, definition) != definition:
             raise ValueError(f"configs: {store.path} holds config {config.name!r} with another "
                              f"definition {known[config.name]}; use a new output folder")
+    stored = [row[0] for row in store.connection.execute("SELECT task_key FROM tasks")]
+    owner: dict[int, str] = {}
+    for key in sorted({*stored, *(task.key for task in tasks)}):
+        other = owner.setdefault(task_id_base(key), key)
+        if other != key:
+            raise ValueError(f"tasks: {other} and {key} have the same run-id prefix (a "
+                             f"{TASK_BITS}-bit hash of the task key); run one of them into another "
+                             "output folder")
     return {"n_seeds": str(n_seeds), "configs": json.dumps(known, sort_keys=True)}
 
 
@@ -94,11 +102,11 @@ def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | Non
     """The configs with ``max_left_out`` overridden (``--max-left-out N``: at most N left-out sets
     per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None.
 
-    A config that leaves nothing out (``max_left_out = 0``: it measures the seed-to-seed spread
-    only) keeps none: the budget is a leave-one-out precision, not a reason to train N more
+    A config that leaves nothing out (``max_left_out = exact_left_out_up_to = 0``: it measures the
+    seed-to-seed spread only) keeps none: the budget is a leave-one-out precision, not a reason to train N more
     models per seed where no left-out set is measured."""
     if max_left_out is None:
         return list(configs)
     check_param("max_left_out", max_left_out, [Interval(numbers.Integral, 0, None)])
-    return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0) if config.max_left_out
-            else config for config in configs]
+    return [replace(config, max_left_out=max_left_out, exact_left_out_up_to=0)
+            if config.max_left_out or config.exact_left_out_up_to else config for config in configs]
