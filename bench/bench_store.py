@@ -28,6 +28,7 @@ from verify.store.schema import RUN_COLUMNS, TABLE
 
 TEXT_VALUES = {"kind": "separable", "setting": "head", "loss": "logistic", "init": "zero",
                "stabiliser": "none", "stabiliser_params": "{}", "left_out_estimator": "exact"}
+COLUMNS = [TABLE["runs"].column(name) for name in RUN_COLUMNS]
 
 
 def hashed_ids(task_key: str, rows: list[dict]) -> list[int]:
@@ -47,15 +48,14 @@ def synthetic_task(index: int, n_rows: int) -> tuple[dict, list[dict]]:
     for model in range(n_models):
         for iteration in range(12):
             row: dict = {}
-            for name in RUN_COLUMNS:
-                column = TABLE["runs"].column(name)
+            for column in COLUMNS:
                 if column.type == "REAL":
-                    row[name] = rng.random()
+                    row[column.name] = rng.random()
                 elif column.type == "INTEGER":
-                    row[name] = rng.randrange(1000)
+                    row[column.name] = rng.randrange(1000)
                 else:
-                    row[name] = TEXT_VALUES.get(name, "[]" if column.json == "list" else
-                                                "{}" if column.json == "object" else "x")
+                    row[column.name] = TEXT_VALUES.get(column.name, "[]" if column.json == "list" else
+                                                       "{}" if column.json == "object" else "x")
             row.update(task_key=key, dataset_id=key.split("|")[0], config="head_gd", seed=0,
                        left_out=None if model == 0 else model - 1, iteration=2 ** iteration)
             rows.append(row)

@@ -281,7 +281,7 @@ def _surt_panel(surt: Frame, colours: dict[str, str], default: str | None) -> Pa
             for index, text in enumerate(drawn.get_texts()):
                 if index % rows == 0:
                     text.set_fontweight("bold")
-            inches = drawn.get_window_extent().width / ax.figure.dpi
+            inches = drawn.get_window_extent().width / figure.dpi
             if ncols == 1 or inches <= LEGEND_SHARE * column_inches:
                 break
             drawn.remove()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.run.task import ROW_BITS, TASK_BITS, run_ids
+from verify.run.task import ROW_BITS, run_ids, task_id_base
 from verify.seeding import run_seed
 from verify.store import ResultStore
 
@@ -32,7 +32,7 @@ def test_ids_are_unique_order_free_and_share_the_task_bits(points, key, order):
     assert [again[point] for point in points] == ids
     assert len(set(ids)) == len(ids)
     assert all(0 <= rid < 1 << 63 for rid in ids)
-    assert {rid >> ROW_BITS for rid in ids} == {run_seed(key) >> (63 - TASK_BITS)}
+    assert {rid >> ROW_BITS for rid in ids} == {task_id_base(key)}
     # The rank follows (seed, left_out with the full set first, iteration).
     canonical = sorted(points, key=lambda p: (p[0], -1 if p[1] is None else p[1], p[2]))
     assert sorted(ids) == [again[point] for point in canonical]

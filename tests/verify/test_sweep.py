@@ -22,10 +22,11 @@ import pytest
 
 from verify.configs import CONFIGS, TrainingConfig
 from verify.run.layout import ModelLayout
+import verify.run.task
 from verify.run.task import Task
 from verify.run.output import TaskOutput, TaskWeights
-from verify.store import RESULTS_FILE, open_results
-from verify.sweep.plan import build_tasks, with_max_left_out
+from verify.store import RESULTS_FILE, ResultStore, open_results
+from verify.sweep.plan import build_tasks, check_sweep, with_max_left_out
 from verify.sweep.runner import run_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -326,10 +327,6 @@ def test_max_left_out_sets_the_budget_of_left_out_configs_and_leaves_seed_spread
 
 
 def test_tasks_whose_run_ids_would_share_a_prefix_are_refused_before_running(tmp_path, monkeypatch):
-    import verify.run.task
-    from verify.store import ResultStore
-    from verify.sweep.plan import check_sweep
-
     config = CONFIGS["head_gd_logistic"]
     tasks = [Task(f"separable-{i}", config, "none", "{}") for i in range(40)]
     with ResultStore(tmp_path / "results.sqlite") as store:

@@ -103,8 +103,8 @@ def with_max_left_out(configs: Iterable[TrainingConfig], max_left_out: int | Non
     per seed, every sample where n <= N, a stratified sample of N otherwise), or unchanged for None.
 
     A config that leaves nothing out (``max_left_out = exact_left_out_up_to = 0``: it measures the
-    seed-to-seed spread only) keeps none: the budget is a leave-one-out precision, not a reason to train N more
-    models per seed where no left-out set is measured."""
+    seed-to-seed spread only) keeps none: the budget is a leave-one-out precision, not a reason to
+    train N more models per seed where no left-out set is measured."""
     if max_left_out is None:
         return list(configs)
     check_param("max_left_out", max_left_out, [Interval(numbers.Integral, 0, None)])
