@@ -32,7 +32,10 @@ draws a permutation of all n samples and its first ``batch_size`` entries are th
 model with that seed; each model averages its loss over the minibatch members that are among its own
 samples, and makes no update when there are none. The model on S\\i therefore sees exactly the
 sample stream of the model on S with sample i removed wherever it occurs; with ``batch_size = n``,
-SGD is full-batch GD for every model.
+SGD is full-batch GD for every model. The permutations are replayed in bulk from the same stream
+(:mod:`verify.trainers.permutations`), and where every seed has as many models, an SGD step computes
+the scores of each seed's minibatch rows only (one small product per seed instead of two over all n
+samples; the same weights up to rounding, about 1e-14).
 
 Divergence: model m diverges at the first iteration t whose training loss L_m(w_t) (mean loss over its
 own samples, reduced over heads) is NaN, inf or above ``BLOWUP`` times the reference
@@ -51,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -59,6 +62,7 @@ import torch
 
 from verify.seeding import run_seed
 from verify.trainers.checkpoints import check_checkpoints
+from verify.trainers.permutations import PermutationStream, permutation_prefixes
 from verify.trainers.trace import Trace
 
 LOSSES = ("logistic", "exponential", "softmax")
@@ -66,8 +70,8 @@ HEAD_REDUCTIONS = ("mean", "sum")
 BLOWUP = 1e6
 INIT_STREAM = "head_init"
 BATCH_STREAM = "train_stream"
-# SGD draws its minibatches this many (sample, model) coefficients ahead (1 MiB of float64: the
-# chunk stays in a core's L2 cache).
+# SGD draws its minibatches this many values (coefficients, gathered features) ahead (1 MiB of
+# float64: the chunk stays in a core's L2 cache).
 BATCH_CHUNK = 1 << 17
 
 
@@ -89,6 +93,10 @@ class _Loss(Protocol):
 
     def derivative_(self, Q: torch.Tensor) -> torch.Tensor: ...
 
+    def minibatch_targets(self, rows: torch.Tensor) -> torch.Tensor | None: ...
+
+    def minibatch_derivative_(self, Q: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor: ...
+
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor: ...
 
     def headroom(self, Q: torch.Tensor, level: float) -> float: ...
@@ -109,6 +117,15 @@ class _Logistic:
     def derivative_(self, Q: torch.Tensor) -> torch.Tensor:
         """Overwrite the scores with phi'(Q) and return them."""
         return Q.sigmoid_()
+
+    def minibatch_targets(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """What :meth:`minibatch_derivative_` needs of the samples ``rows``: nothing, the label
+        sign is in the features."""
+        return None
+
+    def minibatch_derivative_(self, Q: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """phi'(Q) in place, for the scores (seeds, b, 1, ...) of a minibatch."""
+        return self.derivative_(Q)
 
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.softplus(Q).squeeze(1)
@@ -155,6 +172,19 @@ class _Softmax:
             self.probabilities = torch.empty_like(Q)
         torch.softmax(Q, 1, out=self.probabilities)
         return self.probabilities.sub_(self.one_hot)
+
+    def minibatch_targets(self, rows: torch.Tensor) -> torch.Tensor:
+        """The (len(rows), C) one-hot labels of the samples ``rows``."""
+        return self.one_hot.view(len(self.labels), -1).index_select(0, rows)
+
+    def minibatch_derivative_(self, Q: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """softmax(Q) - one_hot(y) for the logits (seeds, b, C, ...) of a minibatch, its one-hot
+        labels ``targets`` (seeds, b, C, 1, 1), in a buffer of its own."""
+        if self.probabilities is None or self.probabilities.shape != Q.shape:
+            self.probabilities = torch.empty_like(Q)
+        assert targets is not None
+        torch.softmax(Q, 2, out=self.probabilities)
+        return self.probabilities.sub_(targets)
 
     def per_sample(self, Q: torch.Tensor) -> torch.Tensor:
         index = self.labels.view(-1, 1, 1, 1).expand(Q.shape[0], 1, *Q.shape[2:])
@@ -358,6 +388,9 @@ class _BatchedHeads:
     """The state and buffers of one batched run; ``run`` is the training loop."""
 
     def __init__(self, problem: HeadProblem, dtype: torch.dtype):
+        self.order = _seed_major_order(problem)
+        if self.order is not None:
+            problem = _models_in_order(problem, self.order)
         self.problem = problem
         n_models, n_heads, n_outputs, d = problem.init.shape
         n = problem.X.shape[0]
@@ -376,16 +409,21 @@ class _BatchedHeads:
         self.alive = torch.ones(n_models, dtype=torch.bool)
         self.step_size = torch.as_tensor(problem.lr * problem.head_scale, dtype=dtype)
         self.coefficients = (self.mean_weights * self.step_size).contiguous()  # GD: (n, M)
+        self.minibatches: _SeedMajorMinibatches | None = None
         if problem.batch_size is not None:
             self.masks = masks
             assert problem.seeds is not None  # check_head_problem requires seeds for SGD
             seed_values, seed_of_model = np.unique(problem.seeds, return_inverse=True)
-            self.generators = [torch.Generator().manual_seed(run_seed(int(seed), BATCH_STREAM))
-                               for seed in seed_values]
+            self.streams = [PermutationStream(run_seed(int(seed), BATCH_STREAM), n)
+                            for seed in seed_values]
             self.seed_of_model = torch.as_tensor(seed_of_model)
-            chunk = max(1, min(int(problem.checkpoints[-1]), BATCH_CHUNK // (n * n_models)))
-            self.batch_buffer = torch.empty(chunk, n, n_models, dtype=dtype)
-            self.batches = self.batch_buffer[:0]                      # the steps drawn ahead
+            if self.order is None:
+                self.chunk = _chunk_steps(n * n_models, int(problem.checkpoints[-1]))
+                self.batch_buffer = torch.empty(self.chunk, n, n_models, dtype=dtype)
+            else:
+                self.minibatches = _SeedMajorMinibatches(self, len(seed_values))
+                self.chunk = self.minibatches.chunk
+            self.batches = torch.empty(0)                             # the steps drawn ahead
             self.batches_start = 0
         self.diverged_at = torch.full((n_models,), -1, dtype=torch.int64)
         # A model's loss is at most heads_factor times the largest loss of one of its heads.
@@ -438,36 +476,52 @@ class _BatchedHeads:
             self.step_size[newly] = 0.0
             self.coefficients[:, newly] = 0.0
             if self.problem.batch_size is not None:
-                self.batches[:, :, newly] = 0.0
+                if self.minibatches is None:
+                    self.batches[:, :, newly] = 0.0
+                else:
+                    self.minibatches.freeze(newly)
             losses = torch.where(self.alive, losses, torch.nan)
         return losses
 
-    def batch_coefficients(self, t: int) -> torch.Tensor:
-        """(n, M) per-sample step coefficients of step t's minibatches.
+    def batch_index(self, t: int) -> int:
+        """Where step t's minibatch coefficients are in ``batches``.
 
         The minibatches of the next steps are drawn together, up to ``BATCH_CHUNK`` coefficients
-        (each seed's generator draws its permutations in the same order as one step at a time), so
+        (each seed's stream yields its permutations in the same order as one step at a time), so
         the gathers and scatters run once per chunk instead of once per step.
         """
         k = t - self.batches_start
         if k >= len(self.batches):
             remaining = int(self.problem.checkpoints[-1]) - t
-            self.batches = self.draw_batches(max(1, min(remaining, len(self.batch_buffer))))
+            self.draw_batches(max(1, min(remaining, self.chunk)))
             self.batches_start, k = t, 0
-        return self.batches[k]
+        return k
 
-    def draw_batches(self, n_steps: int) -> torch.Tensor:
-        """(n_steps, n, M) coefficients ``step_m / |B ∩ S_m|`` on the members of each batch."""
-        n = self.mean_weights.shape[0]
-        permutations = torch.stack([torch.stack([torch.randperm(n, generator=generator)
-                                                 for _ in range(n_steps)])
-                                    for generator in self.generators], 1)         # (K, seeds, n)
-        rows = permutations[:, self.seed_of_model, :self.problem.batch_size]      # (K, M, b)
+    def draw_batches(self, n_steps: int) -> None:
+        """Draw the next ``n_steps`` steps' minibatches into ``batches``: the coefficients
+        ``step_m / |B ∩ S_m|`` of each model's batch members, (n_steps, n, M) on all samples or
+        (:class:`_SeedMajorMinibatches`) (n_steps, seeds, b, models per seed) on the batch rows."""
+        assert self.problem.batch_size is not None
+        prefixes = torch.from_numpy(permutation_prefixes(self.streams, n_steps, self.problem.batch_size))
+        rows = prefixes[:, self.seed_of_model]                                     # (K, M, b)
         members = self.masks.expand(n_steps, -1, -1).gather(2, rows)
         counts = members.sum(2, keepdim=True).clamp(min=1.0)
-        coefficients = self.batch_buffer[:n_steps].zero_()
-        coefficients.transpose(1, 2).scatter_(2, rows, members * (self.step_size[:, None] / counts))
-        return coefficients
+        coefficients = members.mul_(self.step_size[:, None] / counts)
+        if self.minibatches is None:
+            self.batches = self.batch_buffer[:n_steps].zero_()
+            self.batches.transpose(1, 2).scatter_(2, rows, coefficients)
+        else:
+            self.batches = self.minibatches.draw(prefixes, coefficients)
+
+    def full_step(self, coefficients: torch.Tensor) -> None:
+        """One update from the scores of all n samples, with (n, M) per-sample coefficients."""
+        n, n_outputs, n_models, n_heads = self.shape
+        terms = self.loss.derivative_(self.view4(self.scores))
+        if n_outputs == n_heads == 1:
+            terms.view(n, n_models).mul_(coefficients)
+        else:
+            terms.mul_(coefficients[:, None, :, None])
+        self.weights.addmm_(self.features_t, terms.view(n, -1), alpha=-1.0)
 
     def run(self) -> Trace:
         problem = self.problem
@@ -475,9 +529,14 @@ class _BatchedHeads:
         points = problem.checkpoints.tolist()
         recorded_weights = np.empty((len(points), n_models) + problem.init.shape[1:])
         recorded_loss = np.empty((len(points), n_models))
+        minibatches = self.minibatches
         k = 0
         for t in range(problem.n_steps + 1):
-            torch.mm(self.features, self.weights, out=self.scores)
+            if minibatches is None:
+                torch.mm(self.features, self.weights, out=self.scores)
+            elif t >= self.next_check or t == points[k]:
+                minibatches.write_weights()
+                torch.mm(self.features, self.weights, out=self.scores)
             if t == 0:
                 self.set_thresholds(self.model_losses())
             losses = self.check_divergence(t)
@@ -490,17 +549,113 @@ class _BatchedHeads:
                 k += 1
                 if k == len(points):
                     break
-            coefficients = self.coefficients if problem.batch_size is None else self.batch_coefficients(t)
-            terms = self.loss.derivative_(self.view4(self.scores))
-            if n_outputs == n_heads == 1:
-                terms.view(n, n_models).mul_(coefficients)
+            if problem.batch_size is None:
+                self.full_step(self.coefficients)
             else:
-                terms.mul_(coefficients[:, None, :, None])
-            self.weights.addmm_(self.features_t, terms.view(n, -1), alpha=-1.0)
+                j = self.batch_index(t)
+                if minibatches is None:
+                    self.full_step(self.batches[j])
+                else:
+                    minibatches.step(j)
+        diverged_at = self.diverged_at.numpy()
+        if self.order is not None:
+            original = np.argsort(self.order)
+            recorded_weights, recorded_loss = recorded_weights[:, original], recorded_loss[:, original]
+            diverged_at = diverged_at[original]
         return Trace(iterations=problem.checkpoints,
                      weights={"w": recorded_weights.reshape((len(points),)
                                                             + problem.weights_shape(n_models))},
-                     train_loss=recorded_loss, diverged_at=self.diverged_at.numpy())
+                     train_loss=recorded_loss, diverged_at=diverged_at)
+
+
+class _SeedMajorMinibatches:
+    """SGD on each seed's minibatch rows only, the models in seed-major order (as many per seed).
+
+    A step is then one small batched matrix product per seed, ``(b, d) x (d, U_s)`` for the scores
+    and ``(d, b) x (b, U_s)`` for the gradient, instead of two over all n samples. The weights live
+    here seed-major, ``(seeds, d, C, models per seed * H)``; :meth:`write_weights` copies them into
+    the trainer's class-major ``(d, U)`` matrix where all n scores are needed (the divergence test
+    when due, the checkpoints), and :meth:`freeze` zeroes a frozen model's weights in both. A
+    chunk's features, targets and coefficients are gathered when it is drawn, so a step is five
+    tensor operations.
+    """
+
+    def __init__(self, heads: _BatchedHeads, n_seeds: int):
+        n, n_outputs, n_models, n_heads = heads.shape
+        assert heads.problem.batch_size is not None
+        self.heads, self.batch_size = heads, heads.problem.batch_size
+        self.d = heads.features.shape[1]
+        self.blocks = (n_seeds, n_outputs, n_models // n_seeds, n_heads)
+        self.weights = (heads.weights.view(self.d, n_outputs, n_seeds, -1).permute(2, 0, 1, 3)
+                        .contiguous())
+        self.weights_3d = self.weights.view(n_seeds, self.d, -1)
+        self.scores = torch.empty(n_seeds, self.batch_size, self.weights_3d.shape[2],
+                                  dtype=self.weights.dtype)
+        self.scores_5d = self.scores.view(n_seeds, self.batch_size, n_outputs, -1, n_heads)
+        self.features = heads.features.numpy()
+        per_step = self.batch_size * (n_models + n_seeds * (self.d + n_outputs))
+        self.chunk = _chunk_steps(per_step, int(heads.problem.checkpoints[-1]))
+        self.drawn: list[tuple] = []
+
+    def draw(self, prefixes: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        """Gather the features (and softmax targets) of the drawn rows ``prefixes`` (K, seeds, b);
+        return the coefficients (K, M, b) laid out (K, seeds, b, models per seed)."""
+        n_steps = len(prefixes)
+        n_seeds, _, per_seed, _ = self.blocks
+        rows = prefixes.reshape(-1)
+        features = torch.from_numpy(self.features.take(rows.numpy(), axis=0)).view(*prefixes.shape, self.d)
+        targets = self.heads.loss.minibatch_targets(rows)
+        laid_out = (coefficients.view(n_steps, n_seeds, per_seed, self.batch_size).transpose(2, 3)
+                    .contiguous())
+        self.drawn = list(zip(features.unbind(0), features.transpose(2, 3).unbind(0),
+                              laid_out[:, :, :, None, :, None].unbind(0),
+                              [None] * n_steps if targets is None
+                              else targets.view(*prefixes.shape, -1, 1, 1).unbind(0)))
+        return laid_out
+
+    def step(self, k: int) -> None:
+        """The update of the k-th drawn step."""
+        features, features_t, coefficients, targets = self.drawn[k]
+        torch.bmm(features, self.weights_3d, out=self.scores)
+        terms = self.heads.loss.minibatch_derivative_(self.scores_5d, targets).mul_(coefficients)
+        self.weights_3d.baddbmm_(features_t, terms.view(self.scores.shape), alpha=-1.0)
+
+    def write_weights(self) -> None:
+        n_seeds, n_outputs, _, _ = self.blocks
+        self.heads.weights.view(self.d, n_outputs, n_seeds, -1).copy_(self.weights.permute(1, 2, 0, 3))
+
+    def freeze(self, models: torch.Tensor) -> None:
+        """Zero the weights and the drawn-ahead coefficients of the (M,) boolean ``models``."""
+        n_seeds, _, per_seed, n_heads = self.blocks
+        frozen = models.view(n_seeds, 1, 1, per_seed, 1)
+        self.weights.view(n_seeds, self.d, -1, per_seed, n_heads).masked_fill_(frozen, 0.0)
+        self.heads.batches.masked_fill_(models.view(1, n_seeds, 1, per_seed), 0.0)
+
+
+def _chunk_steps(per_step: int, last_checkpoint: int) -> int:
+    """How many steps' minibatches SGD draws at once: ``BATCH_CHUNK`` values of ``per_step`` each."""
+    return max(1, min(last_checkpoint, BATCH_CHUNK // per_step))
+
+
+def _seed_major_order(problem: HeadProblem) -> np.ndarray | None:
+    """The order (seed-major, stable) in which SGD trains the models on their minibatch rows only,
+    or None where every step computes all n scores: GD, minibatches of all n samples, the
+    exponential loss (its divergence test needs every score at every step: ``headroom_rate`` is
+    None), or seeds with unequal numbers of models."""
+    if (problem.batch_size is None or problem.batch_size == len(problem.X)
+            or problem.loss == "exponential"):
+        return None
+    assert problem.seeds is not None
+    _, counts = np.unique(problem.seeds, return_counts=True)
+    if (counts != counts[0]).any():
+        return None
+    return np.argsort(problem.seeds, kind="stable")
+
+
+def _models_in_order(problem: HeadProblem, order: np.ndarray) -> HeadProblem:
+    assert problem.seeds is not None
+    return replace(problem, masks=problem.masks[order], init=problem.init[order],
+                   lr=problem.lr[order], seeds=problem.seeds[order])
 
 
 # ---------------------------------------------------------------------------- step sizes -------
