@@ -1,19 +1,14 @@
 """More models per call: a dataset's learning-rate sweep trained in one call against one call per task.
 
-    python bench/bench_lr_sweep.py [--family gd|sgd] [--steps 10000] [--rounds 2] [--threads 1] [--json]
+    python bench/bench_lr_sweep.py [--steps 10000] [--rounds 2] [--threads 1] [--json]
 
-For default-grid datasets (binary n in {64, 256}, d in {8, 32}; 5-class n = 120, d = 16), runs a
-family of plain head configs that differ only in their step size and step count through
-:func:`verify.run.runner.run_tasks` (one trainer call with one step size and step count per model)
-and through :func:`verify.run.runner.run_task` once per task, the two taking turns ``--rounds``
-times: ``gd``, the four GD configs ``head_gd_logistic`` and its lr0.1, lr0.3, lr3 variants (every
-left-out set); ``sgd``, the two seed-spread SGD configs at a fixed step size times steps
-(``head_sgd_logistic_random_lr0.25`` and ``_lr0.1``, 10 seeds). ``--steps`` is the longest
-config's step count, the others scaled alike. Reports the best CPU seconds of each (whole tasks:
-training, rows and bounds), the training alone in each arm (profiled), ``speedup = alone /
-merged`` and the largest relative difference of any number in the rows, the seed spread's bootstrap
-interval ends apart (a BCa interval moves by whole order statistics when rounding reorders tied
-resamples, whatever the trainer).
+For default-grid datasets (binary n in {64, 256}, d in {8, 32}; 5-class n = 120, d = 16), runs the
+four plain GD configs that differ only in their step (``head_gd_logistic`` and its lr0.1, lr0.3,
+lr3 variants, every left-out set) through :func:`verify.run.runner.run_tasks` (one trainer call
+with one step size per model) and through :func:`verify.run.runner.run_task` once per task, the
+two taking turns ``--rounds`` times. Reports the best CPU seconds of each (whole tasks: training
+and rows; the bounds are a later step of the sweep), the training alone in each arm (profiled), ``speedup = alone / merged`` and the
+largest relative difference of any number in the rows.
 """
 from __future__ import annotations
 
@@ -30,24 +25,17 @@ from verify.run import train
 from verify.run.runner import run_task, run_tasks
 from verify.run.task import Task
 
-FAMILIES = {"gd": ("head_gd_logistic", "head_gd_logistic_lr0.1", "head_gd_logistic_lr0.3",
-                    "head_gd_logistic_lr3"),
-            "sgd": ("head_sgd_logistic_random_lr0.25", "head_sgd_logistic_random_lr0.1")}
-INTERVAL_KEYS = ("head_seed_spread_low", "head_seed_spread_high")
-SEEDS = 10
+NAMES = ("head_gd_logistic", "head_gd_logistic_lr0.1", "head_gd_logistic_lr0.3", "head_gd_logistic_lr3")
 CASES = [dict(n=64, d=8), dict(n=64, d=32), dict(n=256, d=8), dict(n=256, d=32),
          dict(n=120, d=16, n_classes=5)]
 
 
-def largest_difference(merged, alone, *, intervals: bool = False) -> float:
-    """Largest relative difference of the rows' numbers, the bootstrap interval ends apart (or,
-    with ``intervals``, of those ends only)."""
+def largest_difference(merged, alone) -> float:
     worst = 0.0
     for a, b in zip(merged, alone, strict=True):
-        for row_a, row_b in zip(a.runs + a.bounds, b.runs + b.bounds, strict=True):
+        for row_a, row_b in zip(a.runs, b.runs, strict=True):
             for key, value in row_b.items():
-                if ((key in INTERVAL_KEYS) == intervals and isinstance(value, float)
-                        and math.isfinite(value)):
+                if isinstance(value, float) and math.isfinite(value):
                     worst = max(worst, abs(row_a[key] - value) / max(1.0, abs(value)))
     return worst
 
@@ -55,10 +43,7 @@ def largest_difference(merged, alone, *, intervals: bool = False) -> float:
 def main() -> None:
     parser = common.benchmark_arguments(__doc__.splitlines()[0], steps=10_000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--family", choices=FAMILIES, default="gd")
     args = parser.parse_args()
-    configs = [CONFIGS[name] for name in FAMILIES[args.family]]
-    longest = max(config.n_steps for config in configs)
     torch.set_num_threads(args.threads)
     training = {"seconds": 0.0}
     inner = train.train_head_tasks
@@ -75,9 +60,7 @@ def main() -> None:
     for case in CASES:
         dataset = make_separable(case["n"], case["d"], n_classes=case.get("n_classes", 2), margin=0.1,
                                  random_state=0)
-        tasks = [Task(dataset.id, replace(config, n_steps=max(1, config.n_steps * args.steps // longest)),
-                      seeds=tuple(range(SEEDS)) if config.stochastic else (0,))
-                 for config in configs]
+        tasks = [Task(dataset.id, replace(CONFIGS[name], n_steps=args.steps)) for name in NAMES]
         outputs, trained_seconds = {}, {}
 
         def arm(name, function):
@@ -95,16 +78,13 @@ def main() -> None:
                   "merged_training_s": trained_seconds["merged"],
                   "alone_training_s": trained_seconds["alone"],
                   "speedup": seconds["alone"] / seconds["merged"],
-                  "max_rel_diff": largest_difference(outputs["merged"], outputs["alone"]),
-                  "interval_rel_diff": largest_difference(outputs["merged"], outputs["alone"],
-                                                          intervals=True)}
+                  "max_rel_diff": largest_difference(outputs["merged"], outputs["alone"])}
         common.report(result, args, lambda r: (
             f"{r['case']}: T={r['steps']} merged {r['merged_s']:.2f} s (training "
             f"{r['merged_training_s']:.2f}), one call per task {r['alone_s']:.2f} s (training "
             f"{r['alone_training_s']:.2f}); speedup {r['speedup']:.2f}x whole tasks, "
             f"{r['alone_training_s'] / r['merged_training_s']:.2f}x training; "
-            f"max relative row difference {r['max_rel_diff']:.1e} (interval ends "
-            f"{r['interval_rel_diff']:.1e})"))
+            f"max relative row difference {r['max_rel_diff']:.1e}"))
 
 
 if __name__ == "__main__":

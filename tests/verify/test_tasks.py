@@ -416,32 +416,10 @@ def test_a_learning_rate_sweep_trained_in_one_call_gives_the_rows_of_its_tasks_a
     assert {row["lr"] for row in merged[0].runs} != {row["lr"] for row in merged[3].runs}
 
 
-def test_sgd_configs_differing_in_steps_trained_in_one_call_give_the_rows_of_their_tasks_alone():
-    # The seed-spread SGD configs (eta*T fixed: lr0.25 for 8000 steps, lr0.1 for 20000) share one
-    # call with one step count per model; shortened here to 80 and 200 steps. Each task's rows
-    # and bounds equal those of the task run alone to 1e-10.
-    dataset = make_separable(24, 3, n_classes=3, margin=0.2, random_state=2)
-    configs = [replace(CONFIGS["head_sgd_logistic_random_lr0.25"], n_steps=80),
-               replace(CONFIGS["head_sgd_logistic_random_lr0.1"], n_steps=200)]
-    tasks = [Task(dataset.id, config, seeds=(0, 1, 2)) for config in configs]
-    assert len({training_key(task) for task in tasks}) == 1
-    merged = run_tasks(tasks, dataset)
-    for task, output in zip(tasks, merged, strict=True):
-        _assert_rows_equal(output, run_task(task, dataset), 1e-10, dataset)
-    assert max(row["iteration"] for row in merged[0].runs) == 80
-    assert max(row["iteration"] for row in merged[1].runs) == 200
-
-
 def test_only_plain_head_tasks_differing_in_lr_scale_share_a_training_key(separable):
     plain = Task(separable.id, CONFIGS["head_gd_logistic"])
     assert training_key(plain) == training_key(Task(separable.id, CONFIGS["head_gd_logistic_lr3"]))
     assert training_key(plain) != training_key(Task(separable.id, CONFIGS["head_gd_exponential"]))
-    assert training_key(plain) != training_key(Task(separable.id, CONFIGS["head_gd_logistic_random"]))
-    spread = Task(separable.id, CONFIGS["head_sgd_logistic_random_lr0.1"], seeds=(0, 1))
-    assert training_key(spread) == training_key(Task(separable.id, CONFIGS["head_sgd_logistic_random_lr0.25"],
-                                                     seeds=(0, 1)))
-    assert training_key(spread) != training_key(Task(separable.id, CONFIGS["head_sgd_logistic_random"],
-                                                     seeds=(0, 1)))
     assert training_key(plain) != training_key(Task("other", CONFIGS["head_gd_logistic"]))
     assert training_key(Task(separable.id, CONFIGS["head_gd_logistic"], "l2sp", '{"strength":0.1}')) is None
     assert training_key(Task(separable.id, CONFIGS["full_quadratic_gd"])) is None

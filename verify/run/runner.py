@@ -56,16 +56,14 @@ def run_task(task: Task, dataset: Any) -> TaskOutput:
 def training_key(task: Task) -> tuple | None:
     """Tasks with the same key train in one call (:func:`run_tasks`); None: the task trains alone.
 
-    Plain head tasks of one dataset whose configs differ only in their name, ``lr_scale``,
-    ``n_steps`` and ``with_stabilisers`` (a learning-rate sweep; SGD at a fixed step size times
-    steps) share data, loss, initialisation, minibatches and left-out sets; the head trainer gives
-    each model its own step size and number of steps.
+    Plain head tasks of one dataset whose configs differ only in their name, ``lr_scale`` and
+    ``with_stabilisers`` (a learning-rate sweep) share data, loss, initialisation, steps and
+    checkpoints; the head trainer gives each model its own step.
     """
     config = task.config
     if config.setting != "head" or task.stabiliser != NO_STABILISER:
         return None
-    return task.dataset_id, replace(config, name="lr_sweep", lr_scale=1.0, n_steps=1,
-                                    with_stabilisers=False)
+    return task.dataset_id, replace(config, name="lr_sweep", lr_scale=1.0, with_stabilisers=False)
 
 
 def run_tasks(tasks: Sequence[Task], dataset: Any) -> list[TaskOutput]:
@@ -77,8 +75,7 @@ def run_tasks(tasks: Sequence[Task], dataset: Any) -> list[TaskOutput]:
     """
     if len(tasks) > 1 and (training_key(tasks[0]) is None
                            or any(training_key(task) != training_key(tasks[0]) for task in tasks)):
-        raise ValueError(f"tasks: only plain head tasks differing in lr_scale and n_steps train "
-                         f"together, "
+        raise ValueError(f"tasks: only plain head tasks differing in lr_scale train together, "
                          f"got {[task.key for task in tasks]}")
     prepared = [_prepare(task, dataset) for task in tasks]
     if len(tasks) == 1:

@@ -4,8 +4,6 @@ Each ``train_*_task`` returns a :class:`Trained`: flat weights per checkpoint an
 rows and bounds need to know about the training."""
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -127,13 +125,10 @@ def train_head_task(config: TrainingConfig, dataset: Any, stabiliser: Any, layou
 
 def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: Any,
                      layouts: list[ModelLayout], masks: list[np.ndarray]) -> list[Trained]:
-    """Several head tasks of one dataset that differ only in ``lr_scale`` and ``n_steps``, in one
-    trainer call.
+    """Several head tasks of one dataset that differ only in ``lr_scale``, in one trainer call.
 
-    Each task's models get its own step ``lr_scale / β̂`` (β̂ from its own masks) and make its own
-    number of updates; the call records the union of the tasks' checkpoints and each task keeps
-    its own. Everything else (loss, initialisation, batches, heads, seeds: so an SGD task's
-    models see the minibatch stream they would see alone) must be the same, which
+    Each task's models get its own step ``lr_scale / β̂`` (β̂ from its own masks); everything
+    else (loss, initialisation, steps, checkpoints, batches, heads) must be the same, which
     :func:`verify.run.runner.training_key` guarantees. Each returned :class:`Trained` is what
     :func:`train_head_task` returns for that task alone (equal to rounding: the models only share
     the matrix products).
@@ -143,7 +138,7 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
     loss = "softmax" if n_classes > 2 and first.loss == "logistic" else first.loss
     heads = task_effects(first, stabiliser).heads
     n_heads = heads.n_heads
-    betas, rates, steps, schedules = [], [], [], []
+    betas, rates = [], []
     for config, task_masks in zip(configs, masks, strict=True):
         betas.append(float(np.max(smoothness(dataset.X, loss, task_masks))))
         # The multi-head objective is block diagonal, one block per head: the head's own
@@ -152,13 +147,10 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
                         and heads.curvature == "trained" else betas[-1])
         lr, n_steps, checkpoints = schedule(config, stabiliser, config.lr_scale / trained_beta)
         rates.append(lr)
-        steps.append(n_steps)
-        schedules.append(checkpoints)
     sizes = [len(task_masks) for task_masks in masks]
-    union = functools.reduce(np.union1d, schedules)
     trace = train_heads(dataset.X, dataset.y, masks=np.concatenate(masks),
                         init=head_init(first, stabiliser), loss=loss, lr=np.repeat(rates, sizes),
-                        n_steps=np.repeat(steps, sizes), checkpoints=union, batch_size=first.batch_size,
+                        n_steps=n_steps, checkpoints=checkpoints, batch_size=first.batch_size,
                         seeds=np.concatenate([layout.model_seeds for layout in layouts]),
                         n_heads=n_heads, head_reduction=heads.fixed_features_reduction)
     weights = trace.weights["w"]
@@ -166,16 +158,15 @@ def train_head_tasks(configs: list[TrainingConfig], dataset: Any, stabiliser: An
         weights = weights.mean(axis=2)
     flat = weights.reshape(*weights.shape[:2], -1)
     trained, start = [], 0
-    for config, lr, n_steps, checkpoints, beta, size, task_masks in zip(
-            configs, rates, steps, schedules, betas, sizes, masks, strict=True):
-        models, at = slice(start, start + size), np.searchsorted(union, checkpoints)
+    for config, lr, beta, size, task_masks in zip(configs, rates, betas, sizes, masks, strict=True):
+        models = slice(start, start + size)
         start += size
-        part = Trace(iterations=checkpoints, weights={}, train_loss=trace.train_loss[at, models],
+        part = Trace(iterations=trace.iterations, weights={}, train_loss=trace.train_loss[:, models],
                      diverged_at=trace.diverged_at[models])
         head_lr = heads.per_head_lr(lr)
         predictable = (n_classes == 2 and loss in ("logistic", "exponential")
                        and first.batch_size is None and head_lr * beta < 2)
-        one = _finish(part, flat[at, models], lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads,
+        one = _finish(part, flat[:, models], lr=lr, n_steps=n_steps, loss=loss, n_heads=n_heads,
                       model="linear", evaluator=linear_evaluator(loss, n_classes),
                       plain_steps=config.plain_steps, head_lr=head_lr if predictable else None)
         trained.append(predictor_train_loss(one, dataset, task_masks) if n_heads > 1 else one)

@@ -216,8 +216,7 @@ class HeadProblem:
     init: np.ndarray         # (M, H, C, d) initial heads; C = 1 for the binary losses
     loss: str
     lr: np.ndarray           # (M,) step size of each model
-    n_steps: int             # the most updates of any model
-    model_steps: np.ndarray  # (M,) int64 updates of each model (n_steps for all but a few)
+    n_steps: int
     checkpoints: np.ndarray  # (K,) int64
     batch_size: int | None
     seeds: np.ndarray | None  # (M,) int64
@@ -275,8 +274,8 @@ def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, bat
     if not masks.any(axis=1).all():
         raise ValueError("masks: every model needs at least one sample, got an all-zero row")
     lr = _step_sizes(lr, n_models)
-    model_steps = _model_steps(n_steps, n_models)
-    n_steps = int(model_steps.max())
+    if not _is_int(n_steps) or n_steps < 0:
+        raise ValueError(f"n_steps: must be an integer >= 0, got {n_steps!r}")
     points = check_checkpoints(checkpoints, n_steps)
     if batch_size is not None and (not _is_int(batch_size) or not 1 <= batch_size <= n):
         raise ValueError(f"batch_size: must be None or an integer in [1, {n}], got {batch_size!r}")
@@ -294,21 +293,9 @@ def check_head_problem(X, y, *, masks, init, loss, lr, n_steps, checkpoints, bat
     n_outputs = int(y.max()) + 1 if loss == "softmax" else 1
     heads = _initial_heads(init, seeds, (n_models, n_heads, n_outputs, d), loss)
     return HeadProblem(X=X, y=y, masks=masks, init=heads, loss=loss, lr=lr,
-                       n_steps=n_steps, model_steps=model_steps, checkpoints=points,
+                       n_steps=int(n_steps), checkpoints=points,
                        batch_size=None if batch_size is None else int(batch_size),
                        seeds=seeds, n_heads=int(n_heads), head_reduction=head_reduction)
-
-
-def _model_steps(n_steps, n_models: int) -> np.ndarray:
-    """``n_steps`` as (M,) update counts: one integer >= 0, or one per model."""
-    if _is_int(n_steps) and n_steps >= 0:
-        return np.full(n_models, int(n_steps), dtype=np.int64)
-    values = np.asarray(n_steps) if isinstance(n_steps, (list, tuple, np.ndarray)) else None
-    if (values is None or values.shape != (n_models,) or not np.issubdtype(values.dtype, np.integer)
-            or (values < 0).any()):
-        raise ValueError(f"n_steps: must be an integer >= 0 or {n_models} of them (one per model), "
-                         f"got {n_steps!r}")
-    return values.astype(np.int64)
 
 
 def _step_sizes(lr, n_models: int) -> np.ndarray:
@@ -368,12 +355,10 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
     lr : float or array of shape (M,)
         Step size η > 0 (of the model's loss; see ``head_reduction``), shared or one per model
         (so that configs differing only in their step train in one call).
-    n_steps : int or array of shape (M,) of int
-        Number of updates T >= 0, shared or one per model (so that configs differing in their
-        steps train in one call); a model that has made its T_m updates keeps its weights, and is
-        recorded with them at the later checkpoints.
+    n_steps : int
+        Number of updates T >= 0.
     checkpoints : sequence of int
-        Strictly increasing iterations in ``[0, max T_m]`` at which weights and loss are recorded
+        Strictly increasing iterations in ``[0, n_steps]`` at which weights and loss are recorded
         (e.g. :func:`verify.trainers.checkpoints.log_spaced_checkpoints`).
     batch_size : int, optional
         None for full-batch GD; otherwise the minibatch size of SGD in ``[1, n]`` with the coupling of
@@ -488,21 +473,15 @@ class _BatchedHeads:
             self.alive &= ~newly
             for columns in (self.weights.view(-1, *self.shape[1:]), self.view4(self.scores)):
                 columns[:, :, newly] = 0.0
-            if self.minibatches is not None:
-                self.minibatches.zero_weights(newly)
-            self.stop_updates(newly)
+            self.step_size[newly] = 0.0
+            self.coefficients[:, newly] = 0.0
+            if self.problem.batch_size is not None:
+                if self.minibatches is None:
+                    self.batches[:, :, newly] = 0.0
+                else:
+                    self.minibatches.freeze(newly)
             losses = torch.where(self.alive, losses, torch.nan)
         return losses
-
-    def stop_updates(self, models: torch.Tensor) -> None:
-        """No further updates for the (M,) boolean ``models`` (frozen, or done with their steps)."""
-        self.step_size[models] = 0.0
-        self.coefficients[:, models] = 0.0
-        if self.problem.batch_size is not None:
-            if self.minibatches is None:
-                self.batches[:, :, models] = 0.0
-            else:
-                self.minibatches.stop_updates(models)
 
     def batch_index(self, t: int) -> int:
         """Where step t's minibatch coefficients are in ``batches``.
@@ -551,8 +530,6 @@ class _BatchedHeads:
         recorded_weights = np.empty((len(points), n_models) + problem.init.shape[1:])
         recorded_loss = np.empty((len(points), n_models))
         minibatches = self.minibatches
-        stops = {int(t): torch.as_tensor(problem.model_steps == t)
-                 for t in np.unique(problem.model_steps) if t < problem.n_steps}
         k = 0
         for t in range(problem.n_steps + 1):
             if minibatches is None:
@@ -572,8 +549,6 @@ class _BatchedHeads:
                 k += 1
                 if k == len(points):
                     break
-            if t in stops:
-                self.stop_updates(stops[t])
             if problem.batch_size is None:
                 self.full_step(self.coefficients)
             else:
@@ -600,7 +575,7 @@ class _SeedMajorMinibatches:
     and ``(d, b) x (b, U_s)`` for the gradient, instead of two over all n samples. The weights live
     here seed-major, ``(seeds, d, C, models per seed * H)``; :meth:`write_weights` copies them into
     the trainer's class-major ``(d, U)`` matrix where all n scores are needed (the divergence test
-    when due, the checkpoints), and :meth:`zero_weights` zeroes a frozen model's weights here. A
+    when due, the checkpoints), and :meth:`freeze` zeroes a frozen model's weights in both. A
     chunk's features, targets and coefficients are gathered when it is drawn, so a step is five
     tensor operations.
     """
@@ -649,15 +624,11 @@ class _SeedMajorMinibatches:
         n_seeds, n_outputs, _, _ = self.blocks
         self.heads.weights.view(self.d, n_outputs, n_seeds, -1).copy_(self.weights.permute(1, 2, 0, 3))
 
-    def zero_weights(self, models: torch.Tensor) -> None:
-        """Zero the weights of the (M,) boolean ``models``."""
+    def freeze(self, models: torch.Tensor) -> None:
+        """Zero the weights and the drawn-ahead coefficients of the (M,) boolean ``models``."""
         n_seeds, _, per_seed, n_heads = self.blocks
-        self.weights.view(n_seeds, self.d, -1, per_seed, n_heads).masked_fill_(
-            models.view(n_seeds, 1, 1, per_seed, 1), 0.0)
-
-    def stop_updates(self, models: torch.Tensor) -> None:
-        """Zero the drawn-ahead coefficients of the (M,) boolean ``models``."""
-        n_seeds, _, per_seed, _ = self.blocks
+        frozen = models.view(n_seeds, 1, 1, per_seed, 1)
+        self.weights.view(n_seeds, self.d, -1, per_seed, n_heads).masked_fill_(frozen, 0.0)
         self.heads.batches.masked_fill_(models.view(1, n_seeds, 1, per_seed), 0.0)
 
 
@@ -684,8 +655,7 @@ def _seed_major_order(problem: HeadProblem) -> np.ndarray | None:
 def _models_in_order(problem: HeadProblem, order: np.ndarray) -> HeadProblem:
     assert problem.seeds is not None
     return replace(problem, masks=problem.masks[order], init=problem.init[order],
-                   lr=problem.lr[order], model_steps=problem.model_steps[order],
-                   seeds=problem.seeds[order])
+                   lr=problem.lr[order], seeds=problem.seeds[order])
 
 
 # ---------------------------------------------------------------------------- step sizes -------

@@ -80,8 +80,6 @@ def train_heads(X, y, *, masks, init, loss, lr, n_steps, checkpoints, batch_size
                 k += 1
                 if k == len(points):
                     break
-            if t >= problem.model_steps[m]:      # done with its own steps: recorded as it is
-                continue
             if batch_size is not None:
                 batch = torch.randperm(len(X), generator=generator)[:batch_size]
                 batch = batch[member[batch]]

@@ -424,8 +424,7 @@ def test_freezing_zeroes_a_model_in_the_seed_major_weights_and_its_drawn_steps()
     weights = trainer.minibatches.weights.clone()          # (seeds, d, C, models per seed * H)
     coefficients = trainer.batches.clone()                 # (K, seeds, b, models per seed)
     frozen = torch.tensor([False, True, False, False, False, True])
-    trainer.minibatches.zero_weights(frozen)
-    trainer.stop_updates(frozen)
+    trainer.minibatches.freeze(frozen)
     per_model = trainer.minibatches.weights.view(2, 3, 3, 3, 2)       # (seeds, d, C, model, head)
     assert (per_model[0, :, :, 1] == 0).all() and (per_model[1, :, :, 2] == 0).all()
     assert (trainer.batches[:, 0, :, 1] == 0).all() and (trainer.batches[:, 1, :, 2] == 0).all()
@@ -472,46 +471,3 @@ def test_per_model_step_sizes_equal_one_call_per_step_size(loss):
     loop = naive.train_heads(X, y, masks=block[[0, 4, 0]], lr=np.array(scales) / beta, **arguments)
     np.testing.assert_allclose(merged.weights["w"][:, [0, 15, 22]], loop.weights["w"], rtol=0, atol=1e-12)
     assert not np.allclose(merged.weights["w"][-1, 0], merged.weights["w"][-1, 11])
-
-
-@pytest.mark.parametrize("case", [dict(loss="logistic"), dict(loss="softmax", batch_size=4),
-                                  dict(loss="logistic", batch_size=4, n_heads=2)],
-                         ids=["gd", "sgd-softmax", "sgd-heads"])
-def test_per_model_step_counts_equal_one_call_per_count(case):
-    # Configs that differ in their steps (and step sizes) train in one call: each block of models
-    # equals its own call at its own checkpoints (to 1e-12), keeps its final weights at the later
-    # ones, and the per-model loop agrees. SGD: the blocks share their seeds, so their streams.
-    X, y = blobs(12, 3, n_classes=3 if case["loss"] == "softmax" else 2, seed=6)
-    block, seeds = np.tile(leave_one_out_masks(12)[:3], (2, 1)), np.repeat([4, 9], 3)
-    beta = head.smoothness(X, case["loss"])
-    steps, scales = [60, 150], [0.5, 0.2]
-    own = [log_spaced_checkpoints(n, num=6, include_zero=True) for n in steps]
-    union = np.union1d(*own)
-    arguments = dict(init="random", **case)
-    merged = head.train_heads(X, y, masks=np.tile(block, (2, 1)), seeds=np.tile(seeds, 2),
-                              lr=np.repeat(np.array(scales) / beta, len(block)),
-                              n_steps=np.repeat(steps, len(block)), checkpoints=union, **arguments)
-    for c, (n_steps, scale, points) in enumerate(zip(steps, scales, own)):
-        alone = head.train_heads(X, y, masks=block, seeds=seeds, lr=scale / beta, n_steps=n_steps,
-                                 checkpoints=points, **arguments)
-        models, at = slice(c * len(block), (c + 1) * len(block)), np.searchsorted(union, points)
-        np.testing.assert_allclose(merged.weights["w"][at, models], alone.weights["w"], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(merged.train_loss[at, models], alone.train_loss, rtol=0, atol=1e-12)
-        final = merged.weights["w"][at[-1], models]
-        for later in np.flatnonzero(union > n_steps):
-            np.testing.assert_array_equal(merged.weights["w"][later, models], final)
-    assert np.abs(merged.weights["w"][-1, :6] - merged.weights["w"][-1, 6:]).max() > 1e-3
-    loop = naive.train_heads(X, y, masks=np.tile(block, (2, 1)), seeds=np.tile(seeds, 2),
-                             lr=np.repeat(np.array(scales) / beta, len(block)),
-                             n_steps=np.repeat(steps, len(block)), checkpoints=union, **arguments)
-    np.testing.assert_allclose(merged.weights["w"], loop.weights["w"], rtol=0, atol=1e-10)
-
-
-def test_per_model_step_counts_are_validated():
-    X, y = blobs(6, 2)
-    with pytest.raises(ValueError, match=r"n_steps: must be an integer >= 0 or 2 of them"):
-        head.train_heads(X, y, masks=np.ones((2, 6)), init="zero", loss="logistic", lr=0.1,
-                         n_steps=[10, -1], checkpoints=[0, 10])
-    with pytest.raises(ValueError, match="checkpoints"):
-        head.train_heads(X, y, masks=np.ones((2, 6)), init="zero", loss="logistic", lr=0.1,
-                         n_steps=[10, 20], checkpoints=[0, 30])
